@@ -1,0 +1,136 @@
+/**
+ * The stack-outputs contract: what `pulumi stack output --json --show-secrets` returns for this
+ * program, and what the migrate CLI reads. Both halves import this file and nothing else from each
+ * other, so a field renamed here breaks the compile of whichever half forgot.
+ *
+ * This module must stay free of @pulumi imports: the CLI loads it without the Pulumi SDK.
+ */
+import { z } from 'zod';
+
+/**
+ * Where a secret value lives, never the value itself: `ssm:/name` (SecureString, decrypted on read),
+ * `env:NAME` or `file:/absolute/path`. The real stack points at Parameter Store; the local rehearsal
+ * points at files it writes with mode 0600.
+ */
+export const secretRefSchema = z
+  .string()
+  .regex(/^(ssm:\/.+|env:[A-Za-z_][A-Za-z0-9_]*|file:\/.+)$/, 'must be ssm:/<parameter>, env:<VAR> or file:/<path>');
+export type SecretRef = z.infer<typeof secretRefSchema>;
+
+const nonEmpty = z.string().min(1);
+
+/** One DNS record value: plain values (A/AAAA/CNAME/TXT) or a Route53 alias. */
+export const recordValueSchema = z.union([
+  z.object({ values: z.array(nonEmpty).min(1) }),
+  z.object({
+    alias: z.object({ dnsName: nonEmpty, hostedZoneId: nonEmpty, evaluateTargetHealth: z.boolean().default(false) }),
+  }),
+]);
+export type RecordValue = z.infer<typeof recordValueSchema>;
+
+/** A record the cutover moves: what it points at before (legacy) and after (cutover). */
+export const movableRecordSchema = z.object({
+  name: nonEmpty,
+  type: z.enum(['A', 'AAAA', 'CNAME']),
+  ttl: z.number().int().positive(),
+  /** TTL to lower the record to the day before, so the switch propagates fast. */
+  cutoverTtl: z.number().int().positive(),
+  legacy: recordValueSchema,
+  cutover: recordValueSchema,
+  /** Record type once switched (an alias to a load balancer is an A record even if legacy was a CNAME). */
+  cutoverType: z.enum(['A', 'AAAA', 'CNAME']),
+});
+export type MovableRecord = z.infer<typeof movableRecordSchema>;
+
+export const replicaSpecSchema = z.object({
+  /** Deterministic: `<db identifier>-replica-<n>`, so a later `pulumi up` can adopt what the CLI created. */
+  identifier: nonEmpty,
+  instanceClass: nonEmpty,
+  availabilityZone: nonEmpty.optional(),
+  performanceInsights: z.boolean(),
+});
+export type ReplicaSpec = z.infer<typeof replicaSpecSchema>;
+
+export const stackOutputsSchema = z.object({
+  project: nonEmpty,
+  environment: nonEmpty,
+  region: nonEmpty,
+  tags: z.record(z.string(), z.string()),
+  network: z.object({
+    vpcId: nonEmpty,
+    vpcCidr: nonEmpty,
+    vpcIpv6Cidr: z.string(),
+    availabilityZones: z.array(nonEmpty).min(1),
+    publicSubnetIds: z.array(nonEmpty).min(1),
+    privateSubnetIds: z.array(nonEmpty).min(1),
+    databaseSubnetIds: z.array(nonEmpty).min(1),
+  }),
+  cluster: z.object({
+    name: nonEmpty,
+    /** Secret output: a kubeconfig document (YAML or JSON text). */
+    kubeconfig: nonEmpty,
+    nodeSecurityGroupId: nonEmpty,
+    oidcProviderArn: nonEmpty,
+  }),
+  kms: z.object({ keyArn: nonEmpty }),
+  database: z.object({
+    identifier: nonEmpty,
+    arn: nonEmpty,
+    /** Hostname of the writer endpoint (no port). */
+    endpoint: nonEmpty,
+    port: z.number().int().positive(),
+    name: nonEmpty,
+    masterUsername: nonEmpty,
+    masterPasswordRef: secretRefSchema,
+    sslMode: z.enum(['disable', 'require', 'verify-full']),
+    engineVersion: nonEmpty,
+    instanceClass: nonEmpty,
+    parameterGroupName: nonEmpty,
+    subnetGroupName: nonEmpty,
+    securityGroupId: nonEmpty,
+    /** Replicas the CLI creates on D-day (the stack keeps its own replica count at 0 while migrating). */
+    replicas: z.array(replicaSpecSchema),
+  }),
+  /** The legacy (self-managed) PostgreSQL the cutover moves away from. */
+  source: z.object({
+    urlRef: secretRefSchema,
+    /** The source URL as the target reaches it (e.g. through a VPN); defaults to urlRef. */
+    subscriptionUrlRef: secretRefSchema.optional(),
+  }),
+  /** Parameter Store names (not values). */
+  parameters: z.object({
+    prefix: nonEmpty,
+    writerUrl: nonEmpty,
+    readerUrls: nonEmpty,
+    sourceUrl: nonEmpty,
+    masterPassword: nonEmpty,
+  }),
+  dns: z.object({
+    hostedZoneId: nonEmpty,
+    zoneName: nonEmpty,
+    privateZone: z.boolean(),
+    records: z.object({ app: movableRecordSchema, webhooks: movableRecordSchema }),
+  }),
+  pgbouncer: z.object({
+    namespace: nonEmpty,
+    deployment: nonEmpty,
+    service: nonEmpty,
+    port: z.number().int().positive(),
+    /** Admin console (`pgbouncer` database) when the operator can reach it; absent means restart-only. */
+    adminUrlRef: secretRefSchema.optional(),
+  }),
+  app: z.object({ namespaces: z.array(nonEmpty).min(1) }),
+  /** Present when the webhook recorder is enabled in config. */
+  webhooks: z
+    .object({
+      recorderUrl: nonEmpty,
+      queueUrl: nonEmpty,
+      queueArn: nonEmpty,
+      deadLetterQueueUrl: nonEmpty,
+      deadLetterQueueArn: nonEmpty,
+      retentionSeconds: z.number().int().positive(),
+    })
+    .optional(),
+});
+
+export type StackOutputs = z.infer<typeof stackOutputsSchema>;

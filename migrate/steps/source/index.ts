@@ -1,0 +1,4 @@
+/** Legacy services: stop/start hooks */
+import type { StepKind } from '../../core/step.ts';
+
+export const sourceSteps: StepKind[] = [];
