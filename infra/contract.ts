@@ -124,6 +124,9 @@ export const stackOutputsSchema = z.object({
   webhooks: z
     .object({
       recorderUrl: nonEmpty,
+      /** What the webhook record points at while recording (the recorder's custom domain target). */
+      recorderTarget: recordValueSchema,
+      recorderTargetType: z.enum(['A', 'AAAA', 'CNAME']),
       queueUrl: nonEmpty,
       queueArn: nonEmpty,
       deadLetterQueueUrl: nonEmpty,
