@@ -1,0 +1,82 @@
+/**
+ * `${{ scope.path }}` references in runbook values. Scopes: `outputs` (the stack outputs), `config`
+ * (the runbook's config block, overridable with --set), `secrets` (named secret references, resolved
+ * only when a step runs), `steps` (results of earlier steps of the same run) and `run` (id, stack).
+ *
+ * A string that is exactly one reference takes the referenced value's type (an array stays an
+ * array); references inside a longer string are interpolated as text.
+ */
+
+export type Scope = 'outputs' | 'config' | 'secrets' | 'steps' | 'run';
+export const SCOPES: readonly Scope[] = ['outputs', 'config', 'secrets', 'steps', 'run'];
+
+export interface Reference {
+  scope: Scope;
+  path: string[];
+  /** The reference as written, for error messages. */
+  text: string;
+}
+
+const EXPRESSION = /\$\{\{\s*([^}]*?)\s*\}\}/g;
+const WHOLE = /^\$\{\{\s*([^}]*?)\s*\}\}$/;
+
+export class ExpressionError extends Error {}
+
+export function parseReference(body: string): Reference {
+  const parts = body.split('.').map((p) => p.trim());
+  const [scope, ...path] = parts;
+  if (!SCOPES.includes(scope as Scope)) {
+    throw new ExpressionError(`'\${{ ${body} }}' must start with one of ${SCOPES.join(', ')}`);
+  }
+  if (path.length === 0 || path.some((p) => !/^[A-Za-z0-9_-]+$/.test(p))) {
+    throw new ExpressionError(`'\${{ ${body} }}' is not a dotted path (e.g. \${{ outputs.database.endpoint }})`);
+  }
+  return { scope: scope as Scope, path, text: `\${{ ${body} }}` };
+}
+
+/** Every reference in a value tree, with the location of the string that holds it. */
+export function collectReferences(value: unknown, at: (string | number)[] = []): { ref: Reference; at: (string | number)[] }[] {
+  if (typeof value === 'string') {
+    return [...value.matchAll(EXPRESSION)].map((m) => ({ ref: parseReference(m[1] ?? ''), at }));
+  }
+  if (Array.isArray(value)) return value.flatMap((v, i) => collectReferences(v, [...at, i]));
+  if (value && typeof value === 'object') {
+    return Object.entries(value).flatMap(([k, v]) => collectReferences(v, [...at, k]));
+  }
+  return [];
+}
+
+export function lookup(root: unknown, path: readonly string[]): { found: boolean; value: unknown } {
+  let current: unknown = root;
+  for (const key of path) {
+    if (current === null || typeof current !== 'object' || !(key in (current as object))) return { found: false, value: undefined };
+    current = (current as Record<string, unknown>)[key];
+  }
+  return { found: current !== undefined, value: current };
+}
+
+/**
+ * Replaces references in a value tree. `resolve` returns the value for a reference; interpolated
+ * values are stringified (objects as JSON).
+ */
+export function substitute(value: unknown, resolve: (ref: Reference) => unknown): unknown {
+  if (typeof value === 'string') {
+    const whole = WHOLE.exec(value);
+    if (whole) return resolve(parseReference(whole[1] ?? ''));
+    return value.replace(EXPRESSION, (_, body: string) => {
+      const resolved = resolve(parseReference(body));
+      return typeof resolved === 'string' ? resolved : JSON.stringify(resolved);
+    });
+  }
+  if (Array.isArray(value)) return value.map((v) => substitute(v, resolve));
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, substitute(v, resolve)]));
+  }
+  return value;
+}
+
+/** Truthiness for `if:`: empty strings, empty arrays, false, 0, null and undefined are false. */
+export function truthy(value: unknown): boolean {
+  if (Array.isArray(value)) return value.length > 0;
+  return Boolean(value);
+}

@@ -1,0 +1,139 @@
+/**
+ * What the operator sees. The engine emits events; a reporter renders them as readable text (with
+ * an in-place progress line on a terminal, colours unless NO_COLOR) or as JSON lines for machines.
+ * Every byte goes through `redact` first.
+ */
+import { redact, redactValue } from './secret.ts';
+import type { Finding, Progress } from './step.ts';
+
+export type StepOutcome = 'applied' | 'already-done' | 'skipped' | 'failed' | 'would-run' | 'blocked' | 'undone';
+
+export type EngineEvent =
+  | { type: 'run-start'; runId: string; runbook: string; stack: string; dryRun: boolean; resumed: boolean; steps: { id: string; kind: string }[] }
+  | { type: 'step-start'; step: string; kind: string; index: number; total: number }
+  | { type: 'step-plan'; step: string; kind: string; params: unknown; lines: string[]; confirm: boolean }
+  | { type: 'finding'; step: string; finding: Finding }
+  | { type: 'log'; step: string; level: 'info' | 'warn'; message: string }
+  | { type: 'progress'; step: string; progress: Progress }
+  | { type: 'step-end'; step: string; outcome: StepOutcome; durationMs: number; reason?: string; error?: string }
+  | { type: 'run-end'; runId: string; outcome: 'finished' | 'failed' | 'interrupted' | 'dry-run'; durationMs: number; journal?: string };
+
+export interface Reporter {
+  emit(event: EngineEvent): void;
+  /** Ends any in-place line before other output (prompts, final summaries). */
+  flush(): void;
+}
+
+export function jsonReporter(write: (line: string) => void = (l) => process.stdout.write(l)): Reporter {
+  return {
+    emit: (event) => write(JSON.stringify(redactValue({ t: Date.now(), ...event })) + '\n'),
+    flush: () => {},
+  };
+}
+
+export interface HumanReporterOptions {
+  write?: (text: string) => void;
+  color?: boolean;
+  /** Rewrite one status line in place (a terminal); otherwise progress prints at most every few seconds. */
+  live?: boolean;
+  now?: () => number;
+}
+
+export function colorEnabled(stream: NodeJS.WriteStream = process.stdout): boolean {
+  return !('NO_COLOR' in process.env && process.env.NO_COLOR !== '') && Boolean(stream.isTTY) && process.env.TERM !== 'dumb';
+}
+
+export const formatDuration = (ms: number) =>
+  ms < 1000 ? `${Math.round(ms)} ms` : ms < 120_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;
+
+export function formatProgress(p: Progress, now: number): string {
+  const parts = [p.label];
+  if (p.done !== undefined && p.total !== undefined) {
+    const pct = p.total > 0 ? ` (${Math.floor((100 * p.done) / p.total)}%)` : '';
+    parts.push(`${p.done}/${p.total}${p.unit ? ` ${p.unit}` : ''}${pct}`);
+  } else if (p.done !== undefined) parts.push(`${p.done}${p.unit ? ` ${p.unit}` : ''}`);
+  if (p.detail) parts.push(p.detail);
+  if (p.deadline !== undefined) parts.push(`${formatDuration(Math.max(0, p.deadline - now))} left`);
+  return parts.join(' · ');
+}
+
+export function humanReporter(options: HumanReporterOptions = {}): Reporter {
+  const write = options.write ?? ((t: string) => process.stdout.write(t));
+  const color = options.color ?? colorEnabled();
+  const live = options.live ?? (Boolean(process.stdout.isTTY) && color);
+  const now = options.now ?? Date.now;
+  const paint = (code: number, text: string) => (color ? `\x1b[${code}m${text}\x1b[0m` : text);
+  const green = (t: string) => paint(32, t);
+  const yellow = (t: string) => paint(33, t);
+  const red = (t: string) => paint(31, t);
+  const dim = (t: string) => paint(2, t);
+  const bold = (t: string) => paint(1, t);
+  let liveLine = false;
+  let lastProgressPrint = 0;
+  const flush = () => {
+    if (liveLine) write('\r\x1b[2K');
+    liveLine = false;
+  };
+  const line = (text: string) => {
+    flush();
+    write(redact(text) + '\n');
+  };
+  const icon: Record<StepOutcome, string> = {
+    applied: green('✔'),
+    'already-done': green('✔'),
+    undone: green('↺'),
+    skipped: yellow('↷'),
+    'would-run': dim('•'),
+    failed: red('✖'),
+    blocked: red('✖'),
+  };
+  return {
+    flush,
+    emit(event) {
+      switch (event.type) {
+        case 'run-start':
+          line(bold(`${event.dryRun ? 'Dry run of' : event.resumed ? 'Resuming' : 'Running'} ${event.runbook} on stack ${event.stack}`) + dim(` (run ${event.runId}, ${event.steps.length} steps)`));
+          break;
+        case 'step-start':
+          line(`${dim(`[${event.index + 1}/${event.total}]`)} ${bold(event.step)} ${dim(event.kind)}`);
+          break;
+        case 'step-plan':
+          line(`  ${dim('with')} ${JSON.stringify(event.params)}`);
+          for (const l of event.lines) line(`  ${dim('→')} ${l}`);
+          if (event.confirm) line(`  ${yellow('!')} asks for confirmation before it changes anything`);
+          break;
+        case 'finding': {
+          const f = event.finding;
+          const tag = f.severity === 'error' ? red('error') : f.severity === 'warning' ? yellow('warning') : dim('info');
+          line(`  ${tag} ${f.object}: ${f.message}${f.fix ? `\n      ${dim('fix:')} ${f.fix}` : ''}`);
+          break;
+        }
+        case 'log':
+          line(`  ${event.level === 'warn' ? yellow('warning: ') : ''}${event.message}`);
+          break;
+        case 'progress': {
+          const text = `  ${dim('…')} ${formatProgress(event.progress, now())}`;
+          if (live) {
+            flush();
+            write(redact(text).slice(0, (process.stdout.columns || 120) - 1));
+            liveLine = true;
+          } else if (now() - lastProgressPrint >= 5000) {
+            lastProgressPrint = now();
+            line(text);
+          }
+          break;
+        }
+        case 'step-end': {
+          const detail = event.error ? ` ${red(event.error)}` : event.reason ? ` ${dim(event.reason)}` : '';
+          line(`  ${icon[event.outcome]} ${event.outcome} ${dim(`in ${formatDuration(event.durationMs)}`)}${detail}`);
+          break;
+        }
+        case 'run-end': {
+          const outcome = event.outcome === 'finished' || event.outcome === 'dry-run' ? green(event.outcome) : red(event.outcome);
+          line(`${bold('Run')} ${event.runId} ${outcome} in ${formatDuration(event.durationMs)}${event.journal ? dim(` — journal ${event.journal}`) : ''}`);
+          break;
+        }
+      }
+    },
+  };
+}
