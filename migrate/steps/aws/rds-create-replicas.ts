@@ -1,0 +1,263 @@
+/**
+ * rds.create-replicas: the read replicas the stack outputs name, created from the new writer once
+ * the data is across. Each identifier is journalled before its Create, so a crash mid-way still lets
+ * rollback delete it; a replica that already existed is kept and never deleted by undo.
+ */
+import { z } from 'zod';
+import type { ReplicaSpec } from '../../../infra/contract.ts';
+import {
+  createReplica,
+  deleteReplica,
+  describeInstances,
+  describeRequest,
+  isInstanceAlreadyExists,
+  isInstanceNotFound,
+  isInvalidInstanceState,
+  replicaRequest,
+  TERMINAL_FAILURES,
+  type InstanceState,
+} from '../../aws/rds.ts';
+import { deadlineIn, waitFor } from '../../aws/wait.ts';
+import { defineStep, StepError, unable, type Finding, type Json, type StepContext } from '../../core/step.ts';
+
+const params = z.object({
+  /** Identifiers from outputs.database.replicas to create; all of them when absent. */
+  replicas: z.array(z.string().min(1)).min(1).optional(),
+  deadlineMinutes: z.number().positive().default(60),
+  pollSeconds: z.number().positive().default(30),
+});
+type Params = z.infer<typeof params>;
+
+interface Endpoint {
+  identifier: string;
+  address: string;
+  port: number;
+  [key: string]: Json;
+}
+type Result = { endpoints: Endpoint[] };
+
+interface ReplicaChange {
+  action: 'create-replica';
+  identifier: string;
+  /** false when Create found the identifier taken: someone else's instance, never ours to delete. */
+  createdByRun: boolean;
+}
+
+function selectedReplicas(ctx: StepContext, p: Params): ReplicaSpec[] {
+  const all = ctx.outputs.database.replicas;
+  if (!p.replicas) return all;
+  const unknown = p.replicas.filter((id) => !all.some((spec) => spec.identifier === id));
+  if (unknown.length > 0) {
+    throw new StepError(`Unable to select replicas: ${unknown.join(', ')} not in outputs.database.replicas`, [
+      {
+        severity: 'error',
+        object: `with.replicas`,
+        message: `${unknown.join(', ')} are not replicas of this stack (known: ${all.map((s) => s.identifier).join(', ') || 'none'})`,
+        fix: 'use identifiers from outputs.database.replicas, or add the replica to the stack config and run pulumi up',
+      },
+    ]);
+  }
+  return all.filter((spec) => p.replicas!.includes(spec.identifier));
+}
+
+const stateOf = (states: Map<string, InstanceState>, identifier: string) => states.get(identifier.toLowerCase());
+
+/** Reasons the replicas cannot be created from this source (errors) or will differ from the plan (warnings). */
+function preconditions(ctx: StepContext, specs: ReplicaSpec[], states: Map<string, InstanceState>): Finding[] {
+  const { identifier: sourceId } = ctx.outputs.database;
+  const source = stateOf(states, sourceId);
+  const findings: Finding[] = [];
+  const missing = specs.filter((spec) => !stateOf(states, spec.identifier));
+  if (!source) {
+    findings.push({ severity: 'error', object: `db ${sourceId}`, message: 'the writer instance (outputs.database.identifier) does not exist', fix: 'check the stack and region (pulumi up)' });
+    return findings;
+  }
+  if (missing.length > 0 && source.backupRetentionPeriod < 1) {
+    findings.push({
+      severity: 'error',
+      object: `db ${sourceId}`,
+      message: 'automated backups are off (BackupRetentionPeriod 0); RDS creates read replicas only from a source with backups',
+      fix: 'set a backup retention period of at least 1 day on the writer (stack config) and pulumi up',
+    });
+  }
+  if (missing.length > 0 && source.kmsKeyId !== ctx.outputs.kms.keyArn) {
+    findings.push({
+      severity: 'warning',
+      object: `db ${sourceId}`,
+      message: source.storageEncrypted
+        ? `replicas inherit the writer's KMS key ${source.kmsKeyId}, not the stack's key ${ctx.outputs.kms.keyArn}`
+        : 'the writer is not encrypted, so its replicas will not be either',
+    });
+  }
+  for (const spec of specs) {
+    const existing = stateOf(states, spec.identifier);
+    if (existing && existing.replicaOf?.split(':').pop() !== sourceId) {
+      findings.push({
+        severity: 'error',
+        object: `db ${spec.identifier}`,
+        message: `exists but is not a read replica of ${sourceId} (replica of: ${existing.replicaOf ?? 'nothing'})`,
+        fix: 'rename the replica in the stack config, or delete that instance if it is a leftover',
+      });
+    }
+  }
+  return findings;
+}
+
+function endpoints(specs: ReplicaSpec[], states: Map<string, InstanceState>): Endpoint[] | null {
+  const out: Endpoint[] = [];
+  for (const spec of specs) {
+    const state = stateOf(states, spec.identifier);
+    if (!state || state.status !== 'available' || !state.address || !state.port) return null;
+    out.push({ identifier: spec.identifier, address: state.address, port: state.port });
+  }
+  return out;
+}
+
+function recordedChanges(changes: readonly Json[]): Map<string, boolean> {
+  const createdByRun = new Map<string, boolean>();
+  for (const change of changes as readonly Partial<ReplicaChange>[]) {
+    if (change?.action === 'create-replica' && change.identifier) createdByRun.set(change.identifier, change.createdByRun === true);
+  }
+  return createdByRun;
+}
+
+async function waitAvailable(ctx: StepContext, p: Params, specs: ReplicaSpec[], createdByRun: () => string[]): Promise<Endpoint[]> {
+  const ids = specs.map((s) => s.identifier);
+  let pending = ids;
+  return waitFor(ctx, {
+    label: 'waiting for replicas to be available',
+    deadline: deadlineIn(ctx, p.deadlineMinutes),
+    intervalMs: p.pollSeconds * 1000,
+    poll: async () => {
+      const states = await describeInstances(ctx, ids);
+      const ready = endpoints(specs, states);
+      if (ready) return { ready: true, value: ready };
+      const statuses = ids.map((id) => `${id} ${stateOf(states, id)?.status ?? 'absent'}`);
+      const failed = ids.filter((id) => TERMINAL_FAILURES.has(stateOf(states, id)?.status ?? ''));
+      if (failed.length > 0) {
+        throw new StepError(`replica ${failed.join(', ')} failed (${statuses.join(', ')})`, [
+          { severity: 'error', object: `db ${failed.join(', ')}`, message: 'RDS put the replica in a failed state', fix: 'read the instance events in the RDS console, then roll back (deletes replicas this run created) and retry' },
+        ]);
+      }
+      pending = ids.filter((id) => stateOf(states, id)?.status !== 'available');
+      return { ready: false, detail: statuses.join(', '), done: ids.length - pending.length, total: ids.length };
+    },
+    timedOut: ({ detail }) => {
+      const ours = createdByRun();
+      return new StepError(`replicas not available after ${p.deadlineMinutes} minutes (${detail})`, [
+        {
+          severity: 'error',
+          object: `db ${pending.join(', ')}`,
+          message: `still not available; recorded in the journal as created by this run: ${ours.join(', ') || 'none'}`,
+          fix: 'resume the run to keep waiting (nothing is created twice), or roll back to delete the replicas this run created',
+        },
+      ]);
+    },
+  });
+}
+
+export const rdsCreateReplicas = defineStep<Params, Result>({
+  kind: 'rds.create-replicas',
+  summary: 'Create the RDS read replicas named by the stack outputs and wait until they are available',
+  params,
+  requires: ['aws'],
+  destructive: false,
+
+  async probe(ctx, p) {
+    const specs = selectedReplicas(ctx, p);
+    const source = ctx.outputs.database.identifier;
+    const states = await describeInstances(ctx, [source, ...specs.map((s) => s.identifier)]);
+    const findings = preconditions(ctx, specs, states);
+    if (findings.some((f) => f.severity === 'error')) return { state: 'blocked', findings };
+    const ready = endpoints(specs, states);
+    if (ready) return { state: 'done', findings, result: { endpoints: ready } };
+    const plan = specs.map((spec) => {
+      const existing = stateOf(states, spec.identifier);
+      if (!existing) return `rds:CreateDBInstanceReadReplica ${describeRequest(replicaRequest(ctx.outputs, spec, ctx.runId))}`;
+      return `${spec.identifier} exists (${existing.status}): not created again`;
+    });
+    plan.push(`wait up to ${p.deadlineMinutes} minutes for ${specs.map((s) => s.identifier).join(', ')} to be available`);
+    return { state: 'ready', findings, plan };
+  },
+
+  async apply(ctx, p) {
+    const specs = selectedReplicas(ctx, p);
+    const source = ctx.outputs.database.identifier;
+    const recorded = recordedChanges(ctx.previousChanges);
+    try {
+      const states = await describeInstances(ctx, [source, ...specs.map((s) => s.identifier)]);
+      const blocking = preconditions(ctx, specs, states).filter((f) => f.severity === 'error');
+      if (blocking.length > 0) throw new StepError(blocking.map((f) => `${f.object}: ${f.message}`).join('; '), blocking);
+      for (const spec of specs) {
+        if (stateOf(states, spec.identifier)) {
+          ctx.log.info(`replica ${spec.identifier} already exists (${stateOf(states, spec.identifier)!.status}); not creating it`);
+          continue;
+        }
+        const request = replicaRequest(ctx.outputs, spec, ctx.runId);
+        await ctx.record({ action: 'create-replica', identifier: spec.identifier, createdByRun: true });
+        recorded.set(spec.identifier, true);
+        try {
+          await createReplica(ctx, request);
+          ctx.log.info(`creating replica ${spec.identifier} (${spec.instanceClass}${spec.availabilityZone ? `, ${spec.availabilityZone}` : ''})`);
+        } catch (error) {
+          if (!isInstanceAlreadyExists(error)) throw error;
+          // Someone created it between our Describe and Create: it is theirs, so undo must leave it.
+          await ctx.record({ action: 'create-replica', identifier: spec.identifier, createdByRun: false });
+          recorded.set(spec.identifier, false);
+          ctx.log.warn(`replica ${spec.identifier} appeared before this run could create it; keeping it, undo will not delete it`);
+        }
+      }
+      const ours = () => [...recorded].filter(([, created]) => created).map(([id]) => id);
+      return { endpoints: await waitAvailable(ctx, p, specs, ours) };
+    } catch (error) {
+      throw unable(`create read replicas of ${source}`, error);
+    }
+  },
+
+  async check(ctx, p) {
+    const specs = selectedReplicas(ctx, p);
+    const states = await describeInstances(ctx, specs.map((s) => s.identifier));
+    return specs
+      .filter((spec) => stateOf(states, spec.identifier)?.status !== 'available')
+      .map((spec) => ({
+        severity: 'error' as const,
+        object: `db ${spec.identifier}`,
+        message: `is ${stateOf(states, spec.identifier)?.status ?? 'absent'}, expected available`,
+      }));
+  },
+
+  async undo(ctx, p, changes) {
+    const ours = [...recordedChanges(changes)].filter(([, created]) => created).map(([id]) => id);
+    if (ours.length === 0) return;
+    try {
+      await waitFor(ctx, {
+        label: 'deleting replicas created by this run',
+        deadline: deadlineIn(ctx, p.deadlineMinutes),
+        intervalMs: p.pollSeconds * 1000,
+        poll: async () => {
+          const states = await describeInstances(ctx, ours);
+          const left: string[] = [];
+          for (const id of ours) {
+            const state = stateOf(states, id);
+            if (!state) continue;
+            left.push(`${id} ${state.status}`);
+            if (state.status === 'deleting') continue;
+            try {
+              await deleteReplica(ctx, id);
+              ctx.log.info(`deleting replica ${id} (no final snapshot)`);
+            } catch (error) {
+              // A replica still being created cannot be deleted yet; the next poll tries again.
+              if (!isInstanceNotFound(error) && !isInvalidInstanceState(error)) throw error;
+            }
+          }
+          return left.length === 0 ? { ready: true, value: undefined } : { ready: false, detail: left.join(', '), done: ours.length - left.length, total: ours.length };
+        },
+        timedOut: ({ detail }) => new StepError(`replicas not deleted after ${p.deadlineMinutes} minutes (${detail})`, [
+          { severity: 'error', object: `db ${ours.join(', ')}`, message: 'still present', fix: 'run rollback again to keep waiting, or delete them in the RDS console' },
+        ]),
+      });
+    } catch (error) {
+      throw unable(`delete the read replicas this run created (${ours.join(', ')})`, error);
+    }
+  },
+});
