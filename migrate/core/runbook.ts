@@ -93,7 +93,17 @@ export function loadRunbook(path: string, options: LoadOptions): Runbook {
   }
   const doc = parseDocument(text, { prettyErrors: true });
   if (doc.errors.length > 0) throw new RunbookError(file, doc.errors.map((e) => `YAML: ${e.message}`));
-  const parsed = runbookSchema.safeParse(doc.toJS());
+  return validateRunbook(doc.toJS(), path, createHash('sha256').update(text).digest('hex'), options);
+}
+
+/** A runbook built in code (stand-alone commands like `migrate preflight`), validated like a file. */
+export function runbookFromObject(document: unknown, label: string, options: LoadOptions): Runbook {
+  return validateRunbook(document, label, createHash('sha256').update(JSON.stringify(document)).digest('hex'), options);
+}
+
+function validateRunbook(document: unknown, path: string, sha256: string, options: LoadOptions): Runbook {
+  const file = relative(process.cwd(), path) || basename(path);
+  const parsed = runbookSchema.safeParse(document);
   if (!parsed.success) {
     throw new RunbookError(file, parsed.error.issues.map((i) => `${where(i.path as (string | number)[]) || '(top level)'}: ${i.message}`));
   }
@@ -139,7 +149,7 @@ export function loadRunbook(path: string, options: LoadOptions): Runbook {
     path,
     name: raw.name,
     description: raw.description,
-    sha256: createHash('sha256').update(text).digest('hex'),
+    sha256,
     config,
     secrets,
     steps,

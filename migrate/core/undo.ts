@@ -49,6 +49,22 @@ function undoable(run: RunState, keep: string[]) {
 const marker = (change: Json, key: 'undoing' | 'undone') =>
   change && typeof change === 'object' && !Array.isArray(change) && typeof change[key] === 'string' ? (change[key] as string) : undefined;
 
+/** Steps of `run` already undone by this rollback's earlier attempts or by any earlier rollback run. */
+function alreadyUndone(ctx: StepContext, deps: UndoDependencies, run: RunState): Set<string> {
+  const changes = [
+    ...ctx.previousChanges,
+    ...listRuns(deps.stateDir, ctx.stack)
+      .filter((r) => r.runId !== ctx.runId)
+      .flatMap((r) => r.steps.flatMap((s) => s.changes)),
+  ];
+  return new Set(
+    changes
+      .filter((c) => c && typeof c === 'object' && !Array.isArray(c) && c.run === run.runId)
+      .map((c) => marker(c, 'undone'))
+      .filter((id): id is string => Boolean(id)),
+  );
+}
+
 export function undoStepKind(deps: UndoDependencies): StepKind<Params, UndoResult> {
   return defineStep<Params, UndoResult>({
     kind: 'run.undo',
@@ -59,7 +75,7 @@ export function undoStepKind(deps: UndoDependencies): StepKind<Params, UndoResul
     async probe(ctx, p) {
       const run = targetRun(ctx, deps, p);
       if (!run) return { state: 'done', plan: [`no run of ${p.runbook} for stack ${ctx.stack}: nothing to undo`], result: { run: null, undone: [], notUndoable: [] } };
-      const already = new Set(ctx.previousChanges.map((c) => marker(c, 'undone')).filter(Boolean));
+      const already = alreadyUndone(ctx, deps, run);
       const steps = undoable(run, p.keep).filter((s) => !already.has(s.id));
       if (steps.length === 0) return { state: 'done', plan: [`run ${run.runId}: nothing left to undo`], result: { run: run.runId, undone: [], notUndoable: [] } };
       return {
@@ -75,7 +91,7 @@ export function undoStepKind(deps: UndoDependencies): StepKind<Params, UndoResul
       if (!run) return { run: null, undone: [], notUndoable: [] };
       const runbook = loadRunbook(run.runbook.path, { outputs: ctx.outputs, configOverrides: run.config, kinds: deps.kinds, knownKinds: deps.knownKinds });
       const results = new Map<string, Json>(run.steps.filter((s) => s.result !== undefined).map((s) => [s.id, s.result ?? null]));
-      const already = new Set(ctx.previousChanges.map((c) => marker(c, 'undone')).filter(Boolean));
+      const already = alreadyUndone(ctx, deps, run);
       const undone: string[] = [];
       const notUndoable: string[] = [];
       for (const state of undoable(run, p.keep)) {

@@ -1,0 +1,137 @@
+/**
+ * What every command needs: the stack outputs, the state dir, a reporter, the secret resolver, the
+ * step kinds (including the built-in run.undo), confirmation on a terminal, and Ctrl-C handling.
+ */
+import { createInterface } from 'node:readline/promises';
+import { resolve } from 'node:path';
+import type { StackOutputs } from '../../infra/contract.ts';
+import { ALL_CAPABILITIES, UsageError, type EngineEnvironment } from '../core/engine.ts';
+import { OutputsError, readOutputsFile, readStackOutputs } from '../core/outputs.ts';
+import { stepKinds } from '../core/registry.ts';
+import { humanReporter, jsonReporter, type Reporter } from '../core/report.ts';
+import { RunbookError, type KindLookup, type LoadOptions } from '../core/runbook.ts';
+import { createSecretResolver } from '../core/secret-refs.ts';
+import { redact } from '../core/secret.ts';
+import type { Capability, StepKind } from '../core/step.ts';
+import { undoStepKind } from '../core/undo.ts';
+import { LockHeldError } from '../core/lock.ts';
+import { targetAdvisoryLock } from '../postgres/run-lock.ts';
+import { EXIT } from './exit-codes.ts';
+
+export interface GlobalOptions {
+  stack?: string;
+  outputs?: string;
+  stateDir: string;
+  json?: boolean;
+  set?: string[];
+  without?: string;
+}
+
+export function kindLookup(stateDir: string): { kinds: KindLookup; knownKinds: () => string[] } {
+  let undo: StepKind | undefined;
+  const knownKinds = () => ['run.undo', ...stepKinds.keys()].sort();
+  const kinds: KindLookup = (name) => {
+    if (name === 'run.undo') return (undo ??= undoStepKind({ stateDir, kinds, knownKinds }) as StepKind);
+    return stepKinds.get(name);
+  };
+  return { kinds, knownKinds };
+}
+
+export function parseSets(sets: string[] = []): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const item of sets) {
+    const eq = item.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--set ${item}: expected key=value`);
+    const raw = item.slice(eq + 1);
+    let value: unknown = raw;
+    try {
+      value = JSON.parse(raw);
+    } catch {
+      /* a plain string */
+    }
+    out[item.slice(0, eq)] = value;
+  }
+  return out;
+}
+
+export async function loadOutputs(options: GlobalOptions): Promise<{ outputs: StackOutputs; stack: string }> {
+  if (options.outputs) {
+    const outputs = readOutputsFile(options.outputs);
+    return { outputs, stack: options.stack ?? outputs.environment };
+  }
+  if (options.stack) return { outputs: await readStackOutputs(options.stack), stack: options.stack };
+  throw new UsageError('Which stack? Pass --stack NAME (reads `pulumi stack output`) or --outputs FILE (a JSON file of the outputs contract).');
+}
+
+export function reporterFor(options: Pick<GlobalOptions, 'json'>): Reporter {
+  return options.json ? jsonReporter() : humanReporter();
+}
+
+function capabilities(without?: string): Set<Capability> {
+  const off = (without ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  for (const c of off) if (!ALL_CAPABILITIES.includes(c as Capability)) throw new UsageError(`--without ${c}: unknown capability (one of ${ALL_CAPABILITIES.join(', ')})`);
+  return new Set(ALL_CAPABILITIES.filter((c) => !off.includes(c)));
+}
+
+async function askOnTerminal(question: string): Promise<boolean> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    const answer = await rl.question(`${question} [y/N] `);
+    return /^y(es)?$/i.test(answer.trim());
+  } finally {
+    rl.close();
+  }
+}
+
+export interface CommandEnvironment {
+  env: EngineEnvironment;
+  load: LoadOptions;
+  interrupted: () => boolean;
+  dispose: () => void;
+}
+
+export async function commandEnvironment(options: GlobalOptions & { yes?: boolean }): Promise<CommandEnvironment> {
+  const { outputs, stack } = await loadOutputs(options);
+  const stateDir = resolve(options.stateDir);
+  const controller = new AbortController();
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals += 1;
+    // The second Ctrl-C does not wait for the step to notice.
+    if (signals > 1) process.exit(EXIT.interrupted);
+    controller.abort(new Error(`interrupted by ${signal}`));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const { kinds, knownKinds } = kindLookup(stateDir);
+  const env: EngineEnvironment = {
+    stack,
+    outputs,
+    stateDir,
+    reporter: reporterFor(options),
+    secret: createSecretResolver({ region: outputs.region }),
+    capabilities: capabilities(options.without),
+    unavailable: Object.fromEntries(ALL_CAPABILITIES.map((c) => [c, `skipped: --without ${c}`])),
+    yes: Boolean(options.yes),
+    confirm: process.stdin.isTTY && !options.json ? askOnTerminal : undefined,
+    signal: controller.signal,
+    extraLocks: targetAdvisoryLock,
+  };
+  return {
+    env,
+    load: { outputs, configOverrides: parseSets(options.set), kinds, knownKinds },
+    interrupted: () => controller.signal.aborted,
+    dispose: () => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
+  };
+}
+
+/** One place that turns an error into a message and an exit code. Secrets are scrubbed. */
+export function exitCodeFor(error: unknown): { code: number; message: string } {
+  const message = redact(error instanceof Error ? error.message : String(error));
+  if (error instanceof UsageError || error instanceof RunbookError || error instanceof OutputsError) return { code: EXIT.usage, message };
+  if (error instanceof LockHeldError) return { code: EXIT.locked, message };
+  return { code: EXIT.failed, message };
+}

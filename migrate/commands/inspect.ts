@@ -1,0 +1,62 @@
+/** `migrate runs` and `migrate kinds`: read-only views of the journal and the step kinds. */
+import type { Command } from 'commander';
+import { listRuns, type RunState } from '../core/journal.ts';
+import { formatDuration } from '../core/report.ts';
+import { stepKinds } from '../core/registry.ts';
+import { redactValue } from '../core/secret.ts';
+import { action } from './action.ts';
+import { commandEnvironment, type GlobalOptions } from './environment.ts';
+import { EXIT } from './exit-codes.ts';
+
+export function runSummary(run: RunState) {
+  const position = run.steps.filter((s) => ['applied', 'already-done', 'skipped'].includes(s.status)).length;
+  const current = run.steps.find((s) => s.status === 'running' || s.status === 'failed');
+  return {
+    runId: run.runId,
+    runbook: run.runbook.name,
+    status: run.status === 'running' ? 'unfinished' : run.status,
+    position: `${position}/${run.steps.length}`,
+    currentStep: current ? { id: current.id, status: current.status, error: current.error } : null,
+    startedAt: new Date(run.startedAt).toISOString(),
+    steps: run.steps.map((s) => ({ id: s.id, status: s.status, durationMs: s.durationMs ?? null, changes: s.changes.length })),
+  };
+}
+
+export function registerInspect(program: Command, globals: () => GlobalOptions): void {
+  program
+    .command('runs')
+    .description("List the stack's runs from the journal")
+    .action(
+      action(async () => {
+        const options = globals();
+        const { env, dispose } = await commandEnvironment(options);
+        try {
+          const runs = listRuns(env.stateDir, env.stack).map(runSummary);
+          if (options.json) process.stdout.write(JSON.stringify(runs, null, 2) + '\n');
+          else {
+            for (const r of runs) {
+              const took = r.steps.reduce((sum, s) => sum + (s.durationMs ?? 0), 0);
+              process.stdout.write(`${r.runId}  ${r.runbook.padEnd(12)} ${r.status.padEnd(11)} ${r.position.padStart(5)} steps  ${formatDuration(took)}\n`);
+            }
+            if (runs.length === 0) process.stdout.write(`No runs for stack ${env.stack} in ${env.stateDir}\n`);
+          }
+          return EXIT.ok;
+        } finally {
+          dispose();
+        }
+      }),
+    );
+
+  program
+    .command('kinds')
+    .description('List the step kinds a runbook can use')
+    .action(
+      action(async () => {
+        const kinds = [...stepKinds.values()].map((k) => ({ kind: k.kind, summary: k.summary, requires: k.requires, destructive: k.destructive, undo: Boolean(k.undo) }));
+        kinds.push({ kind: 'run.undo', summary: 'Undo an earlier run of this stack from its journal', requires: [], destructive: true, undo: false });
+        if (globals().json) process.stdout.write(JSON.stringify(kinds, null, 2) + '\n');
+        else for (const k of kinds) process.stdout.write(`${k.kind.padEnd(28)} ${k.summary}${k.destructive ? ' (asks to confirm)' : ''}\n`);
+        return EXIT.ok;
+      }),
+    );
+}

@@ -1,0 +1,79 @@
+/** `migrate run <runbook>`, `migrate plan <runbook>` and `migrate resume`. */
+import type { Command } from 'commander';
+import { dryRun, findResumableRun, planRunbook, resume, run, type RunOutcome } from '../core/engine.ts';
+import { loadRunbook } from '../core/runbook.ts';
+import { action } from './action.ts';
+import { commandEnvironment, type GlobalOptions } from './environment.ts';
+import { EXIT } from './exit-codes.ts';
+
+export function exitCodeOf(outcome: RunOutcome): number {
+  switch (outcome.outcome) {
+    case 'finished':
+      return EXIT.ok;
+    case 'interrupted':
+      return EXIT.interrupted;
+    case 'dry-run':
+      return outcome.findings.some((f) => f.severity === 'error') ? EXIT.blocked : EXIT.ok;
+    default:
+      return EXIT.failed;
+  }
+}
+
+export function registerRun(program: Command, globals: () => GlobalOptions): void {
+  program
+    .command('plan')
+    .description('Resolve and print every step with its parameters (secrets redacted); touches nothing')
+    .argument('<runbook>', 'runbook file, e.g. runbooks/d-day.yaml')
+    .option('--from <step>', 'start at this step')
+    .option('--only <step>', 'just this step')
+    .action(
+      action(async (file: string, opts: { from?: string; only?: string }) => {
+        const { env, load, dispose } = await commandEnvironment(globals());
+        try {
+          planRunbook(loadRunbook(file, load), env, opts);
+          return EXIT.ok;
+        } finally {
+          dispose();
+        }
+      }),
+    );
+
+  program
+    .command('run')
+    .description('Run a runbook with a journal; --dry-run probes only and prints what each step would do')
+    .argument('<runbook>', 'runbook file, e.g. runbooks/d-day.yaml')
+    .option('--dry-run', 'run only read-only probes; write nothing (no journal either)')
+    .option('-y, --yes', 'confirm destructive steps in advance (automation)')
+    .option('--from <step>', 'start at this step')
+    .option('--only <step>', 'run just this step')
+    .action(
+      action(async (file: string, opts: { dryRun?: boolean; yes?: boolean; from?: string; only?: string }) => {
+        const { env, load, dispose } = await commandEnvironment({ ...globals(), yes: opts.yes });
+        try {
+          const runbook = loadRunbook(file, load);
+          const selection = { from: opts.from, only: opts.only };
+          return exitCodeOf(opts.dryRun ? await dryRun(runbook, env, selection) : await run(runbook, env, selection));
+        } finally {
+          dispose();
+        }
+      }),
+    );
+
+  program
+    .command('resume')
+    .description("Continue the stack's interrupted or failed run from its journal")
+    .option('--run <id>', 'a specific run (default: the newest unfinished one)')
+    .option('-y, --yes', 'confirm destructive steps in advance')
+    .action(
+      action(async (opts: { run?: string; yes?: boolean }) => {
+        const { env, load, dispose } = await commandEnvironment({ ...globals(), yes: opts.yes });
+        try {
+          const state = findResumableRun(env.stateDir, env.stack, opts.run);
+          const runbook = loadRunbook(state.runbook.path, { ...load, configOverrides: { ...state.config, ...load.configOverrides } });
+          return exitCodeOf(await resume(state, runbook, env));
+        } finally {
+          dispose();
+        }
+      }),
+    );
+}

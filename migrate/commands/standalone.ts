@@ -1,0 +1,71 @@
+/**
+ * `migrate preflight`, `migrate verify` and `migrate rollback`: single steps run on their own,
+ * through the same validation, journal and reporting as a runbook.
+ */
+import type { Command } from 'commander';
+import { dryRun, run } from '../core/engine.ts';
+import { runbookFromObject } from '../core/runbook.ts';
+import { action } from './action.ts';
+import { commandEnvironment, parseSets, type GlobalOptions } from './environment.ts';
+import { exitCodeOf } from './run.ts';
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+function oneStep(name: string, uses: string, params: Record<string, unknown>) {
+  return { name, steps: [{ id: name, uses, with: params }] };
+}
+
+export function registerStandalone(program: Command, globals: () => GlobalOptions): void {
+  program
+    .command('preflight')
+    .description('Check source and target for everything that would stop a cutover; lists every problem with its fix')
+    .option('-p, --param <key=value>', 'a postgres.preflight parameter (repeatable)', collect, [])
+    .action(
+      action(async (opts: { param: string[] }) => {
+        const { env, load, dispose } = await commandEnvironment(globals());
+        try {
+          const runbook = runbookFromObject(oneStep('preflight', 'postgres.preflight', parseSets(opts.param)), '(migrate preflight)', load);
+          return exitCodeOf(await dryRun(runbook, env));
+        } finally {
+          dispose();
+        }
+      }),
+    );
+
+  program
+    .command('verify')
+    .description('Compare row counts and checksums of every table on source and target (read-only)')
+    .option('-p, --param <key=value>', 'a postgres.verify parameter (repeatable), e.g. -p mode=counts', collect, [])
+    .action(
+      action(async (opts: { param: string[] }) => {
+        const { env, load, dispose } = await commandEnvironment({ ...globals(), yes: true });
+        try {
+          const runbook = runbookFromObject(oneStep('verify', 'postgres.verify', parseSets(opts.param)), '(migrate verify)', load);
+          return exitCodeOf(await run(runbook, env));
+        } finally {
+          dispose();
+        }
+      }),
+    );
+
+  program
+    .command('rollback')
+    .description('Undo a run of this stack from its journal, newest step first')
+    .option('--runbook <name>', 'undo the newest run of this runbook (e.g. d-day)')
+    .option('--run <id>', 'undo this run')
+    .option('--keep <step>', 'leave this step of the run as it is (repeatable)', collect, [])
+    .option('--dry-run', 'show what would be undone')
+    .option('-y, --yes', 'do not ask for confirmation')
+    .action(
+      action(async (opts: { runbook?: string; run?: string; keep: string[]; dryRun?: boolean; yes?: boolean }) => {
+        const { env, load, dispose } = await commandEnvironment({ ...globals(), yes: opts.yes });
+        try {
+          const params = { ...(opts.runbook ? { runbook: opts.runbook } : {}), ...(opts.run ? { runId: opts.run } : {}), keep: opts.keep };
+          const runbook = runbookFromObject(oneStep('rollback', 'run.undo', params), '(migrate rollback)', load);
+          return exitCodeOf(opts.dryRun ? await dryRun(runbook, env) : await run(runbook, env));
+        } finally {
+          dispose();
+        }
+      }),
+    );
+}

@@ -1,0 +1,160 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { dryRun, findResumableRun, resume, run, type EngineEnvironment } from '../../migrate/core/engine.ts';
+import { listRuns } from '../../migrate/core/journal.ts';
+import { acquireLock, LockHeldError } from '../../migrate/core/lock.ts';
+import { jsonReporter } from '../../migrate/core/report.ts';
+import { loadRunbook, runbookFromObject } from '../../migrate/core/runbook.ts';
+import { createSecretResolver } from '../../migrate/core/secret-refs.ts';
+import type { Capability } from '../../migrate/core/step.ts';
+import { undoStepKind } from '../../migrate/core/undo.ts';
+import { fakeKinds, fixtureOutputs, lookupFor, newWorld } from '../support/fake-kinds.ts';
+
+const PLANTED = 'planted-Secret-9f2c';
+
+function setup(caps: Capability[] = ['postgres', 'aws', 'kube', 'pgbouncer', 'shell', 'http']) {
+  const dir = mkdtempSync(join(tmpdir(), 'engine-test-'));
+  const stateDir = join(dir, 'state');
+  const world = newWorld();
+  const lines: string[] = [];
+  const kinds = fakeKinds(world);
+  const lookup = lookupFor(kinds, (name) => (name === 'run.undo' ? undo : undefined));
+  const undo = undoStepKind({ stateDir, ...lookup });
+  const env: EngineEnvironment = {
+    stack: 'test',
+    outputs: fixtureOutputs(),
+    stateDir,
+    reporter: jsonReporter((l) => lines.push(l)),
+    secret: createSecretResolver({ region: 'eu-west-1' }),
+    capabilities: new Set(caps),
+    unavailable: { aws: 'skipped: no AWS in this test' },
+    yes: true,
+  };
+  const file = join(dir, 'book.yaml');
+  writeFileSync(
+    file,
+    `name: book
+secrets: { token: "env:ENGINE_TEST_TOKEN" }
+steps:
+  - { id: a, uses: test.set, with: { key: a, value: "1" } }
+  - { id: b, uses: test.set, with: { key: b, value: "\${{ secrets.token }}" } }
+  - { id: cloud, uses: test.aws }
+  - { id: c, uses: test.set, with: { key: c, value: "len-\${{ steps.b.length }}" } }
+`,
+  );
+  const load = { outputs: env.outputs, ...lookup };
+  return { dir, stateDir, world, lines, env, file, load, runbook: () => loadRunbook(file, load) };
+}
+
+process.env.ENGINE_TEST_TOKEN = PLANTED;
+
+test('a run applies every step in order, journals it, passes results on, and skips unavailable steps visibly', async () => {
+  const s = setup(['postgres']);
+  const outcome = await run(s.runbook(), s.env);
+  assert.equal(outcome.outcome, 'finished');
+  assert.deepEqual(s.world.applyCalls, ['a', 'b', 'c']);
+  assert.equal(s.world.values.get('c'), `len-${PLANTED.length}`);
+  const [state] = listRuns(s.stateDir, 'test');
+  assert.equal(state!.status, 'finished');
+  assert.deepEqual(state!.steps.map((x) => x.status), ['applied', 'applied', 'skipped', 'applied']);
+  assert.equal(state!.steps[2]!.reason, 'skipped: no AWS in this test');
+  const journal = readFileSync(outcome.journal!, 'utf8');
+  assert.ok(!journal.includes(PLANTED), 'journal must not contain the secret');
+  assert.ok(!s.lines.join('').includes(PLANTED), 'output must not contain the secret');
+});
+
+test('a failed step leaves a journal that resume completes without repeating finished steps', async () => {
+  const s = setup();
+  s.world.failOnce.add('b');
+  const first = await run(s.runbook(), s.env);
+  assert.equal(first.outcome, 'failed');
+  assert.equal(first.failedStep, 'b');
+  assert.deepEqual(s.world.applyCalls, ['a', 'b']);
+  const state = findResumableRun(s.stateDir, 'test');
+  assert.equal(state.steps[1]!.status, 'failed');
+  assert.equal(state.steps[1]!.changes.length, 1, 'the write-ahead change of the failed attempt is journaled');
+  const second = await resume(state, s.runbook(), s.env);
+  assert.equal(second.outcome, 'finished');
+  assert.equal(second.runId, first.runId);
+  assert.deepEqual(s.world.applyCalls, ['a', 'b', 'b', 'aws', 'c'], 'a is not applied again');
+  assert.throws(() => findResumableRun(s.stateDir, 'test'), /Nothing to resume/);
+});
+
+test('resume refuses a runbook edited since the run started', async () => {
+  const s = setup();
+  s.world.failOnce.add('a');
+  await run(s.runbook(), s.env);
+  writeFileSync(s.file, readFileSync(s.file, 'utf8') + '\n# edited\n');
+  await assert.rejects(resume(findResumableRun(s.stateDir, 'test'), s.runbook(), s.env), /has changed since run/);
+});
+
+test('a dry run probes, reports blocked steps with every finding, and writes nothing', async () => {
+  const s = setup();
+  const runbook = runbookFromObject({ name: 'guard', steps: [{ id: 'set', uses: 'test.set', with: { key: 'x', value: 'y' } }, { id: 'g', uses: 'test.guarded' }] }, 'guard', s.load);
+  const outcome = await dryRun(runbook, s.env);
+  assert.equal(outcome.outcome, 'dry-run');
+  assert.equal(outcome.findings.filter((f) => f.severity === 'error').length, 2);
+  assert.deepEqual(s.world.applyCalls, []);
+  assert.equal(existsSync(s.stateDir), false, 'no journal, no lock');
+  const ends = s.lines.map((l) => JSON.parse(l)).filter((e) => e.type === 'step-end').map((e) => e.outcome);
+  assert.deepEqual(ends, ['would-run', 'blocked']);
+});
+
+test('a blocked probe fails the step before any change', async () => {
+  const s = setup();
+  const runbook = runbookFromObject({ name: 'guard', steps: [{ id: 'g', uses: 'test.guarded' }] }, 'guard', s.load);
+  const outcome = await run(runbook, s.env);
+  assert.equal(outcome.outcome, 'failed');
+  assert.match(outcome.error!, /2 problem/);
+  assert.deepEqual(s.world.applyCalls, []);
+});
+
+test('steps that ask for confirmation need --yes when there is no terminal, and a "no" changes nothing', async () => {
+  const s = setup();
+  s.world.values.set('ok', '1');
+  const runbook = runbookFromObject({ name: 'guard', steps: [{ id: 'g', uses: 'test.guarded' }] }, 'guard', s.load);
+  await assert.rejects(run(runbook, { ...s.env, yes: false }), /pass --yes/);
+  const declined = await run(runbook, { ...s.env, yes: false, confirm: async () => false });
+  assert.equal(declined.outcome, 'failed');
+  assert.match(declined.error!, /not confirmed/);
+  assert.deepEqual(s.world.applyCalls, []);
+});
+
+test('--only and --from select steps; an unknown step id is a usage error', async () => {
+  const s = setup();
+  await run(s.runbook(), s.env, { only: 'a' });
+  assert.deepEqual(s.world.applyCalls, ['a']);
+  await assert.rejects(run(s.runbook(), s.env, { from: 'zzz' }), /--from zzz: .* has no step 'zzz'/);
+});
+
+test('the lock keeps a second operator out and is taken over from a dead process', async () => {
+  const s = setup();
+  const held = acquireLock(s.stateDir, 'test', 'other-run');
+  await assert.rejects(run(s.runbook(), s.env), (e: unknown) => e instanceof LockHeldError && /locked by run other-run/.test(e.message));
+  held.release();
+  writeFileSync(join(s.stateDir, 'test', 'lock'), JSON.stringify({ pid: 2 ** 22 + 12345, host: (await import('node:os')).hostname(), runId: 'dead', since: '' }));
+  assert.equal((await run(s.runbook(), s.env)).outcome, 'finished');
+});
+
+test('run.undo undoes the newest run in reverse order, resumes after a failure, and never undoes a step twice', async () => {
+  const s = setup();
+  s.world.values.set('a', 'before');
+  await run(s.runbook(), s.env);
+  const rollback = runbookFromObject({ name: 'rollback', steps: [{ id: 'undo', uses: 'run.undo', with: { runbook: 'book' } }] }, 'rollback', s.load);
+  s.world.failOnce.add('undo:b');
+  const failed = await run(rollback, s.env);
+  assert.equal(failed.outcome, 'failed');
+  assert.deepEqual(s.world.undoCalls, ['c']);
+  const resumed = await resume(findResumableRun(s.stateDir, 'test'), rollback, s.env);
+  assert.equal(resumed.outcome, 'finished');
+  assert.deepEqual(s.world.undoCalls, ['c', 'b', 'a']);
+  assert.equal(s.world.values.get('a'), 'before');
+  assert.equal(s.world.values.has('b'), false);
+  assert.equal(s.world.values.has('c'), false);
+  const again = await run(rollback, s.env);
+  assert.equal(again.outcome, 'finished');
+  assert.deepEqual(s.world.undoCalls, ['c', 'b', 'a'], 'a second rollback finds nothing left to undo');
+});
