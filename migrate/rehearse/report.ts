@@ -1,0 +1,124 @@
+/**
+ * The rehearsal's timeline report, as data (for --json), Markdown (written beside the servers) and
+ * terminal text. Built from the runs' journals, so it shows what the journal recorded, not what the
+ * rehearsal believes happened.
+ */
+import type { RunState } from '../core/journal.ts';
+import { formatDuration } from '../core/report.ts';
+
+export interface TimelineRow {
+  runbook: string;
+  step: string;
+  kind: string;
+  outcome: string;
+  startedAt: number | null;
+  durationMs: number;
+  note: string;
+}
+
+export interface RehearsalReport {
+  date: string;
+  outcome: 'passed' | 'failed';
+  failure?: string;
+  source: string;
+  target: string;
+  data: { customers: number; rowsAtStart: number; writers: number };
+  timeline: TimelineRow[];
+  totalMs: number;
+  writes: {
+    committed: number;
+    foundOnTarget: number;
+    lost: number;
+    errorsSeenByApp: number;
+    unavailableMs: number;
+    unavailableFrom: string | null;
+    unavailableTo: string | null;
+    longestTransactionMs: number;
+  };
+  verification: { tables: number; rows: number; differences: number } | null;
+  sequencesBehind: number;
+  webhooks: { received: number; replayed: number; failed: number; standIn: string } | null;
+  standIns: string[];
+  skipped: string[];
+  artifacts: { dir: string; outputs: string; stateDir: string; report: string; kept: boolean };
+}
+
+export function timelineOf(runs: RunState[]): TimelineRow[] {
+  return runs.flatMap((run) =>
+    run.steps.map((s) => ({
+      runbook: run.runbook.name,
+      step: s.id,
+      kind: s.kind ?? '',
+      outcome: s.status,
+      startedAt: s.startedAt ?? null,
+      durationMs: s.durationMs ?? 0,
+      note: s.reason ?? s.error ?? '',
+    })),
+  );
+}
+
+const time = (ms: number | null) => (ms === null ? '' : new Date(ms).toISOString().slice(11, 23));
+
+export function toMarkdown(r: RehearsalReport): string {
+  const lines = [
+    `# Cutover rehearsal — ${r.date}`,
+    '',
+    `**${r.outcome === 'passed' ? 'PASSED' : 'FAILED'}**${r.failure ? `: ${r.failure}` : ''} in ${formatDuration(r.totalMs)}.`,
+    '',
+    `- Source: ${r.source}`,
+    `- Target: ${r.target}`,
+    `- Data: ${r.data.customers} customers, ${r.data.rowsAtStart} rows at start; ${r.data.writers} writers through PgBouncer for the whole rehearsal`,
+    '',
+    '## Result',
+    '',
+    `| measure | value |`,
+    `|---|---|`,
+    `| write-unavailability window | ${formatDuration(r.writes.unavailableMs)}${r.writes.unavailableFrom ? ` (${r.writes.unavailableFrom} → ${r.writes.unavailableTo})` : ''} |`,
+    `| longest single transaction (held, not failed) | ${formatDuration(r.writes.longestTransactionMs)} |`,
+    `| transactions committed by the app | ${r.writes.committed} |`,
+    `| of those found on the target | ${r.writes.foundOnTarget} |`,
+    `| lost | ${r.writes.lost} |`,
+    `| errors the app saw | ${r.writes.errorsSeenByApp} |`,
+    ...(r.verification
+      ? [`| rows verified (counts + checksums) | ${r.verification.rows} in ${r.verification.tables} tables |`, `| differences found | ${r.verification.differences} |`]
+      : ['| verification | did not run |']),
+    `| sequences behind the source | ${r.sequencesBehind} |`,
+    ...(r.webhooks ? [`| webhooks received / replayed / failed | ${r.webhooks.received} / ${r.webhooks.replayed} / ${r.webhooks.failed} (${r.webhooks.standIn}) |`] : []),
+    '',
+    '## Timeline',
+    '',
+    '| runbook | step | kind | outcome | started | duration | note |',
+    '|---|---|---|---|---|---|---|',
+    ...r.timeline.map((t) => `| ${t.runbook} | ${t.step} | ${t.kind} | ${t.outcome} | ${time(t.startedAt)} | ${formatDuration(t.durationMs)} | ${t.note.replace(/\|/g, '\\|')} |`),
+    '',
+    '## Stand-ins and skipped steps',
+    '',
+    ...r.standIns.map((s) => `- stand-in: ${s}`),
+    ...r.skipped.map((s) => `- skipped: ${s}`),
+    '',
+    `Servers, outputs and journals: ${r.artifacts.kept ? r.artifacts.dir : 'removed (pass --keep to keep them)'}`,
+    '',
+  ];
+  return lines.join('\n');
+}
+
+export function toText(r: RehearsalReport): string {
+  const pad = (s: string, n: number) => (s.length >= n ? s : s + ' '.repeat(n - s.length));
+  const rows = r.timeline.map((t) => `  ${pad(t.runbook, 11)} ${pad(t.step, 22)} ${pad(t.outcome, 12)} ${pad(formatDuration(t.durationMs), 9)} ${t.note}`);
+  return [
+    '',
+    `Rehearsal ${r.outcome === 'passed' ? 'PASSED' : 'FAILED'}${r.failure ? `: ${r.failure}` : ''} in ${formatDuration(r.totalMs)}`,
+    '',
+    'Timeline:',
+    ...rows,
+    '',
+    `Write-unavailability window: ${formatDuration(r.writes.unavailableMs)} (longest transaction held: ${formatDuration(r.writes.longestTransactionMs)})`,
+    `Transactions committed: ${r.writes.committed}, on target: ${r.writes.foundOnTarget}, lost: ${r.writes.lost}, errors seen by the app: ${r.writes.errorsSeenByApp}`,
+    r.verification ? `Rows verified: ${r.verification.rows} in ${r.verification.tables} tables, differences: ${r.verification.differences}` : 'Verification did not run',
+    `Sequences behind the source: ${r.sequencesBehind}`,
+    ...(r.webhooks ? [`Webhooks received: ${r.webhooks.received}, replayed: ${r.webhooks.replayed}, failed: ${r.webhooks.failed} (${r.webhooks.standIn})`] : []),
+    ...r.skipped.map((s) => `Skipped: ${s}`),
+    `Report: ${r.artifacts.report}`,
+    '',
+  ].join('\n');
+}
