@@ -3,6 +3,7 @@
  * permission error becomes a StepError that names the IAM action and resource the operator must
  * grant, because "AccessDenied" alone sends people hunting through CloudTrail on D-day.
  */
+import { redact } from '../core/secret.ts';
 import { StepError } from '../core/step.ts';
 
 const PERMISSION_ERRORS = new Set(['AccessDenied', 'AccessDeniedException', 'UnauthorizedOperation', 'AuthorizationError']);
@@ -30,6 +31,8 @@ export async function callAws<T>(action: string, resource: string, send: () => P
   try {
     return await send();
   } catch (error) {
+    // Some services echo request values (a parameter's new value) in validation errors.
+    if (error instanceof Error) error.message = redact(error.message);
     if (!isPermissionError(error)) throw error;
     const detail = error instanceof Error ? error.message : String(error);
     throw new StepError(`permission denied: ${action} on ${resource} (${awsErrorName(error)}: ${detail})`, [
