@@ -18,7 +18,7 @@ const params = z.object({
         /** Parameter name, usually `${{ outputs.parameters.writerUrl }}`. */
         name: z.string().regex(/^\//, 'must be a full parameter name starting with /'),
         /** The new value (a template the engine resolves; treated as secret). */
-        value: z.union([z.string(), z.instanceof(Secret)]),
+        value: z.union([z.string(), z.custom<Secret>((v) => v instanceof Secret && typeof v.reveal() === 'string', 'must be a string')]),
       }),
     )
     .min(1),
