@@ -1,0 +1,91 @@
+/**
+ * Read-only access to one side, every query in the same snapshot: a holder transaction exports its
+ * snapshot and every later query imports it, so that counts, checksums and the narrowing that
+ * follows a mismatch all see one consistent state of the database, even while queries run on
+ * several connections at once.
+ */
+import type pg from 'pg';
+
+/**
+ * Session settings that make a value print the same on both servers and across major versions
+ * (only the `text` hash method prints values, but key values are always printed).
+ */
+const OUTPUT_SETTINGS: Record<string, string> = {
+  TimeZone: 'UTC',
+  DateStyle: 'ISO, YMD',
+  IntervalStyle: 'postgres',
+  extra_float_digits: '3',
+  bytea_output: 'hex',
+  // A verification runs for as long as the data takes; a role default must not cut it short.
+  statement_timeout: '0',
+};
+
+export type SnapshotOptions = {
+  /** `max_parallel_workers_per_gather` for each query; the server's setting when absent. */
+  parallelWorkers?: number;
+};
+
+export class SnapshotReader {
+  private constructor(
+    private readonly pool: pg.Pool,
+    private readonly holder: pg.PoolClient,
+    private readonly snapshot: string,
+    /** e.g. 150004 */
+    readonly versionNum: number,
+    private readonly prelude: string,
+  ) {}
+
+  static async open(pool: pg.Pool, options: SnapshotOptions = {}): Promise<SnapshotReader> {
+    const holder = await pool.connect();
+    try {
+      await holder.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      const { rows } = await holder.query(
+        "SELECT pg_export_snapshot() AS snapshot, current_setting('server_version_num')::int AS version",
+      );
+      const snapshot: string = rows[0].snapshot;
+      // Spliced into SET TRANSACTION SNAPSHOT, which takes no parameters: accept only the server's own format.
+      if (!/^[0-9A-F-]+$/i.test(snapshot)) throw new Error(`unexpected snapshot id format '${snapshot}'`);
+      const settings = { ...OUTPUT_SETTINGS };
+      if (options.parallelWorkers !== undefined) settings.max_parallel_workers_per_gather = String(options.parallelWorkers);
+      const prelude = [
+        'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY',
+        `SET TRANSACTION SNAPSHOT '${snapshot}'`,
+        ...Object.entries(settings).map(([name, value]) => `SET LOCAL ${name} = '${value}'`),
+      ].join('; ');
+      return new SnapshotReader(pool, holder, snapshot, rows[0].version, prelude);
+    } catch (error) {
+      await holder.query('ROLLBACK').catch(() => {});
+      holder.release();
+      throw error;
+    }
+  }
+
+  get major(): number {
+    return Math.floor(this.versionNum / 10000);
+  }
+
+  /** Runs one read-only query inside the shared snapshot. */
+  async query<R extends pg.QueryResultRow = any>(sql: string, params: unknown[] = []): Promise<R[]> {
+    const client = await this.pool.connect();
+    try {
+      await client.query(this.prelude);
+      const { rows } = await client.query<R>(sql, params);
+      await client.query('COMMIT');
+      client.release();
+      return rows;
+    } catch (error) {
+      // The connection may be mid-transaction: drop it rather than hand it back to the shared pool.
+      client.release(error as Error);
+      throw error;
+    }
+  }
+
+  async close(): Promise<void> {
+    try {
+      await this.holder.query('COMMIT');
+      this.holder.release();
+    } catch (error) {
+      this.holder.release(error as Error);
+    }
+  }
+}
