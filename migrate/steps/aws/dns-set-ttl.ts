@@ -1,0 +1,144 @@
+/**
+ * dns.set-ttl (the day before): lowers the TTL of the records that will move, keeping their values,
+ * so resolvers forget the legacy answer within minutes of the switch.
+ *
+ * Undo puts the recorded TTL back on whatever values the record has then, rather than the whole
+ * recorded set: if dns.switch was not undone first, restoring the old values too would silently
+ * revert the cutover.
+ */
+import { z } from 'zod';
+import { changesFor, describeChange, fqdn, type Change, type RecordSet } from '../../aws/record-sets.ts';
+import { readMovableSets, submitChange } from '../../aws/route53.ts';
+import { defineStep, StepError, unable, type Finding, type Json, type StepContext } from '../../core/step.ts';
+import { zoneOf } from './dns-switch.ts';
+
+const params = z.object({
+  records: z.array(z.enum(['app', 'webhooks'])).min(1).default(['app', 'webhooks']),
+  /** Overrides each record's cutoverTtl from the outputs. */
+  ttl: z.number().int().positive().optional(),
+  deadlineMinutes: z.number().positive().default(15),
+});
+type Params = z.infer<typeof params>;
+
+interface Lowered {
+  name: string;
+  type: string;
+  previousTtl: number;
+  ttl: number;
+  [key: string]: Json;
+}
+type Result = { records: Lowered[] };
+
+interface TtlChange {
+  action: 'dns-ttl';
+  name: string;
+  type: string;
+  previousTtl: number;
+  previous: RecordSet;
+}
+
+interface Assessment {
+  key: 'app' | 'webhooks';
+  name: string;
+  ttl: number;
+  current?: RecordSet;
+  /** The UPSERT to send, or none when the TTL is already low enough. */
+  change?: Change;
+  finding?: Finding;
+}
+
+async function assess(ctx: StepContext, p: Params): Promise<Assessment[]> {
+  const out: Assessment[] = [];
+  for (const key of p.records) {
+    const record = ctx.outputs.dns.records[key];
+    const ttl = p.ttl ?? record.cutoverTtl;
+    const sets = await readMovableSets(ctx, zoneOf(ctx), record.name);
+    const current = sets.find((s) => s.Type === record.type);
+    if (!current) {
+      out.push({ key, name: record.name, ttl, finding: { severity: 'error', object: `record ${record.name} ${record.type}`, message: `not found in zone ${ctx.outputs.dns.hostedZoneId}`, fix: `check outputs.dns.records.${key} (name and type) against the zone` } });
+    } else if (current.AliasTarget) {
+      out.push({ key, name: record.name, ttl, current, finding: { severity: 'info', object: `record ${record.name} ${record.type}`, message: 'is an alias: Route53 uses the target’s TTL, nothing to lower' } });
+    } else if ((current.TTL ?? 0) <= ttl) {
+      out.push({ key, name: record.name, ttl, current });
+    } else {
+      const [change] = changesFor([current], [{ ...current, TTL: ttl }], [current.Type]);
+      out.push({ key, name: record.name, ttl, current, ...(change ? { change } : {}) });
+    }
+  }
+  return out;
+}
+
+const lowered = (a: Assessment, previousTtl: number): Lowered => ({ name: a.name, type: a.current?.Type ?? '', previousTtl, ttl: Math.min(a.ttl, a.current?.TTL ?? a.ttl) });
+
+export const dnsSetTtl = defineStep<Params, Result>({
+  kind: 'dns.set-ttl',
+  summary: 'Lower the TTL of the records the cutover will move (the day before)',
+  params,
+  requires: ['aws'],
+  destructive: false,
+
+  async probe(ctx, p) {
+    const assessed = await assess(ctx, p);
+    const findings = assessed.flatMap((a) => (a.finding ? [a.finding] : []));
+    if (findings.some((f) => f.severity === 'error')) return { state: 'blocked', findings };
+    const pending = assessed.filter((a) => a.change);
+    if (pending.length === 0) return { state: 'done', findings, result: { records: assessed.filter((a) => a.current && !a.current.AliasTarget).map((a) => lowered(a, a.current!.TTL ?? a.ttl)) } };
+    return {
+      state: 'ready',
+      findings,
+      plan: pending.flatMap((a) => [`route53:ChangeResourceRecordSets HostedZoneId=${ctx.outputs.dns.hostedZoneId} ${describeChange(a.change!)} (was TTL ${a.current!.TTL})`, `wait until INSYNC`]),
+    };
+  },
+
+  async apply(ctx, p) {
+    const deadline = ctx.now() + p.deadlineMinutes * 60_000;
+    const assessed = await assess(ctx, p);
+    const recorded = new Map((ctx.previousChanges as readonly Partial<TtlChange>[]).filter((c) => c?.action === 'dns-ttl').map((c) => [c.name, c.previousTtl ?? 0]));
+    const blocking = assessed.flatMap((a) => (a.finding?.severity === 'error' ? [a.finding] : []));
+    if (blocking.length > 0) throw unable('lower DNS TTLs', new StepError(blocking.map((f) => `${f.object}: ${f.message}`).join('; '), blocking));
+    const records: Lowered[] = [];
+    for (const a of assessed) {
+      if (!a.current || a.current.AliasTarget) continue;
+      const previousTtl = recorded.get(fqdn(a.name)) ?? a.current.TTL ?? a.ttl;
+      if (a.change) {
+        try {
+          await ctx.record({ action: 'dns-ttl', name: fqdn(a.name), type: a.current.Type, previousTtl, previous: a.current as Json });
+          await submitChange(ctx, zoneOf(ctx), [a.change], deadline);
+          ctx.log.info(`${a.name}: TTL ${a.current.TTL} → ${a.ttl}`);
+        } catch (error) {
+          throw unable(`lower the TTL of ${a.name} to ${a.ttl}`, error);
+        }
+      }
+      records.push(lowered(a, previousTtl));
+    }
+    return { records };
+  },
+
+  async check(ctx, p) {
+    const assessed = await assess(ctx, p);
+    return assessed
+      .filter((a) => a.change)
+      .map((a) => ({ severity: 'error' as const, object: `record ${a.name}`, message: `TTL is ${a.current?.TTL}, expected at most ${a.ttl}` }));
+  },
+
+  async undo(ctx, p, changes) {
+    const deadline = ctx.now() + p.deadlineMinutes * 60_000;
+    const firsts = new Map<string, TtlChange>();
+    for (const change of changes as readonly unknown[] as readonly TtlChange[]) if (change?.action === 'dns-ttl' && !firsts.has(change.name)) firsts.set(change.name, change);
+    for (const recorded of firsts.values()) {
+      try {
+        const current = (await readMovableSets(ctx, zoneOf(ctx), recorded.name)).find((s) => s.Type === recorded.type);
+        if (!current || current.AliasTarget) {
+          ctx.log.warn(`${recorded.name}: no ${recorded.type} record with a TTL any more; TTL ${recorded.previousTtl} not restored`);
+          continue;
+        }
+        const batch = changesFor([current], [{ ...current, TTL: recorded.previousTtl }], [current.Type]);
+        if (batch.length === 0) continue;
+        await submitChange(ctx, zoneOf(ctx), batch, deadline);
+        ctx.log.info(`${recorded.name}: TTL ${current.TTL} → ${recorded.previousTtl} (restored)`);
+      } catch (error) {
+        throw unable(`restore the TTL of ${recorded.name} to ${recorded.previousTtl}`, error);
+      }
+    }
+  },
+});
