@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import type { StackOutputs } from '../../infra/contract.ts';
 import { ResourcePool, createStepContext, type RunServices } from './context.ts';
-import { Journal, listRuns, runState, type RunState, type StepStatus } from './journal.ts';
+import { Journal, listRuns, newestRunResult, runState, type RunState, type StepStatus } from './journal.ts';
 import { acquireLock } from './lock.ts';
 import type { EngineEvent, Reporter, StepOutcome } from './report.ts';
 import { displayParams, evaluateCondition, resolveParams, type Runbook, type RunbookStep } from './runbook.ts';
@@ -124,7 +124,7 @@ export async function dryRun(runbook: Runbook, env: EngineEnvironment, selection
       const services = servicesFor(env, runId, resources, signal, true, async () => {});
       let params: unknown;
       try {
-        params = await resolveParams(runbook, step, { outputs: env.outputs, runId, stack: env.stack, results: new Map(), secret: env.secret });
+        params = await resolveParams(runbook, step, { outputs: env.outputs, runId, stack: env.stack, results: new Map(), otherRun: newestRunResult(env.stateDir, env.stack, runId), secret: env.secret });
       } catch {
         env.reporter.emit({ type: 'step-plan', step: step.id, kind: step.uses, params: displayParams(runbook, step, env.outputs), lines: ['parameters depend on earlier steps: probed when the run gets there'], confirm: step.confirm });
         end('would-run');
@@ -269,12 +269,12 @@ async function execute(runbook: Runbook, env: EngineEnvironment, steps: RunbookS
         finish('skipped', null, missing);
         continue;
       }
-      if (!evaluateCondition(runbook, step, { outputs: env.outputs, runId, stack: env.stack, results })) {
+      if (!evaluateCondition(runbook, step, { outputs: env.outputs, runId, stack: env.stack, results, otherRun: newestRunResult(env.stateDir, env.stack, runId) })) {
         finish('skipped', null, `condition ${step.if} is false`);
         continue;
       }
       try {
-        const params = await resolveParams(runbook, step, { outputs: env.outputs, runId, stack: env.stack, results, secret: env.secret });
+        const params = await resolveParams(runbook, step, { outputs: env.outputs, runId, stack: env.stack, results, otherRun: newestRunResult(env.stateDir, env.stack, runId), secret: env.secret });
         const previousChanges = previous?.steps.find((s) => s.id === step.id)?.changes ?? [];
         const ctx = createStepContext({ ...services, log: loggerFor(env, step.id) }, step.id, previousChanges);
         const probe = await step.kind.probe(ctx, params);

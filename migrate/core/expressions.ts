@@ -1,14 +1,16 @@
 /**
  * `${{ scope.path }}` references in runbook values. Scopes: `outputs` (the stack outputs), `config`
  * (the runbook's config block, overridable with --set), `secrets` (named secret references, resolved
- * only when a step runs), `steps` (results of earlier steps of the same run) and `run` (id, stack).
+ * only when a step runs), `steps` (results of earlier steps of the same run), `runs` (results of a
+ * step in the newest run of another runbook of this stack, e.g. `runs.day-before.scale-down.counts`)
+ * and `run` (id, stack).
  *
  * A string that is exactly one reference takes the referenced value's type (an array stays an
  * array); references inside a longer string are interpolated as text.
  */
 
-export type Scope = 'outputs' | 'config' | 'secrets' | 'steps' | 'run';
-export const SCOPES: readonly Scope[] = ['outputs', 'config', 'secrets', 'steps', 'run'];
+export type Scope = 'outputs' | 'config' | 'secrets' | 'steps' | 'runs' | 'run';
+export const SCOPES: readonly Scope[] = ['outputs', 'config', 'secrets', 'steps', 'runs', 'run'];
 
 export interface Reference {
   scope: Scope;

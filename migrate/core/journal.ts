@@ -165,3 +165,18 @@ export function listRuns(stateDir: string, stack: string): RunState[] {
     .map((f) => runState(join(dir, f)))
     .sort((a, b) => a.startedAt - b.startedAt);
 }
+
+/**
+ * For `${{ runs.<runbook>.<step>.… }}`: the result of `step` in the newest run of `runbook` that
+ * finished it, ignoring the run asking.
+ */
+export function newestRunResult(stateDir: string, stack: string, askingRunId: string) {
+  return (runbook: string, step: string): { found: boolean; result: Json | undefined; runId?: string } => {
+    const runs = listRuns(stateDir, stack).filter((r) => r.runId !== askingRunId && r.runbook.name === runbook);
+    for (const run of runs.reverse()) {
+      const state = run.steps.find((s) => s.id === step && (s.status === 'applied' || s.status === 'already-done'));
+      if (state) return { found: true, result: state.result ?? null, runId: run.runId };
+    }
+    return { found: false, result: undefined };
+  };
+}

@@ -190,11 +190,12 @@ function validateStep(
       problems.push(`${field}: ${ref.text}: '${ref.path[0]}' is not an earlier step of this runbook`);
     }
     if (ref.scope === 'run' && !['id', 'stack'].includes(ref.path[0]!)) problems.push(`${field}: ${ref.text}: run has only id and stack`);
+    if (ref.scope === 'runs' && ref.path.length < 3) problems.push(`${field}: ${ref.text}: write runs.<runbook>.<step>.<field>`);
   };
   try {
     for (const { ref, at } of collectReferences(step.with, ['with'])) {
       checkRef(ref, where(at));
-      if (ref.scope === 'secrets' || ref.scope === 'steps') deferred.push(where(at));
+      if (ref.scope === 'secrets' || ref.scope === 'steps' || ref.scope === 'runs') deferred.push(where(at));
     }
     if (step.if) for (const { ref } of collectReferences(step.if)) checkRef(ref, 'if');
   } catch (error) {
@@ -229,6 +230,8 @@ export interface ResolveContext {
   stack: string;
   /** Results of the run's finished steps, by step id. */
   results: ReadonlyMap<string, Json>;
+  /** Result of `step` in the newest run of `runbook` of this stack that finished it. */
+  otherRun?: (runbook: string, step: string) => { found: boolean; result: Json | undefined; runId?: string };
   secret: (ref: string) => Promise<Secret>;
 }
 
@@ -264,6 +267,14 @@ function resolveRuntime(ref: Reference, runbook: Runbook, context: ResolveContex
       return ref.path[0] === 'id' ? context.runId : context.stack;
     case 'secrets':
       return secretValues.get(ref.path[0]!);
+    case 'runs': {
+      const [name, id, ...rest] = ref.path;
+      const other = context.otherRun?.(name!, id!) ?? { found: false, result: undefined };
+      if (!other.found) throw new ExpressionError(`${ref.text}: no run of runbook '${name}' of this stack has finished step '${id}'`);
+      const { found, value } = lookup(other.result, rest);
+      if (!found) throw new ExpressionError(`${ref.text}: step '${id}' of run ${other.runId} produced no '${rest.join('.')}'`);
+      return value;
+    }
     case 'steps': {
       const [id, ...rest] = ref.path;
       if (!context.results.has(id!)) throw new ExpressionError(`${ref.text}: step '${id}' has not finished in this run`);
@@ -278,7 +289,7 @@ function resolveRuntime(ref: Reference, runbook: Runbook, context: ResolveContex
 export function displayParams(runbook: Runbook, step: RunbookStep, outputs: StackOutputs): unknown {
   return substitute(step.with, (ref) => {
     if (ref.scope === 'secrets') return REDACTED;
-    if (ref.scope === 'steps' || ref.scope === 'run') return ref.text;
+    if (ref.scope === 'steps' || ref.scope === 'runs' || ref.scope === 'run') return ref.text;
     if (ref.scope === 'outputs' && isSecretOutput(ref.path)) return REDACTED;
     return resolveStatic(ref, outputs, runbook.config, 'with');
   });

@@ -4,7 +4,7 @@
  * is itself interrupted resumes without undoing anything twice.
  */
 import { z } from 'zod';
-import { listRuns, type RunState } from './journal.ts';
+import { listRuns, newestRunResult, type RunState } from './journal.ts';
 import { loadRunbook, resolveParams, type KindLookup } from './runbook.ts';
 import { defineStep, StepError, type Json, type StepContext, type StepKind } from './step.ts';
 
@@ -103,7 +103,7 @@ export function undoStepKind(deps: UndoDependencies): StepKind<Params, UndoResul
           continue;
         }
         await ctx.record({ undoing: state.id, run: run.runId });
-        const stepParams = await resolveParams(runbook, step, { outputs: ctx.outputs, runId: run.runId, stack: ctx.stack, results, secret: ctx.secret });
+        const stepParams = await resolveParams(runbook, step, { outputs: ctx.outputs, runId: run.runId, stack: ctx.stack, results, otherRun: newestRunResult(deps.stateDir, ctx.stack, run.runId), secret: ctx.secret });
         // The undo's own records land in this (rollback) run's journal, tagged with the step they undo.
         const undoCtx: StepContext = { ...ctx, record: (change) => ctx.record({ step: state.id, change }) };
         ctx.log.info(`undoing ${state.id} (${state.kind})`);

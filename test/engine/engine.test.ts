@@ -158,3 +158,14 @@ test('run.undo undoes the newest run in reverse order, resumes after a failure, 
   assert.equal(again.outcome, 'finished');
   assert.deepEqual(s.world.undoCalls, ['c', 'b', 'a'], 'a second rollback finds nothing left to undo');
 });
+
+test('a runbook can use a result of another runbook\'s newest run of this stack', async () => {
+  const s = setup();
+  const next = runbookFromObject({ name: 'next', steps: [{ id: 'use', uses: 'test.set', with: { key: 'copied', value: 'len-${{ runs.book.b.length }}' } }] }, 'next', s.load);
+  const before = await run(next, s.env);
+  assert.equal(before.outcome, 'failed');
+  assert.match(before.error!, /no run of runbook 'book' of this stack has finished step 'b'/);
+  await run(s.runbook(), s.env);
+  assert.equal((await run(next, s.env)).outcome, 'finished');
+  assert.equal(s.world.values.get('copied'), `len-${PLANTED.length}`);
+});
