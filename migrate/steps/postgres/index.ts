@@ -1,4 +1,12 @@
 /** PostgreSQL: preflight, schema, replication, freeze, catch-up, sequences */
 import type { StepKind } from '../../core/step.ts';
+import { catchUp } from './catch-up.ts';
+import { freezeWrites } from './freeze-writes.ts';
+import { preflight } from './preflight.ts';
+import { replicationStart } from './replication-start.ts';
+import { replicationStop } from './replication-stop.ts';
+import { schemaCopy } from './schema-copy.ts';
+import { sequenceSync } from './sequence-sync.ts';
+import { unfreeze } from './unfreeze.ts';
 
-export const postgresSteps: StepKind[] = [];
+export const postgresSteps: StepKind[] = [preflight, schemaCopy, replicationStart, freezeWrites, catchUp, sequenceSync, replicationStop, unfreeze];

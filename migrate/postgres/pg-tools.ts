@@ -1,0 +1,73 @@
+/**
+ * Running PostgreSQL's client programs (pg_dump, psql) against a side: the connection goes through
+ * libpq environment variables, so the password is never on a command line (visible in `ps`) and a
+ * connection string is never printed.
+ */
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { Secret } from '../core/secret.ts';
+import { redact } from '../core/secret.ts';
+
+const execFileAsync = promisify(execFile);
+
+/** `pgBinDir` when given, else `pg_config --bindir`, else PG_BINDIR. */
+export function clientBindir(explicit?: string): string {
+  if (explicit) return explicit;
+  if (process.env.PG_BINDIR && existsSync(join(process.env.PG_BINDIR, 'pg_dump'))) return process.env.PG_BINDIR;
+  try {
+    return execFileSync('pg_config', ['--bindir'], { encoding: 'utf8' }).trim();
+  } catch {
+    throw new Error('pg_dump not found: pg_config is not on PATH. Install the PostgreSQL client (Debian: apt-get install postgresql-client) or set with.pgBinDir.');
+  }
+}
+
+/** Major version of a client program, from `pg_dump --version` ("pg_dump (PostgreSQL) 15.18 (Debian ...)"). */
+export async function toolMajor(bindir: string, tool: 'pg_dump' | 'psql'): Promise<number> {
+  const path = join(bindir, tool);
+  if (!existsSync(path)) throw new Error(`${path} does not exist: point with.pgBinDir at a directory holding ${tool}`);
+  const { stdout } = await execFileAsync(path, ['--version']);
+  const match = /\(PostgreSQL\)\s+(\d+)/.exec(stdout);
+  if (!match) throw new Error(`cannot read the version of ${path} from '${stdout.trim()}'`);
+  return Number(match[1]);
+}
+
+/** libpq environment for a postgres:// URL; the caller's environment must not leak other PG* settings in. */
+export function libpqEnv(url: Secret): NodeJS.ProcessEnv {
+  const parsed = new URL(url.reveal());
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env)) if (!key.startsWith('PG')) env[key] = value;
+  env.PGHOST = decodeURIComponent(parsed.hostname.replace(/^\[|\]$/g, ''));
+  env.PGPORT = parsed.port || '5432';
+  env.PGUSER = decodeURIComponent(parsed.username);
+  env.PGPASSWORD = decodeURIComponent(parsed.password);
+  env.PGDATABASE = decodeURIComponent(parsed.pathname.replace(/^\//, ''));
+  const sslmode = parsed.searchParams.get('sslmode');
+  if (sslmode) env.PGSSLMODE = sslmode;
+  env.PGAPPNAME = 'migrate';
+  env.PGCONNECT_TIMEOUT = '15';
+  return env;
+}
+
+/** Runs a client program and returns its stdout; failures carry its (redacted) stderr. */
+export async function runTool(bindir: string, tool: string, args: string[], url: Secret, stdin?: string): Promise<{ stdout: string; stderr: string }> {
+  const path = join(bindir, tool);
+  return new Promise((resolve, reject) => {
+    const child = spawn(path, args, { env: libpqEnv(url), stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
+    child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
+    child.on('error', (error) => reject(new Error(`${tool} could not start: ${error.message}`)));
+    child.on('close', (code) => {
+      const stdout = Buffer.concat(out).toString('utf8');
+      const stderr = redact(Buffer.concat(err).toString('utf8').trim());
+      if (code === 0) resolve({ stdout, stderr });
+      else reject(new Error(`${tool} exited with ${code}: ${stderr || '(no message)'}`));
+    });
+    // A tool that exits early (bad connection) closes stdin under us; its exit code tells the story.
+    child.stdin.on('error', () => {});
+    child.stdin.end(stdin ?? '');
+  });
+}

@@ -1,0 +1,204 @@
+/**
+ * postgres.replication-start: a publication of every table on the source and a subscription on the
+ * target that copies the existing rows and then streams changes; waits for the initial copy. Each
+ * object is journalled before it is created, so undo (and a resumed run) knows what this run owns;
+ * an object that existed before the run is used, never dropped by undo.
+ */
+import { z } from 'zod';
+import { pool, subscriptionSourceUrl } from '../../postgres/connections.ts';
+import { replicationNames } from '../../postgres/replication-names.ts';
+import { dropPublication, dropSlot, dropSubscription, publicationExists, slotInfo, subscriptionInfo } from '../../postgres/replication.ts';
+import { serverInfo } from '../../postgres/server.ts';
+import { ident, literal } from '../../postgres/sql.ts';
+import { syncState, type SyncState } from '../../postgres/sync-state.ts';
+import { waitFor } from '../../aws/wait.ts';
+import { defineStep, StepError, unable, type Finding, type Json, type StepContext } from '../../core/step.ts';
+
+const params = z
+  .object({
+    ...replicationNames,
+    /** Wait until every table's initial copy is done (state ready). */
+    waitForSync: z.boolean().default(true),
+    syncDeadlineSeconds: z.number().int().positive().default(6 * 3600),
+    /** Binary transfer when both servers are 14+: faster, but needs identical column types on both sides. */
+    binary: z.boolean().default(false),
+    /** Stream large in-progress transactions instead of spilling them to disk on the source (both 14+). */
+    streaming: z.boolean().default(true),
+    pollMs: z.number().int().positive().default(1000),
+  })
+  .strict();
+type Params = z.infer<typeof params>;
+type Result = { publication: string; subscription: string; slot: string; tables: number; binary: boolean; streaming: boolean };
+
+interface CreateChange {
+  action: 'create-publication' | 'create-subscription';
+  name: string;
+  [key: string]: Json;
+}
+
+/** Names this run created (recorded before creating), as opposed to objects it found in place. */
+function createdByRun(changes: readonly Json[], action: CreateChange['action']): Set<string> {
+  return new Set((changes as readonly Partial<CreateChange>[]).filter((c) => c?.action === action && c.name).map((c) => c.name!));
+}
+
+async function options(ctx: StepContext, p: Params) {
+  const [source, target] = await Promise.all([serverInfo(await pool(ctx, 'source')), serverInfo(await pool(ctx, 'target'))]);
+  const both14 = source.major >= 14 && target.major >= 14;
+  return {
+    source,
+    target,
+    binary: p.binary && both14,
+    streaming: p.streaming && both14,
+    // Without it a partitioned table is published leaf by leaf, and the target must have the same partitions.
+    viaRoot: source.major >= 13,
+  };
+}
+
+async function waitForSync(ctx: StepContext, p: Params, subscriptionOid: number): Promise<SyncState> {
+  const target = await pool(ctx, 'target');
+  const deadline = ctx.now() + p.syncDeadlineSeconds * 1000;
+  let last: SyncState | undefined;
+  return waitFor(ctx, {
+    label: `initial sync of subscription ${p.subscription}`,
+    deadline,
+    intervalMs: p.pollMs,
+    poll: async () => {
+      const state = await syncState(target, subscriptionOid);
+      if (state.errors && last?.errors && state.errors.sync > last.errors.sync) {
+        ctx.log.warn(`table sync failed ${state.errors.sync - last.errors.sync} more time(s); the target's server log says why (it retries)`);
+      }
+      last = state;
+      if (state.total > 0 && state.ready === state.total) return { ready: true, value: state };
+      const busy = state.tables.filter((t) => t.state !== 'ready').slice(0, 4).map((t) => `${t.table} ${t.state}`);
+      const bytes = state.copyingBytes ? `, ${(state.copyingBytes / 1048576).toFixed(1)} MB being copied` : '';
+      return { ready: false, detail: `${busy.join(', ')}${bytes}`, done: state.ready, total: state.total };
+    },
+    timedOut: ({ detail }) =>
+      new StepError(`initial sync not finished after ${p.syncDeadlineSeconds} s (${detail})`, [
+        {
+          severity: 'error',
+          object: `subscription ${p.subscription}`,
+          message: `${last?.ready ?? 0} of ${last?.total ?? '?'} tables ready${last?.errors?.sync ? `, ${last.errors.sync} table-sync errors` : ''}`,
+          fix: 'resume the run to keep waiting (nothing is created twice); if table sync keeps failing, read the target server log (duplicate keys mean the target tables were not empty)',
+        },
+      ]),
+  });
+}
+
+export const replicationStart = defineStep<Params, Result>({
+  kind: 'postgres.replication-start',
+  summary: 'Publish every table on the source, subscribe from the target, and wait for the initial copy',
+  params,
+  requires: ['postgres'],
+  destructive: false,
+
+  async probe(ctx, p) {
+    const [source, target] = [await pool(ctx, 'source'), await pool(ctx, 'target')];
+    const [pub, sub] = await Promise.all([publicationExists(source, p.publication), subscriptionInfo(target, p.subscription)]);
+    const findings: Finding[] = [];
+    if (sub && !sub.publications.includes(p.publication)) {
+      findings.push({
+        severity: 'error',
+        object: `subscription ${p.subscription}`,
+        message: `exists on the target but subscribes to ${sub.publications.join(', ')}, not ${p.publication}`,
+        fix: 'choose other names (with.subscription), or drop that subscription on the target if it is a leftover',
+      });
+      return { state: 'blocked', findings };
+    }
+    const o = await options(ctx, p);
+    if (p.binary && !o.binary) findings.push({ severity: 'info', object: 'with.binary', message: `binary transfer needs PostgreSQL 14+ on both sides (source ${o.source.major}, target ${o.target.major}); using text` });
+    if (pub && sub) {
+      const state = await syncState(target, sub.oid);
+      if (!p.waitForSync || (state.total > 0 && state.ready === state.total)) {
+        return { state: 'done', findings, result: { publication: p.publication, subscription: p.subscription, slot: sub.slotName ?? p.subscription, tables: state.total, binary: o.binary, streaming: o.streaming } };
+      }
+    }
+    const plan = [
+      pub ? `publication ${p.publication} exists on the source: used as it is` : `CREATE PUBLICATION ${p.publication} FOR ALL TABLES${o.viaRoot ? ' WITH (publish_via_partition_root = true)' : ''} on the source`,
+      sub
+        ? `subscription ${p.subscription} exists on the target: used as it is`
+        : `CREATE SUBSCRIPTION ${p.subscription} on the target (copy_data, slot ${p.subscription} on the source, binary ${o.binary}, streaming ${o.streaming})`,
+    ];
+    if (p.waitForSync) plan.push(`wait up to ${p.syncDeadlineSeconds} s for every table's initial copy`);
+    return { state: 'ready', findings, plan };
+  },
+
+  async apply(ctx, p) {
+    try {
+      const [source, target] = [await pool(ctx, 'source'), await pool(ctx, 'target')];
+      const o = await options(ctx, p);
+      if (!(await publicationExists(source, p.publication))) {
+        await ctx.record({ action: 'create-publication', name: p.publication });
+        const via = o.viaRoot ? ' with (publish_via_partition_root = true)' : '';
+        await source.query(`create publication ${ident(p.publication)} for all tables${via}`);
+        ctx.log.info(`created publication ${p.publication} on the source`);
+      }
+      let sub = await subscriptionInfo(target, p.subscription);
+      if (!sub) {
+        let existingSlot = await slotInfo(source, p.subscription);
+        if (existingSlot && createdByRun(ctx.previousChanges, 'create-subscription').has(p.subscription)) {
+          // An earlier attempt died between creating the slot on the source and committing the subscription.
+          ctx.log.info(`dropping slot ${p.subscription} left on the source by an interrupted earlier attempt`);
+          await dropSlot(ctx, source, p.subscription, ctx.now() + 30_000);
+          existingSlot = null;
+        }
+        if (existingSlot) {
+          throw new StepError(`a replication slot named ${p.subscription} already exists on the source`, [
+            { severity: 'error', object: `slot ${p.subscription} (source)`, message: 'exists, and the subscription would create a slot of that name', fix: `drop it on the source (select pg_drop_replication_slot('${p.subscription}')) if it is a leftover, or choose another with.subscription` },
+          ]);
+        }
+        const settings = [
+          'copy_data = true',
+          'create_slot = true',
+          `slot_name = ${literal(p.subscription)}`,
+          ...(o.target.major >= 14 ? [`binary = ${o.binary}`, `streaming = ${o.streaming}`] : []),
+        ];
+        await ctx.record({ action: 'create-subscription', name: p.subscription, slot: p.subscription });
+        const conninfo = (await subscriptionSourceUrl(ctx)).reveal();
+        await target.query(
+          `create subscription ${ident(p.subscription)} connection ${literal(conninfo)} publication ${ident(p.publication)} with (${settings.join(', ')})`,
+        );
+        ctx.log.info(`created subscription ${p.subscription} on the target (binary ${o.binary}, streaming ${o.streaming})`);
+        sub = (await subscriptionInfo(target, p.subscription))!;
+      }
+      const state = p.waitForSync ? await waitForSync(ctx, p, sub.oid) : await syncState(target, sub.oid);
+      return { publication: p.publication, subscription: p.subscription, slot: sub.slotName ?? p.subscription, tables: state.total, binary: o.binary, streaming: o.streaming };
+    } catch (error) {
+      throw unable(`start replication from the source to the target (publication ${p.publication}, subscription ${p.subscription})`, error);
+    }
+  },
+
+  async check(ctx, p) {
+    const [source, target] = [await pool(ctx, 'source'), await pool(ctx, 'target')];
+    const findings: Finding[] = [];
+    if (!(await publicationExists(source, p.publication))) findings.push({ severity: 'error', object: `publication ${p.publication} (source)`, message: 'does not exist' });
+    const sub = await subscriptionInfo(target, p.subscription);
+    if (!sub) return [...findings, { severity: 'error', object: `subscription ${p.subscription} (target)`, message: 'does not exist' }];
+    if (!sub.enabled) findings.push({ severity: 'error', object: `subscription ${p.subscription} (target)`, message: 'is disabled', fix: `alter subscription ${p.subscription} enable` });
+    if (!(await slotInfo(source, sub.slotName ?? p.subscription))) findings.push({ severity: 'error', object: `slot ${sub.slotName} (source)`, message: 'does not exist' });
+    if (p.waitForSync) {
+      const state = await syncState(target, sub.oid);
+      if (state.ready !== state.total) findings.push({ severity: 'error', object: `subscription ${p.subscription}`, message: `${state.ready} of ${state.total} tables ready` });
+    }
+    return findings;
+  },
+
+  async undo(ctx, p, changes) {
+    const subscriptions = createdByRun(changes, 'create-subscription');
+    const publications = createdByRun(changes, 'create-publication');
+    try {
+      for (const name of subscriptions) {
+        const { slotLeftBehind } = await dropSubscription(ctx, await pool(ctx, 'target'), name);
+        // The drop removes the slot when it reaches the source; a slot left by a crash mid-create is dropped here.
+        await dropSlot(ctx, await pool(ctx, 'source'), slotLeftBehind ?? name, ctx.now() + 30_000);
+        ctx.log.info(`dropped subscription ${name} and its slot`);
+      }
+      for (const name of publications) {
+        await dropPublication(await pool(ctx, 'source'), name);
+        ctx.log.info(`dropped publication ${name}`);
+      }
+    } catch (error) {
+      throw unable(`drop the replication objects this run created (${[...subscriptions, ...publications].join(', ')})`, error);
+    }
+  },
+});

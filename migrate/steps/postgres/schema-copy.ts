@@ -1,0 +1,167 @@
+/**
+ * postgres.schema-copy: the source's schema (no data) into the target, through `pg_dump
+ * --schema-only` and `psql`. The restore runs in one transaction, so a failure leaves the target as
+ * it was and a rerun starts clean. No undo: the target is a new database, and an operator who wants
+ * to start over drops and recreates it, which is simpler and safer than a generated list of DROPs.
+ */
+import { z } from 'zod';
+import { sourceUrl, targetUrl, pool } from '../../postgres/connections.ts';
+import { clientBindir, runTool, toolMajor } from '../../postgres/pg-tools.ts';
+import { compareInventories, schemaInventory, type InventoryDifference, type SchemaInventory } from '../../postgres/schema-inventory.ts';
+import { serverInfo } from '../../postgres/server.ts';
+import { defineStep, StepError, unable, type Finding, type StepContext } from '../../core/step.ts';
+
+const params = z
+  .object({
+    /** Directory holding pg_dump and psql, of a major version >= the source's; `pg_config --bindir` when absent. */
+    pgBinDir: z.string().min(1).optional(),
+    /** Keep `ALTER ... OWNER TO`: the owning roles must exist on the target. */
+    withOwners: z.boolean().default(false),
+    /** Keep GRANT/REVOKE: the grantee roles must exist on the target. */
+    withPrivileges: z.boolean().default(false),
+    /** When the target already holds part of the schema: refuse, or restore what is missing and skip what exists. */
+    onPartialTarget: z.enum(['refuse', 'complete']).default('refuse'),
+  })
+  .strict();
+type Params = z.infer<typeof params>;
+type Result = { schemas: number; tables: number; sequences: number; types: number };
+
+const counts = (inventory: SchemaInventory): Result => ({
+  schemas: inventory.schemas.length,
+  tables: inventory.tables.length,
+  sequences: inventory.sequences.length,
+  types: inventory.types.length,
+});
+
+function describeMissing(difference: InventoryDifference): string {
+  return Object.entries(difference.missing)
+    .map(([kind, names]) => `${names.length} ${kind} (${names.slice(0, 5).join(', ')}${names.length > 5 ? ', …' : ''})`)
+    .join('; ');
+}
+
+interface Assessment {
+  state: 'done' | 'ready' | 'blocked';
+  findings: Finding[];
+  source: SchemaInventory;
+  difference: InventoryDifference;
+  bindir: string;
+}
+
+async function assess(ctx: StepContext, p: Params): Promise<Assessment> {
+  const [source, target] = [await pool(ctx, 'source'), await pool(ctx, 'target')];
+  const bindir = clientBindir(p.pgBinDir);
+  const [dumpMajor, info, sourceInventory, targetInventory] = await Promise.all([
+    toolMajor(bindir, 'pg_dump'),
+    serverInfo(source),
+    schemaInventory(source),
+    schemaInventory(target),
+  ]);
+  const findings: Finding[] = [];
+  if (dumpMajor < info.major) {
+    findings.push({
+      severity: 'error',
+      object: `${bindir}/pg_dump`,
+      message: `pg_dump ${dumpMajor} cannot dump a PostgreSQL ${info.major} source`,
+      fix: `install the PostgreSQL ${info.major} (or newer) client and set with.pgBinDir to its bin directory`,
+    });
+  }
+  const difference = compareInventories(sourceInventory, targetInventory);
+  let state: Assessment['state'] = difference.present === difference.expected && Object.keys(difference.missing).length === 0 ? 'done' : 'ready';
+  if (state === 'ready' && difference.present > 0) {
+    const partial: Finding = {
+      severity: p.onPartialTarget === 'refuse' ? 'error' : 'warning',
+      object: `target database ${ctx.outputs.database.name}`,
+      message: `already holds ${difference.present} of the source's ${difference.expected} tables, sequences and types; missing: ${describeMissing(difference)}`,
+      fix:
+        p.onPartialTarget === 'refuse'
+          ? 'drop and recreate the target database to copy the schema from scratch, or set with.onPartialTarget: complete to add only what is missing'
+          : undefined,
+    };
+    findings.push(partial);
+  }
+  if (findings.some((f) => f.severity === 'error')) state = 'blocked';
+  return { state, findings, source: sourceInventory, difference, bindir };
+}
+
+function dumpArgs(p: Params): string[] {
+  return [
+    '--schema-only',
+    // Publications and subscriptions of the source are the source's business, not the target's.
+    '--no-publications',
+    '--no-subscriptions',
+    // Managed targets have no custom tablespaces.
+    '--no-tablespaces',
+    ...(p.withOwners ? [] : ['--no-owner']),
+    ...(p.withPrivileges ? [] : ['--no-privileges']),
+  ];
+}
+
+/**
+ * A newer pg_dump writes SETs for settings an older target does not know (e.g. pg_dump 17's
+ * `SET transaction_timeout = 0`), which stop the restore; they only tune the restoring session,
+ * so lines setting anything the target does not have are dropped.
+ */
+export function withoutUnknownSettings(dump: string, known: ReadonlySet<string>): { dump: string; dropped: string[] } {
+  const dropped: string[] = [];
+  const kept = dump.split('\n').filter((line) => {
+    const match = /^SET\s+([a-z_.]+)\s*(=|TO)/i.exec(line);
+    if (!match || known.has(match[1]!.toLowerCase())) return true;
+    dropped.push(match[1]!);
+    return false;
+  });
+  return { dump: kept.join('\n'), dropped };
+}
+
+/** With onPartialTarget: complete, errors about objects that exist already are expected; any other is not. */
+const EXISTING_OBJECT = /already exists|multiple primary keys for table/;
+
+export const schemaCopy = defineStep<Params, Result>({
+  kind: 'postgres.schema-copy',
+  summary: 'Copy the source schema (pg_dump --schema-only) into the target',
+  params,
+  requires: ['postgres', 'shell'],
+  destructive: false,
+
+  async probe(ctx, p) {
+    const a = await assess(ctx, p);
+    if (a.state === 'done') return { state: 'done', findings: a.findings, result: counts(a.source) };
+    return {
+      state: a.state,
+      findings: a.findings,
+      plan: [
+        `pg_dump ${dumpArgs(p).join(' ')} from the source (${a.source.tables.length} tables, ${a.source.sequences.length} sequences, ${a.source.types.length} types)`,
+        `psql ${p.onPartialTarget === 'complete' && a.difference.present > 0 ? 'skipping objects that exist' : 'in one transaction, stopping at the first error'} into the target`,
+      ],
+    };
+  },
+
+  async apply(ctx, p) {
+    try {
+      const a = await assess(ctx, p);
+      if (a.state === 'blocked') throw new StepError(a.findings.filter((f) => f.severity === 'error').map((f) => f.message).join('; '), a.findings);
+      if (a.state === 'done') return counts(a.source);
+      const target = await pool(ctx, 'target');
+      const known = new Set((await target.query<{ name: string }>('select name from pg_settings')).rows.map((r) => r.name));
+      const { stdout } = await runTool(a.bindir, 'pg_dump', dumpArgs(p), await sourceUrl(ctx));
+      const { dump, dropped } = withoutUnknownSettings(stdout, known);
+      if (dropped.length > 0) ctx.log.info(`dropped settings the target does not know from the dump: ${dropped.join(', ')}`);
+      await ctx.record({ action: 'restore-schema', missing: Object.fromEntries(Object.entries(a.difference.missing).map(([k, v]) => [k, v.length])) });
+      const completing = p.onPartialTarget === 'complete' && a.difference.present > 0;
+      const psqlArgs = ['-X', '-q', '-v', `ON_ERROR_STOP=${completing ? 0 : 1}`, ...(completing ? [] : ['--single-transaction']), '-f', '-'];
+      const { stderr } = await runTool(a.bindir, 'psql', psqlArgs, await targetUrl(ctx), dump);
+      const unexpected = stderr.split('\n').filter((line) => /ERROR:/.test(line) && !EXISTING_OBJECT.test(line));
+      if (unexpected.length > 0) throw new Error(`psql reported: ${unexpected.slice(0, 5).join(' | ')}`);
+      ctx.log.info(`schema restored: ${a.source.tables.length} tables, ${a.source.sequences.length} sequences, ${a.source.types.length} types`);
+      return counts(a.source);
+    } catch (error) {
+      throw unable('copy the schema from the source to the target', error);
+    }
+  },
+
+  async check(ctx) {
+    const [source, target] = await Promise.all([schemaInventory(await pool(ctx, 'source')), schemaInventory(await pool(ctx, 'target'))]);
+    const difference = compareInventories(source, target);
+    if (Object.keys(difference.missing).length === 0) return [];
+    return [{ severity: 'error', object: `target database ${ctx.outputs.database.name}`, message: `schema incomplete after restore: missing ${describeMissing(difference)}` }];
+  },
+});

@@ -1,0 +1,132 @@
+/**
+ * postgres.sequence-sync: logical replication does not carry sequence values, so after the freeze
+ * every sequence of the source (column-owned or not) is set on the target to where the source is,
+ * `is_called` included, in one statement whatever their number.
+ *
+ * No undo: it only moves target sequences forward, on a target that serves no one until the
+ * switch; a rollback goes back to the source, whose sequences this step never touches.
+ */
+import { z } from 'zod';
+import { pool } from '../../postgres/connections.ts';
+import { defineStep, StepError, unable, type Finding } from '../../core/step.ts';
+import type pg from 'pg';
+
+const params = z
+  .object({
+    /** Extra values to skip on the target, in increments (headroom for anything written after the read). */
+    margin: z.number().int().min(0).default(0),
+  })
+  .strict();
+type Params = z.infer<typeof params>;
+type Result = { sequences: number; elapsedMs: number };
+
+interface SequenceValue {
+  name: string;
+  schema: string;
+  sequence: string;
+  /** pg_sequences.last_value: null when the sequence was never called. */
+  last: bigint | null;
+  start: bigint;
+  increment: bigint;
+  min: bigint;
+  max: bigint;
+  readable: boolean;
+}
+
+async function readSequences(db: pg.Pool): Promise<SequenceValue[]> {
+  const { rows } = await db.query(
+    `select schemaname, sequencename, last_value::text, start_value::text, increment_by::text, min_value::text, max_value::text,
+            has_sequence_privilege(format('%I.%I', schemaname, sequencename), 'SELECT') as readable
+       from pg_sequences where schemaname not in ('pg_catalog', 'information_schema') order by 1, 2`,
+  );
+  return rows.map((r) => ({
+    name: `${r.schemaname}.${r.sequencename}`,
+    schema: r.schemaname,
+    sequence: r.sequencename,
+    last: r.last_value === null ? null : BigInt(r.last_value),
+    start: BigInt(r.start_value),
+    increment: BigInt(r.increment_by),
+    min: BigInt(r.min_value),
+    max: BigInt(r.max_value),
+    readable: r.readable,
+  }));
+}
+
+/** The last value handed out, as if the sequence had been called once before its start when it never was. */
+const position = (s: SequenceValue) => s.last ?? s.start - s.increment;
+
+/** What setval gets on the target: the source's state, moved `margin` increments on, within bounds. */
+export function targetSetting(source: SequenceValue, margin: number): { value: bigint; called: boolean } {
+  if (source.last === null && margin === 0) return { value: source.start, called: false };
+  const wanted = position(source) + BigInt(margin) * source.increment;
+  const value = wanted > source.max ? source.max : wanted < source.min ? source.min : wanted;
+  return { value, called: true };
+}
+
+function ahead(target: SequenceValue, source: SequenceValue): boolean {
+  return source.increment > 0n ? position(target) >= position(source) : position(target) <= position(source);
+}
+
+function problems(source: SequenceValue[], target: Map<string, SequenceValue>): Finding[] {
+  const findings: Finding[] = [];
+  const unreadable = source.filter((s) => !s.readable);
+  if (unreadable.length > 0) {
+    findings.push({ severity: 'error', object: `sequences ${unreadable.slice(0, 5).map((s) => s.name).join(', ')}${unreadable.length > 5 ? ', …' : ''}`, message: `${unreadable.length} sequences cannot be read by the migration user on the source`, fix: 'grant SELECT on them (or on all sequences in their schemas) to the migration user' });
+  }
+  const missing = source.filter((s) => !target.has(s.name));
+  if (missing.length > 0) {
+    findings.push({ severity: 'error', object: `sequences ${missing.slice(0, 5).map((s) => s.name).join(', ')}${missing.length > 5 ? ', …' : ''}`, message: `${missing.length} source sequences do not exist on the target`, fix: 'run postgres.schema-copy (onPartialTarget: complete) to create them' });
+  }
+  return findings;
+}
+
+export const sequenceSync = defineStep<Params, Result>({
+  kind: 'postgres.sequence-sync',
+  summary: 'Set every target sequence to its source value (after the freeze)',
+  params,
+  requires: ['postgres'],
+  destructive: false,
+
+  async probe(ctx, p) {
+    const [source, target] = await Promise.all([readSequences(await pool(ctx, 'source')), readSequences(await pool(ctx, 'target'))]);
+    const byName = new Map(target.map((s) => [s.name, s]));
+    const findings = problems(source, byName);
+    if (findings.length > 0) return { state: 'blocked', findings };
+    const behind = source.filter((s) => !ahead(byName.get(s.name)!, s));
+    if (behind.length === 0 && p.margin === 0) return { state: 'done', result: { sequences: source.length, elapsedMs: 0 } };
+    return { state: 'ready', plan: [`setval on the target for ${source.length} sequences (${behind.length} behind the source)${p.margin ? `, ${p.margin} increments ahead` : ''}`] };
+  },
+
+  async apply(ctx, p) {
+    try {
+      const started = ctx.now();
+      const [sourceDb, targetDb] = [await pool(ctx, 'source'), await pool(ctx, 'target')];
+      const [source, target] = await Promise.all([readSequences(sourceDb), readSequences(targetDb)]);
+      const findings = problems(source, new Map(target.map((s) => [s.name, s])));
+      if (findings.length > 0) throw new StepError(findings.map((f) => f.message).join('; '), findings);
+      const settings = source.map((s) => targetSetting(s, p.margin));
+      await ctx.record({ action: 'sync-sequences', sequences: source.length, margin: p.margin });
+      await targetDb.query(
+        `select count(setval(format('%I.%I', s, n)::regclass, v, c))
+           from unnest($1::text[], $2::text[], $3::bigint[], $4::bool[]) as u(s, n, v, c)`,
+        [source.map((s) => s.schema), source.map((s) => s.sequence), settings.map((s) => s.value.toString()), settings.map((s) => s.called)],
+      );
+      const elapsedMs = ctx.now() - started;
+      ctx.log.info(`set ${source.length} sequences on the target in ${elapsedMs} ms`);
+      return { sequences: source.length, elapsedMs };
+    } catch (error) {
+      throw unable('synchronise sequences from the source to the target', error);
+    }
+  },
+
+  async check(ctx) {
+    const [source, target] = await Promise.all([readSequences(await pool(ctx, 'source')), readSequences(await pool(ctx, 'target'))]);
+    const byName = new Map(target.map((s) => [s.name, s]));
+    const findings = problems(source, byName);
+    for (const s of source) {
+      const t = byName.get(s.name);
+      if (t && !ahead(t, s)) findings.push({ severity: 'error', object: `sequence ${s.name}`, message: `target at ${position(t)} is behind the source at ${position(s)}` });
+    }
+    return findings;
+  },
+});

@@ -1,0 +1,89 @@
+/**
+ * postgres.unfreeze: lets application roles write to the source again, for a rollback runbook or an
+ * emergency by hand. A normal rollback does not need it (it undoes freeze-writes with the journalled
+ * previous settings); this step exists for when that journal is not at hand. Given freeze-writes'
+ * `previous` result it restores exactly; given only role names it removes the read-only setting.
+ */
+import { z } from 'zod';
+import { pool } from '../../postgres/connections.ts';
+import { READ_ONLY_SETTING, restoreRole, roleStates, type RoleFreezeChange } from '../../postgres/role-freeze.ts';
+import { defineStep, StepError, unable, type Finding, type StepContext } from '../../core/step.ts';
+
+const previousSchema = z.object({
+  role: z.string().min(1),
+  previousReadOnly: z.string().nullable(),
+  previousCanLogin: z.boolean().nullable(),
+});
+
+const params = z
+  .object({
+    /** freeze-writes' result.previous, e.g. `${{ steps.freeze.result.previous }}`. */
+    previous: z.array(previousSchema).min(1).optional(),
+    /** Roles whose read-only setting is simply reset. */
+    roles: z.array(z.string().min(1)).min(1).optional(),
+    /** With `roles`: also ALTER ROLE … LOGIN (after a nologin freeze). */
+    login: z.boolean().default(false),
+  })
+  .strict()
+  .refine((p) => Boolean(p.previous) !== Boolean(p.roles), 'give exactly one of previous (freeze-writes result) or roles');
+type Params = z.infer<typeof params>;
+type Result = { roles: string[] };
+
+async function plannedRestores(ctx: StepContext, p: Params): Promise<RoleFreezeChange[]> {
+  const database = (await (await pool(ctx, 'source')).query<{ d: string }>('select current_database() as d')).rows[0]!.d;
+  if (p.previous) return p.previous.map((r) => ({ action: 'freeze-role', database, ...r }));
+  return p.roles!.map((role) => ({ action: 'freeze-role', role, database, previousReadOnly: null, previousCanLogin: p.login ? true : null }));
+}
+
+async function missingRoles(ctx: StepContext, restores: RoleFreezeChange[]): Promise<Finding[]> {
+  const states = await roleStates(await pool(ctx, 'source'), restores.map((r) => r.role));
+  return restores
+    .filter((r) => !states.get(r.role)?.exists)
+    .map((r) => ({ severity: 'error' as const, object: `role ${r.role}`, message: 'does not exist on the source', fix: 'remove it from the step parameters' }));
+}
+
+export const unfreeze = defineStep<Params, Result>({
+  kind: 'postgres.unfreeze',
+  summary: 'Let application roles write to the source again (reverse of freeze-writes)',
+  params,
+  requires: ['postgres'],
+  destructive: true,
+
+  async probe(ctx, p) {
+    const restores = await plannedRestores(ctx, p);
+    const findings = await missingRoles(ctx, restores);
+    if (findings.length > 0) return { state: 'blocked', findings };
+    return {
+      state: 'ready',
+      plan: restores.map(
+        (r) =>
+          `role ${r.role}: ${r.previousReadOnly === null ? `RESET ${READ_ONLY_SETTING}` : `SET ${READ_ONLY_SETTING} = ${r.previousReadOnly}`}${r.previousCanLogin ? ', LOGIN' : ''} in ${r.database}`,
+      ),
+    };
+  },
+
+  async apply(ctx, p) {
+    try {
+      const restores = await plannedRestores(ctx, p);
+      const findings = await missingRoles(ctx, restores);
+      if (findings.length > 0) throw new StepError(findings.map((f) => `${f.object} ${f.message}`).join('; '), findings);
+      const source = await pool(ctx, 'source');
+      for (const restore of restores) {
+        await ctx.record({ action: 'unfreeze-role', role: restore.role });
+        await restoreRole(source, restore);
+      }
+      ctx.log.info(`unfroze ${restores.map((r) => r.role).join(', ')}`);
+      return { roles: restores.map((r) => r.role) };
+    } catch (error) {
+      throw unable('unfreeze the application roles on the source', error);
+    }
+  },
+
+  async check(ctx, p) {
+    const restores = await plannedRestores(ctx, p);
+    const states = await roleStates(await pool(ctx, 'source'), restores.map((r) => r.role));
+    return restores
+      .filter((r) => (states.get(r.role)?.readOnly ?? null) !== r.previousReadOnly || (r.previousCanLogin === true && !states.get(r.role)?.canLogin))
+      .map((r) => ({ severity: 'error' as const, object: `role ${r.role}`, message: `${READ_ONLY_SETTING} is ${states.get(r.role)?.readOnly ?? 'not set'}, expected ${r.previousReadOnly ?? 'not set'}` }));
+  },
+});
