@@ -85,6 +85,7 @@ describe('rds.create-replicas', () => {
       { identifier: R1, address: `${R1}.c1a2b3c4d5e6.eu-west-1.rds.amazonaws.com`, port: 5432 },
       { identifier: R2, address: `${R2}.c1a2b3c4d5e6.eu-west-1.rds.amazonaws.com`, port: 5432 },
     ]);
+    assert.equal(result.hosts, `${R1}.c1a2b3c4d5e6.eu-west-1.rds.amazonaws.com:5432,${R2}.c1a2b3c4d5e6.eu-west-1.rds.amazonaws.com:5432`);
     // creating → available took several polls, each reported with the deadline, on the fake clock.
     const waits = t.progress.filter((p) => p.label === 'waiting for replicas to be available');
     assert.ok(waits.length >= 3, `expected several polls, saw ${waits.length}`);

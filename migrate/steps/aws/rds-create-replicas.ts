@@ -34,7 +34,10 @@ interface Endpoint {
   port: number;
   [key: string]: Json;
 }
-type Result = { endpoints: Endpoint[] };
+/** `hosts` is `address:port,…`, ready for a multi-host libpq URL in a later step's template. */
+type Result = { endpoints: Endpoint[]; hosts: string };
+
+const resultOf = (endpoints: Endpoint[]): Result => ({ endpoints, hosts: endpoints.map((e) => `${e.address}:${e.port}`).join(',') });
 
 interface ReplicaChange {
   action: 'create-replica';
@@ -170,7 +173,7 @@ export const rdsCreateReplicas = defineStep<Params, Result>({
     const findings = preconditions(ctx, specs, states);
     if (findings.some((f) => f.severity === 'error')) return { state: 'blocked', findings };
     const ready = endpoints(specs, states);
-    if (ready) return { state: 'done', findings, result: { endpoints: ready } };
+    if (ready) return { state: 'done', findings, result: resultOf(ready) };
     const plan = specs.map((spec) => {
       const existing = stateOf(states, spec.identifier);
       if (!existing) return `rds:CreateDBInstanceReadReplica ${describeRequest(replicaRequest(ctx.outputs, spec, ctx.runId))}`;
@@ -208,7 +211,7 @@ export const rdsCreateReplicas = defineStep<Params, Result>({
         }
       }
       const ours = () => [...recorded].filter(([, created]) => created).map(([id]) => id);
-      return { endpoints: await waitAvailable(ctx, p, specs, ours) };
+      return resultOf(await waitAvailable(ctx, p, specs, ours));
     } catch (error) {
       throw unable(`create read replicas of ${source}`, error);
     }
