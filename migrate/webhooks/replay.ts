@@ -63,7 +63,6 @@ export async function replay(ctx: StepContext, queue: RecordedQueue, options: Re
   const ledger = ReplayLedger.from(ctx.previousChanges);
   const gate = new RateGate(ctx, options.ratePerSecond);
   const visibility = batchVisibilitySeconds(options);
-  let resentAfterInterruption = 0;
 
   const start = await queue.counts();
   const settled = () => ledger.count('delivered') + ledger.count('failed');
@@ -111,8 +110,8 @@ export async function replay(ctx: StepContext, queue: RecordedQueue, options: Re
       }
       // The receiver dedupes on the idempotency header (the same message id), so sending again is safe
       // for an app that honours it; `onInterrupted: dead-letter` is for apps that do not.
-      resentAfterInterruption++;
       ctx.log.info(`Webhook ${message.id}: resending, an earlier attempt was interrupted before its response was journaled`);
+      await ledger.mark(ctx, { webhook: message.id, state: 'sending', resend: true });
     } else {
       await ledger.mark(ctx, { webhook: message.id, state: 'sending' });
     }
@@ -193,11 +192,11 @@ export async function replay(ctx: StepContext, queue: RecordedQueue, options: Re
     replayed,
     failed,
     remaining,
-    resentAfterInterruption,
+    resentAfterInterruption: ledger.resends,
   };
   ctx.log.info(
     `Webhook replay from ${queue.label}: received ${summary.received}, replayed ${replayed}, failed ${failed}, remaining ${remaining}` +
-      (resentAfterInterruption ? `, resent after interruption ${resentAfterInterruption}` : ''),
+      (summary.resentAfterInterruption ? `, resent after interruption ${summary.resentAfterInterruption}` : ''),
   );
   return summary;
 }
