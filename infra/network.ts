@@ -1,0 +1,155 @@
+/**
+ * Dual-stack VPC: per AZ a public, a private (nodes) and a database subnet, each with an IPv4 block
+ * and an IPv6 /64 derived from the AZ's index (cidr.ts), so a later AZ only appends.
+ */
+import * as aws from '@pulumi/aws';
+import * as pulumi from '@pulumi/pulumi';
+import { ipv4SubnetBlocks, ipv6SubnetBlocks } from './cidr.ts';
+import { tagsFor } from './tags.ts';
+
+export interface NetworkArgs {
+  prefix: string;
+  region: string;
+  vpcCidr: string;
+  /** Zone names in AZ-index order (zones.ts). */
+  zones: string[];
+  natGateways: 'single' | 'per-az';
+  flowLogs: boolean;
+  flowLogRetentionDays: number;
+  tags: Record<string, string>;
+}
+
+export class Network extends pulumi.ComponentResource {
+  readonly vpcId: pulumi.Output<string>;
+  readonly vpcCidr: pulumi.Output<string>;
+  readonly vpcIpv6Cidr: pulumi.Output<string>;
+  readonly publicSubnetIds: pulumi.Output<string>[];
+  readonly privateSubnetIds: pulumi.Output<string>[];
+  readonly databaseSubnetIds: pulumi.Output<string>[];
+
+  constructor(name: string, args: NetworkArgs, opts?: pulumi.ComponentResourceOptions) {
+    super('cutover:infra:Network', name, {}, opts);
+    const parent = { parent: this };
+    const tags = (resource: string, extra?: Record<string, string>) => tagsFor(args.tags, `${args.prefix}-${resource}`, extra);
+
+    const vpc = new aws.ec2.Vpc('vpc', {
+      cidrBlock: args.vpcCidr,
+      assignGeneratedIpv6CidrBlock: true,
+      enableDnsSupport: true,
+      enableDnsHostnames: true,
+      tags: tags('vpc'),
+    }, parent);
+    const igw = new aws.ec2.InternetGateway('igw', { vpcId: vpc.id, tags: tags('igw') }, parent);
+    // Private subnets reach the IPv6 internet without being reachable from it.
+    const eigw = new aws.ec2.EgressOnlyInternetGateway('eigw', { vpcId: vpc.id, tags: tags('eigw') }, parent);
+
+    const publicRoutes = new aws.ec2.RouteTable('public', {
+      vpcId: vpc.id,
+      routes: [
+        { cidrBlock: '0.0.0.0/0', gatewayId: igw.id },
+        { ipv6CidrBlock: '::/0', gatewayId: igw.id },
+      ],
+      tags: tags('public'),
+    }, parent);
+    // The database tier has no route out at all: RDS needs none, and nothing there should call out.
+    const databaseRoutes = new aws.ec2.RouteTable('database', { vpcId: vpc.id, tags: tags('database') }, parent);
+
+    const subnet = (tier: 'public' | 'private' | 'database', zone: string, index: number, extra: Record<string, string>) =>
+      new aws.ec2.Subnet(`${tier}-${zone}`, {
+        vpcId: vpc.id,
+        availabilityZone: zone,
+        cidrBlock: ipv4SubnetBlocks(args.vpcCidr, index)[tier],
+        ipv6CidrBlock: vpc.ipv6CidrBlock.apply((block) => ipv6SubnetBlocks(block, index)[tier]),
+        assignIpv6AddressOnCreation: true,
+        mapPublicIpOnLaunch: false,
+        tags: tags(`${tier}-${zone}`, { tier, ...extra }),
+      }, parent);
+
+    const publicSubnets = args.zones.map((zone, i) => subnet('public', zone, i, { 'kubernetes.io/role/elb': '1' }));
+    const privateSubnets = args.zones.map((zone, i) => subnet('private', zone, i, { 'kubernetes.io/role/internal-elb': '1' }));
+    const databaseSubnets = args.zones.map((zone, i) => subnet('database', zone, i, {}));
+
+    publicSubnets.forEach((s, i) => new aws.ec2.RouteTableAssociation(`public-${args.zones[i]}`, { subnetId: s.id, routeTableId: publicRoutes.id }, parent));
+    databaseSubnets.forEach((s, i) => new aws.ec2.RouteTableAssociation(`database-${args.zones[i]}`, { subnetId: s.id, routeTableId: databaseRoutes.id }, parent));
+
+    // One NAT per AZ survives an AZ outage and avoids cross-AZ data charges; a single one is cheaper.
+    const natZones = args.natGateways === 'per-az' ? args.zones : args.zones.slice(0, 1);
+    const nats = natZones.map((zone, i) => {
+      const eip = new aws.ec2.Eip(`nat-${zone}`, { domain: 'vpc', tags: tags(`nat-${zone}`) }, parent);
+      return new aws.ec2.NatGateway(`nat-${zone}`, { allocationId: eip.id, subnetId: publicSubnets[i]!.id, tags: tags(`nat-${zone}`) }, { parent: this, dependsOn: [igw] });
+    });
+    const privateRouteTables = privateSubnets.map((s, i) => {
+      const zone = args.zones[i]!;
+      const nat = nats[args.natGateways === 'per-az' ? i : 0]!;
+      const table = new aws.ec2.RouteTable(`private-${zone}`, {
+        vpcId: vpc.id,
+        routes: [
+          { cidrBlock: '0.0.0.0/0', natGatewayId: nat.id },
+          { ipv6CidrBlock: '::/0', egressOnlyGatewayId: eigw.id },
+        ],
+        tags: tags(`private-${zone}`),
+      }, parent);
+      new aws.ec2.RouteTableAssociation(`private-${zone}`, { subnetId: s.id, routeTableId: table.id }, parent);
+      return table;
+    });
+
+    // Image pulls from ECR and backups to S3 stay off the NAT (cost) and off the internet.
+    new aws.ec2.VpcEndpoint('s3', {
+      vpcId: vpc.id,
+      serviceName: `com.amazonaws.${args.region}.s3`,
+      vpcEndpointType: 'Gateway',
+      routeTableIds: [...privateRouteTables.map((t) => t.id), databaseRoutes.id],
+      tags: tags('s3'),
+    }, parent);
+
+    if (args.flowLogs) this.flowLogs(vpc, args, tags);
+
+    this.vpcId = vpc.id;
+    this.vpcCidr = vpc.cidrBlock;
+    this.vpcIpv6Cidr = vpc.ipv6CidrBlock;
+    this.publicSubnetIds = publicSubnets.map((s) => s.id);
+    this.privateSubnetIds = privateSubnets.map((s) => s.id);
+    this.databaseSubnetIds = databaseSubnets.map((s) => s.id);
+    this.registerOutputs({
+      vpcId: this.vpcId,
+      publicSubnetIds: this.publicSubnetIds,
+      privateSubnetIds: this.privateSubnetIds,
+      databaseSubnetIds: this.databaseSubnetIds,
+    });
+  }
+
+  private flowLogs(vpc: aws.ec2.Vpc, args: NetworkArgs, tags: (resource: string) => Record<string, string>): void {
+    const parent = { parent: this };
+    const group = new aws.cloudwatch.LogGroup('flow-logs', {
+      name: `/vpc/${args.prefix}/flow-logs`,
+      retentionInDays: args.flowLogRetentionDays,
+      tags: tags('flow-logs'),
+    }, parent);
+    const role = new aws.iam.Role('flow-logs', {
+      assumeRolePolicy: JSON.stringify({
+        Version: '2012-10-17',
+        Statement: [{ Effect: 'Allow', Principal: { Service: 'vpc-flow-logs.amazonaws.com' }, Action: 'sts:AssumeRole' }],
+      }),
+      tags: tags('flow-logs'),
+    }, parent);
+    new aws.iam.RolePolicy('flow-logs', {
+      role: role.id,
+      policy: group.arn.apply((arn) => JSON.stringify({
+        Version: '2012-10-17',
+        Statement: [{
+          Effect: 'Allow',
+          Action: ['logs:CreateLogStream', 'logs:PutLogEvents', 'logs:DescribeLogGroups', 'logs:DescribeLogStreams'],
+          Resource: [arn, `${arn}:*`],
+        }],
+      })),
+    }, parent);
+    new aws.ec2.FlowLog('vpc', {
+      vpcId: vpc.id,
+      trafficType: 'ALL',
+      logDestinationType: 'cloud-watch-logs',
+      logDestination: group.arn,
+      iamRoleArn: role.arn,
+      tags: tags('flow-logs'),
+    }, parent);
+  }
+}

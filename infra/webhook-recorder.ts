@@ -1,0 +1,193 @@
+/**
+ * Webhook recorder: while the cutover runs, the webhook record points here and every inbound
+ * request is stored, in arrival order, on an SQS FIFO queue, with no code of ours in the path
+ * (API Gateway REST API → SQS SendMessage). The CLI replays the queue into the new app afterwards.
+ *
+ * Why a REST API and not an HTTP API: HTTP API parameter mapping can copy only headers and query
+ * parameters it names in advance and passes the body as text; a REST API mapping template can
+ * serialise every header, and with binaryMediaTypes `*\/*` it receives any body as base64, so
+ * signed and binary bodies are stored byte for byte (webhook-message-format.ts).
+ *
+ * Why FIFO: replay must follow arrival order (a "subscription.updated" after its "created"), and a
+ * FIFO queue with one message group delivers exactly in the order stored. Its throughput limit
+ * (300 sends/s per group) is far above webhook rates.
+ */
+import * as aws from '@pulumi/aws';
+import * as pulumi from '@pulumi/pulumi';
+import { createHash } from 'node:crypto';
+import { RECORDER_REQUEST_TEMPLATE } from './webhook-recorder-template.ts';
+import { tagsFor } from './tags.ts';
+
+export interface WebhookRecorderArgs {
+  prefix: string;
+  region: string;
+  kmsKeyArn: pulumi.Input<string>;
+  /** The webhook record's name: served by the recorder's custom domain when set. */
+  customDomain?: string;
+  zoneId: pulumi.Input<string>;
+  contentTypes: string[];
+  maxReceiveCount: number;
+  visibilityTimeoutSeconds: number;
+  tags: Record<string, string>;
+}
+
+/** SQS's maximum: long enough for a D-day that slips by up to two weeks. */
+export const RECORDER_RETENTION_SECONDS = 14 * 24 * 3600;
+const STAGE = 'recorder';
+
+export class WebhookRecorder extends pulumi.ComponentResource {
+  readonly recorderUrl: pulumi.Output<string>;
+  readonly recorderTarget: pulumi.Output<{ alias: { dnsName: string; hostedZoneId: string; evaluateTargetHealth: boolean } } | { values: string[] }>;
+  readonly recorderTargetType: 'A' | 'CNAME';
+  readonly queueUrl: pulumi.Output<string>;
+  readonly queueArn: pulumi.Output<string>;
+  readonly deadLetterQueueUrl: pulumi.Output<string>;
+  readonly deadLetterQueueArn: pulumi.Output<string>;
+  readonly retentionSeconds = RECORDER_RETENTION_SECONDS;
+
+  constructor(name: string, args: WebhookRecorderArgs, opts?: pulumi.ComponentResourceOptions) {
+    super('cutover:infra:WebhookRecorder', name, {}, opts);
+    const parent = { parent: this };
+    const tags = (resource: string) => tagsFor(args.tags, resource);
+    const queueName = `${args.prefix}-webhooks`;
+    const encryption = { kmsMasterKeyId: args.kmsKeyArn, kmsDataKeyReusePeriodSeconds: 300 };
+
+    const deadLetters = new aws.sqs.Queue('webhooks-dlq', {
+      name: `${queueName}-dlq.fifo`,
+      fifoQueue: true,
+      messageRetentionSeconds: RECORDER_RETENTION_SECONDS,
+      ...encryption,
+      tags: tags(`${queueName}-dlq`),
+    }, parent);
+    const queue = new aws.sqs.Queue('webhooks', {
+      name: `${queueName}.fifo`,
+      fifoQueue: true,
+      // Deduplicate by API Gateway request id only: identical deliveries are distinct events.
+      contentBasedDeduplication: false,
+      messageRetentionSeconds: RECORDER_RETENTION_SECONDS,
+      visibilityTimeoutSeconds: args.visibilityTimeoutSeconds,
+      redrivePolicy: deadLetters.arn.apply((arn) => JSON.stringify({ deadLetterTargetArn: arn, maxReceiveCount: args.maxReceiveCount })),
+      ...encryption,
+      tags: tags(queueName),
+    }, parent);
+
+    const role = new aws.iam.Role('webhooks-apigateway', {
+      assumeRolePolicy: JSON.stringify({
+        Version: '2012-10-17',
+        Statement: [{ Effect: 'Allow', Principal: { Service: 'apigateway.amazonaws.com' }, Action: 'sts:AssumeRole' }],
+      }),
+      tags: tags(`${queueName}-apigateway`),
+    }, parent);
+    new aws.iam.RolePolicy('webhooks-apigateway', {
+      role: role.id,
+      policy: pulumi.all([queue.arn, args.kmsKeyArn]).apply(([queueArn, keyArn]) => JSON.stringify({
+        Version: '2012-10-17',
+        Statement: [
+          { Effect: 'Allow', Action: 'sqs:SendMessage', Resource: queueArn },
+          // Sending to an SSE-KMS queue needs a data key from the queue's key.
+          { Effect: 'Allow', Action: ['kms:GenerateDataKey', 'kms:Decrypt'], Resource: keyArn },
+        ],
+      })),
+    }, parent);
+
+    const api = new aws.apigateway.RestApi('webhooks', {
+      name: queueName,
+      description: 'Records inbound webhooks to SQS during the cutover',
+      binaryMediaTypes: ['*/*'],
+      endpointConfiguration: { types: 'REGIONAL' },
+      tags: tags(queueName),
+    }, parent);
+    const proxy = new aws.apigateway.Resource('webhooks-proxy', { restApi: api.id, parentId: api.rootResourceId, pathPart: '{proxy+}' }, parent);
+
+    const account = aws.getCallerIdentityOutput({}, parent).accountId;
+    const sqsUri = pulumi.interpolate`arn:aws:apigateway:${args.region}:sqs:path/${account}/${queue.name}`;
+    const template = Object.fromEntries(args.contentTypes.map((type) => [type, RECORDER_REQUEST_TEMPLATE]));
+    const routes = [
+      { key: 'root', resourceId: api.rootResourceId },
+      { key: 'proxy', resourceId: proxy.id },
+    ].map(({ key, resourceId }) => {
+      const method = new aws.apigateway.Method(`webhooks-${key}`, { restApi: api.id, resourceId, httpMethod: 'ANY', authorization: 'NONE' }, parent);
+      const integration = new aws.apigateway.Integration(`webhooks-${key}`, {
+        restApi: api.id,
+        resourceId,
+        httpMethod: method.httpMethod,
+        type: 'AWS',
+        integrationHttpMethod: 'POST',
+        uri: sqsUri,
+        credentials: role.arn,
+        requestParameters: { 'integration.request.header.Content-Type': "'application/x-www-form-urlencoded'" },
+        requestTemplates: template,
+        // Base64 of the raw bytes into the template; a content type without a template gets 415
+        // (the sender sees a failure and retries) rather than being stored mangled.
+        contentHandling: 'CONVERT_TO_TEXT',
+        passthroughBehavior: 'NEVER',
+      }, parent);
+      // Anything short of "stored" must be a 5xx so that providers retry the delivery.
+      const responses = [
+        { status: '200', selectionPattern: undefined, body: '{"recorded":true}' },
+        { status: '503', selectionPattern: '[45]\\d{2}', body: '{"recorded":false}' },
+      ].map(({ status, selectionPattern, body }) => {
+        const methodResponse = new aws.apigateway.MethodResponse(`webhooks-${key}-${status}`, { restApi: api.id, resourceId, httpMethod: method.httpMethod, statusCode: status }, parent);
+        return new aws.apigateway.IntegrationResponse(`webhooks-${key}-${status}`, {
+          restApi: api.id,
+          resourceId,
+          httpMethod: method.httpMethod,
+          statusCode: methodResponse.statusCode,
+          ...(selectionPattern ? { selectionPattern } : {}),
+          responseTemplates: { 'application/json': body },
+        }, { parent: this, dependsOn: [integration] });
+      });
+      return [method, integration, ...responses];
+    });
+
+    const deployment = new aws.apigateway.Deployment('webhooks', {
+      restApi: api.id,
+      // A deployment is a snapshot: redeploy whenever the template or the routes change.
+      triggers: { template: createHash('sha256').update(RECORDER_REQUEST_TEMPLATE + args.contentTypes.join(',')).digest('hex') },
+    }, { parent: this, dependsOn: routes.flat() });
+    const stage = new aws.apigateway.Stage('webhooks', { restApi: api.id, deployment: deployment.id, stageName: STAGE, tags: tags(queueName) }, parent);
+
+    this.recorderUrl = stage.invokeUrl;
+    if (args.customDomain) {
+      const domain = this.customDomain(args.customDomain, args, api, stage, tags);
+      this.recorderTarget = pulumi.all([domain.regionalDomainName, domain.regionalZoneId]).apply(([dnsName, hostedZoneId]) => ({
+        alias: { dnsName, hostedZoneId, evaluateTargetHealth: false },
+      }));
+      this.recorderTargetType = 'A';
+    } else {
+      // Without a custom domain senders calling the webhook name would get the execute-api
+      // certificate and a stage-less path: only for pointing a provider at recorderUrl directly.
+      this.recorderTarget = api.id.apply((id) => ({ values: [`${id}.execute-api.${args.region}.amazonaws.com`] }));
+      this.recorderTargetType = 'CNAME';
+    }
+    this.queueUrl = queue.url;
+    this.queueArn = queue.arn;
+    this.deadLetterQueueUrl = deadLetters.url;
+    this.deadLetterQueueArn = deadLetters.arn;
+    this.registerOutputs({ recorderUrl: this.recorderUrl, queueUrl: this.queueUrl, deadLetterQueueUrl: this.deadLetterQueueUrl });
+  }
+
+  private customDomain(domainName: string, args: WebhookRecorderArgs, api: aws.apigateway.RestApi, stage: aws.apigateway.Stage, tags: (r: string) => Record<string, string>): aws.apigateway.DomainName {
+    const parent = { parent: this };
+    const certificate = new aws.acm.Certificate('webhooks', { domainName, validationMethod: 'DNS', tags: tags(domainName) }, parent);
+    const validationRecord = new aws.route53.Record('webhooks-certificate-validation', {
+      zoneId: args.zoneId,
+      name: certificate.domainValidationOptions[0]!.resourceRecordName,
+      type: certificate.domainValidationOptions[0]!.resourceRecordType,
+      records: [certificate.domainValidationOptions[0]!.resourceRecordValue],
+      ttl: 300,
+      allowOverwrite: true,
+    }, parent);
+    const validation = new aws.acm.CertificateValidation('webhooks', { certificateArn: certificate.arn, validationRecordFqdns: [validationRecord.fqdn] }, parent);
+    const domain = new aws.apigateway.DomainName('webhooks', {
+      domainName,
+      regionalCertificateArn: validation.certificateArn,
+      endpointConfiguration: { types: 'REGIONAL' },
+      securityPolicy: 'TLS_1_2',
+      tags: tags(domainName),
+    }, parent);
+    // At the root: the path a provider calls is the path recorded.
+    new aws.apigateway.BasePathMapping('webhooks', { restApi: api.id, stageName: stage.stageName, domainName: domain.domainName }, parent);
+    return domain;
+  }
+}
