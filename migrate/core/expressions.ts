@@ -6,7 +6,8 @@
  * and `run` (id, stack).
  *
  * A string that is exactly one reference takes the referenced value's type (an array stays an
- * array); references inside a longer string are interpolated as text.
+ * array); references inside a longer string are interpolated as text. `${{ a || b }}` takes `a`
+ * unless it is missing or empty, then `b`.
  */
 
 export type Scope = 'outputs' | 'config' | 'secrets' | 'steps' | 'runs' | 'run';
@@ -17,6 +18,8 @@ export interface Reference {
   path: string[];
   /** The reference as written, for error messages. */
   text: string;
+  /** An alternative before the last of `a || b`: it may be missing. */
+  optional?: boolean;
 }
 
 const EXPRESSION = /\$\{\{\s*([^}]*?)\s*\}\}/g;
@@ -36,10 +39,15 @@ export function parseReference(body: string): Reference {
   return { scope: scope as Scope, path, text: `\${{ ${body} }}` };
 }
 
+function parseAlternatives(body: string): Reference[] {
+  const parts = body.split('||').map((p) => p.trim());
+  return parts.map((part, i) => ({ ...parseReference(part), optional: i < parts.length - 1 }));
+}
+
 /** Every reference in a value tree, with the location of the string that holds it. */
 export function collectReferences(value: unknown, at: (string | number)[] = []): { ref: Reference; at: (string | number)[] }[] {
   if (typeof value === 'string') {
-    return [...value.matchAll(EXPRESSION)].map((m) => ({ ref: parseReference(m[1] ?? ''), at }));
+    return [...value.matchAll(EXPRESSION)].flatMap((m) => parseAlternatives(m[1] ?? '').map((ref) => ({ ref, at })));
   }
   if (Array.isArray(value)) return value.flatMap((v, i) => collectReferences(v, [...at, i]));
   if (value && typeof value === 'object') {
@@ -62,11 +70,23 @@ export function lookup(root: unknown, path: readonly string[]): { found: boolean
  * values are stringified (objects as JSON).
  */
 export function substitute(value: unknown, resolve: (ref: Reference) => unknown): unknown {
+  const evaluate = (body: string) => {
+    for (const ref of parseAlternatives(body)) {
+      if (!ref.optional) return resolve(ref);
+      try {
+        const candidate = resolve(ref);
+        if (candidate !== undefined && candidate !== null && candidate !== '') return candidate;
+      } catch (error) {
+        if (!(error instanceof ExpressionError)) throw error;
+      }
+    }
+    return undefined;
+  };
   if (typeof value === 'string') {
     const whole = WHOLE.exec(value);
-    if (whole) return resolve(parseReference(whole[1] ?? ''));
+    if (whole) return evaluate(whole[1] ?? '');
     return value.replace(EXPRESSION, (_, body: string) => {
-      const resolved = resolve(parseReference(body));
+      const resolved = evaluate(body);
       return typeof resolved === 'string' ? resolved : JSON.stringify(resolved);
     });
   }

@@ -183,6 +183,7 @@ function validateStep(
   // places are not the runbook's fault.
   const deferred: string[] = [];
   const checkRef = (ref: Reference, field: string) => {
+    if (ref.optional) return;
     if (ref.scope === 'secrets' && !(ref.path[0]! in secrets)) {
       problems.push(`${field}: ${ref.text}: no secret '${ref.path[0]}' in the runbook's secrets block`);
     }

@@ -85,3 +85,21 @@ test('YAML syntax errors and a wrong top-level shape are errors naming the file'
   assert.throws(() => load(write('syntax.yaml', 'name: [unclosed\n')), /syntax\.yaml: .*YAML/s);
   assert.throws(() => load(write('shape.yaml', 'name: x\nstep: []\n')), /shape\.yaml: .*steps/s);
 });
+
+test('`a || b` falls back when a is missing or empty, and only the last alternative must exist', () => {
+  const path = write('alt.yaml', `
+name: alt
+config: { empty: "", set: "chosen" }
+steps:
+  - id: one
+    uses: test.set
+    with: { key: "\${{ config.empty || outputs.database.endpoint }}", value: "\${{ outputs.nothere || config.set }}" }
+`);
+  const runbook = load(path);
+  assert.deepEqual(displayParams(runbook, runbook.steps[0]!, fixtureOutputs()), { key: 'db.example.com', value: 'chosen' });
+  const bad = write('alt-bad.yaml', `
+name: alt
+steps: [{ id: one, uses: test.set, with: { key: "\${{ config.x || outputs.nothere }}", value: v } }]
+`);
+  assert.throws(() => load(bad), /no 'nothere'/);
+});
