@@ -206,14 +206,17 @@ export async function startKubeStandin(options: KubeStandinOptions): Promise<Kub
     if (!name) {
       if (req.method !== 'GET') return [405, statusBody(405, 'MethodNotAllowed', 'method not allowed')];
       const items = [...workloads.values()].filter((w) => w.spec.namespace === namespace && w.spec.kind === kind);
+      const list = { apiVersion: 'apps/v1', kind: `${kind}List`, metadata: { resourceVersion: '1' }, items: items.map(render) };
       items.forEach(tick);
-      return [200, { apiVersion: 'apps/v1', kind: `${kind}List`, metadata: { resourceVersion: '1' }, items: items.map(render) }];
+      return [200, list];
     }
     const w = workloads.get(keyOf(namespace, kind, name));
     if (!w) return [404, statusBody(404, 'NotFound', `${plural}.apps "${name}" not found`)];
     if (req.method === 'GET') {
+      // Answer with the state as it is, then let the controller move: the next poll sees progress.
+      const answer = sub ? scaleOf(w) : render(w);
       tick(w);
-      return [200, sub ? scaleOf(w) : render(w)];
+      return [200, answer];
     }
     if (req.method !== 'PATCH' && req.method !== 'PUT') return [405, statusBody(405, 'MethodNotAllowed', 'method not allowed')];
     if (sub) {
