@@ -1,11 +1,12 @@
-/** `migrate runs` and `migrate kinds`: read-only views of the journal and the step kinds. */
+/** `migrate runs`, `migrate kinds` and `migrate iam-policy`: read-only views. */
 import type { Command } from 'commander';
 import { listRuns, type RunState } from '../core/journal.ts';
 import { formatDuration } from '../core/report.ts';
 import { stepKinds } from '../core/registry.ts';
 import { redactValue } from '../core/secret.ts';
+import { cliIamPolicy } from '../aws/iam-policy.ts';
 import { action } from './action.ts';
-import { commandEnvironment, type GlobalOptions } from './environment.ts';
+import { commandEnvironment, loadOutputs, type GlobalOptions } from './environment.ts';
 import { EXIT } from './exit-codes.ts';
 
 export function runSummary(run: RunState) {
@@ -56,6 +57,17 @@ export function registerInspect(program: Command, globals: () => GlobalOptions):
         kinds.push({ kind: 'run.undo', summary: 'Undo an earlier run of this stack from its journal', requires: [], destructive: true, undo: false });
         if (globals().json) process.stdout.write(JSON.stringify(kinds, null, 2) + '\n');
         else for (const k of kinds) process.stdout.write(`${k.kind.padEnd(28)} ${k.summary}${k.destructive ? ' (asks to confirm)' : ''}\n`);
+        return EXIT.ok;
+      }),
+    );
+
+  program
+    .command('iam-policy')
+    .description('Print the least-privilege IAM policy the CLI needs for this stack (JSON)')
+    .action(
+      action(async () => {
+        const { outputs } = await loadOutputs(globals());
+        process.stdout.write(JSON.stringify(cliIamPolicy(outputs), null, 2) + '\n');
         return EXIT.ok;
       }),
     );
