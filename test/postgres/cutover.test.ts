@@ -96,7 +96,7 @@ describe('postgres cutover steps', () => {
     assert.deepEqual(counts.rows[0], { pubs: 1, slots: 1 });
 
     // Keep writing through the streaming phase, too.
-    const target = before + 200;
+    const target = before + 100;
     while (writer.committed < target) await new Promise((r) => setImmediate(r));
   });
 
@@ -113,7 +113,7 @@ describe('postgres cutover steps', () => {
 
   it('freezes, catches up, syncs sequences and stops replication: both sides identical', async () => {
     const writesBeforeFreeze = writer.committed;
-    assert.ok(writesBeforeFreeze > 200, `the writer kept writing during the sync (${writesBeforeFreeze})`);
+    assert.ok(writesBeforeFreeze > 100, `the writer kept writing during the sync (${writesBeforeFreeze})`);
 
     const freeze = context('freeze');
     const frozen = await freezeWrites.apply(freeze.ctx, freezeWrites.params.parse({}));
