@@ -7,7 +7,8 @@
  *
  * A string that is exactly one reference takes the referenced value's type (an array stays an
  * array); references inside a longer string are interpolated as text. `${{ a || b }}` takes `a`
- * unless it is missing or empty, then `b`.
+ * unless it is missing or empty, then `b`. `${{ secrets.password | urlencode }}` percent-encodes the
+ * value, for passwords inside connection URLs.
  */
 
 export type Scope = 'outputs' | 'config' | 'secrets' | 'steps' | 'runs' | 'run';
@@ -20,14 +21,22 @@ export interface Reference {
   text: string;
   /** An alternative before the last of `a || b`: it may be missing. */
   optional?: boolean;
+  filters?: Filter[];
 }
+
+const FILTERS = { urlencode: (v: unknown) => encodeURIComponent(String(v)) } as const;
+type Filter = keyof typeof FILTERS;
 
 const EXPRESSION = /\$\{\{\s*([^}]*?)\s*\}\}/g;
 const WHOLE = /^\$\{\{\s*([^}]*?)\s*\}\}$/;
 
 export class ExpressionError extends Error {}
 
-export function parseReference(body: string): Reference {
+export function parseReference(expression: string): Reference {
+  const [body = '', ...filterNames] = expression.split('|').map((p) => p.trim());
+  for (const name of filterNames) {
+    if (!(name in FILTERS)) throw new ExpressionError(`'\${{ ${expression} }}': unknown filter '${name}' (known: ${Object.keys(FILTERS).join(', ')})`);
+  }
   const parts = body.split('.').map((p) => p.trim());
   const [scope, ...path] = parts;
   if (!SCOPES.includes(scope as Scope)) {
@@ -36,7 +45,12 @@ export function parseReference(body: string): Reference {
   if (path.length === 0 || path.some((p) => !/^[A-Za-z0-9_-]+$/.test(p))) {
     throw new ExpressionError(`'\${{ ${body} }}' is not a dotted path (e.g. \${{ outputs.database.endpoint }})`);
   }
-  return { scope: scope as Scope, path, text: `\${{ ${body} }}` };
+  return { scope: scope as Scope, path, text: `\${{ ${expression} }}`, filters: filterNames as Filter[] };
+}
+
+/** Applies a reference's filters to its resolved value. */
+export function applyFilters(ref: Reference, value: unknown): unknown {
+  return (ref.filters ?? []).reduce((v, name) => FILTERS[name](v), value);
 }
 
 function parseAlternatives(body: string): Reference[] {
@@ -72,9 +86,9 @@ export function lookup(root: unknown, path: readonly string[]): { found: boolean
 export function substitute(value: unknown, resolve: (ref: Reference) => unknown): unknown {
   const evaluate = (body: string) => {
     for (const ref of parseAlternatives(body)) {
-      if (!ref.optional) return resolve(ref);
+      if (!ref.optional) return applyFilters(ref, resolve(ref));
       try {
-        const candidate = resolve(ref);
+        const candidate = applyFilters(ref, resolve(ref));
         if (candidate !== undefined && candidate !== null && candidate !== '') return candidate;
       } catch (error) {
         if (!(error instanceof ExpressionError)) throw error;

@@ -103,3 +103,18 @@ steps: [{ id: one, uses: test.set, with: { key: "\${{ config.x || outputs.nother
 `);
   assert.throws(() => load(bad), /no 'nothere'/);
 });
+
+test('| urlencode percent-encodes a value for use inside a URL; an unknown filter is an error', () => {
+  const path = write('enc.yaml', `
+name: enc
+config: { pw: "p@ss/word:1" }
+steps: [{ id: one, uses: test.set, with: { key: "postgres://u:\${{ config.pw | urlencode }}@h/db", value: v } }]
+`);
+  const runbook = load(path);
+  assert.equal((displayParams(runbook, runbook.steps[0]!, fixtureOutputs()) as { key: string }).key, 'postgres://u:p%40ss%2Fword%3A1@h/db');
+  const bad = write('enc-bad.yaml', `
+name: enc
+steps: [{ id: one, uses: test.set, with: { key: "\${{ outputs.region | shout }}", value: v } }]
+`);
+  assert.throws(() => load(bad), /unknown filter 'shout'/);
+});
