@@ -1,22 +1,11 @@
 /**
- * Reads an SQS message written by the recorder's API Gateway → SQS SendMessage integration back into
- * the request it recorded: the body base64-encoded in MessageBody (base64 keeps binary bodies intact
- * through SQS, which only carries XML-safe text), and method, path, query, headers and receive time as
- * message attributes.
+ * Reads a message written by the recorder (format: infra/webhook-message-format.ts) back into the
+ * request it recorded. Strict: a body that does not decode exactly would reach the app with a
+ * signature that no longer matches, so an unreadable message is dead-lettered rather than guessed at.
  */
 import type { Message } from '@aws-sdk/client-sqs';
+import { EMPTY_BODY_PLACEHOLDER, WEBHOOK_MESSAGE_ATTRIBUTES as ATTRIBUTES } from '../../infra/webhook-message-format.ts';
 import type { RecordedRequest } from './recorded-request.ts';
-
-/** Message attribute names the recorder writes. */
-export const RECORDED_ATTRIBUTES = {
-  method: 'method',
-  path: 'path',
-  query: 'query',
-  /** JSON object: header name → value, or → array of values for a repeated header. */
-  headers: 'headers',
-  /** API Gateway's `$context.requestTimeEpoch` (epoch ms). */
-  receivedAt: 'requestTimeEpoch',
-} as const;
 
 export class MessageFormatError extends Error {}
 
@@ -29,20 +18,16 @@ export function decodeSqsMessage(message: Message): RecordedRequest {
     if (value === undefined || value === '') throw new MessageFormatError(`message attribute '${name}' is missing`);
     return value;
   };
-  const method = required(RECORDED_ATTRIBUTES.method).toUpperCase();
-  const rawPath = required(RECORDED_ATTRIBUTES.path);
-  const receivedAtText = attribute(RECORDED_ATTRIBUTES.receivedAt);
-  const receivedAt = receivedAtText === undefined ? null : Number(receivedAtText);
-  if (receivedAt !== null && !Number.isFinite(receivedAt)) {
-    throw new MessageFormatError(`message attribute '${RECORDED_ATTRIBUTES.receivedAt}' is not a number`);
-  }
+  const path = required(ATTRIBUTES.path);
+  const receivedAt = Number(required(ATTRIBUTES.receivedAt));
+  if (!Number.isFinite(receivedAt)) throw new MessageFormatError(`message attribute '${ATTRIBUTES.receivedAt}' is not a number`);
   return {
     id,
-    method,
-    path: rawPath.startsWith('/') ? rawPath : `/${rawPath}`,
-    query: (attribute(RECORDED_ATTRIBUTES.query) ?? '').replace(/^\?/, ''),
-    headers: decodeHeaders(attribute(RECORDED_ATTRIBUTES.headers)),
-    body: decodeBody(message.Body ?? ''),
+    method: required(ATTRIBUTES.method).toUpperCase(),
+    path: path.startsWith('/') ? path : `/${path}`,
+    query: attribute(ATTRIBUTES.query) ?? '',
+    headers: decodeHeaders(attribute(ATTRIBUTES.headers)),
+    body: decodeBody(message.Body ?? '', required(ATTRIBUTES.bodyEncoding)),
     receivedAt,
   };
 }
@@ -53,27 +38,27 @@ function decodeHeaders(json: string | undefined): Array<[string, string]> {
   try {
     parsed = JSON.parse(json);
   } catch {
-    throw new MessageFormatError(`message attribute '${RECORDED_ATTRIBUTES.headers}' is not JSON`);
+    throw new MessageFormatError(`message attribute '${ATTRIBUTES.headers}' is not JSON`);
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new MessageFormatError(`message attribute '${RECORDED_ATTRIBUTES.headers}' is not a JSON object`);
+    throw new MessageFormatError(`message attribute '${ATTRIBUTES.headers}' is not a JSON object`);
   }
-  const pairs: Array<[string, string]> = [];
-  for (const [name, value] of Object.entries(parsed)) {
-    for (const one of Array.isArray(value) ? value : [value]) {
-      if (typeof one !== 'string') throw new MessageFormatError(`header '${name}' in message attribute '${RECORDED_ATTRIBUTES.headers}' is not a string`);
-      pairs.push([name, one]);
-    }
-  }
-  return pairs;
+  return Object.entries(parsed).map(([name, value]) => {
+    if (typeof value !== 'string') throw new MessageFormatError(`header '${name}' in message attribute '${ATTRIBUTES.headers}' is not a string`);
+    return [name, value];
+  });
 }
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
-function decodeBody(text: string): Buffer {
+function decodeBody(text: string, encoding: string): Buffer {
+  if (encoding === 'empty') {
+    if (text !== EMPTY_BODY_PLACEHOLDER) throw new MessageFormatError(`bodyEncoding is 'empty' but the message body is not '${EMPTY_BODY_PLACEHOLDER}'`);
+    return Buffer.alloc(0);
+  }
+  if (encoding !== 'base64') throw new MessageFormatError(`message attribute '${ATTRIBUTES.bodyEncoding}' is '${encoding}', not base64 or empty`);
   const compact = text.replace(/\s+/g, '');
-  // Buffer.from(…, 'base64') silently skips invalid characters, which would hand the app a body that
-  // no longer matches its signature; refuse instead.
+  // Buffer.from(…, 'base64') silently skips invalid characters; refuse instead.
   if (compact.length % 4 !== 0 || !BASE64.test(compact)) throw new MessageFormatError('the message body is not base64');
   return Buffer.from(compact, 'base64');
 }

@@ -10,12 +10,13 @@ import {
   type MessageAttributeValue,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
+import { WEBHOOK_MESSAGE_GROUP_ID } from '../../infra/webhook-message-format.ts';
 import { callAws } from '../aws/call.ts';
 import type { QueueCounts, RecordedQueue } from './recorded-queue.ts';
 import type { ReceivedMessage } from './recorded-request.ts';
 import { decodeSqsMessage, MessageFormatError } from './sqs-message.ts';
 
-/** Attributes the replay adds to a dead-lettered copy (SQS allows 10 per message; the recorder uses 5). */
+/** Attributes the replay adds to a dead-lettered copy: the recorder uses 8 of the 10 SQS allows per message. */
 export const DEAD_LETTER_ATTRIBUTES = { reason: 'replay-failure-reason', originalMessageId: 'replay-original-message-id' } as const;
 
 export interface SqsQueueRef {
@@ -88,7 +89,7 @@ export class SqsRecordedQueue implements RecordedQueue {
           MessageAttributes: attributes,
           // Deduplicating on the original id makes a resend after a crash (within SQS's 5-minute
           // window) land once.
-          ...(fifo ? { MessageGroupId: raw.Attributes?.MessageGroupId ?? 'webhooks', MessageDeduplicationId: message.id } : {}),
+          ...(fifo ? { MessageGroupId: raw.Attributes?.MessageGroupId ?? WEBHOOK_MESSAGE_GROUP_ID, MessageDeduplicationId: message.id } : {}),
         }),
       ),
     );

@@ -39,7 +39,7 @@ export function messageId(): string {
   return `0f1e2d3c-${String(counter).padStart(4, '0')}-4b5a-9687-a1b2c3d4e5f6`;
 }
 
-export function signedPost(path: string, body: Buffer, extra: Record<string, string | string[]> = {}): RecordedFixture {
+export function signedPost(path: string, body: Buffer, extra: Record<string, string> = {}): RecordedFixture {
   return {
     id: messageId(),
     method: 'POST',

@@ -13,7 +13,7 @@ import { assertNoPlantedSecret, BINARY_BODY, jsonEvent, PLANTED } from './fixtur
 import { sign, SIGNATURE_HEADER, startReceiver } from './receiver.ts';
 
 /** A provider calling the recorder: resolves with the stand-in's status once it answered. */
-function deliver(standin: WebhookStandin, method: string, path: string, body: Buffer, headers: Record<string, string> = {}): Promise<number> {
+function deliver(standin: WebhookStandin, method: string, path: string, body: Buffer, headers: Record<string, string | string[]> = {}): Promise<number> {
   return new Promise((resolve, reject) => {
     const url = new URL(path, standin.url);
     const req = request(url, { method, headers: { ...headers, ...(body.length ? { 'Content-Length': String(body.length) } : {}) } }, (res) => {
@@ -52,7 +52,10 @@ describe('webhooks.replay through the local stand-in (rehearsal path)', () => {
       { method: 'PUT', path: '/hooks/4', body: jsonEvent(4) },
       { method: 'POST', path: '/hooks/5', body: jsonEvent(5) },
     ];
-    for (const r of sent) assert.equal(await deliver(standin, r.method, r.path, r.body, signed(r.body)), 200);
+    for (const [i, r] of sent.entries()) {
+      const extra: Record<string, string[]> = i === 0 ? { 'X-Repeated': ['one', 'two'] } : {};
+      assert.equal(await deliver(standin, r.method, r.path, r.body, { ...signed(r.body), ...extra }), 200);
+    }
 
     const p = replayWebhooks.params.parse({ targetUrl: receiver.url });
     const result = await replayWebhooks.apply(t.ctx, p);
@@ -65,6 +68,11 @@ describe('webhooks.replay through the local stand-in (rehearsal path)', () => {
       assert.match(arrival.idempotencyKey!, /^standin-0000000\d-[0-9a-f]{8}$/);
     });
     assert.equal(new Set(receiver.arrivals.map((a) => a.idempotencyKey)).size, 5);
+    const first = receiver.arrivals[0]!.rawHeaders;
+    // The stand-in keeps repeats and case; Host is the receiver's, and only Node's own Connection remains.
+    assert.deepEqual(first.filter(([name]) => name === 'X-Repeated'), [['X-Repeated', 'one'], ['X-Repeated', 'two']]);
+    assert.deepEqual(first.find(([name]) => name === 'Host'), ['Host', new URL(receiver.url).host]);
+    assert.deepEqual(first.filter(([name]) => name.toLowerCase() === 'connection'), [['Connection', 'keep-alive']]);
     assert.deepEqual(await standin.queue.list(), []);
     const dead = await standin.deadLetter.list();
     assert.deepEqual(dead.map((d) => [d.stored.path, d.stored.deadLetterReason]), [['/hooks/rejects', 'HTTP 422']]);

@@ -14,32 +14,36 @@ import {
   type SendMessageCommandInput,
 } from '@aws-sdk/client-sqs';
 import { mockClient } from 'aws-sdk-client-mock';
-import { RECORDED_ATTRIBUTES } from '../../migrate/webhooks/sqs-message.ts';
+import { EMPTY_BODY_PLACEHOLDER, WEBHOOK_MESSAGE_ATTRIBUTES as A, WEBHOOK_MESSAGE_GROUP_ID } from '../../infra/webhook-message-format.ts';
 
 export interface RecordedFixture {
   id: string;
   method: string;
   path: string;
   query?: string;
-  headers: Record<string, string | string[]>;
+  headers: Record<string, string>;
   body: Buffer;
   receivedAt?: number;
 }
 
-/** The message the recorder's SendMessage integration would have stored for a request. */
+/** The message the recorder's mapping template would have stored for a request (format version 1). */
 export function recorderMessage(fixture: RecordedFixture, sequence: number): Message {
   const text = (value: string) => ({ DataType: 'String', StringValue: value });
+  const empty = fixture.body.length === 0;
   return {
     MessageId: fixture.id,
-    Body: fixture.body.toString('base64'),
+    Body: empty ? EMPTY_BODY_PLACEHOLDER : fixture.body.toString('base64'),
     MessageAttributes: {
-      [RECORDED_ATTRIBUTES.method]: text(fixture.method),
-      [RECORDED_ATTRIBUTES.path]: text(fixture.path),
-      ...(fixture.query ? { [RECORDED_ATTRIBUTES.query]: text(fixture.query) } : {}),
-      [RECORDED_ATTRIBUTES.headers]: text(JSON.stringify(fixture.headers)),
-      [RECORDED_ATTRIBUTES.receivedAt]: text(String(fixture.receivedAt ?? 1_750_000_000_000 + sequence)),
+      [A.bodyEncoding]: text(empty ? 'empty' : 'base64'),
+      [A.method]: text(fixture.method),
+      [A.path]: text(fixture.path),
+      [A.headers]: text(JSON.stringify(fixture.headers)),
+      [A.receivedAt]: { DataType: 'Number', StringValue: String(fixture.receivedAt ?? 1_750_000_000_000 + sequence) },
+      [A.requestId]: text(`apigw-request-${sequence}`),
+      [A.sourceIp]: text('192.0.2.44'),
+      ...(fixture.query ? { [A.query]: text(fixture.query) } : {}),
     },
-    Attributes: { MessageGroupId: 'webhooks', SequenceNumber: String(10_000 + sequence) },
+    Attributes: { MessageGroupId: WEBHOOK_MESSAGE_GROUP_ID, SequenceNumber: String(10_000 + sequence) },
   };
 }
 
