@@ -9,6 +9,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import type { Json, StepContext } from '../../migrate/core/step.ts';
 import { replayWebhooks } from '../../migrate/steps/webhooks/replay.ts';
+import { outgoingHeaders, targetPath } from '../../migrate/webhooks/forward.ts';
 import { testContext, type TestContext } from '../support/context.ts';
 import { fakeClock } from '../aws/fixtures.ts';
 import { assertNoPlantedSecret, BINARY_BODY, DLQ_URL, jsonEvent, messageId, PLANTED, QUEUE_URL, signedPost, sqsOutputs } from './fixtures.ts';
@@ -324,5 +325,30 @@ describe('webhooks.replay (SQS)', () => {
 
   it('refuses a target URL with credentials', () => {
     assert.throws(() => replayWebhooks.params.parse({ targetUrl: 'https://user:pw@app.example.com' }));
+  });
+});
+
+describe('outgoing request shape', () => {
+  const request = {
+    id: 'msg-1',
+    method: 'POST',
+    path: '/hooks/a%20b',
+    query: 'x=1',
+    headers: [
+      ['Host', 'webhooks.billing.example.com'],
+      ['idempotency-key', 'provider-own-key'],
+      ['X-Kept', 'yes'],
+    ] as Array<[string, string]>,
+    body: Buffer.from('{}'),
+    receivedAt: null,
+  };
+
+  it('keeps the provider Host when asked, and replaces any recorded idempotency header with the message id', () => {
+    const url = new URL('https://app.internal.example.com:8443/base/');
+    assert.deepEqual(outgoingHeaders(request, { url, idempotencyHeader: 'Idempotency-Key', preserveHost: true }), [
+      'Host', 'webhooks.billing.example.com', 'X-Kept', 'yes', 'Content-Length', '2', 'Idempotency-Key', 'msg-1',
+    ]);
+    assert.equal(outgoingHeaders(request, { url, idempotencyHeader: 'Idempotency-Key', preserveHost: false })[1], 'app.internal.example.com:8443');
+    assert.equal(targetPath(request, url), '/base/hooks/a%20b?x=1');
   });
 });
