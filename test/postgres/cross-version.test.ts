@@ -1,0 +1,74 @@
+/**
+ * A PostgreSQL 13 source into a PostgreSQL 17 target, as real migrations off old self-managed
+ * servers go: schema through pg_dump 15, rows through logical replication, with writes running
+ * during the copy, and a resumed replication-start after a crash that left its slot behind.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { embeddedBindir } from '../../migrate/local/postgres-server.ts';
+import { catchUp } from '../../migrate/steps/postgres/catch-up.ts';
+import { freezeWrites } from '../../migrate/steps/postgres/freeze-writes.ts';
+import { replicationStart } from '../../migrate/steps/postgres/replication-start.ts';
+import { replicationStop } from '../../migrate/steps/postgres/replication-stop.ts';
+import { schemaCopy } from '../../migrate/steps/postgres/schema-copy.ts';
+import { sequenceSync } from '../../migrate/steps/postgres/sequence-sync.ts';
+import { testContext, type TestContext } from '../support/context.ts';
+import { ROLES, SCHEMA, SEED, startPair, startWriter, tableDigests, type Pair } from './fixtures.ts';
+
+describe('PostgreSQL 13 source into a PostgreSQL 17 target', () => {
+  let pair: Pair;
+  const contexts: TestContext[] = [];
+  const context = () => {
+    const t = testContext({ outputs: pair.outputs });
+    contexts.push(t);
+    return t;
+  };
+
+  before(async () => {
+    pair = await startPair({ source: { bindir: embeddedBindir('pg13-bin') }, target: { bindir: embeddedBindir('pg17-bin') } });
+    assert.deepEqual([pair.source.major, pair.target.major], [13, 17]);
+    await pair.sql('source', SCHEMA + SEED + ROLES + 'alter table crm.audit_log replica identity full;');
+  });
+  after(async () => {
+    for (const t of contexts) await t.close();
+    await pair?.stop();
+  });
+
+  it('copies schema and data, streams the writes, and both sides end identical', async () => {
+    const schema = context();
+    await schemaCopy.apply(schema.ctx, schemaCopy.params.parse({}));
+    assert.deepEqual(await schemaCopy.check(schema.ctx, schemaCopy.params.parse({}), { schemas: 0, tables: 0, sequences: 0, types: 0 }), []);
+
+    const writer = startWriter(pair.source);
+    const p = replicationStart.params.parse({ pollMs: 50, binary: true });
+    // An earlier attempt journalled the subscription and died after the source created its slot.
+    const crashed = context();
+    await crashed.ctx.record({ action: 'create-subscription', name: p.subscription, slot: p.subscription });
+    await pair.sql('source', `select pg_create_logical_replication_slot('${p.subscription}', 'pgoutput')`);
+    const resumed = crashed.retry();
+    contexts.push(resumed);
+    const started = await replicationStart.apply(resumed.ctx, p);
+    assert.equal(started.binary, false, 'binary transfer needs 14+ on both sides');
+    assert.equal(started.streaming, false);
+    assert.ok(resumed.lines.some((l) => /interrupted earlier attempt/.test(l)));
+    const slots = await pair.sql('source', 'select count(*)::int as n from pg_replication_slots');
+    assert.equal(slots.rows[0].n, 1);
+
+    const floor = writer.committed + 50;
+    while (writer.committed < floor) await new Promise((r) => setImmediate(r));
+    const frozen = await freezeWrites.apply(context().ctx, freezeWrites.params.parse({}));
+    assert.equal((await writer.finished).stoppedBy, 'read-only');
+    const catching = context();
+    const caught = await catchUp.apply(catching.ctx, catchUp.params.parse({}));
+    assert.deepEqual(await catchUp.check(catching.ctx, catchUp.params.parse({}), { ...caught, lsn: frozen.lsn }), [], 'confirmed past the freeze position');
+    await sequenceSync.apply(context().ctx, sequenceSync.params.parse({}));
+    assert.deepEqual(await sequenceSync.check(context().ctx, sequenceSync.params.parse({}), { sequences: 0, elapsedMs: 0 }), []);
+
+    const [source, target] = await Promise.all([tableDigests((q) => pair.sql('source', q)), tableDigests((q) => pair.sql('target', q))]);
+    assert.deepEqual(target, source);
+    assert.ok(Number(source['billing.customers']!.split(' ')[0]) > 300);
+
+    await replicationStop.apply(context().ctx, replicationStop.params.parse({}));
+    assert.equal((await pair.sql('source', 'select count(*)::int as n from pg_replication_slots')).rows[0].n, 0);
+  });
+});
