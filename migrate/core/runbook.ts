@@ -110,7 +110,18 @@ function validateRunbook(document: unknown, path: string, sha256: string, option
   const raw = parsed.data;
   const problems: string[] = [];
 
-  const config = { ...raw.config };
+  // Config defaults may be built from outputs (e.g. a URL from a record name); overrides are literal.
+  const config: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(raw.config)) {
+    try {
+      config[key] = substitute(value, (ref) => {
+        if (ref.scope !== 'outputs') throw new ExpressionError(`${ref.text}: config values can only reference outputs`);
+        return resolveStatic(ref, options.outputs, {}, `config.${key}`);
+      });
+    } catch (error) {
+      problems.push(`config.${key}: ${(error as Error).message}`);
+    }
+  }
   for (const [key, value] of Object.entries(options.configOverrides ?? {})) {
     if (!(key in config)) problems.push(`--set ${key}: the runbook has no config key '${key}' (it has: ${Object.keys(config).join(', ') || 'none'})`);
     else config[key] = value;
@@ -209,7 +220,8 @@ function validateStep(
       if (ref.scope === 'run') return `<run.${ref.path[0]}>`;
       return `<${ref.path.join('.')}>`;
     });
-    if (step.if) substitute(step.if, (ref) => (ref.scope === 'outputs' || ref.scope === 'config' ? resolveStatic(ref, outputs, config, 'if') : ''));
+    // In `if:` a missing output is simply false ("when the recorder is configured"); config must exist.
+    if (step.if) substitute(step.if, (ref) => (ref.scope === 'config' ? resolveStatic(ref, outputs, config, 'if') : ''));
   } catch (error) {
     problems.push((error as Error).message);
     return problems;
@@ -255,7 +267,13 @@ export async function resolveParams(runbook: Runbook, step: RunbookStep, context
 
 export function evaluateCondition(runbook: Runbook, step: RunbookStep, context: Omit<ResolveContext, 'secret'>): boolean {
   if (!step.if) return true;
-  const value = substitute(step.if, (ref) => resolveRuntime(ref, runbook, { ...context, secret: async () => { throw new Error('no secrets in if'); } }, new Map()));
+  const noSecrets = async (): Promise<Secret> => {
+    throw new ExpressionError('secrets cannot be used in if');
+  };
+  const value = substitute(step.if, (ref) => {
+    if (ref.scope === 'outputs' && !lookup(context.outputs, ref.path).found) return '';
+    return resolveRuntime(ref, runbook, { ...context, secret: noSecrets }, new Map());
+  });
   return value !== '' && value !== false && value !== 'false' && value !== null && value !== undefined && !(Array.isArray(value) && value.length === 0);
 }
 

@@ -169,3 +169,25 @@ test('a runbook can use a result of another runbook\'s newest run of this stack'
   assert.equal((await run(next, s.env)).outcome, 'finished');
   assert.equal(s.world.values.get('copied'), `len-${PLANTED.length}`);
 });
+
+test('`if:` on an output the stack does not have skips the step visibly; config defaults may use outputs', async () => {
+  const s = setup();
+  const runbook = runbookFromObject(
+    {
+      name: 'cond',
+      config: { url: 'https://${{ outputs.dns.records.app.name }}/hooks' },
+      steps: [
+        { id: 'when-recorder', uses: 'test.set', if: '${{ outputs.webhooks.recorderUrl }}', with: { key: 'r', value: 'x' } },
+        { id: 'always', uses: 'test.set', with: { key: 'u', value: '${{ config.url }}' } },
+      ],
+    },
+    'cond',
+    s.load,
+  );
+  assert.equal((await run(runbook, s.env)).outcome, 'finished');
+  assert.equal(s.world.values.has('r'), false);
+  assert.equal(s.world.values.get('u'), 'https://app.example.com/hooks');
+  const [state] = listRuns(s.stateDir, 'test');
+  assert.equal(state!.steps[0]!.status, 'skipped');
+  assert.match(state!.steps[0]!.reason!, /condition .* is false/);
+});
