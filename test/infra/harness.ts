@@ -69,8 +69,9 @@ export async function runStack(options: RunOptions): Promise<StackRun> {
     newResource(args) {
       const key = `${args.type}::${args.name}`;
       const opts = pendingOptions.get(key) ?? { protect: false, ignoreChanges: [], importId: '', secretInputs: [] };
-      resources.push({ type: args.type, name: args.name, custom: args.custom ?? true, inputs: args.inputs, ...opts });
-      return { id: `${args.name}-id`, state: { ...args.inputs, ...mockState(args.type, args.name, args.inputs) } };
+      const inputs = unwrapSecrets(args.inputs) as Record<string, any>;
+      resources.push({ type: args.type, name: args.name, custom: args.custom ?? true, inputs, ...opts });
+      return { id: `${args.name}-id`, state: { ...inputs, ...mockState(args.type, args.name, inputs) } };
     },
     call(args) {
       invokes.push({ token: args.token, inputs: args.inputs });
@@ -116,7 +117,7 @@ export async function runStack(options: RunOptions): Promise<StackRun> {
   const outputs: Record<string, any> = {};
   const secretOutputs = new Set<string>();
   for (const [name, value] of Object.entries(program)) {
-    const output = pulumi.output(value);
+    const output = pulumi.output(value as pulumi.Input<unknown>) as pulumi.Output<unknown>;
     outputs[name] = await new Promise((resolve) => output.apply(resolve));
     if (await (output as unknown as { isSecret: Promise<boolean> }).isSecret) secretOutputs.add(name);
   }
@@ -134,6 +135,17 @@ export async function runStack(options: RunOptions): Promise<StackRun> {
       return matches[0]!;
     },
   };
+}
+
+/** Mocks receive secret inputs still wrapped in the wire format; tests assert on the values. */
+function unwrapSecrets(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(unwrapSecrets);
+  if (value && typeof value === 'object') {
+    const record = value as Record<string, unknown>;
+    if (record[SECRET_SIG_KEY] === SECRET_SIG) return unwrapSecrets(record.value);
+    return Object.fromEntries(Object.entries(record).map(([k, v]) => [k, unwrapSecrets(v)]));
+  }
+  return value;
 }
 
 /** Provider-computed outputs the program reads, with recognisable fake values. */
