@@ -160,7 +160,7 @@ describe('eks.Cluster inputs', () => {
       assert.equal(inputs.endpointPrivateAccess, true);
       assert.equal(inputs.endpointPublicAccess, true);
       assert.deepEqual(inputs.publicAccessCidrs, stackConfig(stack)['cutover:clusterPublicAccessCidrs']);
-      assert.ok(!inputs.publicAccessCidrs.includes('0.0.0.0/0'));
+      assert.ok(!(inputs.publicAccessCidrs as string[]).includes('0.0.0.0/0'));
     }
   });
 
