@@ -12,6 +12,8 @@ import { localOutputs } from '../../migrate/local/outputs.ts';
 import { startPgbouncer, type LocalPgbouncer } from '../../migrate/local/pgbouncer.ts';
 import { startPostgres, type PostgresServer } from '../../migrate/local/postgres-server.ts';
 import { StepError } from '../../migrate/core/step.ts';
+import { startKubeStandin } from '../../migrate/local/kube-standin.ts';
+import { kubeRestart } from '../../migrate/steps/kube/restart.ts';
 import { pgbouncerCheckBackend } from '../../migrate/steps/pgbouncer/check-backend.ts';
 import { pgbouncerPause } from '../../migrate/steps/pgbouncer/pause.ts';
 import { pgbouncerReload } from '../../migrate/steps/pgbouncer/reload.ts';
@@ -215,4 +217,23 @@ test('a pause that cannot finish in time resumes the clients and names the cause
 test('reload refuses a backend without the ini to rewrite', () => {
   const parsed = pgbouncerReload.params.safeParse({ backend: { host: 'x', port: 1 } });
   assert.equal(parsed.success, false);
+});
+
+test('the rehearsal wiring: kube.restart of the PgBouncer deployment in the stand-in switches the local PgBouncer', async () => {
+  const outputs = localOutputs({ dir, source: a, target: b, database: 'app', pgbouncer: { port: bouncer.port, adminUrl: bouncer.adminUrl } });
+  const standin = await startKubeStandin({
+    workloads: [{ namespace: outputs.pgbouncer.namespace, kind: 'Deployment', name: outputs.pgbouncer.deployment, replicas: 1 }],
+    // New pods would start with the swapped config; the local PgBouncer is pointed at the target instead.
+    onRestart: () => bouncer.switchBackend({ host: b.host, port: b.port }),
+  });
+  const t = testContext({ outputs: { ...outputs, cluster: { ...outputs.cluster, kubeconfig: standin.kubeconfig } } });
+  try {
+    await kubeRestart.apply(t.ctx, kubeRestart.params.parse({ pollSeconds: 0.05 }));
+    const check = pgbouncerCheckBackend.params.parse({ expect: { host: b.host, port: b.port } });
+    assert.deepEqual(await pgbouncerCheckBackend.check(t.ctx, check, (await pgbouncerCheckBackend.probe(t.ctx, check)).result!), undefined);
+  } finally {
+    await bouncer.switchBackend({ host: a.host, port: a.port });
+    await t.close();
+    await standin.close();
+  }
 });
