@@ -2,8 +2,10 @@
 import { Command } from 'commander';
 import type { GlobalOptions } from './commands/environment.ts';
 import { registerInspect } from './commands/inspect.ts';
+import { registerRehearse } from './commands/rehearse.ts';
 import { registerRun } from './commands/run.ts';
 import { registerStandalone } from './commands/standalone.ts';
+import { registerStatus } from './commands/status.ts';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -20,6 +22,8 @@ const program = new Command('migrate')
 const globals = () => program.opts<GlobalOptions>();
 registerRun(program, globals);
 registerStandalone(program, globals);
+registerStatus(program, globals);
 registerInspect(program, globals);
+registerRehearse(program, globals);
 
 await program.parseAsync(process.argv);

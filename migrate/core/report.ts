@@ -43,8 +43,13 @@ export function colorEnabled(stream: NodeJS.WriteStream = process.stdout): boole
   return !('NO_COLOR' in process.env && process.env.NO_COLOR !== '') && Boolean(stream.isTTY) && process.env.TERM !== 'dumb';
 }
 
-export const formatDuration = (ms: number) =>
-  ms < 1000 ? `${Math.round(ms)} ms` : ms < 120_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 120_000) return `${(ms / 1000).toFixed(1)} s`;
+  const seconds = Math.floor(ms / 1000);
+  const [h, m, s] = [Math.floor(seconds / 3600), Math.floor((seconds % 3600) / 60), seconds % 60];
+  return h > 0 ? `${h} h ${m} min` : `${m} min ${s} s`;
+}
 
 export function formatProgress(p: Progress, now: number): string {
   const parts = [p.label];

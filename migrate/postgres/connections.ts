@@ -41,7 +41,8 @@ export function connectionConfig(url: Secret, applicationName: string): pg.PoolC
 export async function pool(ctx: StepContext, side: Side): Promise<pg.Pool> {
   return ctx.resource(`pg:${side}`, async () => {
     const url = side === 'source' ? await sourceUrl(ctx) : await targetUrl(ctx);
-    const p = new pg.Pool({ ...connectionConfig(url, 'migrate'), max: 8 });
+    // A firewall that drops packets must fail fast as "cannot connect", not hang until the OS TCP timeout.
+    const p = new pg.Pool({ ...connectionConfig(url, 'migrate'), max: 8, connectionTimeoutMillis: 15_000 });
     // An idle client dropped by the server (e.g. terminated by the freeze) must not crash the CLI.
     p.on('error', () => {});
     return p;

@@ -67,8 +67,8 @@ export class LocalQueueStore {
     return id;
   }
 
-  /** Stored requests oldest first, with the file each lives in. */
-  async list(): Promise<Array<{ file: string; stored: StoredRequest }>> {
+  /** Files of the stored requests, oldest first; the id is part of the name, so nothing is read. */
+  async files(): Promise<Array<{ file: string; id: string }>> {
     let names: string[];
     try {
       names = await readdir(this.dir);
@@ -76,15 +76,28 @@ export class LocalQueueStore {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw error;
     }
-    const files = names.filter((name) => /^\d{10}-.+\.json$/.test(name)).sort();
+    return names
+      .filter((name) => /^\d{10}-.+\.json$/.test(name))
+      .sort()
+      .map((file) => ({ file, id: file.slice(11, -'.json'.length) }));
+  }
+
+  /** A stored request, or undefined when it was deleted meanwhile. */
+  async read(file: string): Promise<StoredRequest | undefined> {
+    try {
+      return JSON.parse(await readFile(join(this.dir, file), 'utf8')) as StoredRequest;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    }
+  }
+
+  /** Stored requests oldest first, with the file each lives in. */
+  async list(): Promise<Array<{ file: string; stored: StoredRequest }>> {
     const out: Array<{ file: string; stored: StoredRequest }> = [];
-    for (const file of files) {
-      try {
-        out.push({ file, stored: JSON.parse(await readFile(join(this.dir, file), 'utf8')) as StoredRequest });
-      } catch (error) {
-        // Deleted between readdir and read by a concurrent delete: it is simply gone.
-        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-      }
+    for (const { file } of await this.files()) {
+      const stored = await this.read(file);
+      if (stored) out.push({ file, stored });
     }
     return out;
   }
@@ -137,12 +150,15 @@ export class LocalRecordedQueue implements RecordedQueue {
   async receive(max: number, visibilitySeconds: number): Promise<ReceivedMessage[]> {
     const now = this.now();
     const out: ReceivedMessage[] = [];
-    for (const { file, stored } of await this.store.list()) {
+    // Only the files handed out are read: the queue can hold thousands while a batch is a few.
+    for (const { file, id } of await this.store.files()) {
       if (out.length >= max) break;
-      if ((this.#invisibleUntil.get(stored.id) ?? 0) > now) {
+      if ((this.#invisibleUntil.get(id) ?? 0) > now) {
         // FIFO with one message group: nothing behind an in-flight message is handed out.
         break;
       }
+      const stored = await this.store.read(file);
+      if (!stored) continue;
       this.#invisibleUntil.set(stored.id, now + visibilitySeconds * 1000);
       const request = toRecordedRequest(stored);
       const message: ReceivedMessage = { id: stored.id, receipt: `${stored.id}@${now}`, request };
@@ -164,15 +180,15 @@ export class LocalRecordedQueue implements RecordedQueue {
   async sendToDeadLetter(message: ReceivedMessage, reason: string): Promise<void> {
     const { request } = this.#entry(message);
     // Keyed by the original id, so a resend after a crash does not add a second copy.
-    if ((await this.deadLetter.list()).some(({ stored }) => stored.id === message.id)) return;
+    if ((await this.deadLetter.files()).some(({ id }) => id === message.id)) return;
     await this.deadLetter.enqueue(request, { id: message.id, deadLetterReason: reason });
   }
 
   async counts(): Promise<QueueCounts> {
     const now = this.now();
-    const stored = await this.store.list();
-    const inFlight = stored.filter(({ stored: s }) => (this.#invisibleUntil.get(s.id) ?? 0) > now).length;
-    return { visible: stored.length - inFlight, inFlight };
+    const files = await this.store.files();
+    const inFlight = files.filter(({ id }) => (this.#invisibleUntil.get(id) ?? 0) > now).length;
+    return { visible: files.length - inFlight, inFlight };
   }
 
   async receivedTotal(): Promise<number> {

@@ -46,6 +46,8 @@ export interface ReplaySummary {
   failed: number;
   /** Still in the queue when the replay stopped (approximate for SQS). */
   remaining: number;
+  /** Recorder-counted requests an earlier replay step already settled (a second pass drains a tail). */
+  settledBefore: number;
   /** Requests sent again because an earlier attempt was interrupted before their 2xx was journaled. */
   resentAfterInterruption: number;
 }
@@ -64,9 +66,11 @@ export async function replay(ctx: StepContext, queue: RecordedQueue, options: Re
   const gate = new RateGate(ctx, options.ratePerSecond);
   const visibility = batchVisibilitySeconds(options);
 
+  const receivedAtStart = await queue.receivedTotal();
   const start = await queue.counts();
   const settled = () => ledger.count('delivered') + ledger.count('failed');
   let expected = settled() + start.visible + start.inFlight;
+  const settledBefore = receivedAtStart === null ? 0 : Math.max(0, receivedAtStart - expected);
   ctx.log.info(`Replaying ${start.visible + start.inFlight} recorded request(s) from ${queue.label} to ${options.target.url.origin}`);
 
   const deliver = async (request: RecordedRequest): Promise<{ outcome: DeliveryOutcome; attempts: number }> => {
@@ -192,6 +196,7 @@ export async function replay(ctx: StepContext, queue: RecordedQueue, options: Re
     replayed,
     failed,
     remaining,
+    settledBefore,
     resentAfterInterruption: ledger.resends,
   };
   ctx.log.info(

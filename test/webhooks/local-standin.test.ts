@@ -60,7 +60,7 @@ describe('webhooks.replay through the local stand-in (rehearsal path)', () => {
     const p = replayWebhooks.params.parse({ targetUrl: receiver.url });
     const result = await replayWebhooks.apply(t.ctx, p);
 
-    assert.deepEqual(result, { queue: 'local stand-in', received: 5, receivedCountedBy: 'recorder', replayed: 4, failed: 1, remaining: 0, resentAfterInterruption: 0 });
+    assert.deepEqual(result, { queue: 'local stand-in', received: 5, receivedCountedBy: 'recorder', replayed: 4, failed: 1, remaining: 0, settledBefore: 0, resentAfterInterruption: 0 });
     assert.deepEqual(receiver.arrivals.map((a) => `${a.method} ${a.url}`), sent.map((r) => `${r.method} ${r.path}`));
     receiver.arrivals.forEach((arrival, i) => {
       assert.ok(arrival.body.equals(sent[i]!.body), `body ${i} byte-identical`);
@@ -80,6 +80,24 @@ describe('webhooks.replay through the local stand-in (rehearsal path)', () => {
     const findings = (await replayWebhooks.check(t.ctx, p, result)) ?? [];
     assert.deepEqual(findings.map((f) => f.severity), ['warning']);
     assertNoPlantedSecret({ ...t, other: [result, findings] });
+  });
+
+  it('a second pass (the tail after the record moves back) counts what the first pass settled', async () => {
+    const { standin, receiver, t } = await setup();
+    for (let n = 1; n <= 3; n++) await deliver(standin, 'POST', `/hooks/${n}`, jsonEvent(n), { [SIGNATURE_HEADER]: sign(jsonEvent(n)) });
+    const p = replayWebhooks.params.parse({ targetUrl: receiver.url });
+    const first = await replayWebhooks.apply(t.ctx, p);
+    assert.equal(first.replayed, 3);
+    await deliver(standin, 'POST', '/hooks/4', jsonEvent(4), { [SIGNATURE_HEADER]: sign(jsonEvent(4)) });
+    const tail = testContext({ outputs: t.ctx.outputs, stepId: 'tail', now: t.ctx.now, sleep: t.ctx.sleep });
+    const second = await replayWebhooks.apply(tail.ctx, p);
+    assert.deepEqual(
+      { received: second.received, settledBefore: second.settledBefore, replayed: second.replayed, remaining: second.remaining },
+      { received: 4, settledBefore: 3, replayed: 1, remaining: 0 },
+    );
+    assert.deepEqual((await replayWebhooks.check(tail.ctx, p, second)) ?? [], []);
+    assert.deepEqual(receiver.arrivals.map((a) => a.url), ['/hooks/1', '/hooks/2', '/hooks/3', '/hooks/4']);
+    await tail.close();
   });
 
   it('survives two interruptions (after a 2xx, before a send) with every request delivered and none skipped', async () => {
@@ -107,7 +125,7 @@ describe('webhooks.replay through the local stand-in (rehearsal path)', () => {
 
     assert.deepEqual(receiver.arrivals.map((a) => a.idempotencyKey), [ids[0], ids[1], ids[1], ids[2], ids[3], ids[4]]);
     assert.ok(receiver.arrivals.every((a) => a.signatureValid));
-    assert.deepEqual(result, { queue: 'local stand-in', received: 5, receivedCountedBy: 'recorder', replayed: 5, failed: 0, remaining: 0, resentAfterInterruption: 1 });
+    assert.deepEqual(result, { queue: 'local stand-in', received: 5, receivedCountedBy: 'recorder', replayed: 5, failed: 0, remaining: 0, settledBefore: 0, resentAfterInterruption: 1 });
     assert.deepEqual(await standin.queue.list(), []);
     assert.deepEqual((await readdir(join(dir, 'queue'))).filter((f) => f.endsWith('.json')), []);
     assert.equal((await readFile(join(dir, 'queue', 'received.log'), 'utf8')).trim().split('\n').length, 5);

@@ -68,7 +68,7 @@ describe('webhooks.replay (SQS)', () => {
 
     const result = await replayWebhooks.apply(t.ctx, params(receiver));
 
-    assert.deepEqual(result, { queue: 'sqs', received: 3, receivedCountedBy: 'replay', replayed: 3, failed: 0, remaining: 0, resentAfterInterruption: 0 });
+    assert.deepEqual(result, { queue: 'sqs', received: 3, receivedCountedBy: 'replay', replayed: 3, failed: 0, remaining: 0, settledBefore: 0, resentAfterInterruption: 0 });
     assert.deepEqual(receiver.arrivals.map((a) => a.idempotencyKey), [binary.id, ping.id, json.id]);
     const [first, second, third] = receiver.arrivals;
     assert.equal(first!.method, 'POST');
@@ -145,7 +145,7 @@ describe('webhooks.replay (SQS)', () => {
     const p = params(receiver, { maxAttempts: 3, timeoutMs: 150 });
     const result = await replayWebhooks.apply(t.ctx, p);
 
-    assert.deepEqual(result, { queue: 'sqs', received: 5, receivedCountedBy: 'replay', replayed: 3, failed: 2, remaining: 0, resentAfterInterruption: 0 });
+    assert.deepEqual(result, { queue: 'sqs', received: 5, receivedCountedBy: 'replay', replayed: 3, failed: 2, remaining: 0, settledBefore: 0, resentAfterInterruption: 0 });
     assert.deepEqual(
       receiver.arrivals.map((x) => x.idempotencyKey),
       [a.id, a.id, a.id, hangs.id, hangs.id, hangs.id, rejected.id, limited.id, limited.id, reset.id, reset.id],
@@ -207,7 +207,7 @@ describe('webhooks.replay (SQS)', () => {
     const result = await replayWebhooks.apply(resumed.ctx, params(receiver));
 
     assert.deepEqual(receiver.arrivals.map((x) => x.idempotencyKey), events.map((e) => e.id), 'each event exactly once, in order');
-    assert.deepEqual(result, { queue: 'sqs', received: 5, receivedCountedBy: 'replay', replayed: 5, failed: 0, remaining: 0, resentAfterInterruption: 0 });
+    assert.deepEqual(result, { queue: 'sqs', received: 5, receivedCountedBy: 'replay', replayed: 5, failed: 0, remaining: 0, settledBefore: 0, resentAfterInterruption: 0 });
     assert.deepEqual(queue.ids(), []);
     // Event 2 was still held by the dead attempt: the resume waited out its visibility, visibly.
     assert.ok(resumed.progress.some((p) => p.label === 'waiting for in-flight recorded requests' && p.deadline !== undefined));
@@ -236,11 +236,11 @@ describe('webhooks.replay (SQS)', () => {
       if (onInterrupted === 'resend') {
         // Sent again under the same idempotency key: the receiver can tell it is the same event.
         assert.deepEqual(receiver.arrivals.map((x) => x.idempotencyKey), [events[0]!.id, events[1]!.id, events[1]!.id, events[2]!.id]);
-        assert.deepEqual(result, { queue: 'sqs', received: 3, receivedCountedBy: 'replay', replayed: 3, failed: 0, remaining: 0, resentAfterInterruption: 1 });
+        assert.deepEqual(result, { queue: 'sqs', received: 3, receivedCountedBy: 'replay', replayed: 3, failed: 0, remaining: 0, settledBefore: 0, resentAfterInterruption: 1 });
         assert.equal(queue.deadLetters.length, 0);
       } else {
         assert.deepEqual(receiver.arrivals.map((x) => x.idempotencyKey), events.map((e) => e.id));
-        assert.deepEqual(result, { queue: 'sqs', received: 3, receivedCountedBy: 'replay', replayed: 2, failed: 1, remaining: 0, resentAfterInterruption: 0 });
+        assert.deepEqual(result, { queue: 'sqs', received: 3, receivedCountedBy: 'replay', replayed: 2, failed: 1, remaining: 0, settledBefore: 0, resentAfterInterruption: 0 });
         assert.match(queue.deadLetters[0]!.MessageAttributes!['replay-failure-reason']!.StringValue!, /interrupted while sending/);
       }
       assert.deepEqual(queue.ids(), []);

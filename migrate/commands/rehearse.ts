@@ -1,0 +1,53 @@
+/** `migrate rehearse`: the whole cutover on local servers, with a timeline report. */
+import type { Command } from 'commander';
+import { resolve } from 'node:path';
+import { UsageError } from '../core/engine.ts';
+import { redactValue } from '../core/secret.ts';
+import { embeddedBindir } from '../local/postgres-server.ts';
+import { toText } from '../rehearse/report.ts';
+import { rehearse } from '../rehearse/rehearse.ts';
+import { action } from './action.ts';
+import { reporterFor, type GlobalOptions } from './environment.ts';
+import { EXIT } from './exit-codes.ts';
+
+const positive = (flag: string) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} ${value}: expected a whole number of at least 1`);
+  return n;
+};
+
+/** `13` → the npm-shipped PostgreSQL 13 (package alias pg13-bin); anything else is a bindir path. */
+function bindir(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  return /^\d+$/.test(value) ? embeddedBindir(`pg${value}-bin`) : resolve(value);
+}
+
+export function registerRehearse(program: Command, globals: () => GlobalOptions): void {
+  program
+    .command('rehearse')
+    .description('Rehearse the whole cutover on two local PostgreSQL servers (no AWS needed) and print a timeline report')
+    .option('--rows <customers>', 'customers to seed (other tables scale with it)', positive('--rows'), 20_000)
+    .option('--writers <n>', 'concurrent app writers through PgBouncer', positive('--writers'), 4)
+    .option('--report <file>', 'Markdown report (a .json twin is written beside it)', 'rehearsal-report.md')
+    .option('--source-pg <version|bindir>', 'source server: 13 or 17 (npm-shipped), or a bindir; default pg_config --bindir')
+    .option('--target-pg <version|bindir>', 'target server, as --source-pg')
+    .option('--keep', 'keep the servers running and their temp dir for inspection')
+    .action(
+      action(async (opts: { rows: number; writers: number; report: string; sourcePg?: string; targetPg?: string; keep?: boolean }) => {
+        const options = globals();
+        const json = Boolean(options.json);
+        const report = await rehearse({
+          customers: opts.rows,
+          writers: opts.writers,
+          keep: Boolean(opts.keep),
+          reportFile: resolve(opts.report),
+          sourceBindir: bindir(opts.sourcePg),
+          targetBindir: bindir(opts.targetPg),
+          reporter: reporterFor(options),
+          announce: (message) => (json ? undefined : process.stdout.write(`\n== ${message}\n`)),
+        });
+        process.stdout.write(json ? JSON.stringify({ type: 'rehearsal-report', report: redactValue(report) }) + '\n' : toText(report));
+        return report.outcome === 'passed' ? EXIT.ok : EXIT.failed;
+      }),
+    );
+}

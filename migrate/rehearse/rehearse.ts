@@ -1,0 +1,291 @@
+/**
+ * `migrate rehearse`: the whole cutover on this machine. Two real PostgreSQL servers (source and
+ * target), a real PgBouncer in front of the app's writers, a Kubernetes API stand-in and a webhook
+ * recorder stand-in; then the shipped runbooks (week-prior, day-before, d-day) run through the same
+ * engine as on D-day, while the app keeps writing and webhooks keep arriving. Steps that need AWS
+ * are skipped with a visible notice. The report is built from the journals and from what the app
+ * saw: every committed transaction must be on the target, and no difference may remain.
+ */
+import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { StackOutputs } from '../../infra/contract.ts';
+import { kindLookup } from '../commands/environment.ts';
+import { run, type EngineEnvironment, type RunOutcome } from '../core/engine.ts';
+import { runState, type RunState } from '../core/journal.ts';
+import type { EngineEvent, Reporter } from '../core/report.ts';
+import { loadRunbook } from '../core/runbook.ts';
+import { createSecretResolver } from '../core/secret-refs.ts';
+import { redactValue } from '../core/secret.ts';
+import { startKubeStandin, type KubeStandin } from '../local/kube-standin.ts';
+import { localOutputs } from '../local/outputs.ts';
+import { startPgbouncer, type LocalPgbouncer } from '../local/pgbouncer.ts';
+import { startPostgres, type PostgresServer } from '../local/postgres-server.ts';
+import { startWebhookStandin, type WebhookStandin } from '../local/webhook-standin.ts';
+import { targetAdvisoryLock } from '../postgres/run-lock.ts';
+import { timelineOf, toMarkdown, type RehearsalReport } from './report.ts';
+import { APP_DATABASE, APP_ROLE, prepareTargetRoles, rowCount, seedSource } from './seed.ts';
+import { WebhookStream } from './webhook-stream.ts';
+import { longestWriteGap, Workload } from './workload.ts';
+
+export interface RehearseOptions {
+  /** Customers in the seeded database; the other tables scale with it. */
+  customers: number;
+  writers: number;
+  /** Keep the servers running and the temp dir after the report. */
+  keep: boolean;
+  /** Where the Markdown report goes (a .json twin is written beside it). */
+  reportFile: string;
+  sourceBindir?: string;
+  targetBindir?: string;
+  /** Renders the engine's events (progress of every step). */
+  reporter: Reporter;
+  /** Called with each phase, for the human reading along. */
+  announce: (message: string) => void;
+}
+
+const RUNBOOKS = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'runbooks');
+
+const NO_AWS = 'needs AWS: not in a local rehearsal';
+
+interface Parts {
+  dir: string;
+  source?: PostgresServer;
+  target?: PostgresServer;
+  pgbouncer?: LocalPgbouncer;
+  kube?: KubeStandin;
+  webhooks?: WebhookStandin;
+  stream?: WebhookStream;
+  workload?: Workload;
+}
+
+async function stopAll(parts: Parts, keep: boolean): Promise<void> {
+  await parts.workload?.stop().catch(() => {});
+  await parts.stream?.close().catch(() => {});
+  if (keep) return;
+  await parts.webhooks?.stop().catch(() => {});
+  await parts.kube?.close().catch(() => {});
+  await parts.pgbouncer?.stop().catch(() => {});
+  await Promise.all([parts.source?.stop().catch(() => {}), parts.target?.stop().catch(() => {})]);
+  rmSync(parts.dir, { recursive: true, force: true });
+}
+
+/** Watches the engine's events so the rehearsal can act at the right step (stop the webhook stream). */
+function watching(reporter: Reporter, onEvent: (event: EngineEvent) => void): Reporter {
+  return {
+    flush: () => reporter.flush(),
+    emit: (event) => {
+      onEvent(event);
+      reporter.emit(event);
+    },
+  };
+}
+
+export async function rehearse(options: RehearseOptions): Promise<RehearsalReport> {
+  const started = Date.now();
+  const dir = mkdtempSync(join(tmpdir(), 'migrate-rehearsal-'));
+  // Servers run as the unprivileged postgres OS user when we are root: it must be able to reach its dirs.
+  chmodSync(dir, 0o711);
+  const parts: Parts = { dir };
+  const appPassword = randomBytes(12).toString('base64url');
+  const stateDir = join(dir, 'state');
+  const runs: RunState[] = [];
+  let failure: string | undefined;
+  let report: RehearsalReport | undefined;
+  try {
+    options.announce(`Starting two PostgreSQL servers and PgBouncer in ${dir}`);
+    mkdirSync(join(dir, 'source'));
+    mkdirSync(join(dir, 'target'));
+    [parts.source, parts.target] = await Promise.all([
+      startPostgres({ name: 'source', bindir: options.sourceBindir, baseDir: join(dir, 'source') }),
+      startPostgres({ name: 'target', bindir: options.targetBindir, baseDir: join(dir, 'target') }),
+    ]);
+    const { source, target } = parts;
+    for (const server of [source, target]) {
+      const admin = await server.client();
+      await admin.query(`create database ${APP_DATABASE}`);
+      await admin.end();
+    }
+    options.announce(`Seeding ${options.customers} customers on the source (PostgreSQL ${source.major}); target is PostgreSQL ${target.major}`);
+    const sourceAdmin = await source.client(APP_DATABASE);
+    await seedSource(sourceAdmin, options.customers, appPassword);
+    const rowsAtStart = await rowCount(sourceAdmin);
+    await sourceAdmin.end();
+    const targetAdmin = await target.client(APP_DATABASE);
+    await prepareTargetRoles(targetAdmin, appPassword);
+    await targetAdmin.end();
+
+    parts.pgbouncer = await startPgbouncer({ database: APP_DATABASE, backend: { host: source.host, port: source.port }, user: APP_ROLE, password: appPassword, poolMode: 'transaction' });
+    const pgbouncer = parts.pgbouncer;
+    parts.kube = await startKubeStandin({
+      workloads: [
+        { namespace: 'app', kind: 'Deployment', name: 'web', replicas: 3 },
+        { namespace: 'app', kind: 'Deployment', name: 'worker', replicas: 2 },
+        { namespace: 'app', kind: 'StatefulSet', name: 'scheduler', replicas: 1 },
+        { namespace: 'pgbouncer', kind: 'Deployment', name: 'pgbouncer', replicas: 2 },
+      ],
+      // New PgBouncer pods would read the swapped writer URL; the local PgBouncer is re-pointed instead.
+      onRestart: async (event) => {
+        if (event.namespace === 'pgbouncer') await pgbouncer.switchBackend({ host: target.host, port: target.port });
+      },
+    });
+    parts.webhooks = await startWebhookStandin({ dir: join(dir, 'webhooks') });
+    parts.stream = new WebhookStream(parts.webhooks.url);
+    await parts.stream.startReceiver();
+
+    const outputs: StackOutputs = {
+      ...localOutputs({ dir, source, target, database: APP_DATABASE, pgbouncer: { port: pgbouncer.port, adminUrl: pgbouncer.adminUrl }, webhooks: parts.webhooks.outputs }),
+    };
+    outputs.cluster = { ...outputs.cluster, kubeconfig: parts.kube.kubeconfig };
+    const outputsFile = join(dir, 'outputs.json');
+    writeFileSync(outputsFile, JSON.stringify(outputs, null, 2), { mode: 0o600 });
+
+    parts.workload = new Workload({ connectionString: pgbouncer.url(), writers: options.writers, thinkMs: 5, customers: options.customers }).start();
+    const workload = parts.workload;
+    const stream = parts.stream;
+
+    const { kinds, knownKinds } = kindLookup(stateDir);
+    const env: EngineEnvironment = {
+      stack: 'rehearsal',
+      outputs,
+      stateDir,
+      reporter: watching(options.reporter, (event) => {
+        // Webhooks keep arriving at the recorder until the replay starts draining it.
+        if (event.type === 'step-start' && event.step === 'replay-webhooks') void stream.stop();
+      }),
+      secret: createSecretResolver({ region: outputs.region }),
+      capabilities: new Set(['postgres', 'pgbouncer', 'kube', 'shell', 'http']),
+      unavailable: { aws: NO_AWS },
+      yes: true,
+      extraLocks: targetAdvisoryLock,
+    };
+    const load = (name: string, configOverrides: Record<string, unknown> = {}) =>
+      loadRunbook(join(RUNBOOKS, `${name}.yaml`), { outputs, configOverrides, kinds, knownKinds });
+    const marker = join(dir, 'legacy-app-stopped');
+    const plan: [string, Record<string, unknown>][] = [
+      ['week-prior', {}],
+      ['day-before', {}],
+      [
+        'd-day',
+        {
+          stopSourceCommand: `touch ${marker}`,
+          startSourceCommand: `rm -f ${marker}`,
+          appUser: APP_ROLE,
+          webhookReplayUrl: stream.receiverUrl,
+          pgbouncerConfigFile: pgbouncer.configFile,
+        },
+      ],
+    ];
+    // Every runbook is validated before the first one changes anything.
+    const runbooks = plan.map(([name, overrides]) => [name, load(name, overrides)] as const);
+    let dDay: { start: number; end: number } | undefined;
+    for (const [name, runbook] of runbooks) {
+      options.announce(`Running runbooks/${name}.yaml`);
+      if (name === 'd-day') stream.start();
+      const t0 = Date.now();
+      const outcome: RunOutcome = await run(runbook, env);
+      if (outcome.journal) runs.push(runState(outcome.journal));
+      if (name === 'd-day') dDay = { start: t0, end: Date.now() };
+      if (outcome.outcome !== 'finished') {
+        failure = `${name} ${outcome.outcome} at step ${outcome.failedStep}: ${outcome.error ?? ''}`;
+        break;
+      }
+    }
+
+    // The app keeps writing on the target for a moment: the switch must hold under load, too.
+    const afterSwitch = workload.committedCount;
+    const deadline = Date.now() + 5000;
+    while (!failure && workload.committedCount < afterSwitch + options.writers * 5 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const writes = await workload.stop();
+    await stream.stop();
+
+    const check = await target.client(APP_DATABASE);
+    const found = await check.query<{ n: string }>('select count(*) as n from public.orders where id = any($1::bigint[])', [writes.committed]);
+    const foundOnTarget = Number(found.rows[0]!.n);
+    const sequencesBehind = await countSequencesBehind(source, check);
+    await check.end();
+
+    const dDayRun = runs.find((r) => r.runbook.name === 'd-day');
+    const verify = dDayRun?.steps.find((s) => s.id === 'verify')?.result as
+      | { summary?: { tables: number; tablesDiffering: number; rows: number }; tables?: { differences?: { count: number } }[] }
+      | undefined;
+    const differences = verify?.tables?.reduce((sum, t) => sum + (t.differences?.count ?? 0), 0) ?? 0;
+    const gap = dDay ? longestWriteGap(writes.commitTimes, dDay.start, dDay.end) : { ms: 0, start: 0, end: 0 };
+    const delivered = stream.delivered();
+    const replayed = dDayRun?.steps.filter((s) => s.kind === 'webhooks.replay').map((s) => s.result as { replayed?: number; failed?: number } | undefined) ?? [];
+    const webhookSummary = {
+      received: stream.recorded(),
+      replayed: delivered,
+      failed: replayed.reduce((sum, r) => sum + (r?.failed ?? 0), 0),
+      standIn: 'local recorder stand-in (file-backed FIFO queue), not API Gateway + SQS',
+    };
+
+    const lost = writes.committed.length - foundOnTarget;
+    const problems = [
+      failure,
+      lost > 0 ? `${lost} committed transactions are missing on the target` : undefined,
+      verify?.summary && verify.summary.tablesDiffering > 0 ? `${verify.summary.tablesDiffering} tables differ` : undefined,
+      sequencesBehind > 0 ? `${sequencesBehind} sequences are behind the source` : undefined,
+      webhookSummary.received !== webhookSummary.replayed ? `webhooks: ${webhookSummary.received} recorded but ${webhookSummary.replayed} delivered` : undefined,
+    ].filter((p): p is string => Boolean(p));
+
+    const timeline = timelineOf(runs);
+    report = {
+      date: new Date(started).toISOString(),
+      outcome: problems.length === 0 ? 'passed' : 'failed',
+      failure: problems.join('; ') || undefined,
+      source: `PostgreSQL ${source.major} (local, port ${source.port})`,
+      target: `PostgreSQL ${target.major} (local, port ${target.port}) standing in for RDS`,
+      data: { customers: options.customers, rowsAtStart, writers: options.writers },
+      timeline,
+      totalMs: Date.now() - started,
+      writes: {
+        committed: writes.committed.length,
+        foundOnTarget,
+        lost,
+        errorsSeenByApp: writes.errors.length,
+        unavailableMs: gap.ms,
+        unavailableFrom: gap.ms > 0 ? new Date(gap.start).toISOString().slice(11, 23) : null,
+        unavailableTo: gap.ms > 0 ? new Date(gap.end).toISOString().slice(11, 23) : null,
+        longestTransactionMs: writes.longestTransactionMs,
+      },
+      verification: verify?.summary ? { tables: verify.summary.tables, rows: verify.summary.rows, differences } : null,
+      sequencesBehind,
+      webhooks: webhookSummary,
+      standIns: [
+        'target: a local PostgreSQL server in place of RDS (same SQL, no rds_* roles or parameter groups)',
+        'Kubernetes API: a local HTTP stand-in (scale subresource, rollout restart and status); restarting the pgbouncer deployment re-points the local PgBouncer at the target, as new pods reading the swapped writer URL would',
+        'PgBouncer: the real pgbouncer binary, in front of the app writers',
+        `webhook recorder: ${webhookSummary.standIn}`,
+      ],
+      skipped: [
+        ...new Set(timeline.filter((t) => t.outcome === 'skipped').map((t) => `${t.runbook}/${t.step} (${t.kind}): ${t.note}`)),
+        'AWS steps (RDS replicas, Parameter Store, Route53) are verified by unit tests against aws-sdk-client-mock here, and for real only against a staging account',
+      ],
+      artifacts: { dir, outputs: outputsFile, stateDir, report: options.reportFile, kept: options.keep },
+    };
+    return report;
+  } catch (error) {
+    failure = (error as Error).message;
+    throw error;
+  } finally {
+    if (report) writeReports(report, options.reportFile);
+    await stopAll(parts, options.keep);
+  }
+}
+
+async function countSequencesBehind(source: PostgresServer, target: import('pg').Client): Promise<number> {
+  const query = `select schemaname || '.' || sequencename as name, coalesce(last_value, start_value - increment_by) as v from pg_sequences`;
+  const sourceClient = await source.client(APP_DATABASE);
+  const [s, t] = await Promise.all([sourceClient.query<{ name: string; v: string }>(query), target.query<{ name: string; v: string }>(query)]);
+  await sourceClient.end();
+  const onTarget = new Map(t.rows.map((r) => [r.name, BigInt(r.v)]));
+  return s.rows.filter((r) => (onTarget.get(r.name) ?? -(2n ** 63n)) < BigInt(r.v)).length;
+}
+
+function writeReports(report: RehearsalReport, file: string): void {
+  writeFileSync(file, toMarkdown(redactValue(report)));
+  writeFileSync(file.replace(/\.md$/, '') + '.json', JSON.stringify(redactValue(report), null, 2) + '\n');
+}
