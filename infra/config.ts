@@ -102,8 +102,12 @@ const recorderSchema = z.object({
   customDomain: z.boolean().default(true),
   /** Content types the recorder accepts (one mapping template each); others get 415 and the sender retries. */
   contentTypes: z.array(z.string().regex(/^[\w.+-]+\/[\w.+-]+$/, 'must be a media type like application/json')).min(1).optional(),
-  /** Receives before a message moves to the dead-letter queue. */
-  maxReceiveCount: z.number().int().min(1).max(1000).default(5),
+  /**
+   * Receives before SQS itself moves a message to the dead-letter queue. High on purpose: every
+   * dry-run sample and every resumed replay counts as a receive, and webhooks.replay dead-letters
+   * failures itself, with the reason; redrive is only the backstop.
+   */
+  maxReceiveCount: z.number().int().min(1).max(1000).default(100),
   visibilityTimeoutSeconds: z.number().int().min(0).max(43200).default(120),
 });
 

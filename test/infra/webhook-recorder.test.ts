@@ -30,7 +30,7 @@ describe('webhook recorder queues', () => {
     const dlq = recorder.one(QUEUE, 'webhooks-dlq').inputs;
     const redrive = JSON.parse(queue.redrivePolicy);
     assert.equal(redrive.deadLetterTargetArn, recorder.outputs.webhooks.deadLetterQueueArn);
-    assert.equal(redrive.maxReceiveCount, 5);
+    assert.equal(redrive.maxReceiveCount, 100);
     assert.equal(dlq.fifoQueue, true, 'a FIFO queue needs a FIFO dead-letter queue');
     assert.equal(dlq.kmsMasterKeyId, recorder.outputs.kms.keyArn);
     assert.equal(dlq.messageRetentionSeconds, FOURTEEN_DAYS);
