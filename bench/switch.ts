@@ -1,88 +1,91 @@
 /**
- * The write-unavailability window of the switch, with writers running: application-like clients
- * (role `app`) write continuously to whichever server is "current" and reconnect on any error. The
- * switch freezes the app role on the source and ends its sessions, waits until the target has
- * applied everything, copies every sequence, then points the writers at the target. The window is
- * measured from the first write that fails (or started and never completed on the source) to the
- * first write that succeeds on the target. Plain SQL: the freeze, catch-up and sequence step kinds
- * were not registered yet.
+ * The write-unavailability window of the switch, seen by the application. Writers (role `app`)
+ * commit continuously through a real local PgBouncer in transaction mode, as the app does, while
+ * the d-day steps run: pgbouncer.pause → postgres.freeze-writes → postgres.catch-up →
+ * postgres.sequence-sync → postgres.replication-stop → pgbouncer.reload (backend = the target) →
+ * pgbouncer.resume. The window is the longest gap between two committed writes; afterwards every
+ * write a writer saw commit must be on the target.
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import pg from 'pg';
-import type { PostgresServer } from '../migrate/local/postgres-server.ts';
-import { waitForApplied } from './copy.ts';
+import { redact } from '../migrate/core/secret.ts';
+import type { Json, StepKind } from '../migrate/core/step.ts';
+import { startPgbouncer } from '../migrate/local/pgbouncer.ts';
+import type { ReplicationNames } from '../migrate/postgres/replication-names.ts';
+import { longestWriteGap } from '../migrate/rehearse/workload.ts';
+import { pgbouncerPause } from '../migrate/steps/pgbouncer/pause.ts';
+import { pgbouncerReload } from '../migrate/steps/pgbouncer/reload.ts';
+import { pgbouncerResume } from '../migrate/steps/pgbouncer/resume.ts';
+import { catchUp } from '../migrate/steps/postgres/catch-up.ts';
+import { freezeWrites } from '../migrate/steps/postgres/freeze-writes.ts';
+import { replicationStop } from '../migrate/steps/postgres/replication-stop.ts';
+import { sequenceSync } from '../migrate/steps/postgres/sequence-sync.ts';
+import { withSteps } from './context.ts';
 import type { Bench } from './servers.ts';
-import { APP_ROLE, DATABASE, withClient } from './servers.ts';
+import { APP_ROLE, withClient } from './servers.ts';
 
 export type SwitchResult = {
+  database: string;
+  /** Longest gap between two committed writes, from just before the pause to the end. */
   windowSeconds: number;
-  freezeSeconds: number;
-  catchUpSeconds: number;
-  sequencesSeconds: number;
+  /** Each step, probe to check, in order. */
+  steps: { step: string; seconds: number }[];
+  /** From the start of pgbouncer.pause to the end of pgbouncer.resume. */
+  stepsSeconds: number;
   sequences: number;
-  /** From pointing the writers at the target to the first write succeeding there. */
-  firstWriteSeconds: number;
-  writesBefore: number;
-  writesAfter: number;
+  /** Longest single write, including the time PgBouncer held it. */
+  longestWriteSeconds: number;
+  writesOnSource: number;
+  writesOnTarget: number;
   failedWrites: number;
-  /** Writes committed on the source that the target does not have (must be 0). */
+  firstErrors: string[];
+  /** Writes a writer saw commit that the target does not have (must be 0). */
   lostWrites: number;
 };
 
+interface Commit {
+  writer: number;
+  n: number;
+  port: number;
+  at: number;
+}
+
 class Writers {
-  current: { server: PostgresServer; database: string };
   stopped = false;
-  committed = { source: 0, target: 0 };
-  failed = 0;
-  firstFailure?: number;
-  firstTargetSuccess?: number;
-  private inFlightSince = new Map<number, number>();
+  readonly commits: Commit[] = [];
+  readonly errors: string[] = [];
+  longestMs = 0;
   private loops: Promise<void>[] = [];
 
-  constructor(private readonly bench: Bench, source: { server: PostgresServer; database: string }, private readonly appPassword: string) {
-    this.current = source;
+  constructor(private readonly url: string) {}
+
+  start(count: number, accounts: number): void {
+    for (let i = 0; i < count; i++) this.loops.push(this.loop(i, accounts));
   }
 
-  start(count: number, rows: number): void {
-    for (let i = 0; i < count; i++) this.loops.push(this.loop(i, rows));
-  }
-
-  /** Earliest start among writes still running (blocked by the freeze, not yet failed). */
-  oldestInFlight(): number | undefined {
-    const starts = [...this.inFlightSince.values()];
-    return starts.length ? Math.min(...starts) : undefined;
-  }
-
-  private async loop(id: number, rows: number): Promise<void> {
+  private async loop(writer: number, accounts: number): Promise<void> {
     let client: pg.Client | undefined;
-    let on: PostgresServer | undefined;
-    while (!this.stopped) {
-      const endpoint = this.current;
+    for (let n = 0; !this.stopped; n++) {
       try {
-        if (!client || on !== endpoint.server) {
-          await client?.end().catch(() => {});
-          client = new pg.Client({ host: '127.0.0.1', port: endpoint.server.port, database: endpoint.database, user: APP_ROLE, password: this.appPassword });
+        if (!client) {
+          client = new pg.Client({ connectionString: this.url, application_name: `bench-writer-${writer}` });
           client.on('error', () => {});
-          on = endpoint.server;
           await client.connect();
         }
-        const aid = 1 + Math.floor(Math.random() * rows);
-        this.inFlightSince.set(id, performance.now());
+        const aid = 1 + Math.floor(Math.random() * accounts);
+        const started = performance.now();
         await client.query('BEGIN');
         await client.query('UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid = $1', [aid]);
+        // Both inserts take a sequence value: an unsynced sequence fails them on the target.
         await client.query('INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (1, 1, $1, 1, now())', [aid]);
         await client.query(`INSERT INTO docs (title, body, created) VALUES ('written by the workload', '{}', now())`);
+        const { rows } = await client.query('INSERT INTO bench_writes (writer, n) VALUES ($1, $2) RETURNING inet_server_port() AS port', [writer, n]);
         await client.query('COMMIT');
-        this.inFlightSince.delete(id);
-        if (on === this.bench.target) {
-          this.committed.target++;
-          this.firstTargetSuccess ??= performance.now();
-        } else this.committed.source++;
-      } catch {
-        const started = this.inFlightSince.get(id);
-        this.inFlightSince.delete(id);
-        this.failed++;
-        this.firstFailure = Math.min(this.firstFailure ?? Infinity, started ?? performance.now());
+        const at = performance.now();
+        this.commits.push({ writer, n, port: Number(rows[0].port), at });
+        this.longestMs = Math.max(this.longestMs, at - started);
+      } catch (error) {
+        this.errors.push(redact((error as Error).message));
         await client?.end().catch(() => {});
         client = undefined;
         await delay(5);
@@ -97,70 +100,76 @@ class Writers {
   }
 }
 
-/** Copies every sequence's position (with is_called) from the source to the target; returns how many. */
-async function syncSequences(bench: Bench, database: string): Promise<number> {
-  const values = await withClient(bench.source, DATABASE, async (c) => {
-    const { rows } = await c.query(`SELECT format('%I.%I', schemaname, sequencename) AS name FROM pg_sequences`);
-    if (rows.length === 0) return [];
-    const union = rows.map((r, i) => `SELECT ${i} AS i, last_value::text AS v, is_called FROM ${r.name}`).join(' UNION ALL ');
-    const found = await c.query(union);
-    return found.rows.map((f) => ({ name: rows[f.i].name as string, value: f.v as string, called: f.is_called as boolean }));
-  });
-  if (values.length) {
-    await withClient(bench.target, database, (c) =>
-      c.query(`SELECT ${values.map((_, i) => `setval($${3 * i + 1}::regclass, $${3 * i + 2}::int8, $${3 * i + 3}::bool)`).join(', ')}`,
-        values.flatMap((v) => [v.name, v.value, v.called])),
-    );
+async function until(condition: () => boolean, what: () => string, ms: number): Promise<void> {
+  const deadline = performance.now() + ms;
+  while (!condition()) {
+    if (performance.now() > deadline) throw new Error(`timed out after ${ms / 1000} s waiting for ${what()}`);
+    await delay(5);
   }
-  return values.length;
 }
-
-const historyCount = (server: PostgresServer, database: string) =>
-  withClient(server, database, async (c) => Number((await c.query('SELECT count(*) AS n FROM pgbench_history')).rows[0].n));
 
 export async function measureSwitch(
   bench: Bench,
-  database: string,
-  options: { writers: number; accounts: number; warmupMs: number; afterMs: number },
+  options: { database: string; names: ReplicationNames; writers: number; accounts: number; warmupMs: number; afterMs: number },
 ): Promise<SwitchResult> {
-  const writers = new Writers(bench, { server: bench.source, database: DATABASE }, bench.password);
-  writers.start(options.writers, options.accounts);
+  const { database } = options;
+  const pgbouncer = await startPgbouncer({ database, backend: { host: bench.source.host, port: bench.source.port }, user: APP_ROLE, password: bench.password });
+  // Also removed if the bench is interrupted while this runs (Ctrl-C exits before the finally below).
+  bench.onStop(() => pgbouncer.stop());
+  const writers = new Writers(pgbouncer.url());
   try {
+    writers.start(options.writers, options.accounts);
     await delay(options.warmupMs);
-    if (writers.committed.source === 0) throw new Error('the writers committed nothing on the source during the warm-up');
-    const writesBefore = writers.committed.source;
-    const t0 = performance.now();
-    await withClient(bench.source, DATABASE, (c) =>
-      c.query(`ALTER ROLE ${APP_ROLE} NOLOGIN; SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '${APP_ROLE}'`),
+    if (writers.commits.length === 0) throw new Error(`the writers committed nothing through PgBouncer during the warm-up: ${writers.errors.slice(0, 3).join('; ')}`);
+    const steps: SwitchResult['steps'] = [];
+    let sequences = 0;
+    const from = performance.now();
+    await withSteps(bench, { sourceDatabase: database, pgbouncer }, async (run) => {
+      const step = async <P, R extends Json>(kind: StepKind<P, R>, params: unknown): Promise<R> => {
+        const { result, seconds } = await run.run(kind, params);
+        steps.push({ step: kind.kind, seconds });
+        return result;
+      };
+      await step(pgbouncerPause, {});
+      await step(freezeWrites, {});
+      await step(catchUp, options.names);
+      sequences = (await step(sequenceSync, {})).sequences;
+      await step(replicationStop, options.names);
+      await step(pgbouncerReload, { backend: { host: bench.target.host, port: bench.target.port }, configFile: pgbouncer.configFile });
+      await step(pgbouncerResume, {});
+    });
+    const stepsSeconds = (performance.now() - from) / 1000;
+    const switched = writers.commits.length;
+    await until(() => writers.commits.slice(switched).some((c) => c.port === bench.target.port), () => `a write committed on the target after the switch (writer errors: ${[...new Set(writers.errors)].slice(-3).join(' | ') || 'none'})`,
+      30_000,
     );
-    const t1 = performance.now();
-    const catchUpSeconds = await waitForApplied(bench, database, 2);
-    const t2 = performance.now();
-    const sequences = await syncSequences(bench, database);
-    const t3 = performance.now();
-    writers.current = { server: bench.target, database };
-    const deadline = t3 + 30_000;
-    while (writers.firstTargetSuccess === undefined) {
-      if (performance.now() > deadline) throw new Error('no write succeeded on the target within 30 s of the switch');
-      await delay(1);
-    }
-    const first = writers.firstTargetSuccess;
     await delay(options.afterMs);
     await writers.stop();
-    const [onSource, onTarget] = await Promise.all([historyCount(bench.source, DATABASE), historyCount(bench.target, database)]);
+    const to = performance.now();
+
+    const onTarget = await withClient(bench.target, database, async (c) => {
+      const { rows } = await c.query('SELECT writer, n FROM bench_writes');
+      return new Set(rows.map((r) => `${r.writer}/${r.n}`));
+    });
+    const times = writers.commits.map((c) => c.at);
+    // From the last commit before the pause (the warm-up made one), so a gap straddling its start counts whole.
+    const lastBefore = times.reduce((last, t) => (t <= from && t > last ? t : last), -Infinity);
+    const lostWrites = writers.commits.filter((c) => !onTarget.has(`${c.writer}/${c.n}`)).length;
     return {
-      windowSeconds: (first - (writers.firstFailure ?? t0)) / 1000,
-      freezeSeconds: (t1 - t0) / 1000,
-      catchUpSeconds,
-      sequencesSeconds: (t3 - t2) / 1000,
+      database,
+      windowSeconds: longestWriteGap(times, lastBefore, to).ms / 1000,
+      steps,
+      stepsSeconds,
       sequences,
-      firstWriteSeconds: (first - t3) / 1000,
-      writesBefore,
-      writesAfter: writers.committed.target,
-      failedWrites: writers.failed,
-      lostWrites: onSource + writers.committed.target - onTarget,
+      longestWriteSeconds: writers.longestMs / 1000,
+      writesOnSource: writers.commits.filter((c) => c.port === bench.source.port).length,
+      writesOnTarget: writers.commits.filter((c) => c.port === bench.target.port).length,
+      failedWrites: writers.errors.length,
+      firstErrors: [...new Set(writers.errors)].slice(0, 3),
+      lostWrites,
     };
   } finally {
     await writers.stop();
+    await pgbouncer.stop();
   }
 }

@@ -7,18 +7,15 @@ import type pg from 'pg';
 import { listTables, type Table } from '../migrate/postgres/compare/catalog.ts';
 import type { VerifyReport } from '../migrate/postgres/compare/types.ts';
 import { verify } from '../migrate/steps/postgres/verify.ts';
-import { withStepContext } from './context.ts';
+import { withSteps } from './context.ts';
 import type { Bench } from './servers.ts';
 import { DATABASE } from './servers.ts';
 
 export async function runVerify(bench: Bench, database: string, mode: 'counts' | 'full'): Promise<{ seconds: number; report: VerifyReport }> {
-  return withStepContext(bench, database, async (ctx) => {
-    const params = verify.params.parse({ mode });
-    const started = performance.now();
-    const report = (await verify.apply(ctx, params)) as VerifyReport;
-    const findings = (await verify.check(ctx, params, report as never)) ?? [];
-    if (findings.length) throw new Error(`verify found differences: ${findings.map((f) => `${f.object}: ${f.message}`).join('; ')}`);
-    return { seconds: (performance.now() - started) / 1000, report };
+  // Differences fail the step's check, so a run that returns compared equal data.
+  return withSteps(bench, { sourceDatabase: DATABASE, targetDatabase: database }, async (steps) => {
+    const { seconds, result } = await steps.run(verify, { mode });
+    return { seconds, report: result };
   });
 }
 
