@@ -1,0 +1,172 @@
+/**
+ * `kill -9` of the CLI in the middle of a step, twice (the week-prior initial sync, and D-day's
+ * catch-up after the freeze), then `migrate resume`: every step finishes exactly once, nothing a
+ * finished step did is done again, exactly one set of replication objects exists, and after the
+ * cutover the target holds every row the app committed.
+ *
+ * The waits are made to last by holding SHARE locks on target tables (they conflict with the
+ * subscriber's writes but not with its reads), so the kill lands inside the step on any machine.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type pg from 'pg';
+import { APP_DATABASE, APP_ROLE } from '../../migrate/rehearse/seed.ts';
+import { Workload } from '../../migrate/rehearse/workload.ts';
+import { appTables, cli, countPerStep, describeResult, entries, entriesSoFar, journalOf, startCli, startStack, state, tableDigests, waitUntil, type CliProcess, type Stack } from './support.ts';
+
+const CUSTOMERS = 5000;
+/**
+ * Only the PostgreSQL steps run (schema-copy also needs `shell` for pg_dump and psql; D-day's shell
+ * step is off by its condition); the rest of D-day is skipped visibly and resolves no parameters.
+ */
+const WITHOUT = ['--without', 'aws,kube,pgbouncer,http'];
+/**
+ * D-day's only shell step (stop-source) is skipped too. The --set values only get the shipped
+ * d-day.yaml past load-time validation, which rejects its own default (empty) values of steps whose
+ * `if:` is false: see 'every shipped runbook plans with its default config' in bad-input.test.ts.
+ */
+const D_DAY = ['--without', 'aws,kube,pgbouncer,http,shell'];
+const D_DAY_SETS = ['--set', 'stopSourceCommand=exit 0', '--set', 'startSourceCommand=exit 0', '--set', 'pgbouncerConfigFile=/nonexistent/pgbouncer.ini'];
+
+const WEEK_PRIOR_STEPS = ['preflight', 'schema', 'replication'];
+const D_DAY_POSTGRES_STEPS = ['freeze', 'catch-up', 'verify', 'sequences', 'stop-replication'];
+
+/** Waits for the JSON reporter to show a progress event of `step`: the step is inside its wait. */
+function waitingIn(run: CliProcess, step: string): Promise<true> {
+  const marker = `"type":"progress","step":"${step}"`;
+  return waitUntil(`a progress event of step ${step}`, () => (run.stdout().includes(marker) ? true : undefined), { process: run });
+}
+
+async function killHard(run: CliProcess): Promise<void> {
+  run.child.kill('SIGKILL');
+  const result = await run.done;
+  assert.equal(result.signal, 'SIGKILL', describeResult(result));
+}
+
+describe('migrate run, kill -9 mid-step, migrate resume', () => {
+  let stack: Stack;
+  let workload: Workload | undefined;
+  let locker: pg.Client | undefined;
+  const running: CliProcess[] = [];
+  let global: string[];
+  let dDay: string[];
+  let tables: string[];
+
+  before(async () => {
+    stack = await startStack({ customers: CUSTOMERS });
+    global = ['--outputs', stack.outputsFile, '--state-dir', stack.stateDir, ...WITHOUT];
+    dDay = ['--outputs', stack.outputsFile, '--state-dir', stack.stateDir, ...D_DAY];
+    tables = await appTables(stack);
+    // The app writes from before the initial copy until the freeze stops it.
+    workload = new Workload({ connectionString: stack.source.url(APP_DATABASE, APP_ROLE, stack.appPassword), writers: 2, thinkMs: 5, customers: CUSTOMERS }).start();
+  });
+
+  after(async () => {
+    for (const r of running) if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill('SIGKILL');
+    await workload?.stop();
+    await locker?.end().catch(() => {});
+    await stack?.stop();
+  });
+
+  /** Holds SHARE locks on target tables until `release`: the subscriber cannot write them meanwhile. */
+  async function lockTarget(which: string[]): Promise<() => Promise<void>> {
+    locker = await stack.connect('target');
+    await locker.query('begin');
+    await locker.query(`lock table ${which.join(', ')} in share mode`);
+    const held = locker;
+    return async () => {
+      await held.query('commit');
+      await held.end();
+      locker = undefined;
+    };
+  }
+
+  it('week-prior killed during the initial sync resumes without creating anything twice', async () => {
+    const run = startCli([...global, '--json', 'run', 'runbooks/week-prior.yaml', '--yes']);
+    running.push(run);
+    const journal = await waitUntil('the week-prior journal', () => journalOf(stack.stateDir, 'week-prior'), { process: run });
+    // Once the schema is on the target (the replication step has started), its tables can be locked.
+    await waitUntil('step-started of replication', () => (entriesSoFar(journal).some((e) => e.type === 'step-started' && e.step === 'replication') ? true : undefined), { process: run });
+    const release = await lockTarget(tables);
+    await waitingIn(run, 'replication');
+    const subscriptions = await stack.sql('target', 'select subname from pg_subscription');
+    assert.deepEqual(subscriptions.rows.map((r) => r.subname), ['migrate_sub'], 'the kill should come after the subscription exists');
+    await killHard(run);
+
+    const killed = state(journal);
+    assert.equal(killed.status, 'running', 'a killed run is neither finished nor failed');
+    assert.equal(killed.steps.find((s) => s.id === 'replication')?.status, 'running');
+    assert.deepEqual(Object.fromEntries(countPerStep(journal, 'step-finished')), { preflight: 1, schema: 1 });
+
+    await release();
+    const resumed = await cli([...global, 'resume', '--yes']);
+    assert.equal(resumed.code, 0, describeResult(resumed));
+
+    const after = state(journal);
+    assert.equal(after.status, 'finished');
+    assert.deepEqual(Object.fromEntries(countPerStep(journal, 'step-finished')), Object.fromEntries(WEEK_PRIOR_STEPS.map((id) => [id, 1])));
+    // Only the interrupted step ran again; the finished ones were not even started a second time.
+    assert.deepEqual(Object.fromEntries(countPerStep(journal, 'step-started')), { preflight: 1, schema: 1, replication: 2 });
+    for (const s of after.steps) assert.ok(['applied', 'already-done'].includes(s.status), `${s.id} is ${s.status}`);
+    const creates = entries(journal).flatMap((e) => (e.type === 'step-change' && e.step === 'replication' ? [(e.change as { action: string }).action] : []));
+    assert.deepEqual(creates.sort(), ['create-publication', 'create-subscription'], 'the resumed step creates nothing again');
+
+    const publications = await stack.sql('source', 'select pubname from pg_publication');
+    const slots = await stack.sql('source', 'select slot_name from pg_replication_slots');
+    const subs = await stack.sql('target', 'select subname, subenabled from pg_subscription');
+    assert.deepEqual(publications.rows.map((r) => r.pubname), ['migrate_pub']);
+    assert.deepEqual(slots.rows.map((r) => r.slot_name), ['migrate_sub']);
+    assert.deepEqual(subs.rows, [{ subname: 'migrate_sub', subenabled: true }]);
+    const notReady = await stack.sql('target', "select srrelid::regclass::text as t, srsubstate from pg_subscription_rel where srsubstate <> 'r'");
+    assert.deepEqual(notReady.rows, [], 'every table finished its initial copy');
+  });
+
+  it('d-day killed in catch-up after the freeze resumes to an identical target, losing no committed write', async () => {
+    assert.ok(workload!.committedCount > 0, 'the app has been writing');
+    // The app writes orders in every transaction: with orders locked on the target, catch-up cannot finish.
+    const release = await lockTarget(['public.orders']);
+    const run = startCli([...dDay, ...D_DAY_SETS, '--json', 'run', 'runbooks/d-day.yaml', '--yes']);
+    running.push(run);
+    await waitingIn(run, 'catch-up');
+    await killHard(run);
+
+    const journal = journalOf(stack.stateDir, 'd-day')!;
+    const killed = state(journal);
+    assert.equal(killed.status, 'running');
+    assert.equal(killed.steps.find((s) => s.id === 'freeze')?.status, 'applied');
+    assert.equal(killed.steps.find((s) => s.id === 'catch-up')?.status, 'running');
+
+    await release();
+    const resumed = await cli([...dDay, '--json', 'resume', '--yes']);
+    assert.equal(resumed.code, 0, describeResult(resumed));
+    const writes = await workload!.stop();
+    workload = undefined;
+
+    const after = state(journal);
+    assert.equal(after.status, 'finished');
+    const finished = countPerStep(journal, 'step-finished');
+    for (const s of after.steps) assert.equal(finished.get(s.id), 1, `step ${s.id} finished ${finished.get(s.id) ?? 0} times`);
+    const started = countPerStep(journal, 'step-started');
+    assert.equal(started.get('freeze'), 1, 'the freeze is not applied again on resume');
+    assert.equal(started.get('catch-up'), 2);
+    for (const id of D_DAY_POSTGRES_STEPS) assert.ok(['applied', 'already-done'].includes(after.steps.find((s) => s.id === id)!.status), `${id} ran`);
+    const verify = after.steps.find((s) => s.id === 'verify')!.result as { summary: { tablesDiffering: number; rows: number } };
+    assert.equal(verify.summary.tablesDiffering, 0);
+
+    // Every transaction the app saw commit is on the target, and every table is identical.
+    const found = await stack.sql('target', 'select count(*)::int as n from public.orders where id = any($1::bigint[])', [writes.committed]);
+    assert.ok(writes.committed.length > 0);
+    assert.equal(found.rows[0].n, writes.committed.length, 'committed orders missing on the target');
+    assert.deepEqual(await tableDigests(stack, 'target', tables), await tableDigests(stack, 'source', tables));
+
+    const sequences = `select schemaname || '.' || sequencename as name, coalesce(last_value, start_value - 1)::text as v from pg_sequences order by 1`;
+    const [onSource, onTarget] = [await stack.sql('source', sequences), await stack.sql('target', sequences)];
+    const targetValue = new Map(onTarget.rows.map((r) => [r.name, BigInt(r.v)]));
+    for (const r of onSource.rows) assert.ok((targetValue.get(r.name) ?? -1n) >= BigInt(r.v), `sequence ${r.name}: target ${targetValue.get(r.name)} < source ${r.v}`);
+
+    // stop-replication leaves nothing behind to hold WAL on the source.
+    assert.deepEqual((await stack.sql('source', 'select slot_name from pg_replication_slots')).rows, []);
+    assert.deepEqual((await stack.sql('source', 'select pubname from pg_publication')).rows, []);
+    assert.deepEqual((await stack.sql('target', 'select subname from pg_subscription')).rows, []);
+  });
+});
