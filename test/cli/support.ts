@@ -37,10 +37,10 @@ export interface CliProcess {
 }
 
 /** Starts the CLI without waiting; stdout and stderr are collected for the result. */
-export function startCli(args: string[]): CliProcess {
+export function startCli(args: string[], env: NodeJS.ProcessEnv = {}): CliProcess {
   const child = spawn(process.execPath, [BIN, ...args], {
     cwd: ROOT,
-    env: { ...process.env, NO_COLOR: '1', MIGRATE_STATE_DIR: '' },
+    env: { ...process.env, NO_COLOR: '1', MIGRATE_STATE_DIR: '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';

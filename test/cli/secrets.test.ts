@@ -1,0 +1,118 @@
+/**
+ * A planted secret never appears in anything the CLI writes: the servers' superuser password and
+ * the app roles' password are distinctive strings with characters that change under percent-encoding
+ * ('@', '/', '+'), and every command — human and --json, successful and failing — is scanned for
+ * them, along with every journal, the lock file and the secret-free copies of the outputs.
+ */
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { EXIT } from '../../migrate/commands/exit-codes.ts';
+import { freePort } from '../../migrate/local/postgres-server.ts';
+import { cli, describeResult, STACK, startCli, startStack, waitUntil, type CliResult, type Stack } from './support.ts';
+
+const SERVER_PASSWORD = 'Pl4nted@Srv/Pw+9x';
+const APP_PASSWORD = 'Pl4nted@App/Pw+7y';
+const FORBIDDEN = [SERVER_PASSWORD, APP_PASSWORD].flatMap((s) => [s, encodeURIComponent(s)]);
+
+/** Files under `dir`, recursively. */
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    return statSync(path).isDirectory() ? filesUnder(path) : [path];
+  });
+}
+
+function assertClean(label: string, text: string): void {
+  for (const secret of FORBIDDEN) assert.ok(!text.includes(secret), `${label} contains the planted secret ${JSON.stringify(secret)}:\n${text.slice(0, 3000)}`);
+}
+
+describe('a planted secret never appears', () => {
+  let stack: Stack;
+  /** Everything the CLI printed or wrote, by where it came from. */
+  const seen: [string, string][] = [];
+  const record = (label: string, r: CliResult) => seen.push([`${label} stdout`, r.stdout], [`${label} stderr`, r.stderr]);
+
+  before(async () => {
+    stack = await startStack({ customers: 1000, serverPassword: SERVER_PASSWORD, appPassword: APP_PASSWORD });
+  });
+  after(async () => {
+    await stack?.stop();
+  });
+
+  it('in the output of plan, dry runs, preflight, run, status, runs, verify, failing runs, or any journal or lock file', async () => {
+    const global = (stateDir = stack.stateDir, outputsFile = stack.outputsFile) => ['--outputs', outputsFile, '--state-dir', stateDir];
+    const D_DAY_SETS = ['--set', 'appUser=app_writer', '--set', 'pgbouncerConfigFile=/nonexistent/pgbouncer.ini', '--set', 'stopSourceCommand=exit 0', '--set', 'startSourceCommand=exit 0'];
+
+    // Read-only commands take no lock: side by side.
+    const readOnly: [string, string[]][] = [
+      ['plan week-prior', [...global(), 'plan', 'runbooks/week-prior.yaml']],
+      ['plan d-day --json', [...global(), ...D_DAY_SETS, '--json', 'plan', 'runbooks/d-day.yaml']],
+      ['dry run week-prior', [...global(), 'run', 'runbooks/week-prior.yaml', '--dry-run']],
+      ['dry run week-prior --json', [...global(), '--json', 'run', 'runbooks/week-prior.yaml', '--dry-run']],
+      ['preflight', [...global(), 'preflight', '-p', 'replicaIdentityFull=true']],
+      ['preflight --json', [...global(), '--json', 'preflight']],
+    ];
+    const before = await Promise.all(readOnly.map(([, args]) => cli(args)));
+    readOnly.forEach(([label], i) => record(label, before[i]!));
+    const [plan, planDDay, dry, dryJson, preflight, preflightJson] = before;
+    assert.equal(plan!.code, EXIT.ok, describeResult(plan!));
+    assert.equal(planDDay!.code, EXIT.ok, describeResult(planDDay!));
+    // The app password goes into Parameter Store inside a URL: the plan shows where, never what.
+    assert.match(planDDay!.stdout, /postgresql:\/\/app_writer:\*\*\*@/);
+    assert.equal(dry!.code, EXIT.ok, describeResult(dry!));
+    assert.equal(dryJson!.code, EXIT.ok, describeResult(dryJson!));
+    assert.equal(preflight!.code, EXIT.ok, describeResult(preflight!));
+    // Without replicaIdentityFull the key-less analytics.events blocks the cutover.
+    assert.equal(preflightJson!.code, EXIT.blocked, describeResult(preflightJson!));
+    assert.match(preflightJson!.stdout, /analytics\.events/);
+
+    // The subscription's connection string carries the source password into the target's catalog.
+    const run = startCli([...global(), '--json', 'run', 'runbooks/week-prior.yaml', '--yes']);
+    const lockFile = join(stack.stateDir, STACK, 'lock');
+    seen.push(['lock file', await waitUntil('the lock file', () => { try { return readFileSync(lockFile, 'utf8') || undefined; } catch { return undefined; } }, { process: run })]);
+    const ran = await run.done;
+    record('run week-prior', ran);
+    assert.equal(ran.code, EXIT.ok, describeResult(ran));
+
+    const views: [string, string[]][] = [
+      ['status', [...global(), 'status']],
+      ['status --json', [...global(), '--json', 'status']],
+      ['runs', [...global(), 'runs']],
+      ['runs --json', [...global(), '--json', 'runs']],
+      ['verify', [...global(), 'verify']],
+    ];
+    const viewed = await Promise.all(views.map(([, args]) => cli(args)));
+    views.forEach(([label], i) => record(label, viewed[i]!));
+    for (const r of viewed) assert.equal(r.code, EXIT.ok, describeResult(r));
+    assert.match(viewed[1]!.stdout, /migrate_sub/, 'status shows the subscription');
+    const verifyJson = await cli([...global(), '--json', 'verify']);
+    record('verify --json', verifyJson);
+    assert.equal(verifyJson.code, EXIT.ok, describeResult(verifyJson));
+
+    // Failing runs: the servers' errors travel through the same sinks.
+    const outputs = JSON.parse(readFileSync(stack.outputsFile, 'utf8'));
+    const deadPort = await freePort();
+    const noTarget = join(stack.dir, 'outputs-no-target.json');
+    writeFileSync(noTarget, JSON.stringify({ ...outputs, database: { ...outputs.database, port: deadPort } }));
+    const noSourceUrl = join(stack.dir, 'source-wrong-port.url');
+    writeFileSync(noSourceUrl, stack.source.url('app').replace(`:${stack.source.port}/`, `:${deadPort}/`), { mode: 0o600 });
+    const noSource = join(stack.dir, 'outputs-no-source.json');
+    writeFileSync(noSource, JSON.stringify({ ...outputs, source: { urlRef: `file:${noSourceUrl}` } }));
+    const failing: [string, string[]][] = [
+      ['verify, target down', [...global(join(stack.dir, 'state-no-target'), noTarget), 'verify']],
+      ['run week-prior --json, source down', [...global(join(stack.dir, 'state-no-source'), noSource), '--json', 'run', 'runbooks/week-prior.yaml', '--yes']],
+    ];
+    const failed = await Promise.all(failing.map(([, args]) => cli(args)));
+    failing.forEach(([label], i) => record(label, failed[i]!));
+    for (const r of failed) assert.equal(r.code, EXIT.failed, describeResult(r));
+
+    // Every journal of every state dir; the outputs and copies written by this test hold only references.
+    const written = filesUnder(stack.dir).filter((f) => !/\.(url|password)$/.test(f));
+    assert.ok(written.filter((f) => f.endsWith('.jsonl')).length >= 5, `journals: ${written.join(', ')}`);
+    for (const file of written) seen.push([file, readFileSync(file, 'utf8')]);
+
+    for (const [label, text] of seen) assertClean(label, text);
+  });
+});
