@@ -39,14 +39,41 @@ export function registerStatus(program: Command, globals: () => GlobalOptions): 
     );
 }
 
+type View = Record<string, any>;
+
+const bytes = (n: unknown) => (typeof n === 'number' ? (n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB` : `${n} B`) : 'unknown');
+
 function renderStatus(status: { stack: string; journal: ReturnType<typeof runSummary> | null; replication: unknown }): string {
   const lines = [`Stack ${status.stack}`];
   const j = status.journal;
   lines.push(
     j
-      ? `Journal: run ${j.runId} (${j.runbook}) ${j.status}, ${j.position} steps done${j.currentStep ? `, at ${j.currentStep.id} (${j.currentStep.status}${j.currentStep.error ? `: ${j.currentStep.error}` : ''})` : ''}`
-      : 'Journal: no runs yet',
+      ? `Journal:      run ${j.runId} (${j.runbook}) ${j.status}, ${j.position} steps done${j.currentStep ? `, at ${j.currentStep.id} (${j.currentStep.status}${j.currentStep.error ? `: ${j.currentStep.error}` : ''})` : ''}`
+      : 'Journal:      no runs yet',
   );
-  lines.push('Replication:', JSON.stringify(status.replication, null, 2).replace(/^/gm, '  '));
+  const r = status.replication as View;
+  const source = (r.source ?? {}) as View;
+  const target = (r.target ?? {}) as View;
+  if (source.error) lines.push(`Source:       unreachable: ${source.error}`);
+  else {
+    const slot = source.slot as View | null;
+    lines.push(`Source:       publication ${source.publication} ${source.publicationExists ? 'exists' : 'absent'}, WAL at ${source.currentLsn}`);
+    lines.push(
+      slot
+        ? `Slot:         ${slot.name} ${slot.active ? 'active' : 'INACTIVE'}, wal_status ${slot.walStatus}, retaining ${bytes(slot.retainedBytes)}${slot.safeWalSizeBytes !== null && slot.safeWalSizeBytes !== undefined ? `, ${bytes(slot.safeWalSizeBytes)} before it is lost` : ''}`
+        : 'Slot:         none',
+    );
+  }
+  if (target.error) lines.push(`Target:       unreachable: ${target.error}`);
+  else if (!target.exists) lines.push(`Subscription: ${target.subscription} absent`);
+  else {
+    const tables = target.tables as View;
+    lines.push(`Subscription: ${target.subscription} ${target.enabled ? 'enabled' : 'DISABLED'}, tables ready ${tables.ready}/${tables.total}${target.copyingBytes ? `, copying ${bytes(target.copyingBytes)}` : ''}`);
+    const notReady = Object.entries(tables.byTable as Record<string, string>).filter(([, state]) => state !== 'ready');
+    for (const [table, state] of notReady) lines.push(`              ${table}: ${state}`);
+    for (const error of (target.errors as unknown[]) ?? []) lines.push(`              error: ${typeof error === 'string' ? error : JSON.stringify(error)}`);
+  }
+  const lag = (r.lag ?? {}) as View;
+  lines.push(`Lag:          ${bytes(lag.bytes)}${typeof lag.seconds === 'number' ? `, last confirmed ${lag.seconds.toFixed(1)} s ago` : ''}`);
   return lines.join('\n');
 }

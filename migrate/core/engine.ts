@@ -121,6 +121,18 @@ export async function dryRun(runbook: Runbook, env: EngineEnvironment, selection
         end('skipped', missing);
         continue;
       }
+      const stepsSoFar = { outputs: env.outputs, runId, stack: env.stack, results: new Map<string, Json>(), otherRun: newestRunResult(env.stateDir, env.stack, runId) };
+      let runs = true;
+      try {
+        runs = evaluateCondition(runbook, step, stepsSoFar);
+      } catch {
+        // The condition depends on results of steps a dry run does not execute: assume it holds.
+      }
+      if (!runs) {
+        env.reporter.emit({ type: 'step-plan', step: step.id, kind: step.uses, params: displayParams(runbook, step, env.outputs), lines: [], confirm: step.confirm });
+        end('skipped', `condition ${step.if} is false`);
+        continue;
+      }
       const services = servicesFor(env, runId, resources, signal, true, async () => {});
       let params: unknown;
       try {
@@ -130,8 +142,15 @@ export async function dryRun(runbook: Runbook, env: EngineEnvironment, selection
         end('would-run');
         continue;
       }
-      const ctx = createStepContext(services, step.id);
-      const probe = await step.kind.probe(ctx, params);
+      const ctx = createStepContext({ ...services, log: loggerFor(env, step.id) }, step.id);
+      let probe: Awaited<ReturnType<typeof step.kind.probe>>;
+      try {
+        probe = await step.kind.probe(ctx, params);
+      } catch (error) {
+        // One probe that cannot run (no credentials, a server down) must not hide the rest of the plan.
+        const finding: Finding = { severity: 'error', object: `step ${step.id}`, message: `probe failed: ${redact((error as Error).message)}`, fix: 'fix the cause and dry-run again' };
+        probe = { state: 'blocked', findings: [finding] };
+      }
       env.reporter.emit({ type: 'step-plan', step: step.id, kind: step.uses, params: displayParams(runbook, step, env.outputs), lines: probe.plan ?? [], confirm: step.confirm });
       for (const finding of probe.findings ?? []) {
         findings.push(finding);

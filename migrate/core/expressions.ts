@@ -111,8 +111,8 @@ export function substitute(value: unknown, resolve: (ref: Reference) => unknown)
   return value;
 }
 
-/** Truthiness for `if:`: empty strings, empty arrays, false, 0, null and undefined are false. */
+/** Truthiness for `if:`: empty strings, "false", empty arrays, false, 0, null and undefined are false. */
 export function truthy(value: unknown): boolean {
   if (Array.isArray(value)) return value.length > 0;
-  return Boolean(value);
+  return Boolean(value) && value !== 'false';
 }

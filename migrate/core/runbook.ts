@@ -9,7 +9,7 @@ import { basename, relative } from 'node:path';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { secretRefSchema, type StackOutputs } from '../../infra/contract.ts';
-import { collectReferences, lookup, substitute, ExpressionError, type Reference } from './expressions.ts';
+import { collectReferences, lookup, substitute, truthy, ExpressionError, type Reference } from './expressions.ts';
 import { REDACTED, type Secret } from './secret.ts';
 import type { Json, StepKind } from './step.ts';
 
@@ -221,7 +221,18 @@ function validateStep(
       return `<${ref.path.join('.')}>`;
     });
     // In `if:` a missing output is simply false ("when the recorder is configured"); config must exist.
-    if (step.if) substitute(step.if, (ref) => (ref.scope === 'config' ? resolveStatic(ref, outputs, config, 'if') : ''));
+    if (step.if) {
+      let decidable = true;
+      const condition = substitute(step.if, (ref) => {
+        if (ref.scope === 'config') return resolveStatic(ref, outputs, config, 'if');
+        if (ref.scope === 'outputs') return lookup(outputs, ref.path).value ?? '';
+        decidable = false;
+        return '';
+      });
+      // A step that will certainly be skipped keeps its references checked, not its parameter values
+      // (e.g. an empty stopSourceCommand is what turns stop-source off).
+      if (decidable && !truthy(condition)) return problems;
+    }
   } catch (error) {
     problems.push((error as Error).message);
     return problems;
@@ -274,7 +285,7 @@ export function evaluateCondition(runbook: Runbook, step: RunbookStep, context: 
     if (ref.scope === 'outputs' && !lookup(context.outputs, ref.path).found) return '';
     return resolveRuntime(ref, runbook, { ...context, secret: noSecrets }, new Map());
   });
-  return value !== '' && value !== false && value !== 'false' && value !== null && value !== undefined && !(Array.isArray(value) && value.length === 0);
+  return truthy(value);
 }
 
 function resolveRuntime(ref: Reference, runbook: Runbook, context: ResolveContext, secretValues: Map<string, string>): unknown {

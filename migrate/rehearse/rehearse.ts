@@ -61,12 +61,13 @@ interface Parts {
   workload?: Workload;
 }
 
+/** In-process stand-ins always stop (they would keep the CLI alive); --keep keeps the servers and the dir. */
 async function stopAll(parts: Parts, keep: boolean): Promise<void> {
   await parts.workload?.stop().catch(() => {});
   await parts.stream?.close().catch(() => {});
-  if (keep) return;
   await parts.webhooks?.stop().catch(() => {});
   await parts.kube?.close().catch(() => {});
+  if (keep) return;
   await parts.pgbouncer?.stop().catch(() => {});
   await Promise.all([parts.source?.stop().catch(() => {}), parts.target?.stop().catch(() => {})]);
   rmSync(parts.dir, { recursive: true, force: true });
