@@ -1,4 +1,5 @@
 /** `with:` fields shared by the pgbouncer.* steps. */
+import { z } from 'zod';
 import { entryNameSchema } from '../../pgbouncer/admin.ts';
 import type { StepContext } from '../../core/step.ts';
 
@@ -8,3 +9,9 @@ export const databaseParam = {
 };
 
 export const entryOf = (ctx: StepContext, p: { database?: string }) => p.database ?? ctx.outputs.database.name;
+
+/** How long a PAUSE may wait for transactions in flight (pause, and resume's undo which pauses again). */
+export const pauseWaitParams = {
+  deadlineSeconds: z.number().positive().default(60),
+  pollSeconds: z.number().positive().default(0.5),
+};

@@ -6,14 +6,12 @@ import { z } from 'zod';
 import { configValue, databaseEntry, poolState, sharedAdmin } from '../../pgbouncer/admin.ts';
 import { pauseDatabase, resumeDatabase } from '../../pgbouncer/pause.ts';
 import { defineStep, type Finding } from '../../core/step.ts';
-import { databaseParam, entryOf } from './params.ts';
+import { databaseParam, entryOf, pauseWaitParams } from './params.ts';
 
 const params = z
   .object({
     ...databaseParam,
-    /** How long to wait for transactions in flight before giving up (and resuming). */
-    deadlineSeconds: z.number().positive().default(60),
-    pollSeconds: z.number().positive().default(0.5),
+    ...pauseWaitParams,
   })
   .strict();
 type Params = z.infer<typeof params>;

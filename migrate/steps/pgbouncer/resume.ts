@@ -6,14 +6,12 @@ import { z } from 'zod';
 import { databaseEntry, sharedAdmin } from '../../pgbouncer/admin.ts';
 import { pauseDatabase, resumeDatabase } from '../../pgbouncer/pause.ts';
 import { defineStep } from '../../core/step.ts';
-import { databaseParam, entryOf } from './params.ts';
+import { databaseParam, entryOf, pauseWaitParams } from './params.ts';
 
 const params = z
   .object({
     ...databaseParam,
-    /** For the undo, which pauses again. */
-    deadlineSeconds: z.number().positive().default(60),
-    pollSeconds: z.number().positive().default(0.5),
+    ...pauseWaitParams,
   })
   .strict();
 type Params = z.infer<typeof params>;
