@@ -71,7 +71,8 @@ function renderStatus(status: { stack: string; journal: ReturnType<typeof runSum
     lines.push(`Subscription: ${target.subscription} ${target.enabled ? 'enabled' : 'DISABLED'}, tables ready ${tables.ready}/${tables.total}${target.copyingBytes ? `, copying ${bytes(target.copyingBytes)}` : ''}`);
     const notReady = Object.entries(tables.byTable as Record<string, string>).filter(([, state]) => state !== 'ready');
     for (const [table, state] of notReady) lines.push(`              ${table}: ${state}`);
-    for (const error of (target.errors as unknown[]) ?? []) lines.push(`              error: ${typeof error === 'string' ? error : JSON.stringify(error)}`);
+    const errors = target.errors as { sync: number; apply: number } | null;
+    if (errors && errors.sync + errors.apply > 0) lines.push(`              errors since created: ${errors.sync} in table sync, ${errors.apply} in apply (see the target's log)`);
   }
   const lag = (r.lag ?? {}) as View;
   lines.push(`Lag:          ${bytes(lag.bytes)}${typeof lag.seconds === 'number' ? `, last confirmed ${lag.seconds.toFixed(1)} s ago` : ''}`);

@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { basename, relative } from 'node:path';
+import { relative } from 'node:path';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { secretRefSchema, type StackOutputs } from '../../infra/contract.ts';
@@ -76,6 +76,12 @@ export interface LoadOptions {
   knownKinds: () => string[];
 }
 
+/** Relative to the working directory when inside it (runbooks/d-day.yaml), else absolute. */
+function displayPath(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel && !rel.startsWith('..') ? rel : path;
+}
+
 const where = (path: (string | number)[]) =>
   path.reduce<string>((acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : acc ? `${acc}.${p}` : String(p)), '');
 
@@ -84,7 +90,7 @@ const SECRET_OUTPUTS = [['cluster', 'kubeconfig']];
 export const isSecretOutput = (path: readonly string[]) => SECRET_OUTPUTS.some((s) => s.join('.') === path.join('.'));
 
 export function loadRunbook(path: string, options: LoadOptions): Runbook {
-  const file = relative(process.cwd(), path) || basename(path);
+  const file = displayPath(path);
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -102,7 +108,7 @@ export function runbookFromObject(document: unknown, label: string, options: Loa
 }
 
 function validateRunbook(document: unknown, path: string, sha256: string, options: LoadOptions): Runbook {
-  const file = relative(process.cwd(), path) || basename(path);
+  const file = displayPath(path);
   const parsed = runbookSchema.safeParse(document);
   if (!parsed.success) {
     throw new RunbookError(file, parsed.error.issues.map((i) => `${where(i.path as (string | number)[]) || '(top level)'}: ${i.message}`));
