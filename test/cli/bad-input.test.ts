@@ -69,8 +69,8 @@ describe('bad input and the lock', () => {
       assert.match(r.stderr, /preflight, schema, replication/);
     });
 
-    // Fails today: the loader validates `with:` of steps whose `if:` is false, so d-day.yaml's own
-    // defaults (stopSourceCommand: "", pgbouncerConfigFile: "" — the EKS setting) are rejected.
+    // Its defaults leave the shell and in-place PgBouncer steps empty (the EKS setting); a step whose
+    // `if:` is false must not have those empty values validated.
     it('the shipped d-day.yaml plans with its default config', async () => {
       const r = await cli([...global, 'plan', 'runbooks/d-day.yaml']);
       assert.equal(r.code, EXIT.ok, describeResult(r));

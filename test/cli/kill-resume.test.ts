@@ -20,13 +20,8 @@ const CUSTOMERS = 5000;
  * step is off by its condition); the rest of D-day is skipped visibly and resolves no parameters.
  */
 const WITHOUT = ['--without', 'aws,kube,pgbouncer,http'];
-/**
- * D-day's only shell step (stop-source) is skipped too. The --set values only get the shipped
- * d-day.yaml past load-time validation, which rejects its own default (empty) values of steps whose
- * `if:` is false: see 'every shipped runbook plans with its default config' in bad-input.test.ts.
- */
+/** D-day's only shell step (stop-source, off by its empty default command) is skipped too. */
 const D_DAY = ['--without', 'aws,kube,pgbouncer,http,shell'];
-const D_DAY_SETS = ['--set', 'stopSourceCommand=exit 0', '--set', 'startSourceCommand=exit 0', '--set', 'pgbouncerConfigFile=/nonexistent/pgbouncer.ini'];
 
 const WEEK_PRIOR_STEPS = ['preflight', 'schema', 'replication'];
 const D_DAY_POSTGRES_STEPS = ['freeze', 'catch-up', 'verify', 'sequences', 'stop-replication'];
@@ -98,6 +93,12 @@ describe('migrate run, kill -9 mid-step, migrate resume', () => {
     assert.equal(killed.steps.find((s) => s.id === 'replication')?.status, 'running');
     assert.deepEqual(Object.fromEntries(countPerStep(journal, 'step-finished')), { preflight: 1, schema: 1 });
 
+    // What an operator looks at now: where the run stopped and how far the copy got.
+    const status = await cli([...global, 'status']);
+    assert.equal(status.code, 0, describeResult(status));
+    assert.match(status.stdout, /unfinished.*at replication \(running\)/);
+    assert.match(status.stdout, /Subscription: migrate_sub enabled, tables ready 0\/\d+/);
+
     await release();
     const resumed = await cli([...global, 'resume', '--yes']);
     assert.equal(resumed.code, 0, describeResult(resumed));
@@ -125,7 +126,7 @@ describe('migrate run, kill -9 mid-step, migrate resume', () => {
     assert.ok(workload!.committedCount > 0, 'the app has been writing');
     // The app writes orders in every transaction: with orders locked on the target, catch-up cannot finish.
     const release = await lockTarget(['public.orders']);
-    const run = startCli([...dDay, ...D_DAY_SETS, '--json', 'run', 'runbooks/d-day.yaml', '--yes']);
+    const run = startCli([...dDay, '--json', 'run', 'runbooks/d-day.yaml', '--yes']);
     running.push(run);
     await waitingIn(run, 'catch-up');
     await killHard(run);

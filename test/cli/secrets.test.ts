@@ -5,7 +5,7 @@
  * them, along with every journal, the lock file and the secret-free copies of the outputs.
  */
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { EXIT } from '../../migrate/commands/exit-codes.ts';
@@ -43,53 +43,50 @@ describe('a planted secret never appears', () => {
 
   it('in the output of plan, dry runs, preflight, run, status, runs, verify, failing runs, or any journal or lock file', async () => {
     const global = (stateDir = stack.stateDir, outputsFile = stack.outputsFile) => ['--outputs', outputsFile, '--state-dir', stateDir];
-    const D_DAY_SETS = ['--set', 'appUser=app_writer', '--set', 'pgbouncerConfigFile=/nonexistent/pgbouncer.ini', '--set', 'stopSourceCommand=exit 0', '--set', 'startSourceCommand=exit 0'];
+    const D_DAY_SETS = ['--set', 'appUser=app_writer'];
+    /** Wrong exit codes are reported after the scan, so a crashing command cannot hide a leak elsewhere. */
+    const wrongExits: string[] = [];
+    /** Runs commands side by side (they must not compete for the lock) and records everything they print. */
+    const runAll = async (commands: [label: string, args: string[], exit: number][]) => {
+      const results = await Promise.all(commands.map(([, args]) => cli(args)));
+      commands.forEach(([label, , exit], i) => {
+        record(label, results[i]!);
+        if (results[i]!.code !== exit) wrongExits.push(`${label}: expected exit ${exit}, got ${describeResult(results[i]!)}`);
+      });
+      return results;
+    };
 
-    // Read-only commands take no lock: side by side.
-    const readOnly: [string, string[]][] = [
-      ['plan week-prior', [...global(), 'plan', 'runbooks/week-prior.yaml']],
-      ['plan d-day --json', [...global(), ...D_DAY_SETS, '--json', 'plan', 'runbooks/d-day.yaml']],
-      ['dry run week-prior', [...global(), 'run', 'runbooks/week-prior.yaml', '--dry-run']],
-      ['dry run week-prior --json', [...global(), '--json', 'run', 'runbooks/week-prior.yaml', '--dry-run']],
-      ['preflight', [...global(), 'preflight', '-p', 'replicaIdentityFull=true']],
-      ['preflight --json', [...global(), '--json', 'preflight']],
-    ];
-    const before = await Promise.all(readOnly.map(([, args]) => cli(args)));
-    readOnly.forEach(([label], i) => record(label, before[i]!));
-    const [plan, planDDay, dry, dryJson, preflight, preflightJson] = before;
-    assert.equal(plan!.code, EXIT.ok, describeResult(plan!));
-    assert.equal(planDDay!.code, EXIT.ok, describeResult(planDDay!));
+    const [, planDDay, , , , preflightJson] = await runAll([
+      ['plan week-prior', [...global(), 'plan', 'runbooks/week-prior.yaml'], EXIT.ok],
+      ['plan d-day --json', [...global(), ...D_DAY_SETS, '--json', 'plan', 'runbooks/d-day.yaml'], EXIT.ok],
+      ['dry run week-prior', [...global(), 'run', 'runbooks/week-prior.yaml', '--dry-run'], EXIT.ok],
+      ['dry run week-prior --json', [...global(), '--json', 'run', 'runbooks/week-prior.yaml', '--dry-run'], EXIT.ok],
+      ['preflight', [...global(), 'preflight', '-p', 'replicaIdentityFull=true'], EXIT.ok],
+      // Without replicaIdentityFull the key-less analytics.events blocks the cutover.
+      ['preflight --json', [...global(), '--json', 'preflight'], EXIT.blocked],
+    ]);
     // The app password goes into Parameter Store inside a URL: the plan shows where, never what.
     assert.match(planDDay!.stdout, /postgresql:\/\/app_writer:\*\*\*@/);
-    assert.equal(dry!.code, EXIT.ok, describeResult(dry!));
-    assert.equal(dryJson!.code, EXIT.ok, describeResult(dryJson!));
-    assert.equal(preflight!.code, EXIT.ok, describeResult(preflight!));
-    // Without replicaIdentityFull the key-less analytics.events blocks the cutover.
-    assert.equal(preflightJson!.code, EXIT.blocked, describeResult(preflightJson!));
     assert.match(preflightJson!.stdout, /analytics\.events/);
 
     // The subscription's connection string carries the source password into the target's catalog.
     const run = startCli([...global(), '--json', 'run', 'runbooks/week-prior.yaml', '--yes']);
     const lockFile = join(stack.stateDir, STACK, 'lock');
-    seen.push(['lock file', await waitUntil('the lock file', () => { try { return readFileSync(lockFile, 'utf8') || undefined; } catch { return undefined; } }, { process: run })]);
+    const readLock = () => (existsSync(lockFile) ? readFileSync(lockFile, 'utf8') || undefined : undefined);
+    seen.push(['lock file', await waitUntil('the lock file', readLock, { process: run })]);
     const ran = await run.done;
     record('run week-prior', ran);
     assert.equal(ran.code, EXIT.ok, describeResult(ran));
 
-    const views: [string, string[]][] = [
-      ['status', [...global(), 'status']],
-      ['status --json', [...global(), '--json', 'status']],
-      ['runs', [...global(), 'runs']],
-      ['runs --json', [...global(), '--json', 'runs']],
-      ['verify', [...global(), 'verify']],
-    ];
-    const viewed = await Promise.all(views.map(([, args]) => cli(args)));
-    views.forEach(([label], i) => record(label, viewed[i]!));
-    for (const r of viewed) assert.equal(r.code, EXIT.ok, describeResult(r));
-    assert.match(viewed[1]!.stdout, /migrate_sub/, 'status shows the subscription');
-    const verifyJson = await cli([...global(), '--json', 'verify']);
-    record('verify --json', verifyJson);
-    assert.equal(verifyJson.code, EXIT.ok, describeResult(verifyJson));
+    const [, statusJson] = await runAll([
+      ['status', [...global(), 'status'], EXIT.ok],
+      ['status --json', [...global(), '--json', 'status'], EXIT.ok],
+      ['runs', [...global(), 'runs'], EXIT.ok],
+      ['runs --json', [...global(), '--json', 'runs'], EXIT.ok],
+      ['verify', [...global(), 'verify'], EXIT.ok],
+    ]);
+    assert.match(statusJson!.stdout, /migrate_sub/, 'status shows the subscription');
+    await runAll([['verify --json', [...global(), '--json', 'verify'], EXIT.ok]]);
 
     // Failing runs: the servers' errors travel through the same sinks.
     const outputs = JSON.parse(readFileSync(stack.outputsFile, 'utf8'));
@@ -100,13 +97,10 @@ describe('a planted secret never appears', () => {
     writeFileSync(noSourceUrl, stack.source.url('app').replace(`:${stack.source.port}/`, `:${deadPort}/`), { mode: 0o600 });
     const noSource = join(stack.dir, 'outputs-no-source.json');
     writeFileSync(noSource, JSON.stringify({ ...outputs, source: { urlRef: `file:${noSourceUrl}` } }));
-    const failing: [string, string[]][] = [
-      ['verify, target down', [...global(join(stack.dir, 'state-no-target'), noTarget), 'verify']],
-      ['run week-prior --json, source down', [...global(join(stack.dir, 'state-no-source'), noSource), '--json', 'run', 'runbooks/week-prior.yaml', '--yes']],
-    ];
-    const failed = await Promise.all(failing.map(([, args]) => cli(args)));
-    failing.forEach(([label], i) => record(label, failed[i]!));
-    for (const r of failed) assert.equal(r.code, EXIT.failed, describeResult(r));
+    await runAll([
+      ['verify, target down', [...global(join(stack.dir, 'state-no-target'), noTarget), 'verify'], EXIT.failed],
+      ['run week-prior --json, source down', [...global(join(stack.dir, 'state-no-source'), noSource), '--json', 'run', 'runbooks/week-prior.yaml', '--yes'], EXIT.failed],
+    ]);
 
     // Every journal of every state dir; the outputs and copies written by this test hold only references.
     const written = filesUnder(stack.dir).filter((f) => !/\.(url|password)$/.test(f));
@@ -114,5 +108,6 @@ describe('a planted secret never appears', () => {
     for (const file of written) seen.push([file, readFileSync(file, 'utf8')]);
 
     for (const [label, text] of seen) assertClean(label, text);
+    assert.deepEqual(wrongExits, []);
   });
 });
