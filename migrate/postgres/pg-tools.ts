@@ -52,6 +52,13 @@ export function libpqEnv(url: Secret): NodeJS.ProcessEnv {
 
 /** Runs a client program and returns its stdout; failures carry its (redacted) stderr. */
 export async function runTool(bindir: string, tool: string, args: string[], url: Secret, stdin?: string): Promise<{ stdout: string; stderr: string }> {
+  const { code, stdout, stderr } = await runToolStatus(bindir, tool, args, url, stdin);
+  if (code !== 0) throw new Error(`${tool} exited with ${code}: ${stderr || '(no message)'}`);
+  return { stdout, stderr };
+}
+
+/** Runs a client program to its end, whatever its exit code; stderr is redacted. */
+export function runToolStatus(bindir: string, tool: string, args: string[], url: Secret, stdin?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const path = join(bindir, tool);
   return new Promise((resolve, reject) => {
     const child = spawn(path, args, { env: libpqEnv(url), stdio: ['pipe', 'pipe', 'pipe'] });
@@ -61,10 +68,7 @@ export async function runTool(bindir: string, tool: string, args: string[], url:
     child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
     child.on('error', (error) => reject(new Error(`${tool} could not start: ${error.message}`)));
     child.on('close', (code) => {
-      const stdout = Buffer.concat(out).toString('utf8');
-      const stderr = redact(Buffer.concat(err).toString('utf8').trim());
-      if (code === 0) resolve({ stdout, stderr });
-      else reject(new Error(`${tool} exited with ${code}: ${stderr || '(no message)'}`));
+      resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: redact(Buffer.concat(err).toString('utf8').trim()) });
     });
     // A tool that exits early (bad connection) closes stdin under us; its exit code tells the story.
     child.stdin.on('error', () => {});

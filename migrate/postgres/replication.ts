@@ -120,3 +120,18 @@ export async function dropSlot(ctx: StepContext, source: pg.Pool, slot: string, 
 export async function dropPublication(source: pg.Pool, name: string): Promise<void> {
   await source.query(`drop publication if exists ${ident(name)}`);
 }
+
+/**
+ * The publication of every table, created unless it exists (an existing one is used as it is). The
+ * change is recorded before the CREATE, so an undo after a crash knows the publication is this run's.
+ */
+export async function ensurePublication(ctx: StepContext, source: pg.Pool, name: string): Promise<void> {
+  if (await publicationExists(source, name)) return;
+  await ctx.record({ action: 'create-publication', name });
+  // Without publish_via_partition_root a partitioned table is published leaf by leaf, and the
+  // target must have the same partitions.
+  const { rows } = await source.query<{ v: number }>(`select current_setting('server_version_num')::int as v`);
+  const via = rows[0]!.v >= 130000 ? ' with (publish_via_partition_root = true)' : '';
+  await source.query(`create publication ${ident(name)} for all tables${via}`);
+  ctx.log.info(`created publication ${name} on the source`);
+}

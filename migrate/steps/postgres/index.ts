@@ -1,4 +1,4 @@
-/** PostgreSQL: preflight, schema, replication, freeze, catch-up, sequences */
+/** PostgreSQL: preflight, schema, snapshot copy, replication, freeze, catch-up, sequences */
 import type { StepKind } from '../../core/step.ts';
 import { catchUp } from './catch-up.ts';
 import { freezeWrites } from './freeze-writes.ts';
@@ -7,6 +7,7 @@ import { replicationStart } from './replication-start.ts';
 import { replicationStop } from './replication-stop.ts';
 import { schemaCopy } from './schema-copy.ts';
 import { sequenceSync } from './sequence-sync.ts';
+import { snapshotCopy } from './snapshot-copy.ts';
 import { unfreeze } from './unfreeze.ts';
 
-export const postgresSteps: StepKind[] = [preflight, schemaCopy, replicationStart, freezeWrites, catchUp, sequenceSync, replicationStop, unfreeze];
+export const postgresSteps: StepKind[] = [preflight, schemaCopy, snapshotCopy, replicationStart, freezeWrites, catchUp, sequenceSync, replicationStop, unfreeze];

@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { pool, subscriptionSourceUrl } from '../../postgres/connections.ts';
 import { replicationNames } from '../../postgres/replication-names.ts';
-import { dropPublication, dropSlot, dropSubscription, publicationExists, slotInfo, subscriptionInfo } from '../../postgres/replication.ts';
+import { dropPublication, dropSlot, dropSubscription, ensurePublication, publicationExists, slotInfo, subscriptionInfo } from '../../postgres/replication.ts';
 import { serverInfo } from '../../postgres/server.ts';
 import { ident, literal } from '../../postgres/sql.ts';
 import { syncState, type SyncState } from '../../postgres/sync-state.ts';
@@ -17,6 +17,11 @@ import { defineStep, StepError, unable, type Finding, type Json, type StepContex
 const params = z
   .object({
     ...replicationNames,
+    /**
+     * false: postgres.snapshot-copy has already copied every table from the snapshot of the slot named
+     * like the subscription; the subscription attaches to that slot and streams from its position.
+     */
+    copyData: z.boolean().default(true),
     /** Wait until every table's initial copy is done (state ready). */
     waitForSync: z.boolean().default(true),
     syncDeadlineSeconds: z.number().int().positive().default(6 * 3600),
@@ -92,6 +97,20 @@ async function waitForSync(ctx: StepContext, p: Params, subscriptionOid: number)
   });
 }
 
+async function createSubscription(ctx: StepContext, p: Params, o: Awaited<ReturnType<typeof options>>, copy: string[]): Promise<void> {
+  const settings = [
+    ...copy,
+    `slot_name = ${literal(p.subscription)}`,
+    `synchronous_commit = ${literal(p.synchronousCommit)}`,
+    ...(o.target.major >= 14 ? [`binary = ${o.binary}`, `streaming = ${o.streaming}`] : []),
+  ];
+  const conninfo = (await subscriptionSourceUrl(ctx)).reveal();
+  await (await pool(ctx, 'target')).query(
+    `create subscription ${ident(p.subscription)} connection ${literal(conninfo)} publication ${ident(p.publication)} with (${settings.join(', ')})`,
+  );
+  ctx.log.info(`created subscription ${p.subscription} on the target (${copy[0]}, binary ${o.binary}, streaming ${o.streaming})`);
+}
+
 export const replicationStart = defineStep<Params, Result>({
   kind: 'postgres.replication-start',
   summary: 'Publish every table on the source, subscribe from the target, and wait for the initial copy',
@@ -112,6 +131,15 @@ export const replicationStart = defineStep<Params, Result>({
       });
       return { state: 'blocked', findings };
     }
+    if (!sub && !p.copyData && !(await slotInfo(source, p.subscription))) {
+      findings.push({
+        severity: 'error',
+        object: `slot ${p.subscription} (source)`,
+        message: 'does not exist, and with copyData false the subscription attaches to it instead of copying the tables itself',
+        fix: 'run postgres.snapshot-copy first (it creates the slot and copies the tables from its snapshot), or set copyData: true',
+      });
+      return { state: 'blocked', findings };
+    }
     const o = await options(ctx, p);
     if (p.binary && !o.binary) findings.push({ severity: 'info', object: 'with.binary', message: `binary transfer needs PostgreSQL 14+ on both sides (source ${o.source.major}, target ${o.target.major}); using text` });
     if (pub && sub) {
@@ -124,7 +152,9 @@ export const replicationStart = defineStep<Params, Result>({
       pub ? `publication ${p.publication} exists on the source: used as it is` : `CREATE PUBLICATION ${p.publication} FOR ALL TABLES${o.viaRoot ? ' WITH (publish_via_partition_root = true)' : ''} on the source`,
       sub
         ? `subscription ${p.subscription} exists on the target: used as it is`
-        : `CREATE SUBSCRIPTION ${p.subscription} on the target (copy_data, slot ${p.subscription} on the source, binary ${o.binary}, streaming ${o.streaming})`,
+        : p.copyData
+          ? `CREATE SUBSCRIPTION ${p.subscription} on the target (copy_data, slot ${p.subscription} on the source, binary ${o.binary}, streaming ${o.streaming})`
+          : `CREATE SUBSCRIPTION ${p.subscription} on the target attached to the existing slot ${p.subscription} (no copy: the tables were copied from its snapshot; binary ${o.binary}, streaming ${o.streaming})`,
     ];
     if (p.waitForSync) plan.push(`wait up to ${p.syncDeadlineSeconds} s for every table's initial copy`);
     return { state: 'ready', findings, plan };
@@ -134,13 +164,14 @@ export const replicationStart = defineStep<Params, Result>({
     try {
       const [source, target] = [await pool(ctx, 'source'), await pool(ctx, 'target')];
       const o = await options(ctx, p);
-      if (!(await publicationExists(source, p.publication))) {
-        await ctx.record({ action: 'create-publication', name: p.publication });
-        const via = o.viaRoot ? ' with (publish_via_partition_root = true)' : '';
-        await source.query(`create publication ${ident(p.publication)} for all tables${via}`);
-        ctx.log.info(`created publication ${p.publication} on the source`);
-      }
+      await ensurePublication(ctx, source, p.publication);
       let sub = await subscriptionInfo(target, p.subscription);
+      if (!sub && !p.copyData) {
+        if (!(await slotInfo(source, p.subscription))) throw new StepError(`slot ${p.subscription} does not exist on the source: run postgres.snapshot-copy first`);
+        await ctx.record({ action: 'create-subscription', name: p.subscription, slot: p.subscription, attached: true });
+        await createSubscription(ctx, p, o, ['copy_data = false', 'create_slot = false']);
+        sub = (await subscriptionInfo(target, p.subscription))!;
+      }
       if (!sub) {
         let existingSlot = await slotInfo(source, p.subscription);
         if (existingSlot && createdByRun(ctx.previousChanges, 'create-subscription').has(p.subscription)) {
@@ -154,19 +185,8 @@ export const replicationStart = defineStep<Params, Result>({
             { severity: 'error', object: `slot ${p.subscription} (source)`, message: 'exists, and the subscription would create a slot of that name', fix: `drop it on the source (select pg_drop_replication_slot('${p.subscription}')) if it is a leftover, or choose another with.subscription` },
           ]);
         }
-        const settings = [
-          'copy_data = true',
-          'create_slot = true',
-          `slot_name = ${literal(p.subscription)}`,
-          `synchronous_commit = ${literal(p.synchronousCommit)}`,
-          ...(o.target.major >= 14 ? [`binary = ${o.binary}`, `streaming = ${o.streaming}`] : []),
-        ];
         await ctx.record({ action: 'create-subscription', name: p.subscription, slot: p.subscription });
-        const conninfo = (await subscriptionSourceUrl(ctx)).reveal();
-        await target.query(
-          `create subscription ${ident(p.subscription)} connection ${literal(conninfo)} publication ${ident(p.publication)} with (${settings.join(', ')})`,
-        );
-        ctx.log.info(`created subscription ${p.subscription} on the target (binary ${o.binary}, streaming ${o.streaming})`);
+        await createSubscription(ctx, p, o, ['copy_data = true', 'create_slot = true']);
         sub = (await subscriptionInfo(target, p.subscription))!;
       }
       const state = p.waitForSync ? await waitForSync(ctx, p, sub.oid) : await syncState(target, sub.oid);

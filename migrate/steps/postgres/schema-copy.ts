@@ -1,13 +1,19 @@
 /**
  * postgres.schema-copy: the source's schema (no data) into the target, through `pg_dump
  * --schema-only` and `psql`. The restore runs in one transaction, so a failure leaves the target as
- * it was and a rerun starts clean. No undo: the target is a new database, and an operator who wants
+ * it was and a rerun starts clean. With `section`, it copies the schema in pg_dump's two halves
+ * around a data copy (postgres.snapshot-copy): pre-data (types, tables, sequences) before it, and
+ * post-data (indexes, keys, foreign keys, triggers) after it, built by `pg_restore -j` in parallel,
+ * which is much faster than maintaining the indexes row by row during the copy. No undo: the target is a new database, and an operator who wants
  * to start over drops and recreates it, which is simpler and safer than a generated list of DROPs.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { z } from 'zod';
 import { sourceUrl, targetUrl, pool } from '../../postgres/connections.ts';
-import { clientBindir, runTool, toolMajor } from '../../postgres/pg-tools.ts';
-import { compareInventories, schemaInventory, type InventoryDifference, type SchemaInventory } from '../../postgres/schema-inventory.ts';
+import { clientBindir, runTool, runToolStatus, toolMajor } from '../../postgres/pg-tools.ts';
+import { compareInventories, postDataInventory, schemaInventory, type InventoryDifference, type SchemaInventory } from '../../postgres/schema-inventory.ts';
 import { serverInfo } from '../../postgres/server.ts';
 import { defineStep, StepError, unable, type Finding, type StepContext } from '../../core/step.ts';
 
@@ -21,12 +27,22 @@ const params = z
     withPrivileges: z.boolean().default(false),
     /** When the target already holds part of the schema: refuse, or restore what is missing and skip what exists. */
     onPartialTarget: z.enum(['refuse', 'complete']).default('refuse'),
+    /**
+     * all: the whole schema. pre-data: without indexes, keys, foreign keys and triggers, for a data
+     * copy to fill. post-data: those, once the data is in (a rerun completes what is missing).
+     */
+    section: z.enum(['all', 'pre-data', 'post-data']).default('all'),
+    /** Parallel restore jobs for post-data (index builds run side by side). */
+    jobs: z.number().int().min(1).max(64).default(4),
   })
   .strict();
 type Params = z.infer<typeof params>;
-type Result = { schemas: number; tables: number; sequences: number; types: number };
+type Counts = { schemas: number; tables: number; sequences: number; types: number };
+/** post-data: how many indexes, constraints and triggers the source has, and how many this attempt built. */
+type PostDataResult = { postData: number; built: number };
+type Result = Counts | PostDataResult;
 
-const counts = (inventory: SchemaInventory): Result => ({
+const counts = (inventory: SchemaInventory): Counts => ({
   schemas: inventory.schemas.length,
   tables: inventory.tables.length,
   sequences: inventory.sequences.length,
@@ -86,6 +102,7 @@ async function assess(ctx: StepContext, p: Params): Promise<Assessment> {
 function dumpArgs(p: Params): string[] {
   return [
     '--schema-only',
+    ...(p.section === 'all' ? [] : [`--section=${p.section}`]),
     // Publications and subscriptions of the source are the source's business, not the target's.
     '--no-publications',
     '--no-subscriptions',
@@ -115,6 +132,75 @@ export function withoutUnknownSettings(dump: string, known: ReadonlySet<string>)
 /** With onPartialTarget: complete, errors about objects that exist already are expected; any other is not. */
 const EXISTING_OBJECT = /already exists|multiple primary keys for table/;
 
+interface PostDataAssessment {
+  state: 'done' | 'ready' | 'blocked';
+  findings: Finding[];
+  /** On the source, missing on the target. */
+  missing: string[];
+  total: number;
+  bindir: string;
+}
+
+async function assessPostData(ctx: StepContext, p: Params): Promise<PostDataAssessment> {
+  const [source, target] = [await pool(ctx, 'source'), await pool(ctx, 'target')];
+  const bindir = clientBindir(p.pgBinDir);
+  const [dumpMajor, info, sourceObjects, targetObjects, sourceTables, targetTables] = await Promise.all([
+    toolMajor(bindir, 'pg_dump'),
+    serverInfo(source),
+    postDataInventory(source),
+    postDataInventory(target),
+    schemaInventory(source),
+    schemaInventory(target),
+  ]);
+  const findings: Finding[] = [];
+  if (dumpMajor < info.major) {
+    findings.push({ severity: 'error', object: `${bindir}/pg_dump`, message: `pg_dump ${dumpMajor} cannot dump a PostgreSQL ${info.major} source`, fix: `set with.pgBinDir to a PostgreSQL ${info.major}+ client` });
+  }
+  const tablesMissing = compareInventories(sourceTables, targetTables).missing.tables ?? [];
+  if (tablesMissing.length > 0) {
+    findings.push({
+      severity: 'error',
+      object: `target database ${ctx.outputs.database.name}`,
+      message: `lacks ${tablesMissing.length} table(s) the indexes and keys belong to: ${tablesMissing.slice(0, 5).join(', ')}`,
+      fix: 'run postgres.schema-copy with section pre-data first',
+    });
+  }
+  const have = new Set(targetObjects);
+  const missing = sourceObjects.filter((name) => !have.has(name));
+  const state = findings.some((f) => f.severity === 'error') ? 'blocked' : missing.length === 0 ? 'done' : 'ready';
+  return { state, findings, missing, total: sourceObjects.length, bindir };
+}
+
+/** pg_restore -j needs an archive, so the post-data section goes through a custom-format dump file. */
+async function restorePostData(ctx: StepContext, p: Params, a: PostDataAssessment): Promise<PostDataResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'migrate-post-data-'));
+  try {
+    const file = join(dir, 'post-data.dump');
+    await runTool(a.bindir, 'pg_dump', ['--format=custom', `--file=${file}`, ...dumpArgs(p)], await sourceUrl(ctx));
+    await ctx.record({ action: 'restore-schema', section: 'post-data', missing: a.missing.length });
+    const restoreArgs = [
+      '--section=post-data',
+      `--jobs=${p.jobs}`,
+      ...(p.withOwners ? [] : ['--no-owner']),
+      ...(p.withPrivileges ? [] : ['--no-privileges']),
+      // The connection itself comes from the environment; -d makes pg_restore restore instead of print.
+      `--dbname=${ctx.outputs.database.name}`,
+      file,
+    ];
+    ctx.log.progress({ label: 'building indexes, keys and triggers', done: a.total - a.missing.length, total: a.total, detail: `pg_restore --jobs=${p.jobs}` });
+    const { code, stderr } = await runToolStatus(a.bindir, 'pg_restore', restoreArgs, await targetUrl(ctx));
+    // An interrupted earlier attempt built some of them: those report "already exists", nothing else may fail.
+    const unexpected = stderr.split('\n').filter((line) => /ERROR:/.test(line) && !EXISTING_OBJECT.test(line));
+    if (unexpected.length > 0 || (code !== 0 && !/errors ignored on restore/.test(stderr))) {
+      throw new Error(`pg_restore reported: ${(unexpected.length > 0 ? unexpected : stderr.split('\n')).slice(0, 5).join(' | ')}`);
+    }
+    ctx.log.info(`built ${a.missing.length} indexes, keys and triggers`);
+    return { postData: a.total, built: a.missing.length };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 export const schemaCopy = defineStep<Params, Result>({
   kind: 'postgres.schema-copy',
   summary: 'Copy the source schema (pg_dump --schema-only) into the target',
@@ -123,6 +209,11 @@ export const schemaCopy = defineStep<Params, Result>({
   destructive: false,
 
   async probe(ctx, p) {
+    if (p.section === 'post-data') {
+      const a = await assessPostData(ctx, p);
+      if (a.state === 'done') return { state: 'done', findings: a.findings, result: { postData: a.total, built: 0 } };
+      return { state: a.state, findings: a.findings, plan: [`pg_dump --section=post-data from the source, then pg_restore --jobs=${p.jobs} of the ${a.missing.length} missing indexes, keys and triggers (of ${a.total})`] };
+    }
     const a = await assess(ctx, p);
     if (a.state === 'done') return { state: 'done', findings: a.findings, result: counts(a.source) };
     return {
@@ -137,6 +228,12 @@ export const schemaCopy = defineStep<Params, Result>({
 
   async apply(ctx, p) {
     try {
+      if (p.section === 'post-data') {
+        const a = await assessPostData(ctx, p);
+        if (a.state === 'blocked') throw new StepError(a.findings.filter((f) => f.severity === 'error').map((f) => f.message).join('; '), a.findings);
+        if (a.state === 'done') return { postData: a.total, built: 0 };
+        return await restorePostData(ctx, p, a);
+      }
       const a = await assess(ctx, p);
       if (a.state === 'blocked') throw new StepError(a.findings.filter((f) => f.severity === 'error').map((f) => f.message).join('; '), a.findings);
       if (a.state === 'done') return counts(a.source);
@@ -158,7 +255,12 @@ export const schemaCopy = defineStep<Params, Result>({
     }
   },
 
-  async check(ctx) {
+  async check(ctx, p) {
+    if (p.section === 'post-data') {
+      const a = await assessPostData(ctx, p);
+      if (a.missing.length === 0) return [];
+      return [{ severity: 'error', object: `target database ${ctx.outputs.database.name}`, message: `missing after restore: ${a.missing.slice(0, 5).join(', ')}${a.missing.length > 5 ? ', …' : ''}` }];
+    }
     const [source, target] = await Promise.all([schemaInventory(await pool(ctx, 'source')), schemaInventory(await pool(ctx, 'target'))]);
     const difference = compareInventories(source, target);
     if (Object.keys(difference.missing).length === 0) return [];
