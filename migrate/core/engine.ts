@@ -108,6 +108,7 @@ export async function dryRun(runbook: Runbook, env: EngineEnvironment, selection
   const resources = new ResourcePool();
   const signal = env.signal ?? new AbortController().signal;
   const findings: Finding[] = [];
+  let earlierStepWouldRun = false;
   env.reporter.emit({ type: 'run-start', runId, runbook: runbook.path, stack: env.stack, dryRun: true, resumed: false, steps: steps.map((s) => ({ id: s.id, kind: s.uses })) });
   try {
     for (const [index, step] of steps.entries()) {
@@ -151,12 +152,17 @@ export async function dryRun(runbook: Runbook, env: EngineEnvironment, selection
         const finding: Finding = { severity: 'error', object: `step ${step.id}`, message: `probe failed: ${redact((error as Error).message)}`, fix: 'fix the cause and dry-run again' };
         probe = { state: 'blocked', findings: [finding] };
       }
+      if (probe.state === 'blocked' && earlierStepWouldRun && errorFindings(probe.findings).every((f) => f.awaitsEarlierStep)) {
+        const expected = (f: Finding): Finding => (f.severity === 'error' ? { ...f, severity: 'info', message: `${f.message} (expected before the earlier steps have run; probed again when the run gets here)` } : f);
+        probe = { ...probe, state: 'ready', findings: probe.findings?.map(expected) };
+      }
       env.reporter.emit({ type: 'step-plan', step: step.id, kind: step.uses, params: displayParams(runbook, step, env.outputs), lines: probe.plan ?? [], confirm: step.confirm });
       for (const finding of probe.findings ?? []) {
         findings.push(finding);
         env.reporter.emit({ type: 'finding', step: step.id, finding });
       }
       end(probe.state === 'done' ? 'already-done' : probe.state === 'blocked' ? 'blocked' : 'would-run');
+      if (probe.state === 'ready') earlierStepWouldRun = true;
     }
   } finally {
     await resources.closeAll();

@@ -24,6 +24,11 @@ export interface Finding {
   message: string;
   /** What the operator should do about it. */
   fix?: string;
+  /**
+   * The problem is a prerequisite that an earlier step of a runbook creates (the tables, the slot).
+   * A dry run in which such a step would run reports it as expected, not as a block.
+   */
+  awaitsEarlierStep?: boolean;
 }
 
 export interface Probe<R = Json> {

@@ -66,7 +66,7 @@ describe('bad input and the lock', () => {
       const r = await cli([...global, 'run', 'runbooks/week-prior.yaml', '--yes', '--from', 'nosuchstep']);
       assert.equal(r.code, EXIT.usage, describeResult(r));
       assert.match(r.stderr, /--from nosuchstep/);
-      assert.match(r.stderr, /preflight, schema, replication/);
+      assert.match(r.stderr, /preflight, schema, copy, indexes, replication/);
     });
 
     // Its defaults leave the shell and in-place PgBouncer steps empty (the EKS setting); a step whose

@@ -1,18 +1,18 @@
 /**
- * `kill -9` of the CLI in the middle of a step, twice (the week-prior initial sync, and D-day's
+ * `kill -9` of the CLI in the middle of a step, twice (the week-prior parallel copy, and D-day's
  * catch-up after the freeze), then `migrate resume`: every step finishes exactly once, nothing a
  * finished step did is done again, exactly one set of replication objects exists, and after the
  * cutover the target holds every row the app committed.
  *
- * The waits are made to last by holding SHARE locks on target tables (they conflict with the
- * subscriber's writes but not with its reads), so the kill lands inside the step on any machine.
+ * The waits are made to last by holding SHARE locks on target tables (they conflict with the copy's
+ * and the subscriber's writes but not with reads), so the kill lands inside the step on any machine.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type pg from 'pg';
 import { APP_DATABASE, APP_ROLE } from '../../migrate/rehearse/seed.ts';
 import { Workload } from '../../migrate/rehearse/workload.ts';
-import { appTables, cli, countPerStep, describeResult, entries, entriesSoFar, journalOf, startCli, startStack, state, tableDigests, waitUntil, type CliProcess, type Stack } from './support.ts';
+import { appTables, cli, countPerStep, describeResult, entries, journalFiles, journalOf, startCli, startStack, state, tableDigests, waitUntil, type CliProcess, type Stack } from './support.ts';
 
 const CUSTOMERS = 5000;
 /**
@@ -23,7 +23,7 @@ const WITHOUT = ['--without', 'aws,kube,pgbouncer,http'];
 /** D-day's only shell step (stop-source, off by its empty default command) is skipped too. */
 const D_DAY = ['--without', 'aws,kube,pgbouncer,http,shell'];
 
-const WEEK_PRIOR_STEPS = ['preflight', 'schema', 'replication'];
+const WEEK_PRIOR_AFTER_SCHEMA = ['copy', 'indexes', 'replication'];
 const D_DAY_POSTGRES_STEPS = ['freeze', 'catch-up', 'verify', 'sequences', 'stop-replication'];
 
 /** Waits for the JSON reporter to show a progress event of `step`: the step is inside its wait. */
@@ -76,28 +76,34 @@ describe('migrate run, kill -9 mid-step, migrate resume', () => {
     };
   }
 
-  it('week-prior killed during the initial sync resumes without creating anything twice', async () => {
-    const run = startCli([...global, '--json', 'run', 'runbooks/week-prior.yaml', '--yes']);
+  it('week-prior killed during the parallel copy resumes from a new snapshot, creating nothing twice', async () => {
+    // Preflight and the schema first, in runs of their own, so the target tables exist to be locked before the copy.
+    for (const step of ['preflight', 'schema']) {
+      const r = await cli([...global, 'run', 'runbooks/week-prior.yaml', '--yes', '--only', step]);
+      assert.equal(r.code, 0, describeResult(r));
+    }
+    const sizes = await stack.sql('source', `select format('%I.%I', schemaname, relname) as t from pg_stat_user_tables order by pg_table_size(relid) desc, 1`);
+    const [largest, smallest] = [sizes.rows[0].t as string, sizes.rows.at(-1).t as string];
+    // The smallest table is copied last: the others commit first, and the copy then waits on the lock.
+    const release = await lockTarget([smallest]);
+    const before = new Set(journalFiles(stack.stateDir));
+    const run = startCli([...global, '--json', 'run', 'runbooks/week-prior.yaml', '--yes', '--from', 'copy']);
     running.push(run);
-    const journal = await waitUntil('the week-prior journal', () => journalOf(stack.stateDir, 'week-prior'), { process: run });
-    // Once the schema is on the target (the replication step has started), its tables can be locked.
-    await waitUntil('step-started of replication', () => (entriesSoFar(journal).some((e) => e.type === 'step-started' && e.step === 'replication') ? true : undefined), { process: run });
-    const release = await lockTarget(tables);
-    await waitingIn(run, 'replication');
-    const subscriptions = await stack.sql('target', 'select subname from pg_subscription');
-    assert.deepEqual(subscriptions.rows.map((r) => r.subname), ['migrate_sub'], 'the kill should come after the subscription exists');
+    await waitingIn(run, 'copy');
+    await waitUntil(`rows of ${largest} committed on the target`, async () => ((await stack.sql('target', `select exists (select 1 from ${largest}) as x`)).rows[0].x ? true : undefined), { process: run });
     await killHard(run);
+    const journal = journalFiles(stack.stateDir).find((f) => !before.has(f))!;
 
     const killed = state(journal);
     assert.equal(killed.status, 'running', 'a killed run is neither finished nor failed');
-    assert.equal(killed.steps.find((s) => s.id === 'replication')?.status, 'running');
-    assert.deepEqual(Object.fromEntries(countPerStep(journal, 'step-finished')), { preflight: 1, schema: 1 });
+    assert.equal(killed.steps.find((s) => s.id === 'copy')?.status, 'running');
+    assert.deepEqual(Object.fromEntries(countPerStep(journal, 'step-finished')), {});
 
-    // What an operator looks at now: where the run stopped and how far the copy got.
+    // What an operator looks at now: where the run stopped, and no subscription yet.
     const status = await cli([...global, 'status']);
     assert.equal(status.code, 0, describeResult(status));
-    assert.match(status.stdout, /unfinished.*at replication \(running\)/);
-    assert.match(status.stdout, /Subscription: migrate_sub enabled, tables ready 0\/\d+/);
+    assert.match(status.stdout, /unfinished.*at copy \(running\)/);
+    assert.match(status.stdout, /Subscription: migrate_sub absent/);
 
     await release();
     const resumed = await cli([...global, 'resume', '--yes']);
@@ -105,12 +111,20 @@ describe('migrate run, kill -9 mid-step, migrate resume', () => {
 
     const after = state(journal);
     assert.equal(after.status, 'finished');
-    assert.deepEqual(Object.fromEntries(countPerStep(journal, 'step-finished')), Object.fromEntries(WEEK_PRIOR_STEPS.map((id) => [id, 1])));
-    // Only the interrupted step ran again; the finished ones were not even started a second time.
-    assert.deepEqual(Object.fromEntries(countPerStep(journal, 'step-started')), { preflight: 1, schema: 1, replication: 2 });
-    for (const s of after.steps) assert.ok(['applied', 'already-done'].includes(s.status), `${s.id} is ${s.status}`);
-    const creates = entries(journal).flatMap((e) => (e.type === 'step-change' && e.step === 'replication' ? [(e.change as { action: string }).action] : []));
-    assert.deepEqual(creates.sort(), ['create-publication', 'create-subscription'], 'the resumed step creates nothing again');
+    assert.deepEqual(Object.fromEntries(countPerStep(journal, 'step-finished')), Object.fromEntries(WEEK_PRIOR_AFTER_SCHEMA.map((id) => [id, 1])));
+    // Only the interrupted step ran again.
+    assert.deepEqual(Object.fromEntries(countPerStep(journal, 'step-started')), { copy: 2, indexes: 1, replication: 1 });
+    for (const s of after.steps.filter((x) => WEEK_PRIOR_AFTER_SCHEMA.includes(x.id))) assert.ok(['applied', 'already-done'].includes(s.status), `${s.id} is ${s.status}`);
+    const changes = entries(journal).flatMap((e) => (e.type === 'step-change' ? [`${e.step} ${(e.change as { action: string }).action}`] : []));
+    assert.deepEqual(changes, [
+      'copy create-publication',
+      'copy create-slot',
+      // The resumed copy: the killed attempt's snapshot died with it, so a new slot and a fresh copy.
+      'copy create-slot',
+      'copy copy-complete',
+      'indexes restore-schema',
+      'replication create-subscription',
+    ]);
 
     const publications = await stack.sql('source', 'select pubname from pg_publication');
     const slots = await stack.sql('source', 'select slot_name from pg_replication_slots');
@@ -119,7 +133,7 @@ describe('migrate run, kill -9 mid-step, migrate resume', () => {
     assert.deepEqual(slots.rows.map((r) => r.slot_name), ['migrate_sub']);
     assert.deepEqual(subs.rows, [{ subname: 'migrate_sub', subenabled: true }]);
     const notReady = await stack.sql('target', "select srrelid::regclass::text as t, srsubstate from pg_subscription_rel where srsubstate <> 'r'");
-    assert.deepEqual(notReady.rows, [], 'every table finished its initial copy');
+    assert.deepEqual(notReady.rows, [], 'every table is streaming');
   });
 
   it('d-day killed in catch-up after the freeze resumes to an identical target, losing no committed write', async () => {

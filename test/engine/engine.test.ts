@@ -103,6 +103,23 @@ test('a dry run probes, reports blocked steps with every finding, and writes not
   assert.deepEqual(ends, ['would-run', 'blocked']);
 });
 
+test('a dry run expects what an earlier step that would run creates, and blocks on it otherwise', async () => {
+  const s = setup();
+  const ends = () => s.lines.splice(0).map((l) => JSON.parse(l)).filter((e) => e.type === 'step-end').map((e) => e.outcome);
+  const both = runbookFromObject({ name: 'pair', steps: [{ id: 'set', uses: 'test.set', with: { key: 'x', value: 'y' } }, { id: 'after', uses: 'test.after-set' }] }, 'pair', s.load);
+  const planned = await dryRun(both, s.env);
+  assert.deepEqual(ends(), ['would-run', 'would-run']);
+  assert.deepEqual(planned.findings.map((f) => [f.severity, f.object]), [['info', 'key x']]);
+  assert.match(planned.findings[0]!.message, /expected before the earlier steps have run/);
+
+  const alone = await dryRun(both, s.env, { only: 'after' });
+  assert.deepEqual(ends(), ['blocked']);
+  assert.deepEqual(alone.findings.map((f) => f.severity), ['error']);
+  const ran = await run(both, s.env, { only: 'after' });
+  assert.equal(ran.outcome, 'failed');
+  assert.deepEqual(s.world.applyCalls, []);
+});
+
 test('a blocked probe fails the step before any change', async () => {
   const s = setup();
   const runbook = runbookFromObject({ name: 'guard', steps: [{ id: 'g', uses: 'test.guarded' }] }, 'guard', s.load);

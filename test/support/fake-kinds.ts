@@ -79,7 +79,22 @@ export function fakeKinds(world: World): StepKind[] {
     },
     async check() {},
   });
-  return [set, needsAws, guarded];
+  const afterSet = defineStep({
+    kind: 'test.after-set',
+    summary: 'needs key x, which a test.set step before it makes',
+    params: z.object({}).strict(),
+    requires: [],
+    destructive: false,
+    async probe() {
+      return world.values.has('x') ? { state: 'ready' } : { state: 'blocked', findings: [{ severity: 'error', object: 'key x', message: 'missing', fix: 'set it first', awaitsEarlierStep: true }] };
+    },
+    async apply() {
+      world.applyCalls.push('after-set');
+      return null;
+    },
+    async check() {},
+  });
+  return [set, needsAws, guarded, afterSet];
 }
 
 export function lookupFor(kinds: StepKind[], extra: KindLookup = () => undefined): Pick<LoadOptions, 'kinds' | 'knownKinds'> {

@@ -137,6 +137,7 @@ export const replicationStart = defineStep<Params, Result>({
         object: `slot ${p.subscription} (source)`,
         message: 'does not exist, and with copyData false the subscription attaches to it instead of copying the tables itself',
         fix: 'run postgres.snapshot-copy first (it creates the slot and copies the tables from its snapshot), or set copyData: true',
+        awaitsEarlierStep: true,
       });
       return { state: 'blocked', findings };
     }

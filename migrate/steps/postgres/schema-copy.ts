@@ -163,6 +163,7 @@ async function assessPostData(ctx: StepContext, p: Params): Promise<PostDataAsse
       object: `target database ${ctx.outputs.database.name}`,
       message: `lacks ${tablesMissing.length} table(s) the indexes and keys belong to: ${tablesMissing.slice(0, 5).join(', ')}`,
       fix: 'run postgres.schema-copy with section pre-data first',
+      awaitsEarlierStep: true,
     });
   }
   const have = new Set(targetObjects);

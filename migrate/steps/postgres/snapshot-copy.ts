@@ -22,8 +22,8 @@ const params = z
     ...replicationNames,
     /** Tables copied at once (each with one connection to either server). */
     jobs: z.number().int().min(1).max(64).default(4),
-    /** COPY format. Binary is faster for numeric-heavy tables but needs identical column types on both sides. */
-    format: z.enum(['text', 'binary']).default('text'),
+    /** Binary COPY: faster for numeric-heavy tables, but needs identical column types on both sides. */
+    binary: z.boolean().default(false),
   })
   .strict();
 type Params = z.infer<typeof params>;
@@ -111,6 +111,7 @@ async function assess(ctx: StepContext, p: Params): Promise<Assessment> {
       object: `target database ${ctx.outputs.database.name}`,
       message: `lacks ${missing.length} table(s) to copy into: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''}`,
       fix: 'run postgres.schema-copy (section pre-data) first',
+      awaitsEarlierStep: true,
     });
   }
   const foreign = notEmpty.filter((t) => !toEmpty.includes(t));
@@ -141,7 +142,7 @@ export const snapshotCopy = defineStep<Params, Result>({
       `CREATE PUBLICATION ${p.publication} FOR ALL TABLES on the source, unless it exists`,
       ...(a.slotExists ? [`drop slot ${p.subscription}, left by an interrupted copy, and empty the ${a.toEmpty.length} table(s) that copy was filling`] : []),
       `create the logical replication slot ${p.subscription} on the source, exporting its snapshot`,
-      `copy ${a.tables.length} table(s)${bytes ? ` (${mb(bytes)} on the source)` : ''} from that snapshot, ${p.jobs} at a time, COPY format ${p.format}`,
+      `copy ${a.tables.length} table(s)${bytes ? ` (${mb(bytes)} on the source)` : ''} from that snapshot, ${p.jobs} at a time, COPY format ${p.binary ? 'binary' : 'text'}`,
     ];
     return { state: a.state, findings: a.findings, plan };
   },
@@ -171,7 +172,7 @@ export const snapshotCopy = defineStep<Params, Result>({
         snapshot: exported.snapshot,
         tables,
         jobs: p.jobs,
-        format: p.format,
+        format: p.binary ? 'binary' : 'text',
         signal: ctx.signal,
         onProgress: (x) =>
           ctx.log.progress({
