@@ -27,8 +27,8 @@ const { values: flags } = parseArgs({
     repeat: { type: 'string', default: '3' },
     'burst-seconds': { type: 'string', default: '10' },
     writers: { type: 'string', default: '4' },
-    /** replication-start's synchronousCommit for every subscription; the runbooks leave the default. */
-    'synchronous-commit': { type: 'string', default: 'off' },
+    /** replication-start's synchronousCommit for every subscription: week-prior.yaml's by default. */
+    'synchronous-commit': { type: 'string', default: 'local' },
     json: { type: 'string' },
   },
 });
@@ -46,6 +46,7 @@ const synchronousCommit = flags['synchronous-commit'];
 const SMALL_DATABASE = 'bench_small';
 const MAIN = { publication: 'bench_pub', subscription: 'bench_sub' };
 const BINARY = { publication: 'bench_pub_binary', subscription: 'bench_sub_binary' };
+const SUBSCRIPTION = { publication: 'bench_pub_subscription', subscription: 'bench_sub_subscription' };
 const SMALL = { publication: 'bench_pub_small', subscription: 'bench_sub_small' };
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
@@ -82,7 +83,7 @@ async function main(bench: Bench) {
   // The small database first: a short end-to-end pass that fails fast, and the switch's first size.
   say(`small database: pgbench -s ${small.scale} and ${small.docs} docs rows`);
   const smallMb = (await loadSource(bench, SMALL_DATABASE, small)) / 1e6;
-  const smallSync = await replicate(bench, { sourceDatabase: SMALL_DATABASE, targetDatabase: SMALL_DATABASE, names: SMALL, binary: false, synchronousCommit });
+  const smallSync = await replicate(bench, { sourceDatabase: SMALL_DATABASE, targetDatabase: SMALL_DATABASE, names: SMALL, method: 'snapshot', binary: false, synchronousCommit });
   const smallSwitch = await switchAt(bench, SMALL_DATABASE, SMALL, small.scale * 100_000);
 
   say(`${flags.sequences} sequences`);
@@ -101,14 +102,20 @@ async function main(bench: Bench) {
   const pgcopydb = await pgcopydbClone(bench, 'bench_pgcopydb');
   await dropDatabase(bench, 'bench_pgcopydb');
 
-  say('postgres.schema-copy + postgres.replication-start, binary: true');
+  say('the subscription copying the tables itself: postgres.schema-copy + postgres.replication-start');
+  const subscriptionTarget = { sourceDatabase: DATABASE, targetDatabase: 'bench_subscription', names: SUBSCRIPTION };
+  const syncSubscription = await replicate(bench, { ...subscriptionTarget, method: 'subscription', binary: false, synchronousCommit });
+  await stopReplication(bench, subscriptionTarget);
+  await dropDatabase(bench, 'bench_subscription');
+
+  say('week-prior.yaml with binary COPY: schema pre-data, snapshot-copy, schema post-data, replication-start');
   const binaryTarget = { sourceDatabase: DATABASE, targetDatabase: 'bench_binary', names: BINARY };
-  const syncBinary = await replicate(bench, { ...binaryTarget, binary: true, synchronousCommit });
+  const syncBinary = await replicate(bench, { ...binaryTarget, method: 'snapshot', binary: true, synchronousCommit });
   await stopReplication(bench, binaryTarget);
   await dropDatabase(bench, 'bench_binary');
 
-  say('postgres.schema-copy + postgres.replication-start, text (the target kept for the rest of the run)');
-  const sync = await replicate(bench, { sourceDatabase: DATABASE, targetDatabase: DATABASE, names: MAIN, binary: false, synchronousCommit });
+  say('week-prior.yaml as shipped (text; the target kept for the rest of the run)');
+  const sync = await replicate(bench, { sourceDatabase: DATABASE, targetDatabase: DATABASE, names: MAIN, method: 'snapshot', binary: false, synchronousCommit });
 
   say(`${repeat} write bursts of ${burstSeconds} s, each followed by postgres.catch-up`);
   const burst = await repeated(repeat, () => catchUpAfterBurst(bench, MAIN, burstSeconds), (b: Burst) => b.catchUpSeconds);
@@ -138,7 +145,9 @@ async function main(bench: Bench) {
 
   const mainSwitch = await switchAt(bench, DATABASE, MAIN, scale * 100_000);
 
-  const syncTotal = (r: typeof sync) => r.schemaSeconds + r.syncSeconds;
+  const phases = (r: typeof sync) => r.phases.map(([label, seconds]) => `${label} ${s(seconds)}`).join(' + ');
+  const syncRow = (what: string, r: typeof sync, compared: string, against: number) =>
+    `| ${what}: ${phases(r)} | ${s(r.seconds)}, ${(mb / r.seconds).toFixed(0)} MB/s | ${compared} | ${ratio(r.seconds, against)} of its time |`;
   const switchRow = (sw: SwitchResult, size: string) =>
     `| Switch window, ${size}, ${writers} writers through PgBouncer (longest gap between commits) | ${s(sw.windowSeconds)} | steps ${s(sw.stepsSeconds)}: ${stepBreakdown(sw)} | ${sw.writesOnSource} writes on the source, ${sw.writesOnTarget} on the target, ${sw.failedWrites} failed, ${sw.lostWrites} lost; longest write ${s(sw.longestWriteSeconds)} |`;
   const lines = [
@@ -146,8 +155,10 @@ async function main(bench: Bench) {
     '',
     '| Measurement | Result | Compared with | Ratio |',
     '|---|---|---|---|',
-    `| Initial sync, postgres.schema-copy ${s(sync.schemaSeconds)} + postgres.replication-start ${s(sync.syncSeconds)} (text) | ${s(syncTotal(sync))}, ${(mb / syncTotal(sync)).toFixed(0)} MB/s | pgcopydb clone ${s(pgcopydb)} | ${ratio(syncTotal(sync), pgcopydb)} of pgcopydb's time |`,
-    `| Initial sync, same with binary: true (schema ${s(syncBinary.schemaSeconds)}, sync ${s(syncBinary.syncSeconds)}) | ${s(syncTotal(syncBinary))}, ${(mb / syncTotal(syncBinary)).toFixed(0)} MB/s | pg_dump -Fd -j2, pg_restore -j2 ${s(dump)} | ${ratio(syncTotal(syncBinary), pgcopydb)} of pgcopydb's time; pg_dump/restore ${ratio(dump, pgcopydb)} |`,
+    syncRow('Initial sync as week-prior.yaml runs it (text)', sync, `pgcopydb clone ${s(pgcopydb)}`, pgcopydb),
+    syncRow('Same with binary COPY', syncBinary, `pgcopydb clone ${s(pgcopydb)}`, pgcopydb),
+    syncRow('The subscription copying the tables itself', syncSubscription, `pgcopydb clone ${s(pgcopydb)}`, pgcopydb),
+    `| pg_dump -Fd -j2, pg_restore -j2 | ${s(dump)} | pgcopydb clone ${s(pgcopydb)} | ${ratio(dump, pgcopydb)} of its time |`,
     `| postgres.catch-up after a ${burstSeconds} s write burst (${burstMedian.transactions} tx, ${(burstMedian.walBytes / 1e6).toFixed(0)} MB WAL) | ${s(burst.median)} | its wait for the slot ${(burstMedian.waitedMs / 1000).toFixed(3)} s; runs ${burst.runs.map((b) => s(b.catchUpSeconds)).join(', ')} | |`,
     `| postgres.verify, counts | ${s(verifyCounts.median)}, ${Math.round(rows / verifyCounts.median)} rows/s | count(*) per table, both servers ${s(countBoth)} | ${ratio(countBoth, verifyCounts.median)} faster |`,
     `| postgres.verify, full (counts + row checksums) | ${s(verifyFull.median)}, ${Math.round(rows / verifyFull.median)} rows/s | sum(hashtext(t::text)) per table, both servers one after the other ${s(hashtextSequential)} | ${ratio(hashtextSequential, verifyFull.median)} faster |`,
@@ -161,7 +172,7 @@ async function main(bench: Bench) {
   if (flags.json) {
     const results = {
       date: new Date().toISOString(), scale, docs, bytes, rows, repeat, small: { ...small, bytes: smallMb * 1e6, sync: smallSync },
-      dump, pgcopydb, sync, syncBinary, burst: burst.runs, verifyCounts: verifyCounts.runs.map((r) => r.seconds), verifyFull: verifyFull.runs.map((r) => r.seconds),
+      dump, pgcopydb, sync, syncBinary, syncSubscription, burst: burst.runs, verifyCounts: verifyCounts.runs.map((r) => r.seconds), verifyFull: verifyFull.runs.map((r) => r.seconds),
       countBoth, hashtextSequential, hashtextConcurrent, sequences: sequences.runs, switch: { small: smallSwitch, main: mainSwitch },
     };
     writeFileSync(flags.json, JSON.stringify(results, null, 2) + '\n');
