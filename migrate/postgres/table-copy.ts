@@ -96,8 +96,9 @@ async function connect(url: Secret, applicationName: string): Promise<pg.Client>
 
 /**
  * Copies every table through `jobs` pairs of connections, largest first, all reading the exported
- * `snapshot`. Each table is one COPY (one transaction) on the target. The first failure stops every
- * worker and is thrown; tables already committed stay, and the caller decides what to do with them.
+ * `snapshot`. Each table is emptied and filled in one transaction on the target. The first failure
+ * stops every worker and is thrown; tables already committed stay, and the caller decides what to do
+ * with them.
  */
 export async function copyTables(options: {
   sourceUrl: Secret;
@@ -135,8 +136,15 @@ export async function copyTables(options: {
       const columns = table.columns.join(', ');
       // COPY cannot read a partitioned table directly; a query over it reads every partition.
       const read = table.partitioned ? `copy (select ${columns} from ${table.name}) to stdout ${with_}` : `copy ${table.name} (${columns}) to stdout ${with_}`;
-      const write = copyFrom(`copy ${table.name} (${columns}) from stdin ${with_}`);
+      // Emptied in the COPY's own transaction: a table copied again (a retry) never holds rows twice,
+      // and FREEZE writes the rows already frozen and all-visible, so the new database does not face
+      // a vacuum of every page it was just given. A partitioned table cannot be frozen this way.
+      const freeze = table.partitioned ? '' : ', freeze';
+      const write = copyFrom(`copy ${table.name} (${columns}) from stdin (format ${options.format}${freeze})`);
+      await target.query('begin');
+      await target.query(`truncate ${table.partitioned ? '' : 'only '}${table.name}`);
       await pipeline(source.query(copyTo(read)), counter((n) => (progress.bytes += n)), target.query(write));
+      await target.query('commit');
       progress.rows += write.rowCount;
       progress.copying = progress.copying.filter((name) => name !== table.name);
       progress.tablesDone += 1;

@@ -12,6 +12,7 @@ import { replicationStart } from '../../migrate/steps/postgres/replication-start
 import { replicationStop } from '../../migrate/steps/postgres/replication-stop.ts';
 import { schemaCopy } from '../../migrate/steps/postgres/schema-copy.ts';
 import { sequenceSync } from '../../migrate/steps/postgres/sequence-sync.ts';
+import { snapshotCopy } from '../../migrate/steps/postgres/snapshot-copy.ts';
 import { testContext, type TestContext } from '../support/context.ts';
 import { ROLES, SCHEMA, SEED, startPair, startWriter, tableDigests, type Pair } from './fixtures.ts';
 
@@ -70,5 +71,30 @@ describe('PostgreSQL 13 source into a PostgreSQL 17 target', () => {
 
     await replicationStop.apply(context().ctx, replicationStop.params.parse({}));
     assert.equal((await pair.sql('source', 'select count(*)::int as n from pg_replication_slots')).rows[0].n, 0);
+  });
+
+  it("copies the way week-prior.yaml does: snapshot of a 13 slot, COPY into 17, indexes after, subscription attached", async () => {
+    // A second target database on the 17 server; the source is frozen by now, so both must end equal at once.
+    await pair.sql('target', 'create database app_snapshot');
+    const outputs = { ...pair.outputs, database: { ...pair.outputs.database, name: 'app_snapshot' } };
+    const step = () => {
+      const t = testContext({ outputs });
+      contexts.push(t);
+      return t;
+    };
+    await schemaCopy.apply(step().ctx, schemaCopy.params.parse({ section: 'pre-data' }));
+    const copy = step();
+    const copied = await snapshotCopy.apply(copy.ctx, snapshotCopy.params.parse({ binary: true }));
+    assert.equal(copied.format, 'text', 'binary COPY only between the same major versions');
+    assert.equal(copied.tables, 4);
+    const indexes = await schemaCopy.apply(step().ctx, schemaCopy.params.parse({ section: 'post-data' }));
+    assert.ok('built' in indexes && indexes.built === indexes.postData && indexes.built > 0);
+    const attached = await replicationStart.apply(step().ctx, replicationStart.params.parse({ copyData: false, pollMs: 50 }));
+    assert.equal(attached.tables, 4);
+
+    const onTarget = (q: string) => pair.target.client('app_snapshot').then(async (c) => { try { return await c.query(q); } finally { await c.end(); } });
+    const [source, target] = await Promise.all([tableDigests((q) => pair.sql('source', q)), tableDigests(onTarget)]);
+    assert.deepEqual(target, source);
+    await replicationStop.apply(step().ctx, replicationStop.params.parse({}));
   });
 });

@@ -7,13 +7,16 @@
  * change made since the snapshot. Nothing is missed and nothing is applied twice.
  *
  * The exported snapshot lives only as long as this step's replication connection: a copy
- * interrupted by a crash cannot be continued, so a rerun drops the slot, empties the tables the
- * interrupted attempt was filling (recorded before it began) and copies again from a new snapshot.
+ * interrupted by a crash cannot be continued, so a rerun drops the slot and copies every table again
+ * from a new snapshot; each table is emptied in the same transaction that fills it, so the tables the
+ * interrupted attempt had filled (recorded before it began, and so not refused as foreign rows) are
+ * replaced, never doubled.
  */
 import { z } from 'zod';
 import { pool, sourceUrl, targetUrl } from '../../postgres/connections.ts';
 import { replicationNames } from '../../postgres/replication-names.ts';
 import { dropPublication, dropSlot, ensurePublication, publicationExists, slotInfo, subscriptionInfo } from '../../postgres/replication.ts';
+import { serverInfo } from '../../postgres/server.ts';
 import { copyTables, createSlotExportingSnapshot, publishedTables, targetReadiness, type PublishedTable } from '../../postgres/table-copy.ts';
 import { defineStep, StepError, unable, type Finding, type Json, type StepContext } from '../../core/step.ts';
 
@@ -22,7 +25,11 @@ const params = z
     ...replicationNames,
     /** Tables copied at once (each with one connection to either server). */
     jobs: z.number().int().min(1).max(64).default(4),
-    /** Binary COPY: faster for numeric-heavy tables, but needs identical column types on both sides. */
+    /**
+     * Binary COPY: faster for numeric-heavy tables, but needs identical column types on both sides;
+     * used only between servers of the same major version (the binary format is not promised to
+     * carry across versions), text otherwise.
+     */
     binary: z.boolean().default(false),
   })
   .strict();
@@ -37,6 +44,7 @@ type Result = {
   tables: number;
   rows: number | null;
   bytes: number | null;
+  format: 'text' | 'binary';
 };
 
 interface SlotChange {
@@ -59,6 +67,7 @@ interface Assessment {
   state: 'done' | 'ready' | 'blocked';
   findings: Finding[];
   tables: PublishedTable[];
+  format: 'text' | 'binary';
   result?: Result;
   /** Tables an interrupted attempt was filling, emptied before copying again. */
   toEmpty: string[];
@@ -74,14 +83,19 @@ async function assess(ctx: StepContext, p: Params): Promise<Assessment> {
     slotInfo(source, slotName),
     publicationExists(source, p.publication),
   ]);
+  const [sourceServer, targetServer] = await Promise.all([serverInfo(source), serverInfo(target)]);
+  const format = p.binary && sourceServer.major === targetServer.major ? 'binary' : 'text';
+  if (p.binary && format === 'text') {
+    findings.push({ severity: 'info', object: 'with.binary', message: `binary COPY needs the same major version on both sides (source ${sourceServer.major}, target ${targetServer.major}); copying as text` });
+  }
   const complete = changesOf<CopiedChange>(ctx.previousChanges, 'copy-complete').at(-1);
   const started = changesOf<SlotChange>(ctx.previousChanges, 'create-slot');
   if (subscription) {
     // The subscription attached to the slot: the copy this step made is being streamed onto.
-    const result = complete?.result ?? { publication: p.publication, slot: slotName, consistentPoint: null, tables: 0, rows: null, bytes: null };
-    return { state: 'done', findings, tables: [], result, toEmpty: [], slotExists: Boolean(slot) };
+    const result = complete?.result ?? { publication: p.publication, slot: slotName, consistentPoint: null, tables: 0, rows: null, bytes: null, format };
+    return { state: 'done', findings, tables: [], format, result, toEmpty: [], slotExists: Boolean(slot) };
   }
-  if (slot && complete) return { state: 'done', findings, tables: [], result: complete.result, toEmpty: [], slotExists: true };
+  if (slot && complete) return { state: 'done', findings, tables: [], format, result: complete.result, toEmpty: [], slotExists: true };
   if (slot && started.length === 0) {
     findings.push({
       severity: 'error',
@@ -124,7 +138,7 @@ async function assess(ctx: StepContext, p: Params): Promise<Assessment> {
     });
   }
   const state = findings.some((f) => f.severity === 'error') ? 'blocked' : 'ready';
-  return { state, findings, tables, toEmpty, slotExists: Boolean(slot) };
+  return { state, findings, tables, format, toEmpty, slotExists: Boolean(slot) };
 }
 
 export const snapshotCopy = defineStep<Params, Result>({
@@ -140,9 +154,9 @@ export const snapshotCopy = defineStep<Params, Result>({
     const bytes = a.tables.reduce((sum, t) => sum + t.bytes, 0);
     const plan = [
       `CREATE PUBLICATION ${p.publication} FOR ALL TABLES on the source, unless it exists`,
-      ...(a.slotExists ? [`drop slot ${p.subscription}, left by an interrupted copy, and empty the ${a.toEmpty.length} table(s) that copy was filling`] : []),
+      ...(a.slotExists ? [`drop slot ${p.subscription}, left by an interrupted copy, and empty the ${a.toEmpty.length} table(s) that copy was filling, each in the transaction that copies it again`] : []),
       `create the logical replication slot ${p.subscription} on the source, exporting its snapshot`,
-      `copy ${a.tables.length} table(s)${bytes ? ` (${mb(bytes)} on the source)` : ''} from that snapshot, ${p.jobs} at a time, COPY format ${p.binary ? 'binary' : 'text'}`,
+      `copy ${a.tables.length} table(s)${bytes ? ` (${mb(bytes)} on the source)` : ''} from that snapshot, ${p.jobs} at a time, COPY format ${a.format}`,
     ];
     return { state: a.state, findings: a.findings, plan };
   },
@@ -150,17 +164,16 @@ export const snapshotCopy = defineStep<Params, Result>({
   async apply(ctx, p) {
     let exported: Awaited<ReturnType<typeof createSlotExportingSnapshot>> | undefined;
     try {
-      const [source, target] = [await pool(ctx, 'source'), await pool(ctx, 'target')];
+      const source = await pool(ctx, 'source');
       const a = await assess(ctx, p);
       if (a.state === 'done') return a.result!;
       if (a.state === 'blocked') throw new StepError(a.findings.filter((f) => f.severity === 'error').map((f) => f.message).join('; '), a.findings);
       await ensurePublication(ctx, source, p.publication);
       const tables = await publishedTables(source, p.publication);
       if (a.slotExists) {
-        ctx.log.info(`an earlier attempt of this copy was interrupted: dropping slot ${p.subscription} and emptying the ${a.toEmpty.length} table(s) it was filling`);
+        ctx.log.info(`an earlier attempt of this copy was interrupted: dropping slot ${p.subscription}; the ${a.toEmpty.length} table(s) it was filling are emptied and copied again`);
         await dropSlot(ctx, source, p.subscription, ctx.now() + 30_000);
       }
-      if (a.toEmpty.length > 0) await target.query(`truncate ${a.toEmpty.join(', ')}`);
 
       await ctx.record({ action: 'create-slot', slot: p.subscription, tables: tables.map((t) => t.name) });
       exported = await createSlotExportingSnapshot(await sourceUrl(ctx), p.subscription);
@@ -172,7 +185,7 @@ export const snapshotCopy = defineStep<Params, Result>({
         snapshot: exported.snapshot,
         tables,
         jobs: p.jobs,
-        format: p.binary ? 'binary' : 'text',
+        format: a.format,
         signal: ctx.signal,
         onProgress: (x) =>
           ctx.log.progress({
@@ -183,7 +196,7 @@ export const snapshotCopy = defineStep<Params, Result>({
             detail: `${mb(x.bytes)} streamed (source tables ${mb(total)} on disk), ${x.rows} rows${x.copying.length ? `; copying ${x.copying.slice(0, 4).join(', ')}` : ''}`,
           }),
       });
-      const result: Result = { publication: p.publication, slot: p.subscription, consistentPoint: exported.consistentPoint, ...copied };
+      const result: Result = { publication: p.publication, slot: p.subscription, consistentPoint: exported.consistentPoint, ...copied, format: a.format };
       await ctx.record({ action: 'copy-complete', result });
       ctx.log.info(`copied ${copied.tables} table(s), ${copied.rows} rows, ${mb(copied.bytes)}`);
       return result;
