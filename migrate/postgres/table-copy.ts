@@ -129,18 +129,23 @@ export async function copyTables(options: {
     const target = await connect(options.targetUrl, 'migrate-copy');
     clients.push(target);
     if (failure) return;
+    // A copy of a large table is one long statement; a timeout set for the app's roles must not end it.
+    await source.query('set statement_timeout = 0; set idle_in_transaction_session_timeout = 0');
+    await target.query('set statement_timeout = 0');
     await source.query('begin isolation level repeatable read read only');
     await source.query(`set transaction snapshot ${literal(options.snapshot)}`);
     for (let table = queue.shift(); table && !failure; table = queue.shift()) {
       progress.copying.push(table.name);
+      // A table can have no stored columns at all (and still have rows): then no column list.
       const columns = table.columns.join(', ');
+      const list = columns ? ` (${columns})` : '';
       // COPY cannot read a partitioned table directly; a query over it reads every partition.
-      const read = table.partitioned ? `copy (select ${columns} from ${table.name}) to stdout ${with_}` : `copy ${table.name} (${columns}) to stdout ${with_}`;
+      const read = table.partitioned ? `copy (select ${columns || '*'} from ${table.name}) to stdout ${with_}` : `copy ${table.name}${list} to stdout ${with_}`;
       // Emptied in the COPY's own transaction: a table copied again (a retry) never holds rows twice,
       // and FREEZE writes the rows already frozen and all-visible, so the new database does not face
       // a vacuum of every page it was just given. A partitioned table cannot be frozen this way.
       const freeze = table.partitioned ? '' : ', freeze';
-      const write = copyFrom(`copy ${table.name} (${columns}) from stdin (format ${options.format}${freeze})`);
+      const write = copyFrom(`copy ${table.name}${list} from stdin (format ${options.format}${freeze})`);
       await target.query('begin');
       await target.query(`truncate ${table.partitioned ? '' : 'only '}${table.name}`);
       await pipeline(source.query(copyTo(read)), counter((n) => (progress.bytes += n)), target.query(write));

@@ -18,6 +18,9 @@ import { snapshotCopy } from '../../migrate/steps/postgres/snapshot-copy.ts';
 import { testContext, type TestContext } from '../support/context.ts';
 import { ROLES, SCHEMA, SEED, startPair, startWriter, tableDigests, type Pair, type Writer } from './fixtures.ts';
 
+/** A table with rows but no columns: legal, replicated, and a COPY with no column list. */
+const ZERO_COLUMNS = 'create table public.markers (); alter table public.markers replica identity full; insert into public.markers default values; insert into public.markers default values;';
+
 describe('postgres.snapshot-copy between schema pre-data and post-data', () => {
   let pair: Pair;
   let writer: Writer;
@@ -31,7 +34,7 @@ describe('postgres.snapshot-copy between schema pre-data and post-data', () => {
 
   before(async () => {
     pair = await startPair();
-    await pair.sql('source', SCHEMA + SEED + ROLES + 'alter table crm.audit_log replica identity full;');
+    await pair.sql('source', SCHEMA + SEED + ROLES + 'alter table crm.audit_log replica identity full;' + ZERO_COLUMNS);
   });
   after(async () => {
     writer?.stop();
@@ -44,7 +47,7 @@ describe('postgres.snapshot-copy between schema pre-data and post-data', () => {
     const t = context('schema');
     const p = schemaCopy.params.parse({ section: 'pre-data' });
     const result = await schemaCopy.apply(t.ctx, p);
-    assert.deepEqual(result, { schemas: 3, tables: 6, sequences: 4, types: 2 });
+    assert.deepEqual(result, { schemas: 3, tables: 7, sequences: 4, types: 2 });
     const built = await pair.sql('target', "select count(*)::int as n from pg_index x join pg_class c on c.oid = x.indrelid join pg_namespace n on n.oid = c.relnamespace where n.nspname in ('billing', 'crm')");
     assert.equal(built.rows[0].n, 0);
     const post = schemaCopy.params.parse({ section: 'post-data' });
@@ -87,13 +90,13 @@ describe('postgres.snapshot-copy between schema pre-data and post-data', () => {
     const second = context('copy', first.changes);
     const probe = await snapshotCopy.probe(second.ctx, p);
     assert.equal(probe.state, 'ready');
-    assert.match(probe.plan!.join('\n'), /drop slot migrate_sub, left by an interrupted copy, and empty the 4 table\(s\)/);
+    assert.match(probe.plan!.join('\n'), /drop slot migrate_sub, left by an interrupted copy, and empty the 5 table\(s\)/);
     const result = await snapshotCopy.apply(second.ctx, snapshotCopy.params.parse({ jobs: 3 }));
-    assert.equal(result.tables, 4, 'the partitioned table is copied through its root');
+    assert.equal(result.tables, 5, 'the partitioned table is copied through its root');
     assert.ok(result.rows! > 1000);
     assert.match(result.consistentPoint!, /^[0-9A-F]+\/[0-9A-F]+$/);
     assert.deepEqual(actions(second.changes), ['create-slot', 'copy-complete']);
-    assert.ok(second.progress.some((x) => x.label === 'initial copy' && x.total === 4));
+    assert.ok(second.progress.some((x) => x.label === 'initial copy' && x.total === 5));
     assert.deepEqual(await snapshotCopy.check(second.ctx, p, result), []);
 
     const again = context('copy', [...first.changes, ...second.changes]);
@@ -120,7 +123,7 @@ describe('postgres.snapshot-copy between schema pre-data and post-data', () => {
     const t = context('replication');
     const p = replicationStart.params.parse({ copyData: false, pollMs: 50 });
     const result = await replicationStart.apply(t.ctx, p);
-    assert.equal(result.tables, 4);
+    assert.equal(result.tables, 5);
     assert.deepEqual(t.changes, [{ action: 'create-subscription', name: 'migrate_sub', slot: 'migrate_sub', attached: true }]);
     assert.equal((await snapshotCopy.probe(context('copy').ctx, snapshotCopy.params.parse({}))).state, 'done', 'a subscription on the slot means the copy is done');
 
@@ -134,6 +137,8 @@ describe('postgres.snapshot-copy between schema pre-data and post-data', () => {
     const [source, target] = await Promise.all([tableDigests((q) => pair.sql('source', q)), tableDigests((q) => pair.sql('target', q))]);
     assert.deepEqual(target, source);
     assert.ok(Number(source['billing.customers']!.split(' ')[0]) > 300 + 50);
+    assert.equal(target['public.markers'], source['public.markers']);
+    assert.match(source['public.markers']!, /^2 /);
   });
 
   it('undo drops the slot and publication it made and keeps the copied rows', async () => {
