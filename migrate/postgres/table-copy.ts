@@ -10,6 +10,7 @@ import pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import type { Secret } from '../core/secret.ts';
 import { connectionConfig } from './connections.ts';
+import { buildIndexes, type IndexStatement } from './table-indexes.ts';
 import { ident, literal } from './sql.ts';
 
 export interface PublishedTable {
@@ -67,6 +68,7 @@ export interface CopyProgress {
   bytes: number;
   rows: number;
   copying: string[];
+  indexesBuilt: number;
 }
 
 export interface CopyResult {
@@ -74,6 +76,29 @@ export interface CopyResult {
   rows: number;
   /** Bytes of COPY data streamed from the source to the target. */
   bytes: number;
+  indexesBuilt: number;
+}
+
+/** Tables whose copy has committed, waiting for their indexes; index workers wait on it. */
+class CopiedTables {
+  private readonly items: string[] = [];
+  private closed = false;
+  private wake: (() => void)[] = [];
+  push(table: string): void {
+    this.items.push(table);
+    this.wake.splice(0).forEach((w) => w());
+  }
+  close(): void {
+    this.closed = true;
+    this.wake.splice(0).forEach((w) => w());
+  }
+  async next(): Promise<string | undefined> {
+    for (;;) {
+      if (this.items.length > 0) return this.items.shift();
+      if (this.closed) return undefined;
+      await new Promise<void>((resolve) => this.wake.push(resolve));
+    }
+  }
 }
 
 /** Counts the COPY data flowing through, for progress. */
@@ -96,9 +121,10 @@ async function connect(url: Secret, applicationName: string): Promise<pg.Client>
 
 /**
  * Copies every table through `jobs` pairs of connections, largest first, all reading the exported
- * `snapshot`. Each table is emptied and filled in one transaction on the target. The first failure
- * stops every worker and is thrown; tables already committed stay, and the caller decides what to do
- * with them.
+ * `snapshot`. Each table is emptied and filled in one transaction on the target; as soon as it has
+ * committed, up to `jobs` other connections build its `indexes` while the copies go on. The first
+ * failure stops every worker and is thrown; tables already committed stay, and the caller decides
+ * what to do with them.
  */
 export async function copyTables(options: {
   sourceUrl: Secret;
@@ -107,16 +133,20 @@ export async function copyTables(options: {
   tables: readonly PublishedTable[];
   jobs: number;
   format: 'text' | 'binary';
+  /** Per table, what to build once its copy has committed; none when absent. */
+  indexes?: ReadonlyMap<string, readonly IndexStatement[]>;
   signal: AbortSignal;
   onProgress(progress: CopyProgress): void;
 }): Promise<CopyResult> {
   const queue = [...options.tables];
-  const progress: CopyProgress = { tablesDone: 0, tablesTotal: queue.length, bytes: 0, rows: 0, copying: [] };
+  const copied = new CopiedTables();
+  const progress: CopyProgress = { tablesDone: 0, tablesTotal: queue.length, bytes: 0, rows: 0, copying: [], indexesBuilt: 0 };
   const clients: pg.Client[] = [];
   let failure: unknown;
   // On the first failure (or an interrupt) every connection is closed, which ends the other COPYs at once.
   const stopAll = (reason: unknown) => {
     failure ??= reason;
+    copied.close();
     for (const c of clients) c.end().catch(() => {});
   };
   const onAbort = () => stopAll(new Error('interrupted'));
@@ -153,17 +183,30 @@ export async function copyTables(options: {
       progress.rows += write.rowCount;
       progress.copying = progress.copying.filter((name) => name !== table.name);
       progress.tablesDone += 1;
+      if (options.indexes?.get(table.name)?.length) copied.push(table.name);
       options.onProgress({ ...progress, copying: [...progress.copying] });
     }
     await source.query('commit');
   };
 
+  const indexWorker = async () => {
+    const target = await connect(options.targetUrl, 'migrate-index');
+    clients.push(target);
+    await target.query('set statement_timeout = 0');
+    for (let table = await copied.next(); table && !failure; table = await copied.next()) {
+      progress.indexesBuilt += await buildIndexes(target, options.indexes!.get(table)!);
+    }
+  };
+
   const timer = setInterval(() => options.onProgress({ ...progress, copying: [...progress.copying] }), 1000);
   try {
-    const workers = Array.from({ length: Math.max(1, Math.min(options.jobs, queue.length)) }, () => worker().catch(stopAll));
-    await Promise.all(workers);
+    const jobs = Math.max(1, Math.min(options.jobs, queue.length));
+    const indexers = options.indexes?.size ? Array.from({ length: jobs }, () => indexWorker().catch(stopAll)) : [];
+    await Promise.all(Array.from({ length: jobs }, () => worker().catch(stopAll)));
+    copied.close();
+    await Promise.all(indexers);
     if (failure) throw failure;
-    return { tables: progress.tablesDone, rows: progress.rows, bytes: progress.bytes };
+    return { tables: progress.tablesDone, rows: progress.rows, bytes: progress.bytes, indexesBuilt: progress.indexesBuilt };
   } finally {
     clearInterval(timer);
     options.signal.removeEventListener('abort', onAbort);

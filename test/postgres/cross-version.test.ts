@@ -88,7 +88,8 @@ describe('PostgreSQL 13 source into a PostgreSQL 17 target', () => {
     assert.equal(copied.format, 'text', 'binary COPY only between the same major versions');
     assert.equal(copied.tables, 4);
     const indexes = await schemaCopy.apply(step().ctx, schemaCopy.params.parse({ section: 'post-data' }));
-    assert.ok('built' in indexes && indexes.built === indexes.postData && indexes.built > 0);
+    assert.ok(copied.indexesBuilt! > 0, 'keys of plain tables are built right after their copy');
+    assert.ok('built' in indexes && indexes.built > 0 && indexes.built < indexes.postData, 'post-data builds the rest');
     const attached = await replicationStart.apply(step().ctx, replicationStart.params.parse({ copyData: false, pollMs: 50 }));
     assert.equal(attached.tables, 4);
 

@@ -2,7 +2,8 @@
  * postgres.snapshot-copy: the initial copy done pgcopydb's way instead of by the subscription. The
  * slot the subscription will use is created first, exporting its snapshot; every published table
  * is then copied from that snapshot, several at a time, into target tables that have no indexes yet
- * (schema-copy with section pre-data); schema-copy post-data builds the indexes afterwards, and
+ * (schema-copy with section pre-data), and each table's indexes and keys are built as soon as its
+ * copy commits, overlapping the other copies; schema-copy post-data adds the rest afterwards, and
  * replication-start with copyData: false attaches the subscription to the slot, which streams every
  * change made since the snapshot. Nothing is missed and nothing is applied twice.
  *
@@ -17,6 +18,7 @@ import { pool, sourceUrl, targetUrl } from '../../postgres/connections.ts';
 import { replicationNames } from '../../postgres/replication-names.ts';
 import { dropPublication, dropSlot, ensurePublication, publicationExists, slotInfo, subscriptionInfo } from '../../postgres/replication.ts';
 import { serverInfo } from '../../postgres/server.ts';
+import { copyTimeIndexes } from '../../postgres/table-indexes.ts';
 import { copyTables, createSlotExportingSnapshot, publishedTables, targetReadiness, type PublishedTable } from '../../postgres/table-copy.ts';
 import { defineStep, StepError, unable, type Finding, type Json, type StepContext } from '../../core/step.ts';
 
@@ -31,6 +33,12 @@ const params = z
      * carry across versions), text otherwise.
      */
     binary: z.boolean().default(false),
+    /**
+     * Build each plain table's indexes and primary/unique keys as soon as its copy has committed,
+     * while the other tables are still copying (up to `jobs` builds at once); foreign keys,
+     * triggers and the rest are left to schema-copy post-data.
+     */
+    buildIndexes: z.boolean().default(true),
   })
   .strict();
 type Params = z.infer<typeof params>;
@@ -45,6 +53,8 @@ type Result = {
   rows: number | null;
   bytes: number | null;
   format: 'text' | 'binary';
+  /** Indexes and keys built right after their table's copy. */
+  indexesBuilt: number | null;
 };
 
 interface SlotChange {
@@ -92,7 +102,7 @@ async function assess(ctx: StepContext, p: Params): Promise<Assessment> {
   const started = changesOf<SlotChange>(ctx.previousChanges, 'create-slot');
   if (subscription) {
     // The subscription attached to the slot: the copy this step made is being streamed onto.
-    const result = complete?.result ?? { publication: p.publication, slot: slotName, consistentPoint: null, tables: 0, rows: null, bytes: null, format };
+    const result = complete?.result ?? { publication: p.publication, slot: slotName, consistentPoint: null, tables: 0, rows: null, bytes: null, format, indexesBuilt: null };
     return { state: 'done', findings, tables: [], format, result, toEmpty: [], slotExists: Boolean(slot) };
   }
   if (slot && complete) return { state: 'done', findings, tables: [], format, result: complete.result, toEmpty: [], slotExists: true };
@@ -157,6 +167,7 @@ export const snapshotCopy = defineStep<Params, Result>({
       ...(a.slotExists ? [`drop slot ${p.subscription}, left by an interrupted copy, and empty the ${a.toEmpty.length} table(s) that copy was filling, each in the transaction that copies it again`] : []),
       `create the logical replication slot ${p.subscription} on the source, exporting its snapshot`,
       `copy ${a.tables.length} table(s)${bytes ? ` (${mb(bytes)} on the source)` : ''} from that snapshot, ${p.jobs} at a time, COPY format ${a.format}`,
+      ...(p.buildIndexes ? [`build each table's indexes and primary/unique keys as soon as its copy has committed, ${p.jobs} at a time`] : []),
     ];
     return { state: a.state, findings: a.findings, plan };
   },
@@ -179,6 +190,7 @@ export const snapshotCopy = defineStep<Params, Result>({
       exported = await createSlotExportingSnapshot(await sourceUrl(ctx), p.subscription);
       ctx.log.info(`created slot ${p.subscription} on the source at ${exported.consistentPoint}; copying ${tables.length} table(s) from its snapshot`);
       const total = tables.reduce((sum, t) => sum + t.bytes, 0);
+      const indexes = p.buildIndexes ? await copyTimeIndexes(source, tables) : undefined;
       const copied = await copyTables({
         sourceUrl: await sourceUrl(ctx),
         targetUrl: await targetUrl(ctx),
@@ -186,6 +198,7 @@ export const snapshotCopy = defineStep<Params, Result>({
         tables,
         jobs: p.jobs,
         format: a.format,
+        indexes,
         signal: ctx.signal,
         onProgress: (x) =>
           ctx.log.progress({
@@ -193,12 +206,12 @@ export const snapshotCopy = defineStep<Params, Result>({
             done: x.tablesDone,
             total: x.tablesTotal,
             unit: 'tables',
-            detail: `${mb(x.bytes)} streamed (source tables ${mb(total)} on disk), ${x.rows} rows${x.copying.length ? `; copying ${x.copying.slice(0, 4).join(', ')}` : ''}`,
+            detail: `${mb(x.bytes)} streamed (source tables ${mb(total)} on disk), ${x.rows} rows, ${x.indexesBuilt} indexes built${x.copying.length ? `; copying ${x.copying.slice(0, 4).join(', ')}` : ''}`,
           }),
       });
       const result: Result = { publication: p.publication, slot: p.subscription, consistentPoint: exported.consistentPoint, ...copied, format: a.format };
       await ctx.record({ action: 'copy-complete', result });
-      ctx.log.info(`copied ${copied.tables} table(s), ${copied.rows} rows, ${mb(copied.bytes)}`);
+      ctx.log.info(`copied ${copied.tables} table(s), ${copied.rows} rows, ${mb(copied.bytes)}; built ${copied.indexesBuilt} indexes and keys`);
       return result;
     } catch (error) {
       throw unable(`copy the tables from a snapshot of the source (slot ${p.subscription})`, error);
