@@ -60,7 +60,7 @@ type Result = {
 interface SlotChange {
   action: 'create-slot';
   slot: string;
-  /** Every table this attempt will fill: what a rerun empties before copying again. */
+  /** Every table this attempt will fill: rows a rerun finds there are this run's own, replaced by the new copy. */
   tables: string[];
 }
 interface CopiedChange {
@@ -79,7 +79,7 @@ interface Assessment {
   tables: PublishedTable[];
   format: 'text' | 'binary';
   result?: Result;
-  /** Tables an interrupted attempt was filling, emptied before copying again. */
+  /** Tables an interrupted attempt was filling: their rows are replaced by the new copy, not refused. */
   toEmpty: string[];
   slotExists: boolean;
 }
