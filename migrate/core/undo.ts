@@ -38,12 +38,16 @@ function targetRun(ctx: StepContext, deps: UndoDependencies, p: Params): RunStat
   return runs.filter((r) => r.runbook.name === p.runbook).at(-1);
 }
 
-/** Steps of the run that changed something, newest first. */
+/**
+ * Steps of the run that changed something, newest first. Steps started within the same millisecond
+ * are ordered by their place in the runbook, which is the order a run executes them in.
+ */
 function undoable(run: RunState, keep: string[]) {
   return run.steps
-    .filter((s) => s.changes.length > 0 || s.status === 'applied')
-    .filter((s) => !keep.includes(s.id))
-    .sort((a, b) => (b.startedAt ?? 0) - (a.startedAt ?? 0));
+    .map((step, index) => ({ step, index }))
+    .filter(({ step: s }) => (s.changes.length > 0 || s.status === 'applied') && !keep.includes(s.id))
+    .sort((a, b) => (b.step.startedAt ?? 0) - (a.step.startedAt ?? 0) || b.index - a.index)
+    .map(({ step }) => step);
 }
 
 const marker = (change: Json, key: 'undoing' | 'undone') =>
