@@ -118,6 +118,11 @@ export class StepError extends Error {
   }
 }
 
+/** The error an apply throws when its own assessment finds the step blocked: every error finding's message. */
+export function blockedBy(findings: Finding[]): StepError {
+  return new StepError(findings.filter((f) => f.severity === 'error').map((f) => f.message).join('; '), findings);
+}
+
 /** Wraps a cause as "Unable to <what>: <cause>", keeping the findings of a StepError. */
 export function unable(what: string, cause: unknown): StepError {
   const message = cause instanceof Error ? cause.message : String(cause);

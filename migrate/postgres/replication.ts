@@ -6,6 +6,7 @@
 import type pg from 'pg';
 import type { StepContext } from '../core/step.ts';
 import { waitFor } from '../aws/wait.ts';
+import { serverInfo } from './server.ts';
 import { ident } from './sql.ts';
 
 export interface SubscriptionInfo {
@@ -130,8 +131,7 @@ export async function ensurePublication(ctx: StepContext, source: pg.Pool, name:
   await ctx.record({ action: 'create-publication', name });
   // Without publish_via_partition_root a partitioned table is published leaf by leaf, and the
   // target must have the same partitions.
-  const { rows } = await source.query<{ v: number }>(`select current_setting('server_version_num')::int as v`);
-  const via = rows[0]!.v >= 130000 ? ' with (publish_via_partition_root = true)' : '';
+  const via = (await serverInfo(source)).major >= 13 ? ' with (publish_via_partition_root = true)' : '';
   await source.query(`create publication ${ident(name)} for all tables${via}`);
   ctx.log.info(`created publication ${name} on the source`);
 }

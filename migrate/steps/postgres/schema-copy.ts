@@ -10,12 +10,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type pg from 'pg';
 import { z } from 'zod';
 import { sourceUrl, targetUrl, pool } from '../../postgres/connections.ts';
 import { clientBindir, runTool, runToolStatus, toolMajor } from '../../postgres/pg-tools.ts';
 import { compareInventories, postDataInventory, schemaInventory, type InventoryDifference, type SchemaInventory } from '../../postgres/schema-inventory.ts';
 import { serverInfo } from '../../postgres/server.ts';
-import { defineStep, StepError, unable, type Finding, type StepContext } from '../../core/step.ts';
+import { blockedBy, defineStep, unable, type Finding, type StepContext } from '../../core/step.ts';
 
 const params = z
   .object({
@@ -55,6 +56,20 @@ function describeMissing(difference: InventoryDifference): string {
     .join('; ');
 }
 
+/** pg_dump cannot dump a server newer than itself. */
+async function dumpVersionFindings(bindir: string, source: pg.Pool): Promise<Finding[]> {
+  const [dumpMajor, info] = await Promise.all([toolMajor(bindir, 'pg_dump'), serverInfo(source)]);
+  if (dumpMajor >= info.major) return [];
+  return [
+    {
+      severity: 'error',
+      object: `${bindir}/pg_dump`,
+      message: `pg_dump ${dumpMajor} cannot dump a PostgreSQL ${info.major} source`,
+      fix: `install the PostgreSQL ${info.major} (or newer) client and set with.pgBinDir to its bin directory`,
+    },
+  ];
+}
+
 interface Assessment {
   state: 'done' | 'ready' | 'blocked';
   findings: Finding[];
@@ -66,21 +81,8 @@ interface Assessment {
 async function assess(ctx: StepContext, p: Params): Promise<Assessment> {
   const [source, target] = [await pool(ctx, 'source'), await pool(ctx, 'target')];
   const bindir = clientBindir(p.pgBinDir);
-  const [dumpMajor, info, sourceInventory, targetInventory] = await Promise.all([
-    toolMajor(bindir, 'pg_dump'),
-    serverInfo(source),
-    schemaInventory(source),
-    schemaInventory(target),
-  ]);
-  const findings: Finding[] = [];
-  if (dumpMajor < info.major) {
-    findings.push({
-      severity: 'error',
-      object: `${bindir}/pg_dump`,
-      message: `pg_dump ${dumpMajor} cannot dump a PostgreSQL ${info.major} source`,
-      fix: `install the PostgreSQL ${info.major} (or newer) client and set with.pgBinDir to its bin directory`,
-    });
-  }
+  const [dumpFindings, sourceInventory, targetInventory] = await Promise.all([dumpVersionFindings(bindir, source), schemaInventory(source), schemaInventory(target)]);
+  const findings: Finding[] = [...dumpFindings];
   const difference = compareInventories(sourceInventory, targetInventory);
   let state: Assessment['state'] = difference.present === difference.expected && Object.keys(difference.missing).length === 0 ? 'done' : 'ready';
   if (state === 'ready' && difference.present > 0) {
@@ -144,18 +146,14 @@ interface PostDataAssessment {
 async function assessPostData(ctx: StepContext, p: Params): Promise<PostDataAssessment> {
   const [source, target] = [await pool(ctx, 'source'), await pool(ctx, 'target')];
   const bindir = clientBindir(p.pgBinDir);
-  const [dumpMajor, info, sourceObjects, targetObjects, sourceTables, targetTables] = await Promise.all([
-    toolMajor(bindir, 'pg_dump'),
-    serverInfo(source),
+  const [dumpFindings, sourceObjects, targetObjects, sourceTables, targetTables] = await Promise.all([
+    dumpVersionFindings(bindir, source),
     postDataInventory(source),
     postDataInventory(target),
     schemaInventory(source),
     schemaInventory(target),
   ]);
-  const findings: Finding[] = [];
-  if (dumpMajor < info.major) {
-    findings.push({ severity: 'error', object: `${bindir}/pg_dump`, message: `pg_dump ${dumpMajor} cannot dump a PostgreSQL ${info.major} source`, fix: `set with.pgBinDir to a PostgreSQL ${info.major}+ client` });
-  }
+  const findings: Finding[] = [...dumpFindings];
   const tablesMissing = compareInventories(sourceTables, targetTables).missing.tables ?? [];
   if (tablesMissing.length > 0) {
     findings.push({
@@ -231,12 +229,12 @@ export const schemaCopy = defineStep<Params, Result>({
     try {
       if (p.section === 'post-data') {
         const a = await assessPostData(ctx, p);
-        if (a.state === 'blocked') throw new StepError(a.findings.filter((f) => f.severity === 'error').map((f) => f.message).join('; '), a.findings);
+        if (a.state === 'blocked') throw blockedBy(a.findings);
         if (a.state === 'done') return { postData: a.total, built: 0 };
         return await restorePostData(ctx, p, a);
       }
       const a = await assess(ctx, p);
-      if (a.state === 'blocked') throw new StepError(a.findings.filter((f) => f.severity === 'error').map((f) => f.message).join('; '), a.findings);
+      if (a.state === 'blocked') throw blockedBy(a.findings);
       if (a.state === 'done') return counts(a.source);
       const target = await pool(ctx, 'target');
       const known = new Set((await target.query<{ name: string }>('select name from pg_settings')).rows.map((r) => r.name));

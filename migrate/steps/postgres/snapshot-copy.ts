@@ -20,7 +20,7 @@ import { dropPublication, dropSlot, ensurePublication, publicationExists, slotIn
 import { serverInfo } from '../../postgres/server.ts';
 import { copyTimeIndexes } from '../../postgres/table-indexes.ts';
 import { copyTables, createSlotExportingSnapshot, publishedTables, targetReadiness, type PublishedTable } from '../../postgres/table-copy.ts';
-import { defineStep, StepError, unable, type Finding, type Json, type StepContext } from '../../core/step.ts';
+import { blockedBy, defineStep, unable, type Finding, type Json, type StepContext } from '../../core/step.ts';
 
 const params = z
   .object({
@@ -178,7 +178,7 @@ export const snapshotCopy = defineStep<Params, Result>({
       const source = await pool(ctx, 'source');
       const a = await assess(ctx, p);
       if (a.state === 'done') return a.result!;
-      if (a.state === 'blocked') throw new StepError(a.findings.filter((f) => f.severity === 'error').map((f) => f.message).join('; '), a.findings);
+      if (a.state === 'blocked') throw blockedBy(a.findings);
       await ensurePublication(ctx, source, p.publication);
       const tables = await publishedTables(source, p.publication);
       if (a.slotExists) {
