@@ -65,6 +65,15 @@ export function parseV4(cidr: string): { address: number; prefix: number } {
   return { address, prefix };
 }
 
+/** Whether two IPv4 blocks share any address (one contains the other, for CIDR blocks). */
+export function overlapsV4(a: string, b: string): boolean {
+  const x = parseV4(a);
+  const y = parseV4(b);
+  const wider = Math.min(x.prefix, y.prefix);
+  const network = (address: number) => address - (address % 2 ** (32 - wider));
+  return network(x.address) === network(y.address);
+}
+
 function formatV4(address: number): string {
   return [24, 16, 8, 0].map((shift) => Math.floor(address / 2 ** shift) % 256).join('.');
 }

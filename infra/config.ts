@@ -7,7 +7,7 @@
 import * as pulumi from '@pulumi/pulumi';
 import { z } from 'zod';
 import { recordValueSchema } from './contract.ts';
-import { MAX_AZS, parseV4 } from './cidr.ts';
+import { MAX_AZS, overlapsV4, parseV4 } from './cidr.ts';
 
 export const SIZES = ['small', 'medium', 'large'] as const;
 export type Size = (typeof SIZES)[number];
@@ -111,6 +111,36 @@ const recorderSchema = z.object({
   visibilityTimeoutSeconds: z.number().int().min(0).max(43200).default(120),
 });
 
+const cidrSchema = z.string().refine((c) => {
+  try {
+    parseV4(c);
+    return true;
+  } catch {
+    return false;
+  }
+}, { message: 'must be an IPv4 CIDR block with no host bits set', abort: true });
+
+export const SOURCE_VIAS = ['nat', 'vpn-gateway', 'transit-gateway', 'peering'] as const;
+
+/**
+ * How RDS, the logical-replication subscriber, reaches the legacy PostgreSQL: its apply and sync
+ * workers connect out to these CIDRs and port. Each `via` carries only the id it needs, and a
+ * stray id is refused (strict), so a half-edited config cannot leave a second path configured.
+ */
+const sourceBase = {
+  /** The legacy server's addresses as seen from the VPC (public IPs for nat, private ones otherwise). */
+  cidrs: z.array(cidrSchema.refine((c) => parseV4(c).prefix >= 8, 'must be a specific network (/8 or longer), never the whole internet')).min(1, 'needs at least one CIDR'),
+  port: z.number().int().min(1).max(65535).default(5432),
+};
+const awsId = (prefix: string, what: string) => z.string({ message: `is required with this via: the ${what} id (${prefix}-...)` }).regex(new RegExp(`^${prefix}-[0-9a-f]{8,17}$`), `must be a ${what} id like ${prefix}-0123456789abcdef0`);
+const sourceNetworkSchema = z.discriminatedUnion('via', [
+  z.strictObject({ ...sourceBase, via: z.literal('nat') }),
+  z.strictObject({ ...sourceBase, via: z.literal('vpn-gateway'), vpnGatewayId: awsId('vgw', 'virtual private gateway') }),
+  z.strictObject({ ...sourceBase, via: z.literal('transit-gateway'), transitGatewayId: awsId('tgw', 'transit gateway') }),
+  z.strictObject({ ...sourceBase, via: z.literal('peering'), peeringConnectionId: awsId('pcx', 'VPC peering connection') }),
+], { message: `via must be one of ${SOURCE_VIAS.join(', ')}` });
+export type SourceNetworkConfig = z.infer<typeof sourceNetworkSchema>;
+
 export const DEFAULT_RECORDER_CONTENT_TYPES = [
   'application/json',
   'application/x-www-form-urlencoded',
@@ -162,6 +192,7 @@ export interface StackConfig {
     adoptReplicas: boolean;
   };
   parameterPrefix: string;
+  sourceNetwork: SourceNetworkConfig;
   dns: DnsConfig;
   appNamespaces: string[];
   pgbouncer: { namespace: string; image: string; replicas: number; awsCliImage: string };
@@ -182,7 +213,7 @@ export class ConfigError extends Error {
   }
 }
 
-const OBJECT_KEYS = new Set(['availabilityZones', 'clusterPublicAccessCidrs', 'clusterAccessEntries', 'clusterLogTypes', 'systemNodes', 'spotInstanceTypes', 'spotNodes', 'dbMigrationCidrs', 'dns', 'appNamespaces', 'webhookRecorder']);
+const OBJECT_KEYS = new Set(['availabilityZones', 'clusterPublicAccessCidrs', 'clusterAccessEntries', 'clusterLogTypes', 'systemNodes', 'spotInstanceTypes', 'spotNodes', 'dbMigrationCidrs', 'dns', 'appNamespaces', 'webhookRecorder', 'sourceNetwork']);
 
 export function loadConfig(): StackConfig {
   const project = pulumi.getProject();
@@ -221,14 +252,6 @@ export function loadConfig(): StackConfig {
   const size = read('size', z.enum(SIZES, { message: `must be one of ${SIZES.join(', ')}` })) ?? 'small';
   const preset = SIZE_PRESETS[size];
 
-  const cidrSchema = z.string().refine((c) => {
-    try {
-      parseV4(c);
-      return true;
-    } catch {
-      return false;
-    }
-  }, 'must be an IPv4 CIDR block with no host bits set');
   const vpcCidr = read('vpcCidr', cidrSchema) ?? '10.0.0.0/16';
   const vpcPrefix = parseV4(vpcCidr).prefix;
   check(vpcPrefix >= 16 && vpcPrefix <= 20, 'vpcCidr', `prefix /${vpcPrefix} is outside /16../20 (AWS allows /16 at most; the subnet layout needs /20 at least)`);
@@ -255,6 +278,10 @@ export function loadConfig(): StackConfig {
   const replicaCount = read('dbReplicaCount', z.number().int().min(0).max(15)) ?? 0;
   const cutoverReplicaCount = read('dbCutoverReplicaCount', z.number().int().min(0).max(15)) ?? replicaCount;
   check(cutoverReplicaCount >= replicaCount, 'dbCutoverReplicaCount', `(${cutoverReplicaCount}) is below dbReplicaCount (${replicaCount}); it is the total readers wanted after cutover`);
+
+  const sourceNetwork = read('sourceNetwork', sourceNetworkSchema);
+  if (!sourceNetwork) throw new ConfigError(fullKey('sourceNetwork'), `is required: how RDS reaches the legacy source ({cidrs, port, via: ${SOURCE_VIAS.join(' | ')}})`);
+  for (const cidr of sourceNetwork.cidrs) check(!overlapsV4(cidr, vpcCidr), 'sourceNetwork', `cidrs: ${cidr} overlaps vpcCidr ${vpcCidr}; the source must be outside the VPC`);
 
   const dns = read('dns', dnsSchema);
   if (!dns) throw new ConfigError(fullKey('dns'), 'is required: the hosted zone and the app and webhook records');
@@ -312,6 +339,7 @@ export function loadConfig(): StackConfig {
       replicaInstanceClass: read('dbReplicaInstanceClass', z.string().regex(/^db\./, 'must be an RDS class like db.r6g.large')) ?? instanceClass,
       adoptReplicas: read('dbAdoptReplicas', z.boolean()) ?? false,
     },
+    sourceNetwork,
     parameterPrefix: read('parameterPrefix', z.string().regex(/^(\/[A-Za-z0-9_.-]+)+$/, 'must look like /team/app/env')) ?? `/${project}/${environment}`,
     dns: { ...dns, zoneName: zone },
     appNamespaces: read('appNamespaces', z.array(z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be Kubernetes namespace names')).min(1)) ?? ['app'],

@@ -18,6 +18,8 @@ export interface DatabaseArgs {
   subnetIds: pulumi.Input<string>[];
   /** Only this security group (the EKS nodes') may reach 5432, plus config's migration CIDRs. */
   clientSecurityGroupId: pulumi.Input<string>;
+  /** The legacy source: the only place RDS may connect to (its subscription's workers). */
+  source: { cidrs: string[]; port: number };
   kmsKeyArn: pulumi.Input<string>;
   zones: string[];
   tags: Record<string, string>;
@@ -82,6 +84,8 @@ export class Database extends pulumi.ComponentResource {
     const securityGroup = new aws.ec2.SecurityGroup('postgres', {
       vpcId: args.vpcId,
       description: `${identifier}: PostgreSQL from the EKS nodes and the migration networks only`,
+      // No inline egress: the provider then revokes AWS's default allow-all, and the one rule below
+      // is all the group may send.
       tags: tags(`${identifier}-postgres`),
     }, parent);
     new aws.vpc.SecurityGroupIngressRule('postgres-from-nodes', {
@@ -101,6 +105,20 @@ export class Database extends pulumi.ComponentResource {
       toPort: PORT,
       description: 'migration network path (legacy server / VPN)',
       tags: tags(`${identifier}-from-migration`),
+    }, parent));
+
+    // The subscription's apply and table-sync workers connect from RDS to the source. Replies to
+    // the connections the nodes and migration networks open come back through the group's
+    // connection tracking, so this rule is the only outbound traffic the group needs. The reverse
+    // (the source opening connections to RDS) gets no ingress rule: logical replication never does.
+    args.source.cidrs.forEach((cidr) => new aws.vpc.SecurityGroupEgressRule(`postgres-to-source-${cidr.replace(/[./]/g, '-')}`, {
+      securityGroupId: securityGroup.id,
+      cidrIpv4: cidr,
+      ipProtocol: 'tcp',
+      fromPort: args.source.port,
+      toPort: args.source.port,
+      description: 'logical replication: the subscription connects to the legacy source',
+      tags: tags(`${identifier}-to-source`),
     }, parent));
 
     // Letters and digits only: the password is embedded in connection URLs and PgBouncer's auth file.

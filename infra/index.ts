@@ -26,9 +26,9 @@ const available = await aws.getAvailabilityZones({ state: 'available', filters: 
 const zones = chooseZones(available.names, { count: config.network.availabilityZoneCount, pinned: config.network.availabilityZones }, config.project);
 
 const key = new StackKey('key', { prefix, production: config.production, tags: stackTags });
-const net = new Network('network', { prefix, region: config.region, zones, ...config.network, tags: stackTags });
+const net = new Network('network', { prefix, region: config.region, zones, ...config.network, source: config.sourceNetwork, tags: stackTags });
 const eks = new Cluster('cluster', { prefix, config: config.cluster, vpcId: net.vpcId, publicSubnetIds: net.publicSubnetIds, privateSubnetIds: net.privateSubnetIds, kmsKeyArn: key.arn, tags: stackTags });
-const db = new Database('database', { identifier: databaseIdentifier(config.project, config.environment), config: config.database, production: config.production, vpcId: net.vpcId, subnetIds: net.databaseSubnetIds, clientSecurityGroupId: eks.nodeSecurityGroupId, kmsKeyArn: key.arn, zones, tags: stackTags });
+const db = new Database('database', { identifier: databaseIdentifier(config.project, config.environment), config: config.database, production: config.production, vpcId: net.vpcId, subnetIds: net.databaseSubnetIds, clientSecurityGroupId: eks.nodeSecurityGroupId, source: config.sourceNetwork, kmsKeyArn: key.arn, zones, tags: stackTags });
 const url = (host: pulumi.Input<string>) => pulumi.interpolate`postgresql://${config.database.masterUsername}:${db.masterPassword.apply(encodeURIComponent)}@${host}:${db.port}/${config.database.name}?sslmode=verify-full`;
 const secrets = new Secrets('secrets', { names, kmsKeyArn: key.arn, writerUrl: url(db.address), readerUrls: pulumi.all((db.replicaAddresses.length ? db.replicaAddresses : [db.address]).map(url)).apply((urls) => urls.join(',')), masterPassword: db.masterPassword, tags: stackTags });
 const dnsRecords = new Dns('dns', { config: config.dns });
@@ -43,7 +43,7 @@ const outputs: { [K in keyof StackOutputs]: Lifted<StackOutputs[K]> } = {
   environment: config.environment,
   region: config.region,
   tags: stackTags,
-  network: { vpcId: net.vpcId, vpcCidr: net.vpcCidr, vpcIpv6Cidr: net.vpcIpv6Cidr, availabilityZones: zones, publicSubnetIds: net.publicSubnetIds, privateSubnetIds: net.privateSubnetIds, databaseSubnetIds: net.databaseSubnetIds },
+  network: { vpcId: net.vpcId, vpcCidr: net.vpcCidr, vpcIpv6Cidr: net.vpcIpv6Cidr, availabilityZones: zones, publicSubnetIds: net.publicSubnetIds, privateSubnetIds: net.privateSubnetIds, databaseSubnetIds: net.databaseSubnetIds, natPublicIps: net.natPublicIps },
   cluster: { name: eks.name, kubeconfig: eks.kubeconfig, nodeSecurityGroupId: eks.nodeSecurityGroupId, oidcProviderArn: eks.oidcProviderArn },
   kms: { keyArn: key.arn },
   database: { identifier: db.identifier, arn: db.arn, endpoint: db.address, port: db.port, name: config.database.name, masterUsername: config.database.masterUsername, masterPasswordRef: `ssm:${names.masterPassword}`, sslMode: 'verify-full', engineVersion: config.database.engineVersion, instanceClass: config.database.instanceClass, parameterGroupName: db.parameterGroupName, subnetGroupName: db.subnetGroupName, securityGroupId: db.securityGroupId, replicas: db.cutoverReplicas },

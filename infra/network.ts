@@ -1,10 +1,13 @@
 /**
  * Dual-stack VPC: per AZ a public, a private (nodes) and a database subnet, each with an IPv4 block
- * and an IPv6 /64 derived from the AZ's index (cidr.ts), so a later AZ only appends.
+ * and an IPv6 /64 derived from the AZ's index (cidr.ts), so a later AZ only appends. The database
+ * tier's only way out is a route to the legacy source's CIDRs (source-routes.ts).
  */
 import * as aws from '@pulumi/aws';
 import * as pulumi from '@pulumi/pulumi';
 import { ipv4SubnetBlocks, ipv6SubnetBlocks } from './cidr.ts';
+import type { SourceNetworkConfig } from './config.ts';
+import { sourcePath, sourceRoutes } from './source-routes.ts';
 import { tagsFor } from './tags.ts';
 
 export interface NetworkArgs {
@@ -16,6 +19,8 @@ export interface NetworkArgs {
   natGateways: 'single' | 'per-az';
   flowLogs: boolean;
   flowLogRetentionDays: number;
+  /** How the database subnets reach the legacy source. */
+  source: SourceNetworkConfig;
   tags: Record<string, string>;
 }
 
@@ -26,6 +31,8 @@ export class Network extends pulumi.ComponentResource {
   readonly publicSubnetIds: pulumi.Output<string>[];
   readonly privateSubnetIds: pulumi.Output<string>[];
   readonly databaseSubnetIds: pulumi.Output<string>[];
+  /** The NAT gateways' Elastic IPs when the source is reached through them, else empty. */
+  readonly natPublicIps: pulumi.Output<string>[];
 
   constructor(name: string, args: NetworkArgs, opts?: pulumi.ComponentResourceOptions) {
     super('cutover:infra:Network', name, {}, opts);
@@ -51,8 +58,6 @@ export class Network extends pulumi.ComponentResource {
       ],
       tags: tags('public'),
     }, parent);
-    // The database tier has no route out at all: RDS needs none, and nothing there should call out.
-    const databaseRoutes = new aws.ec2.RouteTable('database', { vpcId: vpc.id, tags: tags('database') }, parent);
 
     const subnet = (tier: 'public' | 'private' | 'database', zone: string, index: number, extra: Record<string, string>) =>
       new aws.ec2.Subnet(`${tier}-${zone}`, {
@@ -70,17 +75,16 @@ export class Network extends pulumi.ComponentResource {
     const databaseSubnets = args.zones.map((zone, i) => subnet('database', zone, i, {}));
 
     publicSubnets.forEach((s, i) => new aws.ec2.RouteTableAssociation(`public-${args.zones[i]}`, { subnetId: s.id, routeTableId: publicRoutes.id }, parent));
-    databaseSubnets.forEach((s, i) => new aws.ec2.RouteTableAssociation(`database-${args.zones[i]}`, { subnetId: s.id, routeTableId: databaseRoutes.id }, parent));
 
     // One NAT per AZ survives an AZ outage and avoids cross-AZ data charges; a single one is cheaper.
     const natZones = args.natGateways === 'per-az' ? args.zones : args.zones.slice(0, 1);
-    const nats = natZones.map((zone, i) => {
-      const eip = new aws.ec2.Eip(`nat-${zone}`, { domain: 'vpc', tags: tags(`nat-${zone}`) }, parent);
-      return new aws.ec2.NatGateway(`nat-${zone}`, { allocationId: eip.id, subnetId: publicSubnets[i]!.id, tags: tags(`nat-${zone}`) }, { parent: this, dependsOn: [igw] });
-    });
+    const eips = natZones.map((zone) => new aws.ec2.Eip(`nat-${zone}`, { domain: 'vpc', tags: tags(`nat-${zone}`) }, parent));
+    const nats = natZones.map((zone, i) =>
+      new aws.ec2.NatGateway(`nat-${zone}`, { allocationId: eips[i]!.id, subnetId: publicSubnets[i]!.id, tags: tags(`nat-${zone}`) }, { parent: this, dependsOn: [igw] }));
+    const natFor = (zoneIndex: number) => nats[args.natGateways === 'per-az' ? zoneIndex : 0]!;
     const privateRouteTables = privateSubnets.map((s, i) => {
       const zone = args.zones[i]!;
-      const nat = nats[args.natGateways === 'per-az' ? i : 0]!;
+      const nat = natFor(i);
       const table = new aws.ec2.RouteTable(`private-${zone}`, {
         vpcId: vpc.id,
         routes: [
@@ -93,12 +97,28 @@ export class Network extends pulumi.ComponentResource {
       return table;
     });
 
+    // RDS is the logical-replication subscriber: its workers connect out to the legacy source, and
+    // nowhere else. One table per zone, like the private tier, so with a NAT per zone each zone
+    // leaves through its own; the routes are inline, so the table is authoritative and a route
+    // added by hand is removed by the next `pulumi up`.
+    const path = sourcePath(this, 'source', args.source, { vpcId: vpc.id, databaseSubnetIds: databaseSubnets.map((s) => s.id), tags: tags('source') });
+    const databaseRouteTables = databaseSubnets.map((s, i) => {
+      const zone = args.zones[i]!;
+      const table = new aws.ec2.RouteTable(`database-${zone}`, {
+        vpcId: vpc.id,
+        routes: sourceRoutes(args.source, path.target(natFor(i).id)),
+        tags: tags(`database-${zone}`),
+      }, { parent: this, dependsOn: path.dependsOn });
+      new aws.ec2.RouteTableAssociation(`database-${zone}`, { subnetId: s.id, routeTableId: table.id }, parent);
+      return table;
+    });
+
     // Image pulls from ECR and backups to S3 stay off the NAT (cost) and off the internet.
     new aws.ec2.VpcEndpoint('s3', {
       vpcId: vpc.id,
       serviceName: `com.amazonaws.${args.region}.s3`,
       vpcEndpointType: 'Gateway',
-      routeTableIds: [...privateRouteTables.map((t) => t.id), databaseRoutes.id],
+      routeTableIds: [...privateRouteTables, ...databaseRouteTables].map((t) => t.id),
       tags: tags('s3'),
     }, parent);
 
@@ -110,6 +130,7 @@ export class Network extends pulumi.ComponentResource {
     this.publicSubnetIds = publicSubnets.map((s) => s.id);
     this.privateSubnetIds = privateSubnets.map((s) => s.id);
     this.databaseSubnetIds = databaseSubnets.map((s) => s.id);
+    this.natPublicIps = args.source.via === 'nat' ? eips.map((e) => e.publicIp) : [];
     this.registerOutputs({
       vpcId: this.vpcId,
       publicSubnetIds: this.publicSubnetIds,

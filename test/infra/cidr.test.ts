@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { cidrSubnetV4, cidrSubnetV6, ipv4SubnetBlocks, ipv6SubnetBlocks, MAX_AZS, parseV4 } from '../../infra/cidr.ts';
+import { cidrSubnetV4, cidrSubnetV6, ipv4SubnetBlocks, ipv6SubnetBlocks, MAX_AZS, overlapsV4, parseV4 } from '../../infra/cidr.ts';
 
 const range = (cidr: string) => {
   const { address, prefix } = parseV4(cidr);
@@ -52,5 +52,12 @@ describe('IPv6 subnet layout', () => {
     assert.equal(cidrSubnetV6('2600:1f18:0:100::/56', 64, 0), '2600:1f18:0:100::/64');
     assert.equal(cidrSubnetV6('2600:1F18:0:100::/56', 64, 255), '2600:1f18:0:1ff::/64');
     assert.throws(() => cidrSubnetV6('2600:1f18:0:100::/56', 64, 256), /does not fit/);
+  });
+});
+
+describe('overlapsV4', () => {
+  it('agrees with the address ranges for nested, adjacent and disjoint blocks', () => {
+    const pairs: [string, string][] = [['10.40.0.0/16', '10.40.8.0/24'], ['10.40.8.0/24', '10.40.0.0/16'], ['10.40.0.0/16', '10.41.0.0/16'], ['198.51.100.30/32', '198.51.100.30/32'], ['198.51.100.30/32', '198.51.100.31/32'], ['0.0.0.0/0', '192.0.2.0/28']];
+    for (const [a, b] of pairs) assert.equal(overlapsV4(a, b), overlaps(a, b), `${a} ${b}`);
   });
 });

@@ -15,6 +15,17 @@ const cases: { label: string; stack: 'staging' | 'prod'; config: Record<string, 
   { label: 'a spot "mix" of one type', stack: 'staging', config: { spotInstanceTypes: ['m5.large'] }, error: /cutover:spotInstanceTypes: needs at least 2 types/ },
   { label: 'fewer D-day replicas than managed ones', stack: 'staging', config: { dbReplicaCount: 2, dbCutoverReplicaCount: 1 }, error: /cutover:dbCutoverReplicaCount: \(1\) is below dbReplicaCount \(2\)/ },
   { label: 'a number that is not one', stack: 'staging', config: { dbAllocatedStorageGb: 'lots' }, error: /cutover:dbAllocatedStorageGb: 'lots' is not a valid value/ },
+  { label: 'no sourceNetwork', stack: 'staging', config: { sourceNetwork: undefined }, error: /cutover:sourceNetwork: is required: how RDS reaches the legacy source/ },
+  { label: 'an unknown source path', stack: 'prod', config: { sourceNetwork: { cidrs: ['198.51.100.30/32'], via: 'internet' } }, error: /cutover:sourceNetwork: via must be one of nat, vpn-gateway, transit-gateway, peering/ },
+  { label: 'a VPN path without the VGW id', stack: 'prod', config: { sourceNetwork: { cidrs: ['10.9.0.0/16'], via: 'vpn-gateway' } }, error: /cutover:sourceNetwork: is required with this via: the virtual private gateway id \(vgw-\.\.\.\) at vpnGatewayId/ },
+  { label: 'a TGW id that is not one', stack: 'prod', config: { sourceNetwork: { cidrs: ['10.9.0.0/16'], via: 'transit-gateway', transitGatewayId: 'vgw-0123456789abcdef0' } }, error: /cutover:sourceNetwork: must be a transit gateway id like tgw-0123456789abcdef0 at transitGatewayId/ },
+  { label: 'a peering path without its connection id', stack: 'prod', config: { sourceNetwork: { cidrs: ['10.9.0.0/16'], via: 'peering' } }, error: /cutover:sourceNetwork: is required with this via: the VPC peering connection id \(pcx-\.\.\.\) at peeringConnectionId/ },
+  { label: 'an id the path does not use', stack: 'prod', config: { sourceNetwork: { cidrs: ['198.51.100.30/32'], via: 'nat', vpnGatewayId: 'vgw-0123456789abcdef0' } }, error: /cutover:sourceNetwork: .*vpnGatewayId/ },
+  { label: 'the whole internet as the source', stack: 'staging', config: { sourceNetwork: { cidrs: ['0.0.0.0/0'], via: 'nat' } }, error: /cutover:sourceNetwork: must be a specific network \(\/8 or longer\), never the whole internet at cidrs\.0/ },
+  { label: 'a source CIDR with host bits', stack: 'staging', config: { sourceNetwork: { cidrs: ['198.51.100.30/24'], via: 'nat' } }, error: /cutover:sourceNetwork: must be an IPv4 CIDR block with no host bits set at cidrs\.0/ },
+  { label: 'no source CIDR', stack: 'staging', config: { sourceNetwork: { cidrs: [], via: 'nat' } }, error: /cutover:sourceNetwork: needs at least one CIDR at cidrs/ },
+  { label: 'a source port out of range', stack: 'staging', config: { sourceNetwork: { cidrs: ['198.51.100.30/32'], port: 70000, via: 'nat' } }, error: /cutover:sourceNetwork: .* at port/ },
+  { label: 'a source inside the VPC', stack: 'staging', config: { sourceNetwork: { cidrs: ['10.40.8.0/24'], via: 'peering', peeringConnectionId: 'pcx-0123456789abcdef0' } }, error: /cutover:sourceNetwork: cidrs: 10.40.8.0\/24 overlaps vpcCidr 10.40.0.0\/16/ },
 ];
 
 describe('stack config validation', () => {

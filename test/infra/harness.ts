@@ -71,7 +71,7 @@ export async function runStack(options: RunOptions): Promise<StackRun> {
       const opts = pendingOptions.get(key) ?? { protect: false, ignoreChanges: [], importId: '', secretInputs: [] };
       const inputs = unwrapSecrets(args.inputs) as Record<string, any>;
       resources.push({ type: args.type, name: args.name, custom: args.custom ?? true, inputs, ...opts });
-      return { id: `${args.name}-id`, state: { ...inputs, ...mockState(args.type, args.name, inputs) } };
+      return { id: mockId(args.type, args.name), state: { ...inputs, ...mockState(args.type, args.name, inputs) } };
     },
     call(args) {
       invokes.push({ token: args.token, inputs: args.inputs });
@@ -137,6 +137,16 @@ export async function runStack(options: RunOptions): Promise<StackRun> {
   };
 }
 
+/**
+ * `<name>-id`, except where one logical name is used by several types that reference each other (a
+ * zone's database subnet, route table and association): AWS's own id prefixes keep them apart.
+ */
+export function mockId(type: string, name: string): string {
+  if (type === 'aws:ec2/subnet:Subnet') return `subnet-${name}`;
+  if (type === 'aws:ec2/routeTable:RouteTable') return `rtb-${name}`;
+  return `${name}-id`;
+}
+
 /** Mocks receive secret inputs still wrapped in the wire format; tests assert on the values. */
 function unwrapSecrets(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(unwrapSecrets);
@@ -152,6 +162,9 @@ function unwrapSecrets(value: unknown): unknown {
 function mockState(type: string, name: string, inputs: Record<string, any>): Record<string, unknown> {
   const arn = `arn:aws:mock:eu-west-1:${ACCOUNT}:${name}`;
   switch (type) {
+    case 'aws:ec2/eip:Eip':
+      // Documentation range, one address per NAT zone (nat-eu-west-1a → .1, …b → .2).
+      return { publicIp: `203.0.113.${'abcdefgh'.indexOf(name.slice(-1)) + 1}` };
     case 'aws:ec2/vpc:Vpc':
       return { arn, ipv6CidrBlock: '2a05:d018:abc:de00::/56' };
     case 'aws:rds/instance:Instance':
