@@ -19,6 +19,17 @@ export type SecretRef = z.infer<typeof secretRefSchema>;
 
 const nonEmpty = z.string().min(1);
 
+/**
+ * What the stack first writes into the parameters only operators can fill (the legacy source URL,
+ * the app role's password on RDS); `ignoreChanges` then keeps whatever they put there. A secret
+ * that still reads as one of these was never set, which the CLI can report before anything changes
+ * instead of writing it into a connection URL.
+ */
+export const UNSET_PARAMETER_VALUES = {
+  sourceUrl: 'postgresql://source-url-not-set.invalid:5432/set-it-with-aws-ssm-put-parameter',
+  appPassword: 'app-password-not-set--set-it-with-aws-ssm-put-parameter',
+} as const;
+
 /** One DNS record value: plain values (A/AAAA/CNAME/TXT) or a Route53 alias. */
 export const recordValueSchema = z.union([
   z.object({ values: z.array(nonEmpty).min(1) }),
@@ -106,6 +117,7 @@ export const stackOutputsSchema = z.object({
     readerUrls: nonEmpty,
     sourceUrl: nonEmpty,
     masterPassword: nonEmpty,
+    appPassword: nonEmpty,
   }),
   dns: z.object({
     hostedZoneId: nonEmpty,

@@ -28,6 +28,8 @@ export interface ParameterNames {
   readerUrls: string;
   sourceUrl: string;
   masterPassword: string;
+  /** The app role's password on RDS, set by operators; d-day.yaml builds the app's URLs from it. */
+  appPassword: string;
 }
 
 export function parameterNames(prefix: string): ParameterNames {
@@ -38,6 +40,7 @@ export function parameterNames(prefix: string): ParameterNames {
     readerUrls: `${trimmed}/database/reader-urls`,
     sourceUrl: `${trimmed}/database/source-url`,
     masterPassword: `${trimmed}/database/master-password`,
+    appPassword: `${trimmed}/database/app-password`,
   };
 }
 

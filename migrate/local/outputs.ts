@@ -82,6 +82,7 @@ export function localOutputs(options: LocalOutputsOptions): StackOutputs {
       readerUrls: '/cutover/rehearsal/database/reader-urls',
       sourceUrl: '/cutover/rehearsal/database/source-url',
       masterPassword: '/cutover/rehearsal/database/master-password',
+      appPassword: '/cutover/rehearsal/database/app-password',
     },
     dns: {
       hostedZoneId: 'ZLOCALREHEARSAL',

@@ -55,6 +55,7 @@ export function awsOutputs(overrides: Partial<StackOutputs> = {}): StackOutputs 
       readerUrls: '/billing/production/database/reader-urls',
       sourceUrl: '/billing/production/database/source-url',
       masterPassword: '/billing/production/database/master-password',
+      appPassword: '/billing/production/database/app-password',
     },
     dns: {
       hostedZoneId: ZONE_ID,

@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { before, describe, it } from 'node:test';
-import { stackOutputsSchema } from '../../infra/contract.ts';
+import { stackOutputsSchema, UNSET_PARAMETER_VALUES } from '../../infra/contract.ts';
 import { PLANTED_PASSWORD, runStack, stackConfig, type Registered, type StackRun } from './harness.ts';
 
 const RDS = 'aws:rds/instance:Instance';
@@ -199,14 +199,16 @@ describe('Parameter Store', () => {
       const run = runs[stack];
       const params = run.ofType(SSM);
       const names = run.outputs.parameters;
-      assert.deepEqual(params.map((p) => p.inputs.name).sort(), [names.masterPassword, names.readerUrls, names.sourceUrl, names.writerUrl].sort());
+      assert.deepEqual(params.map((p) => p.inputs.name).sort(), [names.appPassword, names.masterPassword, names.readerUrls, names.sourceUrl, names.writerUrl].sort());
+      assert.equal(names.appPassword, `/cutover/${stack}/database/app-password`);
       for (const p of params) {
         assert.equal(p.inputs.type, 'SecureString');
         assert.equal(p.inputs.keyId, run.outputs.kms.keyArn);
         assert.ok(p.secretInputs.includes('value'), `${p.inputs.name} value is a Pulumi secret`);
       }
       const byName = (name: string) => params.find((p) => p.inputs.name === name)!;
-      for (const owned of [names.writerUrl, names.readerUrls, names.sourceUrl]) assert.deepEqual(byName(owned).ignoreChanges, ['value'], owned);
+      for (const owned of [names.writerUrl, names.readerUrls, names.sourceUrl, names.appPassword]) assert.deepEqual(byName(owned).ignoreChanges, ['value'], owned);
+      assert.equal(byName(names.appPassword).inputs.value, UNSET_PARAMETER_VALUES.appPassword, 'operators set it; the marker says they have not yet');
       assert.deepEqual(byName(names.masterPassword).ignoreChanges, []);
       assert.equal(byName(names.masterPassword).inputs.value, PLANTED_PASSWORD);
       const writerUrl = new URL(byName(names.writerUrl).inputs.value);
