@@ -32,7 +32,10 @@ export class Dns extends pulumi.ComponentResource {
         // The CLI lowers the TTL the day before and switches the value on D-day; a later
         // `pulumi up` must not switch it back. After cutover, set the config's legacy value to the
         // new target so the program and the zone agree again.
-      }, { parent: this, ignoreChanges: ['records', 'aliases', 'ttl'] });
+        // retainOnDelete: the record serves live traffic (legacy before D-day, the new app after)
+        // and existed before the stack; `pulumi destroy` (or dropping it from the program) only
+        // forgets it. Removing it from the zone is a deliberate act outside Pulumi.
+      }, { parent: this, ignoreChanges: ['records', 'aliases', 'ttl'], retainOnDelete: true });
     }
 
     this.zoneId = zone.zoneId;

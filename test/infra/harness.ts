@@ -1,7 +1,7 @@
 /**
  * Runs the real program (infra/index.ts) under Pulumi mocks with the real Pulumi.<stack>.yaml, and
  * records every resource registration: type, name, inputs, the raw (secret-preserving) inputs and
- * the resource options (protect, ignoreChanges, import) that the mock API does not expose, read
+ * the resource options (protect, retainOnDelete, ignoreChanges, import) that the mock API does not expose, read
  * off the RegisterResource request itself.
  *
  * The program is a module whose top level registers resources, so each run imports it afresh
@@ -26,6 +26,8 @@ export interface Registered {
   /** Property names whose input value was a Pulumi secret. */
   secretInputs: string[];
   protect: boolean;
+  /** `pulumi destroy` leaves the cloud resource in place. */
+  retainOnDelete: boolean;
   ignoreChanges: string[];
   importId: string;
 }
@@ -63,12 +65,12 @@ export async function runStack(options: RunOptions): Promise<StackRun> {
   const zoneCount = options.zones ?? 3;
   const resources: Registered[] = [];
   const invokes: StackRun['invokes'] = [];
-  const pendingOptions = new Map<string, Pick<Registered, 'protect' | 'ignoreChanges' | 'importId' | 'secretInputs'>>();
+  const pendingOptions = new Map<string, Pick<Registered, 'protect' | 'retainOnDelete' | 'ignoreChanges' | 'importId' | 'secretInputs'>>();
 
   await pulumi.runtime.setMocks({
     newResource(args) {
       const key = `${args.type}::${args.name}`;
-      const opts = pendingOptions.get(key) ?? { protect: false, ignoreChanges: [], importId: '', secretInputs: [] };
+      const opts = pendingOptions.get(key) ?? { protect: false, retainOnDelete: false, ignoreChanges: [], importId: '', secretInputs: [] };
       const inputs = unwrapSecrets(args.inputs) as Record<string, any>;
       resources.push({ type: args.type, name: args.name, custom: args.custom ?? true, inputs, ...opts });
       return { id: mockId(args.type, args.name), state: { ...inputs, ...mockState(args.type, args.name, inputs) } };
@@ -97,6 +99,7 @@ export async function runStack(options: RunOptions): Promise<StackRun> {
     const raw = req.getObject()?.toJavaScript() ?? {};
     pendingOptions.set(`${req.getType()}::${req.getName()}`, {
       protect: req.getProtect() === true,
+      retainOnDelete: req.getRetainondelete() === true,
       ignoreChanges: req.getIgnorechangesList(),
       importId: req.getImportid(),
       secretInputs: Object.keys(raw).filter((k) => raw[k]?.[SECRET_SIG_KEY] === SECRET_SIG),

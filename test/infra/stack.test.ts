@@ -234,6 +234,8 @@ describe('Route53', () => {
         assert.equal(record.inputs.ttl, dns.ttl);
         assert.deepEqual(record.inputs.records, dns[which].legacy.values);
         assert.deepEqual([...record.ignoreChanges].sort(), ['aliases', 'records', 'ttl']);
+        assert.equal(record.inputs.allowOverwrite, true, 'the record predates the stack: taken over');
+        assert.equal(record.retainOnDelete, true, 'pulumi destroy must leave the live record (legacy or switched) in the zone');
         assert.deepEqual(run.outputs.dns.records[which].legacy, dns[which].legacy);
       }
     }
