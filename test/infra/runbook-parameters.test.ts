@@ -10,6 +10,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { stackOutputsSchema, type StackOutputs } from '../../infra/contract.ts';
+import { parameterArn } from '../../migrate/aws/arns.ts';
+import { cliIamPolicy } from '../../migrate/aws/iam-policy.ts';
 import { kindLookup } from '../../migrate/commands/environment.ts';
 import { displayParams, loadRunbook } from '../../migrate/core/runbook.ts';
 import { runStack, type StackRun } from './harness.ts';
@@ -61,6 +63,19 @@ for (const stack of ['staging', 'prod'] as const) {
         }
       });
     }
+
+    it('the CLI\'s IAM policy may read every ssm: secret a runbook or the outputs name', () => {
+      const policy = cliIamPolicy(outputs);
+      const allows = (action: string, arn: string) => policy.Statement.some((st) => st.Action.includes(action) && st.Resource.some((pattern) =>
+        new RegExp(`^${pattern.split('*').map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`).test(arn)));
+      const refs = [
+        ...outputRefs(outputs).map(([, ref]) => ref),
+        ...files.flatMap((file) => Object.values(loadRunbook(join(RUNBOOKS, file), { outputs, ...kindLookup('/nonexistent-state') }).secrets)),
+      ].filter((ref) => ref.startsWith('ssm:'));
+      assert.ok(refs.includes(`ssm:${outputs.parameters.appPassword}`));
+      for (const ref of refs) assert.ok(allows('ssm:GetParameter', parameterArn(outputs, ref.slice(4))), `${ref} is not readable under the CLI policy`);
+      assert.ok(allows('kms:Decrypt', outputs.kms.keyArn), 'SecureStrings decrypt with the stack key');
+    });
 
     it('d-day reads the app password from the parameter the contract names', () => {
       const runbook = loadRunbook(join(RUNBOOKS, 'd-day.yaml'), { outputs, ...kindLookup('/nonexistent-state') });
