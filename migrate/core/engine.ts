@@ -1,7 +1,8 @@
 /**
  * Runs a runbook: selects steps (--from/--only), resumes from a journal, enforces confirmation,
- * locks the stack, and drives each step through probe → apply → check, journaling every transition.
- * A dry run probes only and writes nothing, not even a journal.
+ * locks the stack, and drives each step through probe → apply → check, journaling every transition
+ * from the first step on (a run stopped before it leaves no journal). A dry run probes only and
+ * writes nothing, not even a journal.
  */
 import { randomBytes } from 'node:crypto';
 import type { StackOutputs } from '../../infra/contract.ts';
