@@ -26,7 +26,7 @@ import { fakeKinds, fixtureOutputs, lookupFor, newWorld } from '../support/fake-
 
 const RUNBOOKS = join(import.meta.dirname, '..', '..', 'runbooks');
 
-function engine(outputs: StackOutputs, capabilities: Capability[], kinds: Pick<LoadOptions, 'kinds' | 'knownKinds'>, extra: Partial<EngineEnvironment> = {}) {
+function engine(outputs: StackOutputs, capabilities: Capability[], extra: Partial<EngineEnvironment> = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'rollback-test-'));
   const stateDir = join(dir, 'state');
   const events: Record<string, any>[] = [];
@@ -56,7 +56,7 @@ describe('rollback undoes every run of the runbook', () => {
     const world = newWorld();
     let undo: ReturnType<typeof undoStepKind>;
     const lookup = lookupFor(fakeKinds(world), (name) => (name === 'run.undo' ? undo : undefined));
-    const e = engine(fixtureOutputs(), ['postgres'], lookup);
+    const e = engine(fixtureOutputs(), ['postgres']);
     undo = undoStepKind({ stateDir: e.stateDir, ...lookup });
     cleanup.push(() => rmSync(e.dir, { recursive: true, force: true }));
     const file = join(e.dir, 'book.yaml');
@@ -150,7 +150,7 @@ steps:
       const rds = fakeRds({ describesUntilAvailable: 1, describesUntilDeleted: 1 });
       rds.add('billing-production');
       const clock = fakeClock();
-      const e = engine(outputs(), ['aws'], kindLookupLater(), { now: clock.now, sleep: clock.sleep });
+      const e = engine(outputs(), ['aws'], { now: clock.now, sleep: clock.sleep });
       cleanup.push(() => route53.mock.restore(), () => rds.mock.restore(), () => rmSync(e.dir, { recursive: true, force: true }));
       const lookup = kindLookup(e.stateDir);
       const load: LoadOptions = { outputs: e.env.outputs, ...lookup };
@@ -158,8 +158,6 @@ steps:
       const rollback = (runbook: string) => run(runbookFromObject({ name: 'rollback', steps: [{ id: 'undo', uses: 'run.undo', with: { runbook } }] }, 'rollback', load), e.env);
       return { ...e, route53, rds, runFile, rollback, record: (name: string) => route53.sets().filter((s) => s.Name === name) };
     }
-    // The engine environment needs no kinds of its own; loading does.
-    const kindLookupLater = () => ({ kinds: () => undefined, knownKinds: () => [] });
 
     it('d-day as --only redirect-webhooks, then --only restore-webhooks: rollback puts the webhook record back as before', async () => {
       const s = shipped([legacyWebhooks, legacyApp]);
