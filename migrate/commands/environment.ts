@@ -5,16 +5,18 @@
 import { createInterface } from 'node:readline/promises';
 import { resolve } from 'node:path';
 import type { StackOutputs } from '../../infra/contract.ts';
-import { ALL_CAPABILITIES, UsageError, type EngineEnvironment } from '../core/engine.ts';
+import { ALL_CAPABILITIES, RunNotStartedError, UsageError, type EngineEnvironment } from '../core/engine.ts';
+import type { RunServices } from '../core/context.ts';
 import { OutputsError, readOutputsFile, readStackOutputs } from '../core/outputs.ts';
 import { stepKinds } from '../core/registry.ts';
 import { humanReporter, jsonReporter, type Reporter } from '../core/report.ts';
-import { RunbookError, type KindLookup, type LoadOptions } from '../core/runbook.ts';
+import { RunbookError, type KindLookup, type LoadOptions, type Runbook } from '../core/runbook.ts';
 import { createSecretResolver } from '../core/secret-refs.ts';
 import { redact } from '../core/secret.ts';
 import type { Capability, StepKind } from '../core/step.ts';
 import { undoStepKind } from '../core/undo.ts';
 import { LockHeldError } from '../core/lock.ts';
+import { StateDirError } from '../core/state-dir.ts';
 import { targetAdvisoryLock } from '../postgres/run-lock.ts';
 import { EXIT } from './exit-codes.ts';
 
@@ -115,7 +117,7 @@ export async function commandEnvironment(options: GlobalOptions & { yes?: boolea
     yes: Boolean(options.yes),
     confirm: process.stdin.isTTY && !options.json ? askOnTerminal : undefined,
     signal: controller.signal,
-    extraLocks: targetAdvisoryLock,
+    extraLocks: lockOnTarget,
   };
   return {
     env,
@@ -128,10 +130,31 @@ export async function commandEnvironment(options: GlobalOptions & { yes?: boolea
   };
 }
 
+/**
+ * The target database's advisory lock, for runs whose steps use PostgreSQL. A failure to connect for
+ * it says why the connection was needed, and how a run that does not touch the database avoids it.
+ */
+async function lockOnTarget(runbook: Runbook, services: RunServices): Promise<() => Promise<void>> {
+  const needing = runbook.steps.filter((s) => s.kind.requires.includes('postgres')).map((s) => s.id);
+  if (needing.length === 0) return async () => {};
+  try {
+    return await targetAdvisoryLock(runbook, services);
+  } catch (error) {
+    if (error instanceof LockHeldError || services.signal.aborted) throw error;
+    const { endpoint, port } = services.outputs.database;
+    throw new RunNotStartedError(
+      `Run not started: could not take the run lock on the target database ${endpoint}:${port} (database.endpoint/port in the outputs), ` +
+        `needed because step(s) ${needing.join(', ')} use PostgreSQL: ${redact((error as Error).message ?? String(error))}. ` +
+        'Nothing was changed. Fix the connection, or leave those steps out (--only <step>, --without postgres): the state dir\'s lock file alone then guards the run.',
+      { cause: error },
+    );
+  }
+}
+
 /** One place that turns an error into a message and an exit code. Secrets are scrubbed. */
 export function exitCodeFor(error: unknown): { code: number; message: string } {
   const message = redact(error instanceof Error ? error.message : String(error));
-  if (error instanceof UsageError || error instanceof RunbookError || error instanceof OutputsError) return { code: EXIT.usage, message };
+  if (error instanceof UsageError || error instanceof RunbookError || error instanceof OutputsError || error instanceof StateDirError) return { code: EXIT.usage, message };
   if (error instanceof LockHeldError) return { code: EXIT.locked, message };
   return { code: EXIT.failed, message };
 }

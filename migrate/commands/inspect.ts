@@ -15,7 +15,7 @@ export function runSummary(run: RunState) {
   return {
     runId: run.runId,
     runbook: run.runbook.name,
-    status: run.status === 'running' ? 'unfinished' : run.status,
+    status: !run.started ? 'never started' : run.status === 'running' ? 'unfinished' : run.status,
     position: `${position}/${run.steps.length}`,
     currentStep: current ? { id: current.id, status: current.status, error: current.error } : null,
     startedAt: new Date(run.startedAt).toISOString(),
@@ -54,7 +54,7 @@ export function registerInspect(program: Command, globals: () => GlobalOptions):
     .action(
       action(async () => {
         const kinds = [...stepKinds.values()].map((k) => ({ kind: k.kind, summary: k.summary, requires: k.requires, destructive: k.destructive, undo: Boolean(k.undo) }));
-        kinds.push({ kind: 'run.undo', summary: 'Undo an earlier run of this stack from its journal', requires: [], destructive: true, undo: false });
+        kinds.push({ kind: 'run.undo', summary: 'Undo every run of a runbook not undone yet (or one run) from their journals, newest change first', requires: [], destructive: true, undo: false });
         if (globals().json) process.stdout.write(JSON.stringify(kinds, null, 2) + '\n');
         else for (const k of kinds) process.stdout.write(`${k.kind.padEnd(28)} ${k.summary}${k.destructive ? ' (asks to confirm)' : ''}\n`);
         return EXIT.ok;

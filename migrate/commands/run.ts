@@ -1,6 +1,7 @@
 /** `migrate run <runbook>`, `migrate plan <runbook>` and `migrate resume`. */
 import type { Command } from 'commander';
-import { dryRun, findResumableRun, planRunbook, resume, run, type RunOutcome } from '../core/engine.ts';
+import { ALL_CAPABILITIES, dryRun, findResumableRun, planRunbook, resume, run, type RunOutcome } from '../core/engine.ts';
+import type { Capability } from '../core/step.ts';
 import { loadRunbook } from '../core/runbook.ts';
 import { action } from './action.ts';
 import { commandEnvironment, type GlobalOptions } from './environment.ts';
@@ -15,7 +16,7 @@ export function exitCodeOf(outcome: RunOutcome): number {
     case 'dry-run':
       return outcome.findings.some((f) => f.severity === 'error') ? EXIT.blocked : EXIT.ok;
     default:
-      return EXIT.failed;
+      return outcome.blocked ? EXIT.blocked : EXIT.failed;
   }
 }
 
@@ -66,9 +67,12 @@ export function registerRun(program: Command, globals: () => GlobalOptions): voi
     .option('-y, --yes', 'confirm destructive steps in advance')
     .action(
       action(async (opts: { run?: string; yes?: boolean }) => {
-        const { env, load, dispose } = await commandEnvironment({ ...globals(), yes: opts.yes });
+        const options = globals();
+        const { env, load, dispose } = await commandEnvironment({ ...options, yes: opts.yes });
         try {
           const state = findResumableRun(env.stateDir, env.stack, opts.run);
+          // The run goes on as it was started (e.g. --without aws): only an explicit --without changes that.
+          if (options.without === undefined) env.capabilities = new Set(state.options.capabilities.filter((c): c is Capability => ALL_CAPABILITIES.includes(c as Capability)));
           const runbook = loadRunbook(state.runbook.path, { ...load, configOverrides: { ...state.config, ...load.configOverrides } });
           return exitCodeOf(await resume(state, runbook, env));
         } finally {

@@ -3,7 +3,8 @@
  * through the same validation, journal and reporting as a runbook.
  */
 import type { Command } from 'commander';
-import { dryRun, run } from '../core/engine.ts';
+import { dryRun, run, UsageError } from '../core/engine.ts';
+import { listRuns } from '../core/journal.ts';
 import { runbookFromObject } from '../core/runbook.ts';
 import { action } from './action.ts';
 import { commandEnvironment, parseSets, type GlobalOptions } from './environment.ts';
@@ -13,6 +14,25 @@ const collect = (value: string, previous: string[] = []) => [...previous, value]
 
 function oneStep(name: string, uses: string, params: Record<string, unknown>) {
   return { name, steps: [{ id: name, uses, with: params }] };
+}
+
+/**
+ * A mistyped runbook name or run id is bad input, not a rollback with nothing to do: refused before
+ * anything is written, naming what the journal does hold.
+ */
+function checkRollbackTarget(stateDir: string, stack: string, opts: { runbook?: string; run?: string }): void {
+  const runs = listRuns(stateDir, stack).filter((r) => r.started);
+  if (opts.run && !runs.some((r) => r.runId === opts.run)) {
+    const ids = runs.map((r) => r.runId).slice(-10);
+    throw new UsageError(`rollback --run ${opts.run}: stack '${stack}' has no such run in ${stateDir} (${ids.length > 0 ? `newest runs: ${ids.join(', ')}` : 'no runs at all'}). Nothing was done.`);
+  }
+  if (opts.runbook && !runs.some((r) => r.runbook.name === opts.runbook)) {
+    const names = [...new Set(runs.map((r) => r.runbook.name))];
+    throw new UsageError(
+      `rollback --runbook ${opts.runbook}: stack '${stack}' has no run of a runbook named '${opts.runbook}' in ${stateDir} ` +
+        `(${names.length > 0 ? `runbooks with runs: ${names.join(', ')}` : 'no runs at all'}). Nothing was done.`,
+    );
+  }
 }
 
 export function registerStandalone(program: Command, globals: () => GlobalOptions): void {
@@ -60,6 +80,7 @@ export function registerStandalone(program: Command, globals: () => GlobalOption
       action(async (opts: { runbook?: string; run?: string; keep: string[]; dryRun?: boolean; yes?: boolean }) => {
         const { env, load, dispose } = await commandEnvironment({ ...globals(), yes: opts.yes });
         try {
+          checkRollbackTarget(env.stateDir, env.stack, opts);
           const params = { ...(opts.runbook ? { runbook: opts.runbook } : {}), ...(opts.run ? { runId: opts.run } : {}), keep: opts.keep };
           const runbook = runbookFromObject(oneStep('rollback', 'run.undo', params), '(migrate rollback)', load);
           return exitCodeOf(opts.dryRun ? await dryRun(runbook, env) : await run(runbook, env));

@@ -1,12 +1,13 @@
 /**
  * Runs a runbook: selects steps (--from/--only), resumes from a journal, enforces confirmation,
- * locks the stack, and drives each step through probe → apply → check, journaling every transition.
- * A dry run probes only and writes nothing, not even a journal.
+ * locks the stack, and drives each step through probe → apply → check, journaling every transition
+ * from the first step on (a run stopped before it leaves no journal). A dry run probes only and
+ * writes nothing, not even a journal.
  */
 import { randomBytes } from 'node:crypto';
 import type { StackOutputs } from '../../infra/contract.ts';
 import { ResourcePool, createStepContext, type RunServices } from './context.ts';
-import { Journal, listRuns, newestRunResult, runState, type RunState, type StepStatus } from './journal.ts';
+import { DeferredJournal, journalPath, listRuns, newestRunResult, runState, type RunState, type StepStatus } from './journal.ts';
 import { acquireLock } from './lock.ts';
 import type { EngineEvent, Reporter, StepOutcome } from './report.ts';
 import { displayParams, evaluateCondition, resolveParams, type Runbook, type RunbookStep } from './runbook.ts';
@@ -45,6 +46,8 @@ export interface RunOutcome {
   journal?: string;
   failedStep?: string;
   error?: string;
+  /** The failed step's probe found problems (exit 4): it changed nothing. */
+  blocked?: boolean;
   findings: Finding[];
 }
 
@@ -161,7 +164,7 @@ export async function dryRun(runbook: Runbook, env: EngineEnvironment, selection
         findings.push(finding);
         env.reporter.emit({ type: 'finding', step: step.id, finding });
       }
-      end(probe.state === 'done' ? 'already-done' : probe.state === 'blocked' ? 'blocked' : 'would-run');
+      end(probe.state === 'done' ? (probe.skip ? 'skipped' : 'already-done') : probe.state === 'blocked' ? 'blocked' : 'would-run', probe.skip);
       if (probe.state === 'ready') earlierStepWouldRun = true;
     }
   } finally {
@@ -200,9 +203,10 @@ export function findResumableRun(stateDir: string, stack: string, runId?: string
   if (runId) {
     const found = runs.find((r) => r.runId === runId);
     if (!found) throw new UsageError(`No run '${runId}' for stack '${stack}' in ${stateDir} (runs: ${runs.map((r) => r.runId).join(', ') || 'none'})`);
+    if (!found.started) throw new UsageError(`Run ${runId} never started (it stopped before its first step, changing nothing): nothing to resume; start a new run.`);
     return found;
   }
-  const open = runs.filter((r) => r.status !== 'finished');
+  const open = runs.filter((r) => r.status !== 'finished' && r.started);
   const latest = open.at(-1);
   if (!latest) throw new UsageError(`Nothing to resume: every run of stack '${stack}' in ${stateDir} has finished.`);
   return latest;
@@ -230,12 +234,33 @@ async function askConfirmations(steps: RunbookStep[], env: EngineEnvironment): P
   }
 }
 
+/** A run that could not start: nothing was changed and nothing was journaled. */
+export class RunNotStartedError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'RunNotStartedError';
+  }
+}
+
+/** Steps this run will execute and may touch: the selection less steps finished before a resume or lacking a capability. */
+function stepsToRun(steps: RunbookStep[], env: EngineEnvironment, done: ReadonlyMap<string, unknown>): RunbookStep[] {
+  return steps.filter((s) => !done.has(s.id) && !missingCapability(s, env));
+}
+
 async function execute(runbook: Runbook, env: EngineEnvironment, steps: RunbookStep[], previous: RunState | undefined, selection: RunSelection): Promise<RunOutcome> {
   await askConfirmations(steps, env);
   const now = env.now ?? Date.now;
   const runId = previous?.runId ?? newRunId(runbook.name);
+  const done = new Map<string, RunState['steps'][number]>();
+  const results = new Map<string, Json>();
+  for (const step of previous?.steps ?? []) {
+    if (['applied', 'already-done', 'skipped'].includes(step.status)) {
+      results.set(step.id, step.result ?? null);
+      done.set(step.id, step);
+    }
+  }
   const lock = acquireLock(env.stateDir, env.stack, runId);
-  const journal = previous ? new Journal(previous.path) : Journal.create(env.stateDir, env.stack, runId);
+  const journal = new DeferredJournal(previous?.path ?? journalPath(env.stateDir, env.stack, runId));
   const resources = new ResourcePool();
   const controller = new AbortController();
   const onAbort = () => controller.abort(env.signal?.reason);
@@ -243,20 +268,16 @@ async function execute(runbook: Runbook, env: EngineEnvironment, steps: RunbookS
   const services = servicesFor(env, runId, resources, controller.signal, false, async (step, change) => journal.append({ type: 'step-change', step, change }, now()));
   const started = now();
   const findings: Finding[] = [];
-  const results = new Map<string, Json>();
-  const done = new Map<string, RunState['steps'][number]>();
-  for (const step of previous?.steps ?? []) {
-    if (['applied', 'already-done', 'skipped'].includes(step.status)) {
-      results.set(step.id, step.result ?? null);
-      done.set(step.id, step);
-    }
-  }
   let releaseExtra: (() => Promise<void>) | undefined;
   let current: string | undefined;
-  env.reporter.emit({ type: 'run-start', runId, runbook: runbook.path, stack: env.stack, dryRun: false, resumed: Boolean(previous), steps: steps.map((s) => ({ id: s.id, kind: s.uses })) });
-  if (lock.takenOverFrom) loggerFor(env, '').warn(`took over a stale lock of run ${lock.takenOverFrom.runId} (pid ${lock.takenOverFrom.pid} is gone)`);
+  const journalIfStarted = () => (journal.started ? journal.path : undefined);
   try {
-    if (previous) journal.append({ type: 'run-resumed', attempt: Math.max(1, ...previous.steps.map((s) => s.attempts)) }, now());
+    // The cross-machine lock covers what this run's steps touch, not the whole runbook: `--only` an AWS
+    // step or `--without postgres` needs no database connection for it.
+    releaseExtra = await env.extraLocks?.({ ...runbook, steps: stepsToRun(steps, env, done) }, services);
+    env.reporter.emit({ type: 'run-start', runId, runbook: runbook.path, stack: env.stack, dryRun: false, resumed: Boolean(previous), steps: steps.map((s) => ({ id: s.id, kind: s.uses })) });
+    if (lock.takenOverFrom) loggerFor(env, '').warn(`took over a stale lock of run ${lock.takenOverFrom.runId} (pid ${lock.takenOverFrom.pid} is gone)`);
+    if (previous) journal.append({ type: 'run-resumed', attempt: Math.max(1, ...previous.steps.map((s) => s.attempts)), capabilities: [...env.capabilities] }, now());
     else {
       journal.append(
         {
@@ -271,7 +292,6 @@ async function execute(runbook: Runbook, env: EngineEnvironment, steps: RunbookS
         started,
       );
     }
-    releaseExtra = await env.extraLocks?.(runbook, services);
     for (const [index, step] of steps.entries()) {
       if (controller.signal.aborted) throw controller.signal.reason ?? new Error('interrupted');
       const earlier = done.get(step.id);
@@ -298,8 +318,18 @@ async function execute(runbook: Runbook, env: EngineEnvironment, steps: RunbookS
         finish('skipped', null, `condition ${step.if} is false`);
         continue;
       }
+      let blocked = false;
       try {
-        const params = await resolveParams(runbook, step, { outputs: env.outputs, runId, stack: env.stack, results, otherRun: newestRunResult(env.stateDir, env.stack, runId), secret: env.secret });
+        let params: unknown;
+        try {
+          params = await resolveParams(runbook, step, { outputs: env.outputs, runId, stack: env.stack, results, otherRun: newestRunResult(env.stateDir, env.stack, runId), secret: env.secret });
+        } catch (error) {
+          if (journal.started || controller.signal.aborted) throw error;
+          const message = redact(error instanceof Error ? error.message : String(error));
+          env.reporter.emit({ type: 'step-end', step: step.id, outcome: 'failed', durationMs: now() - t0, error: message });
+          throw new RunNotStartedError(`Run not started: step '${step.id}' cannot get its parameters: ${message}. Nothing was changed and no run was journaled.`, { cause: error });
+        }
+        journal.start();
         const previousChanges = previous?.steps.find((s) => s.id === step.id)?.changes ?? [];
         const ctx = createStepContext({ ...services, log: loggerFor(env, step.id) }, step.id, previousChanges);
         const probe = await step.kind.probe(ctx, params);
@@ -307,12 +337,17 @@ async function execute(runbook: Runbook, env: EngineEnvironment, steps: RunbookS
           findings.push(finding);
           env.reporter.emit({ type: 'finding', step: step.id, finding });
         }
-        if (probe.state === 'blocked') throw new StepError(`${step.id} cannot run: ${errorFindings(probe.findings).length} problem(s) found`, probe.findings ?? []);
+        if (probe.state === 'blocked') {
+          blocked = true;
+          throw new StepError(`${step.id} cannot run: ${errorFindings(probe.findings).length} problem(s) found`, probe.findings ?? []);
+        }
         let result: Json;
         let status: StepStatus;
+        let reason: string | undefined;
         if (probe.state === 'done') {
           result = (probe.result ?? null) as Json;
-          status = 'already-done';
+          status = probe.skip ? 'skipped' : 'already-done';
+          reason = probe.skip;
         } else {
           if (step.confirm && !env.yes) {
             env.reporter.flush();
@@ -328,9 +363,9 @@ async function execute(runbook: Runbook, env: EngineEnvironment, steps: RunbookS
           for (const finding of post) env.reporter.emit({ type: 'finding', step: step.id, finding });
           throw new StepError(`${step.id}: postcondition failed`, post);
         }
-        finish(status, result);
+        finish(status, result, reason);
       } catch (error) {
-        if (controller.signal.aborted) throw error;
+        if (controller.signal.aborted || error instanceof RunNotStartedError) throw error;
         const message = redact(error instanceof Error ? error.message : String(error));
         const stepFindings = error instanceof StepError ? error.findings : [];
         const durationMs = now() - t0;
@@ -339,25 +374,29 @@ async function execute(runbook: Runbook, env: EngineEnvironment, steps: RunbookS
         for (const finding of stepFindings) if (!findings.includes(finding)) env.reporter.emit({ type: 'finding', step: step.id, finding });
         env.reporter.emit({ type: 'step-end', step: step.id, outcome: 'failed', durationMs, error: message });
         env.reporter.emit({ type: 'run-end', runId, outcome: 'failed', durationMs: now() - started, journal: journal.path });
-        return { runId, outcome: 'failed', journal: journal.path, failedStep: step.id, error: message, findings: [...findings, ...stepFindings] };
+        return { runId, outcome: 'failed', blocked, journal: journal.path, failedStep: step.id, error: message, findings: [...findings, ...stepFindings] };
       }
     }
+    // Every step skipped or finished before a resume: the run still happened, and says so.
+    journal.start();
     journal.append({ type: 'run-finished', durationMs: now() - started }, now());
     env.reporter.emit({ type: 'run-end', runId, outcome: 'finished', durationMs: now() - started, journal: journal.path });
     return { runId, outcome: 'finished', journal: journal.path, findings };
   } catch (error) {
     if (!controller.signal.aborted) {
       // Not a step failure (journal or lock trouble): record what we can and let the caller report it.
-      try {
-        journal.append({ type: 'run-failed', step: current ?? '', error: redact(String((error as Error).message ?? error)) }, now());
-      } catch {
-        /* the journal itself is what failed */
+      if (journal.started) {
+        try {
+          journal.append({ type: 'run-failed', step: current ?? '', error: redact(String((error as Error).message ?? error)) }, now());
+        } catch {
+          /* the journal itself is what failed */
+        }
       }
       throw error;
     }
-    journal.append({ type: 'run-interrupted', step: current }, now());
-    env.reporter.emit({ type: 'run-end', runId, outcome: 'interrupted', durationMs: now() - started, journal: journal.path });
-    return { runId, outcome: 'interrupted', journal: journal.path, failedStep: current, findings };
+    if (journal.started) journal.append({ type: 'run-interrupted', step: current }, now());
+    env.reporter.emit({ type: 'run-end', runId, outcome: 'interrupted', durationMs: now() - started, journal: journalIfStarted() });
+    return { runId, outcome: 'interrupted', journal: journalIfStarted(), failedStep: current, findings };
   } finally {
     env.signal?.removeEventListener('abort', onAbort);
     await releaseExtra?.().catch(() => {});

@@ -3,9 +3,10 @@
  * fsynced after every append, so after `kill -9` the journal holds every change a step made (steps
  * record a change before making it). Every event is redacted before it is written.
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { redactValue } from './secret.ts';
+import { readableStateDir, stateDirFailure } from './state-dir.ts';
 import type { Finding, Json } from './step.ts';
 
 export type StepStatus = 'applied' | 'already-done' | 'skipped';
@@ -20,7 +21,8 @@ export type JournalEvent =
       options: { from?: string; only?: string; capabilities: string[] };
       steps: string[];
     }
-  | { type: 'run-resumed'; attempt: number }
+  /** `capabilities`: what this attempt could reach (the original run's unless the operator overrode them). */
+  | { type: 'run-resumed'; attempt: number; capabilities?: string[] }
   | { type: 'step-started'; step: string; kind: string }
   | { type: 'step-change'; step: string; change: Json }
   | { type: 'step-finished'; step: string; status: StepStatus; result: Json; reason?: string; findings?: Finding[]; durationMs: number }
@@ -35,6 +37,10 @@ export function runsDir(stateDir: string, stack: string): string {
   return join(stateDir, stack, 'runs');
 }
 
+export function journalPath(stateDir: string, stack: string, runId: string): string {
+  return join(runsDir(stateDir, stack), `${runId}.jsonl`);
+}
+
 export class Journal {
   readonly #fd: number;
   constructor(readonly path: string) {
@@ -43,7 +49,7 @@ export class Journal {
   }
 
   static create(stateDir: string, stack: string, runId: string): Journal {
-    return new Journal(join(runsDir(stateDir, stack), `${runId}.jsonl`));
+    return new Journal(journalPath(stateDir, stack, runId));
   }
 
   append(event: JournalEvent, now = Date.now()): void {
@@ -54,6 +60,37 @@ export class Journal {
 
   close(): void {
     closeSync(this.#fd);
+  }
+}
+
+/**
+ * A run's journal that reaches the disk only when the run really starts (its first step is about to
+ * be probed). A run stopped before that (the lock, the lock's connection, a secret the first step
+ * needs) leaves no trace for `runs`, `resume` or `rollback` to mistake for a run; nothing changed.
+ */
+export class DeferredJournal {
+  #journal: Journal | undefined;
+  #pending: Entry[] = [];
+  constructor(readonly path: string) {}
+
+  get started(): boolean {
+    return this.#journal !== undefined;
+  }
+
+  append(event: JournalEvent, now = Date.now()): void {
+    if (this.#journal) this.#journal.append(event, now);
+    else this.#pending.push({ ...event, t: now } as Entry);
+  }
+
+  start(): void {
+    if (this.#journal) return;
+    this.#journal = new Journal(this.path);
+    for (const { t, ...event } of this.#pending) this.#journal.append(event as JournalEvent, t);
+    this.#pending = [];
+  }
+
+  close(): void {
+    this.#journal?.close();
   }
 }
 
@@ -96,6 +133,11 @@ export interface RunState {
   config: Record<string, unknown>;
   options: { from?: string; only?: string; capabilities: string[] };
   status: 'running' | 'finished' | 'failed' | 'interrupted';
+  /**
+   * False for a journal with no step in it: written by versions that journaled a run before taking
+   * its lock, for a run that never got to its first step. Nothing to resume or undo there.
+   */
+  started: boolean;
   startedAt: number;
   finishedAt?: number;
   steps: StepState[];
@@ -108,12 +150,14 @@ export function runState(path: string): RunState {
   const start = entries[0] as Extract<Entry, { type: 'run-started' }>;
   const steps = new Map<string, StepState>(start.steps.map((id) => [id, { id, status: 'pending', changes: [], attempts: 0 }]));
   let status: RunState['status'] = 'running';
+  let options = start.options;
   let finishedAt: number | undefined;
   for (const entry of entries) {
     const step = 'step' in entry && entry.step ? steps.get(entry.step) : undefined;
     switch (entry.type) {
       case 'run-resumed':
         status = 'running';
+        if (entry.capabilities) options = { ...options, capabilities: entry.capabilities };
         break;
       case 'step-started':
         if (step) Object.assign(step, { status: 'running', kind: entry.kind, startedAt: entry.t, attempts: step.attempts + 1 });
@@ -147,8 +191,9 @@ export function runState(path: string): RunState {
     stack: start.stack,
     runbook: start.runbook,
     config: start.config,
-    options: start.options,
+    options,
     status,
+    started: entries.some((e) => e.type === 'step-started'),
     startedAt: start.t,
     finishedAt,
     steps: [...steps.values()],
@@ -159,10 +204,17 @@ export function runState(path: string): RunState {
 /** Every run of a stack, oldest first. */
 export function listRuns(stateDir: string, stack: string): RunState[] {
   const dir = runsDir(stateDir, stack);
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir)
+  if (!readableStateDir(stateDir, dir)) return [];
+  const read = <T>(path: string, body: () => T): T => {
+    try {
+      return body();
+    } catch (error) {
+      throw stateDirFailure(error, path, stateDir);
+    }
+  };
+  return read(dir, () => readdirSync(dir))
     .filter((f) => f.endsWith('.jsonl'))
-    .map((f) => runState(join(dir, f)))
+    .map((f) => read(join(dir, f), () => runState(join(dir, f))))
     .sort((a, b) => a.startedAt - b.startedAt);
 }
 

@@ -8,6 +8,7 @@
 import { hostname } from 'node:os';
 import { mkdirSync, openSync, readFileSync, rmSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
+import { stateDirFailure, writableStateDir } from './state-dir.ts';
 
 export class LockHeldError extends Error {
   constructor(message: string) {
@@ -40,7 +41,12 @@ export interface Lock {
 
 export function acquireLock(stateDir: string, stack: string, runId: string): Lock {
   const dir = join(stateDir, stack);
-  mkdirSync(dir, { recursive: true });
+  writableStateDir(stateDir, join(dir, 'runs'));
+  try {
+    mkdirSync(join(dir, 'runs'), { recursive: true });
+  } catch (error) {
+    throw stateDirFailure(error, dir, stateDir);
+  }
   const path = join(dir, 'lock');
   const me: Holder = { pid: process.pid, host: hostname(), runId, since: new Date().toISOString() };
   let takenOverFrom: Holder | undefined;
@@ -61,7 +67,7 @@ export function acquireLock(stateDir: string, stack: string, runId: string): Loc
         },
       };
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw stateDirFailure(error, path, stateDir);
       let holder: Holder | undefined;
       try {
         holder = JSON.parse(readFileSync(path, 'utf8')) as Holder;

@@ -40,6 +40,11 @@ export interface Probe<R = Json> {
   plan?: string[];
   /** When state is 'done': the result apply would have returned, for later steps to reference. */
   result?: R;
+  /**
+   * When state is 'done' because there was nothing for the step to do at all (not because its effect
+   * is in place): why. Reported and journaled as `skipped` with this reason, not as `already-done`.
+   */
+  skip?: string;
 }
 
 export interface Progress {
