@@ -21,7 +21,7 @@ const params = z
     previous: z.array(previousSchema).min(1).optional(),
     /** Roles whose read-only setting is simply reset. */
     roles: z.array(z.string().min(1)).min(1).optional(),
-    /** With `roles`: also ALTER ROLE … LOGIN (after a nologin freeze). */
+    /** With `roles`: also ALTER ROLE … LOGIN (after an enforced freeze). */
     login: z.boolean().default(false),
   })
   .strict()
