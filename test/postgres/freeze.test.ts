@@ -311,13 +311,15 @@ describe('postgres.freeze-writes', () => {
     }
   });
 
-  it('unfreeze restores from the freeze result, or resets by role name', async () => {
+  it('unfreeze restores from the freeze result and drops the fence slot, or resets by role name', async () => {
     const original = await catalog();
     const t = context();
-    const result = await freezeWrites.apply(t.ctx, freezeWrites.params.parse({ fence: false }));
+    const result = await freezeWrites.apply(t.ctx, freezeWrites.params.parse({}));
     const restore = unfreeze.params.parse({ previous: result.previous });
     const u = context();
-    assert.equal((await unfreeze.probe(u.ctx, restore)).state, 'ready');
+    const probe = await unfreeze.probe(u.ctx, restore);
+    assert.equal(probe.state, 'ready');
+    assert.equal(probe.plan!.at(-1), 'drop the write-fence slot migrate_fence');
     await unfreeze.apply(u.ctx, restore);
     assert.deepEqual(await unfreeze.check(u.ctx, restore, { roles: [] }), []);
     assert.deepEqual(await catalog(), original);
