@@ -5,7 +5,8 @@
  * fence names them. Undo (or unfreeze) puts every role back exactly, also after a crash mid-freeze.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -82,6 +83,7 @@ describe('postgres.freeze-writes', () => {
   let server: PostgresServer;
   let admin: pg.Client;
   let outputs: StackOutputs;
+  let dir: string;
   const contexts: TestContext[] = [];
   const context = (previous?: TestContext) => {
     const t = previous ? previous.retry() : testContext({ outputs });
@@ -138,7 +140,7 @@ describe('postgres.freeze-writes', () => {
     admin = new pg.Client({ connectionString: server.url(DATABASE) });
     await admin.connect();
     await admin.query(HOSTILE);
-    const dir = mkdtempSync(join(tmpdir(), 'migrate-freeze-'));
+    dir = mkdtempSync(join(tmpdir(), 'migrate-freeze-'));
     outputs = localOutputs({ dir, source: server, target: server, database: DATABASE });
   });
   const pristine: { snapshot?: Json } = {};
@@ -275,6 +277,47 @@ describe('postgres.freeze-writes', () => {
     assert.deepEqual(resumed.changes, []);
     await freezeWrites.undo!(resumed.ctx, p, [...done.changes, ...resumed.changes], undefined);
     assert.deepEqual(await catalog(), original);
+  });
+
+  it('kill -9 of the process mid-freeze (waiting for the fence slot): rollback, or resume then rollback, restores the catalog exactly', async () => {
+    const original = await catalog();
+    const p = freezeWrites.params.parse({});
+    writeFileSync(join(dir, 'outputs.json'), JSON.stringify(outputs));
+    /** Starts the freeze in a child process and kills it while it waits for a transaction that holds the fence slot back. */
+    const killedMidFreeze = async (journal: string) => {
+      const blocker = new pg.Client({ connectionString: server.url(DATABASE) });
+      await blocker.connect();
+      await blocker.query('begin; select pg_current_xact_id()');
+      const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'freeze-child.ts'), join(dir, 'outputs.json'), journal], { stdio: 'ignore' });
+      const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
+      const waiting = async () => (await admin.query("select 1 from pg_stat_activity where query like '%pg_create_logical_replication_slot%' and pid <> pg_backend_pid()")).rows.length > 0;
+      while (!(await waiting())) await new Promise((r) => setTimeout(r, 50));
+      child.kill('SIGKILL');
+      assert.equal(await exited, 'SIGKILL');
+      await blocker.query('rollback');
+      await blocker.end();
+      // The killed process's backend finishes the slot once the blocker is gone: the slot outlives the run, journalled.
+      while (await waiting()) await new Promise((r) => setTimeout(r, 50));
+      return readFileSync(journal, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Json);
+    };
+
+    const journal = join(dir, 'killed-then-rolled-back.jsonl');
+    const changes = await killedMidFreeze(journal);
+    assert.deepEqual(changes.map((c) => (c as { action: string }).action), ['freeze-role', 'freeze-role', 'freeze-role', 'freeze-role', 'create-fence-slot']);
+    assert.equal(await canWrite('app_a'), 'no-login', 'killed after the roles were frozen');
+    await freezeWrites.undo!(context().ctx, p, changes, undefined);
+    assert.deepEqual(await catalog(), original, 'rollback from the journal of the killed run');
+
+    const second = join(dir, 'killed-then-resumed.jsonl');
+    const before = await killedMidFreeze(second);
+    const resumed = testContext({ outputs, previousChanges: before });
+    contexts.push(resumed);
+    const result = await freezeWrites.apply(resumed.ctx, p);
+    assert.deepEqual(resumed.changes, [], 'the resumed attempt finds every role and the slot journalled');
+    assert.deepEqual(await freezeWrites.check(resumed.ctx, p, result), []);
+    assert.ok(result.previous.every((r) => r.previousCanLogin === true));
+    await freezeWrites.undo!(resumed.ctx, p, [...before, ...resumed.changes], result);
+    assert.deepEqual(await catalog(), original, 'rollback after the resumed freeze');
   });
 
   it('after a crash and resume an advisory freeze turned enforced keeps the original values', async () => {
