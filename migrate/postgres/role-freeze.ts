@@ -1,7 +1,10 @@
 /**
- * Making application roles read-only on the source, and putting them back exactly as they were.
- * The setting is per role *in the migrated database* (`ALTER ROLE r IN DATABASE d SET ...`): that is
+ * Freezing application roles on the source, and putting them back exactly as they were.
+ * Read-only is per role *in the migrated database* (`ALTER ROLE r IN DATABASE d SET ...`): that is
  * the most specific level PostgreSQL has, so it wins over any role-wide or database-wide default.
+ * It is only a default, though: a session may still ask for a read-write transaction. What holds is
+ * NOLOGIN with the roles' sessions ended: no privilege test applies to an object's owner, but an
+ * owner that cannot connect cannot write. NOLOGIN is cluster-wide, so it covers every database.
  */
 import type pg from 'pg';
 import type { Json } from '../core/step.ts';
@@ -16,7 +19,7 @@ export interface RoleFreezeChange {
   database: string;
   /** The role's own value in that database before the freeze; null when it had none (undo RESETs). */
   previousReadOnly: string | null;
-  /** rolcanlogin before the freeze when the mode was nologin; null when login was not touched. */
+  /** rolcanlogin before an enforced freeze; null when login was not touched (advisory). */
   previousCanLogin: boolean | null;
   [key: string]: Json;
 }
@@ -108,4 +111,27 @@ export async function terminateSessions(db: pg.Pool, pids: number[]): Promise<nu
   if (pids.length === 0) return 0;
   const { rows } = await db.query<{ n: number }>('select count(*) filter (where pg_terminate_backend(pid))::int as n from unnest($1::int[]) as pid', [pids]);
   return rows[0]?.n ?? 0;
+}
+
+/** Sessions of `roles` in the current database, whatever they are doing. */
+export async function openSessions(db: pg.Pool, roles: string[]): Promise<{ pid: number; role: string }[]> {
+  const { rows } = await db.query<{ pid: number; role: string }>(
+    `select pid, usename as role from pg_stat_activity where usename = any($1) and datname = current_database() and pid <> pg_backend_pid()`,
+    [roles],
+  );
+  return rows;
+}
+
+/**
+ * Login roles left unfrozen that can act as a frozen one (SET ROLE, or inheriting its rights as a
+ * member): through them the frozen role's rights, ownership included, still write.
+ */
+export async function unfrozenMembers(db: pg.Pool, roles: string[]): Promise<{ member: string; role: string }[]> {
+  const { rows } = await db.query<{ member: string; role: string }>(
+    `select m.rolname as member, f.rolname as role from pg_roles m, pg_roles f
+      where f.rolname = any($1) and m.rolcanlogin and not m.rolsuper and m.rolname <> all($1) and m.rolname <> current_user
+        and m.oid <> f.oid and pg_has_role(m.oid, f.oid, 'MEMBER') order by 1, 2`,
+    [roles],
+  );
+  return rows;
 }

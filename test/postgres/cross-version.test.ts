@@ -8,6 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { embeddedBindir } from '../../migrate/local/postgres-server.ts';
 import { catchUp } from '../../migrate/steps/postgres/catch-up.ts';
 import { freezeWrites } from '../../migrate/steps/postgres/freeze-writes.ts';
+import { writeFence } from '../../migrate/steps/postgres/write-fence.ts';
 import { replicationStart } from '../../migrate/steps/postgres/replication-start.ts';
 import { replicationStop } from '../../migrate/steps/postgres/replication-stop.ts';
 import { schemaCopy } from '../../migrate/steps/postgres/schema-copy.ts';
@@ -58,10 +59,11 @@ describe('PostgreSQL 13 source into a PostgreSQL 17 target', () => {
     const floor = writer.committed + 50;
     while (writer.committed < floor) await new Promise((r) => setImmediate(r));
     const frozen = await freezeWrites.apply(context().ctx, freezeWrites.params.parse({}));
-    assert.equal((await writer.finished).stoppedBy, 'read-only');
+    assert.equal((await writer.finished).stoppedBy, 'frozen');
     const catching = context();
     const caught = await catchUp.apply(catching.ctx, catchUp.params.parse({}));
     assert.deepEqual(await catchUp.check(catching.ctx, catchUp.params.parse({}), { ...caught, lsn: frozen.lsn }), [], 'confirmed past the freeze position');
+    await writeFence.apply(context().ctx, writeFence.params.parse({}));
     await sequenceSync.apply(context().ctx, sequenceSync.params.parse({}));
     assert.deepEqual(await sequenceSync.check(context().ctx, sequenceSync.params.parse({}), { sequences: 0, elapsedMs: 0 }), []);
 

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { catchUp } from '../../migrate/steps/postgres/catch-up.ts';
 import { freezeWrites } from '../../migrate/steps/postgres/freeze-writes.ts';
+import { writeFence } from '../../migrate/steps/postgres/write-fence.ts';
 import { preflight } from '../../migrate/steps/postgres/preflight.ts';
 import { replicationStart } from '../../migrate/steps/postgres/replication-start.ts';
 import { replicationStop } from '../../migrate/steps/postgres/replication-stop.ts';
@@ -120,13 +121,14 @@ describe('postgres cutover steps', () => {
     results.push(frozen);
     assert.deepEqual(frozen.roles, ['app_reader', 'app_writer']);
     const stopped = await writer.finished;
-    assert.equal(stopped.stoppedBy, 'read-only', 'the writer was stopped by the freeze, not by its bound');
+    assert.equal(stopped.stoppedBy, 'frozen', 'the writer was stopped by the freeze, not by its bound');
     assert.deepEqual(await freezeWrites.check(freeze.ctx, freezeWrites.params.parse({}), frozen), []);
 
     const catching = context('catch-up');
     const caught = await catchUp.apply(catching.ctx, catchUp.params.parse({}));
     results.push(caught);
     assert.deepEqual(await catchUp.check(catching.ctx, catchUp.params.parse({}), caught), []);
+    assert.equal((await writeFence.apply(context('write-fence').ctx, writeFence.params.parse({}))).slot, 'migrate_fence', 'nothing written since the freeze');
 
     const sequences = context('sequences');
     const synced = await sequenceSync.apply(sequences.ctx, sequenceSync.params.parse({}));

@@ -159,7 +159,8 @@ export function startWriter(server: PostgresServer, maxTransactions = 5000): Wri
         const code = (error as { code?: string }).code;
         await client?.end().catch(() => {});
         client = undefined;
-        if (code === '25006') return { committed, stoppedBy: 'read-only' };
+        // Refused as read-only (an advisory freeze, 25006) or at login (an enforced one, 28000).
+        if (code === '25006' || code === '28000') return { committed, stoppedBy: 'frozen' };
         // Terminated by the freeze (57P01), or a connection-level failure (no SQLSTATE): reconnect.
         if (code === undefined || code === '57P01') continue;
         throw error;

@@ -11,6 +11,7 @@ import { pool } from '../../migrate/postgres/connections.ts';
 import { postDataInventory } from '../../migrate/postgres/schema-inventory.ts';
 import { catchUp } from '../../migrate/steps/postgres/catch-up.ts';
 import { freezeWrites } from '../../migrate/steps/postgres/freeze-writes.ts';
+import { writeFence } from '../../migrate/steps/postgres/write-fence.ts';
 import { replicationStart } from '../../migrate/steps/postgres/replication-start.ts';
 import { replicationStop } from '../../migrate/steps/postgres/replication-stop.ts';
 import { schemaCopy } from '../../migrate/steps/postgres/schema-copy.ts';
@@ -137,8 +138,9 @@ describe('postgres.snapshot-copy between schema pre-data and post-data', () => {
     const writes = writer.committed;
     while (writer.committed < writes + 50) await new Promise((r) => setTimeout(r, 20));
     await freezeWrites.apply(context('freeze').ctx, freezeWrites.params.parse({}));
-    assert.equal((await writer.finished).stoppedBy, 'read-only');
+    assert.equal((await writer.finished).stoppedBy, 'frozen');
     await catchUp.apply(context('catch-up').ctx, catchUp.params.parse({}));
+    await writeFence.apply(context('write-fence').ctx, writeFence.params.parse({}));
     await replicationStop.apply(context('stop').ctx, replicationStop.params.parse({}));
 
     const [source, target] = await Promise.all([tableDigests((q) => pair.sql('source', q)), tableDigests((q) => pair.sql('target', q))]);

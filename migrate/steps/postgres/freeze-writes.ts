@@ -4,21 +4,34 @@
  * the old setting) are terminated, and the step waits until none of them remains and no transaction
  * of those roles holds uncommitted writes. From then on the source's WAL position is final for
  * application data: catch-up waits for exactly that.
+ *
+ * enforced (the default) makes the roles NOLOGIN as well as read-only: read-only alone is a default
+ * that any session overrides (BEGIN READ WRITE), and owners pass every privilege test, so only a role
+ * that cannot connect surely cannot write. PgBouncer paused before the freeze holds its clients and
+ * closes its server connections (any left are ended like other sessions); after the switch it opens
+ * new ones on the target. advisory only sets read-only, so the roles can still read the source.
+ *
+ * Then the write fence: a logical slot on the source, created once the roles are frozen, from which
+ * postgres.write-fence later reads every row change committed since (nothing, if the freeze held).
  */
 import { z } from 'zod';
 import { pool } from '../../postgres/connections.ts';
 import {
   defaultApplicationRoles,
   freezeRole,
+  openSessions,
   originalStates,
   READ_ONLY_SETTING,
   restoreRole,
   roleStates,
   sessionsStartedBefore,
   terminateSessions,
+  unfrozenMembers,
   writingSessions,
   type RoleFreezeChange,
 } from '../../postgres/role-freeze.ts';
+import { createFenceSlot, DEFAULT_FENCE_SLOT, dropFenceSlot, fenceSlotExists, freeSlots, isFenceSlotChange, type FenceSlotChange } from '../../postgres/write-fence.ts';
+import { REPLICATION_NAME } from '../../postgres/sql.ts';
 import { waitFor } from '../../aws/wait.ts';
 import { defineStep, StepError, unable, type Finding, type StepContext } from '../../core/step.ts';
 
@@ -26,10 +39,13 @@ const params = z
   .object({
     /** Roles to freeze; by default every LOGIN role that is not a superuser, a replication role, the migration user or a built-in one. */
     roles: z.array(z.string().min(1)).min(1).optional(),
-    /** read-only: new transactions of the roles are read-only; nologin also refuses their new connections. */
-    mode: z.enum(['read-only', 'nologin']).default('read-only'),
-    /** How long their old sessions may take to go away. */
+    /** enforced: read-only and NOLOGIN, so no session of the roles can write; advisory: read-only by default only. */
+    mode: z.enum(['enforced', 'advisory']).default('enforced'),
+    /** How long their old sessions (and the fence slot) may take. */
     deadlineSeconds: z.number().positive().default(30),
+    /** Create the write-fence slot that postgres.write-fence reads after catch-up. */
+    fence: z.boolean().default(true),
+    fenceSlot: z.string().regex(REPLICATION_NAME, 'must be a lower-case identifier (a-z, 0-9, _; at most 63 characters)').default(DEFAULT_FENCE_SLOT),
   })
   .strict();
 type Params = z.infer<typeof params>;
@@ -45,6 +61,8 @@ type Result = {
   terminated: number;
   /** What unfreeze (or undo) restores. */
   previous: RolePrevious[];
+  /** The write-fence slot, when `fence`. */
+  fenceSlot: string | null;
 };
 
 async function selectRoles(ctx: StepContext, p: Params): Promise<string[]> {
@@ -55,7 +73,7 @@ async function selectRoles(ctx: StepContext, p: Params): Promise<string[]> {
   return [...new Set([...chosen, ...earlier])].sort();
 }
 
-async function refusals(ctx: StepContext, roles: string[]): Promise<Finding[]> {
+async function refusals(ctx: StepContext, p: Params, roles: string[]): Promise<Finding[]> {
   const source = await pool(ctx, 'source');
   const states = await roleStates(source, roles);
   const me = (await source.query<{ u: string }>('select current_user as u')).rows[0]!.u;
@@ -64,11 +82,27 @@ async function refusals(ctx: StepContext, roles: string[]): Promise<Finding[]> {
     const state = states.get(role)!;
     if (!state.exists) findings.push({ severity: 'error', object: `role ${role}`, message: 'does not exist on the source', fix: 'remove it from with.roles' });
     else if (role === me) findings.push({ severity: 'error', object: `role ${role}`, message: 'is the role the migration connects as; freezing it would stop the migration', fix: 'remove it from with.roles' });
-    else if (state.superuser) findings.push({ severity: 'warning', object: `role ${role}`, message: 'is a superuser: it can override default_transaction_read_only per transaction' });
+    else if (state.superuser && p.mode === 'advisory') findings.push({ severity: 'warning', object: `role ${role}`, message: 'is a superuser: it can override default_transaction_read_only per transaction' });
   }
   if (roles.length === 0) findings.push({ severity: 'warning', object: 'source roles', message: 'no application role found to freeze' });
+  for (const { member, role } of await unfrozenMembers(source, roles.filter((r) => states.get(r)!.exists))) {
+    findings.push({ severity: 'warning', object: `role ${member}`, message: `is not frozen but is a member of frozen role ${role}, so it can still write with ${role}'s rights (SET ROLE)`, fix: `add ${member} to with.roles` });
+  }
+  if (p.mode === 'advisory') {
+    findings.push({ severity: 'warning', object: 'mode advisory', message: 'the roles stay able to write with BEGIN READ WRITE or SET default_transaction_read_only = off; only the write fence will tell' });
+  }
+  if (p.fence && !ownFenceSlot(ctx, p)) {
+    if (await fenceSlotExists(source, p.fenceSlot)) {
+      findings.push({ severity: 'error', object: `replication slot ${p.fenceSlot} (source)`, message: 'already exists', fix: `drop it if it is a leftover (select pg_drop_replication_slot('${p.fenceSlot}')), or choose another with.fenceSlot` });
+    } else if ((await freeSlots(source)) < 1) {
+      findings.push({ severity: 'error', object: 'source parameter max_replication_slots', message: `no free slot for the write fence ${p.fenceSlot}`, fix: 'raise max_replication_slots (a restart), drop an unused slot, or set with.fence: false' });
+    }
+  }
   return findings;
 }
+
+/** An earlier attempt of this step journalled (and may have created) the fence slot. */
+const ownFenceSlot = (ctx: StepContext, p: Params) => ctx.previousChanges.some((c) => isFenceSlotChange(c) && c.slot === p.fenceSlot);
 
 const isFrozen = (readOnly: string | null) => readOnly !== null && ['on', 'true', 'yes', '1'].includes(readOnly.toLowerCase());
 
@@ -81,7 +115,7 @@ export const freezeWrites = defineStep<Params, Result>({
 
   async probe(ctx, p) {
     const roles = await selectRoles(ctx, p);
-    const findings = await refusals(ctx, roles);
+    const findings = await refusals(ctx, p, roles);
     if (findings.some((f) => f.severity === 'error')) return { state: 'blocked', findings };
     const source = await pool(ctx, 'source');
     const states = await roleStates(source, roles);
@@ -90,9 +124,10 @@ export const freezeWrites = defineStep<Params, Result>({
       state: 'ready',
       findings,
       plan: [
-        `ALTER ROLE … IN DATABASE ${database} SET ${READ_ONLY_SETTING} = on${p.mode === 'nologin' ? ', and NOLOGIN,' : ''} for ${roles.length} roles: ${roles.join(', ')}`,
+        `ALTER ROLE … IN DATABASE ${database} SET ${READ_ONLY_SETTING} = on${p.mode === 'enforced' ? ', and NOLOGIN,' : ''} for ${roles.length} roles: ${roles.join(', ')}`,
         ...roles.filter((r) => isFrozen(states.get(r)!.readOnly)).map((r) => `role ${r} is read-only already`),
         `terminate their sessions in ${database} and wait up to ${p.deadlineSeconds} s until none is left and none has uncommitted writes`,
+        ...(p.fence ? [`create the write-fence slot ${p.fenceSlot} (pgoutput) on the source`] : []),
       ],
     };
   },
@@ -101,7 +136,7 @@ export const freezeWrites = defineStep<Params, Result>({
     try {
       const source = await pool(ctx, 'source');
       const roles = await selectRoles(ctx, p);
-      const blocking = (await refusals(ctx, roles)).filter((f) => f.severity === 'error');
+      const blocking = (await refusals(ctx, p, roles)).filter((f) => f.severity === 'error');
       if (blocking.length > 0) throw new StepError(blocking.map((f) => `${f.object} ${f.message}`).join('; '), blocking);
       const database = (await source.query<{ d: string }>('select current_database() as d')).rows[0]!.d;
       const originals = originalStates(ctx.previousChanges);
@@ -110,19 +145,19 @@ export const freezeWrites = defineStep<Params, Result>({
         const state = states.get(role)!;
         const original = originals.get(role);
         // An earlier attempt recorded this role's true previous state; the current one may be our own freeze.
-        const needsLoginRecord = p.mode === 'nologin' && (original?.previousCanLogin ?? null) === null;
+        const needsLoginRecord = p.mode === 'enforced' && (original?.previousCanLogin ?? null) === null;
         if (!original || needsLoginRecord) {
           const change: RoleFreezeChange = {
             action: 'freeze-role',
             role,
             database,
             previousReadOnly: original ? original.previousReadOnly : state.readOnly,
-            previousCanLogin: p.mode === 'nologin' ? state.canLogin : null,
+            previousCanLogin: p.mode === 'enforced' ? state.canLogin : null,
           };
           await ctx.record(change);
           originals.set(role, change);
         }
-        await freezeRole(source, role, database, p.mode === 'nologin');
+        await freezeRole(source, role, database, p.mode === 'enforced');
       }
       const cutoff = (await source.query<{ t: string }>('select clock_timestamp()::text as t')).rows[0]!.t;
       let terminated = 0;
@@ -142,6 +177,12 @@ export const freezeWrites = defineStep<Params, Result>({
             { severity: 'error', object: `roles ${roles.join(', ')}`, message: detail, fix: 'resume to try again, or end them by hand (pg_terminate_backend); roll back to unfreeze' },
           ]),
       });
+      if (p.fence && !(ownFenceSlot(ctx, p) && (await fenceSlotExists(source, p.fenceSlot)))) {
+        const change: FenceSlotChange = { action: 'create-fence-slot', slot: p.fenceSlot };
+        await ctx.record(change);
+        // An attempt killed between the record and here may have left the slot: it fenced from earlier, which is stricter.
+        if (!(await fenceSlotExists(source, p.fenceSlot))) await createFenceSlot(source, p.fenceSlot, p.deadlineSeconds * 1000);
+      }
       const lsn = (await source.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')).rows[0]!.lsn;
       const frozenAt = ctx.now();
       ctx.log.info(`froze ${roles.length} roles (${roles.join(', ')}), terminated ${terminated} sessions; source WAL at ${lsn}`);
@@ -149,7 +190,7 @@ export const freezeWrites = defineStep<Params, Result>({
         const o = originals.get(role)!;
         return { role, previousReadOnly: o.previousReadOnly, previousCanLogin: o.previousCanLogin };
       });
-      return { roles, mode: p.mode, frozenAt, lsn, terminated, previous };
+      return { roles, mode: p.mode, frozenAt, lsn, terminated, previous, fenceSlot: p.fence ? p.fenceSlot : null };
     } catch (error) {
       throw unable('freeze writes on the source', error);
     }
@@ -162,10 +203,20 @@ export const freezeWrites = defineStep<Params, Result>({
     for (const role of result.roles) {
       const state = states.get(role)!;
       if (!isFrozen(state.readOnly)) findings.push({ severity: 'error', object: `role ${role}`, message: `${READ_ONLY_SETTING} is ${state.readOnly ?? 'not set'} in this database` });
-      if (p.mode === 'nologin' && state.canLogin) findings.push({ severity: 'error', object: `role ${role}`, message: 'can still log in' });
+      if (p.mode === 'enforced' && state.canLogin) findings.push({ severity: 'error', object: `role ${role}`, message: 'can still log in' });
     }
-    for (const session of await writingSessions(source, result.roles)) {
+    const writing = await writingSessions(source, result.roles);
+    for (const session of writing) {
       findings.push({ severity: 'error', object: `session ${session.pid} (role ${session.role})`, message: 'has uncommitted writes after the freeze', fix: `select pg_terminate_backend(${session.pid})` });
+    }
+    if (p.mode === 'enforced') {
+      // Background workers (pg_cron and the like) connect without the login check.
+      for (const session of (await openSessions(source, result.roles)).filter((s) => !writing.some((w) => w.pid === s.pid))) {
+        findings.push({ severity: 'warning', object: `session ${session.pid} (role ${session.role})`, message: 'is connected although the role cannot log in (a background worker?); the write fence will report what it writes' });
+      }
+    }
+    if (result.fenceSlot && !(await fenceSlotExists(source, result.fenceSlot))) {
+      findings.push({ severity: 'error', object: `replication slot ${result.fenceSlot} (source)`, message: 'the write-fence slot is missing', fix: 'roll back and freeze again, or run without the write fence (with.fence: false)' });
     }
     return findings;
   },
@@ -176,6 +227,9 @@ export const freezeWrites = defineStep<Params, Result>({
       const source = await pool(ctx, 'source');
       for (const original of originals) await restoreRole(source, original);
       if (originals.length > 0) ctx.log.info(`restored ${originals.map((o) => o.role).join(', ')} to their settings before the freeze`);
+      for (const slot of new Set(changes.filter(isFenceSlotChange).map((c) => c.slot))) {
+        if (await dropFenceSlot(source, slot)) ctx.log.info(`dropped the write-fence slot ${slot}`);
+      }
     } catch (error) {
       throw unable(`restore the frozen roles (${originals.map((o) => o.role).join(', ')})`, error);
     }

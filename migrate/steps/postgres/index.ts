@@ -9,5 +9,6 @@ import { schemaCopy } from './schema-copy.ts';
 import { sequenceSync } from './sequence-sync.ts';
 import { snapshotCopy } from './snapshot-copy.ts';
 import { unfreeze } from './unfreeze.ts';
+import { writeFence } from './write-fence.ts';
 
-export const postgresSteps: StepKind[] = [preflight, schemaCopy, snapshotCopy, replicationStart, freezeWrites, catchUp, sequenceSync, replicationStop, unfreeze];
+export const postgresSteps: StepKind[] = [preflight, schemaCopy, snapshotCopy, replicationStart, freezeWrites, catchUp, writeFence, sequenceSync, replicationStop, unfreeze];

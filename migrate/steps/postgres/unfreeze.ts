@@ -3,10 +3,14 @@
  * emergency by hand. A normal rollback does not need it (it undoes freeze-writes with the journalled
  * previous settings); this step exists for when that journal is not at hand. Given freeze-writes'
  * `previous` result it restores exactly; given only role names it removes the read-only setting.
+ * It also drops the write-fence slot: once writes resume, a slot left behind only holds WAL on the
+ * source until its disk fills.
  */
 import { z } from 'zod';
 import { pool } from '../../postgres/connections.ts';
 import { READ_ONLY_SETTING, restoreRole, roleStates, type RoleFreezeChange } from '../../postgres/role-freeze.ts';
+import { REPLICATION_NAME } from '../../postgres/sql.ts';
+import { DEFAULT_FENCE_SLOT, dropFenceSlot, fenceSlotExists } from '../../postgres/write-fence.ts';
 import { defineStep, StepError, unable, type Finding, type StepContext } from '../../core/step.ts';
 
 const previousSchema = z.object({
@@ -21,8 +25,10 @@ const params = z
     previous: z.array(previousSchema).min(1).optional(),
     /** Roles whose read-only setting is simply reset. */
     roles: z.array(z.string().min(1)).min(1).optional(),
-    /** With `roles`: also ALTER ROLE … LOGIN (after a nologin freeze). */
+    /** With `roles`: also ALTER ROLE … LOGIN (after an enforced freeze). */
     login: z.boolean().default(false),
+    /** The write-fence slot freeze-writes made, dropped if present. */
+    fenceSlot: z.string().regex(REPLICATION_NAME, 'must be a lower-case identifier (a-z, 0-9, _; at most 63 characters)').default(DEFAULT_FENCE_SLOT),
   })
   .strict()
   .refine((p) => Boolean(p.previous) !== Boolean(p.roles), 'give exactly one of previous (freeze-writes result) or roles');
@@ -53,12 +59,16 @@ export const unfreeze = defineStep<Params, Result>({
     const restores = await plannedRestores(ctx, p);
     const findings = await missingRoles(ctx, restores);
     if (findings.length > 0) return { state: 'blocked', findings };
+    const slot = (await fenceSlotExists(await pool(ctx, 'source'), p.fenceSlot)) ? [`drop the write-fence slot ${p.fenceSlot}`] : [];
     return {
       state: 'ready',
-      plan: restores.map(
-        (r) =>
-          `role ${r.role}: ${r.previousReadOnly === null ? `RESET ${READ_ONLY_SETTING}` : `SET ${READ_ONLY_SETTING} = ${r.previousReadOnly}`}${r.previousCanLogin ? ', LOGIN' : ''} in ${r.database}`,
-      ),
+      plan: [
+        ...restores.map(
+          (r) =>
+            `role ${r.role}: ${r.previousReadOnly === null ? `RESET ${READ_ONLY_SETTING}` : `SET ${READ_ONLY_SETTING} = ${r.previousReadOnly}`}${r.previousCanLogin ? ', LOGIN' : ''} in ${r.database}`,
+        ),
+        ...slot,
+      ],
     };
   },
 
@@ -73,6 +83,11 @@ export const unfreeze = defineStep<Params, Result>({
         await restoreRole(source, restore);
       }
       ctx.log.info(`unfroze ${restores.map((r) => r.role).join(', ')}`);
+      if (await fenceSlotExists(source, p.fenceSlot)) {
+        await ctx.record({ action: 'drop-fence-slot', slot: p.fenceSlot });
+        await dropFenceSlot(source, p.fenceSlot);
+        ctx.log.info(`dropped the write-fence slot ${p.fenceSlot}`);
+      }
       return { roles: restores.map((r) => r.role) };
     } catch (error) {
       throw unable('unfreeze the application roles on the source', error);
