@@ -164,15 +164,15 @@ export async function pool(ctx: StepContext, side: Side): Promise<pg.Pool> {
     // A client dropped by the server (terminated by the freeze, a restart) must not crash the CLI,
     // idle in the pool or checked out by a step: the step sees the failure on its next query.
     p.on('error', () => {});
-    const clients = new Set<pg.Client>();
-    p.on('connect', (client) => {
-      client.on('error', () => {});
-      clients.add(client);
-    });
-    p.on('remove', (client) => clients.delete(client));
-    // Ctrl-C must not wait for a statement blocked on the server (a lock, a long scan).
+    p.on('connect', (client) => client.on('error', () => {}));
+    // Ctrl-C must not wait for a statement blocked on the server (a lock, a long scan): cancel what
+    // every checked-out client runs (a cancel reaching an idle session is ignored by the server).
+    const checkedOut = new Set<pg.Client>();
+    p.on('acquire', (client) => checkedOut.add(client));
+    p.on('release', (_error, client) => checkedOut.delete(client));
+    p.on('remove', (client) => checkedOut.delete(client));
     const onAbort = () => {
-      for (const client of clients) if ((client as pg.Client & { activeQuery?: unknown }).activeQuery) void cancelRunningQuery(client);
+      for (const client of checkedOut) void cancelRunningQuery(client);
     };
     ctx.signal.addEventListener('abort', onAbort, { once: true });
     // Connect once first, so that a server that cannot be reached is named with the field to fix, and
