@@ -3,11 +3,15 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { resolve } from 'node:path';
 import { redactValue } from '../core/secret.ts';
 import { embeddedBindir } from '../local/postgres-server.ts';
+import { ensureTools } from '../local/tools.ts';
 import { toText } from '../rehearse/report.ts';
 import { rehearse } from '../rehearse/rehearse.ts';
 import { action } from './action.ts';
 import { parseSets, reporterFor, type GlobalOptions } from './environment.ts';
 import { EXIT } from './exit-codes.ts';
+
+const WHY = 'the rehearsal and the tests run local PostgreSQL servers and PgBouncer, and the schema copy runs pg_dump and psql';
+const say = (line: string) => process.stderr.write(`migrate: ${line}\n`);
 
 const positive = (flag: string) => (value: string) => {
   const n = Number(value);
@@ -36,6 +40,7 @@ export function registerRehearse(program: Command, globals: () => GlobalOptions)
       action(async (opts: { rows: number; writers: number; report: string; sourcePg?: string; targetPg?: string; keep?: boolean }) => {
         const options = globals();
         const json = Boolean(options.json);
+        ensureTools(WHY, say);
         // Ctrl-C stops the running runbook as `migrate run` would; the servers and files are then removed
         // (unless --keep). A second Ctrl-C does not wait.
         const controller = new AbortController();
@@ -60,6 +65,16 @@ export function registerRehearse(program: Command, globals: () => GlobalOptions)
         process.stdout.write(json ? JSON.stringify({ type: 'rehearsal-report', report: redactValue(report) }) + '\n' : toText(report));
         if (controller.signal.aborted) return EXIT.interrupted;
         return report.outcome === 'passed' ? EXIT.ok : EXIT.failed;
+      }),
+    );
+
+  program
+    .command('tools')
+    .description('Install (apt-get, with a notice) or name what the rehearsal and the tests need: PostgreSQL server and client tools, PgBouncer')
+    .action(
+      action(async () => {
+        ensureTools(WHY, say);
+        return EXIT.ok;
       }),
     );
 }
