@@ -4,12 +4,12 @@
  * `migrate outputs` for two servers of one's own.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { EXIT } from '../../migrate/commands/exit-codes.ts';
-import { cli, describeResult, startCli, type CliResult } from './support.ts';
+import { cli, describeResult, ROOT, startCli, type CliResult } from './support.ts';
 
 function oneLineUsageError(r: CliResult, names: RegExp): void {
   assert.equal(r.code, EXIT.usage, describeResult(r));
@@ -46,6 +46,25 @@ describe('usage errors and help', { concurrency: true }, () => {
     oneLineUsageError(a, /unknown command 'teleport'/);
     oneLineUsageError(b, /unknown option '--nope'/);
     oneLineUsageError(c, /missing required argument 'runbook'/);
+  });
+
+  it('bad global options and outputs: exit 2, naming the file, option or variable, nothing written', async () => {
+    const outputs = join(dir, 'env-ref.json');
+    const made = await cli(['outputs', '--source', 'env:MIGRATE_TEST_UNSET_SOURCE', '--target', 'postgres://postgres@127.0.0.1:1/app', '--target-password', 'env:MIGRATE_TEST_UNSET_PW']);
+    writeFileSync(outputs, made.stdout);
+    const state = join(dir, 'state-bad');
+    const [missingFile, without, set, notJson] = await Promise.all([
+      cli(['--outputs', join(dir, 'nope.json'), '--state-dir', state, 'plan', 'runbooks/week-prior.yaml']),
+      cli(['--outputs', outputs, '--state-dir', state, '--without', 'aws,teleport', 'plan', 'runbooks/week-prior.yaml']),
+      cli(['--outputs', outputs, '--state-dir', state, '--set', 'copyJobs', 'plan', 'runbooks/week-prior.yaml']),
+      cli(['--outputs', join(ROOT, 'package.json'), '--state-dir', state, 'plan', 'runbooks/week-prior.yaml']),
+    ]);
+    oneLineUsageError(missingFile, /nope\.json.*ENOENT/);
+    oneLineUsageError(without, /--without teleport: unknown capability/);
+    oneLineUsageError(set, /--set copyJobs: expected key=value/);
+    assert.equal(notJson.code, EXIT.usage, describeResult(notJson));
+    assert.ok(notJson.stderr.includes('package.json'), notJson.stderr);
+    assert.ok(!existsSync(state), 'no state dir, journal or lock was written');
   });
 
   it('a subcommand --help lists the global options', async () => {
