@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Secret } from '../core/secret.ts';
 import type { Finding } from '../core/step.ts';
+import { connectTimeoutSeconds } from './connections.ts';
 import { redact } from '../core/secret.ts';
 
 const execFileAsync = promisify(execFile);
@@ -83,7 +84,7 @@ export function libpqEnv(url: Secret): NodeJS.ProcessEnv {
   const sslmode = parsed.searchParams.get('sslmode');
   if (sslmode) env.PGSSLMODE = sslmode;
   env.PGAPPNAME = 'migrate';
-  env.PGCONNECT_TIMEOUT = '15';
+  env.PGCONNECT_TIMEOUT = String(connectTimeoutSeconds());
   return env;
 }
 

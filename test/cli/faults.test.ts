@@ -11,7 +11,9 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { EXIT } from '../../migrate/commands/exit-codes.ts';
+import { Secret } from '../../migrate/core/secret.ts';
 import { serverOutputs } from '../../migrate/local/outputs.ts';
+import { libpqEnv } from '../../migrate/postgres/pg-tools.ts';
 import { describeResult, journalFiles, startCli, state, waitUntil, type CliProcess, type CliResult } from './support.ts';
 
 /** Accepts connections and never says a word, like a hung server or a black-holing proxy. */
@@ -104,5 +106,20 @@ describe('a server that accepts but never answers', () => {
     assert.equal(result.code, EXIT.blocked, describeResult(result));
     assert.ok(result.stdout.includes(`127.0.0.1:${silent.port}`), describeResult(result));
     assert.doesNotMatch(result.stdout + result.stderr, /silent-(target|source)-secret/);
+  });
+});
+
+describe('pg_dump and psql wait as long as the CLI', () => {
+  it('their libpq environment carries PGCONNECT_TIMEOUT (15 s unless set)', () => {
+    const saved = process.env.PGCONNECT_TIMEOUT;
+    try {
+      process.env.PGCONNECT_TIMEOUT = '3';
+      assert.equal(libpqEnv(new Secret('postgres://u:p@127.0.0.1:1/d')).PGCONNECT_TIMEOUT, '3');
+      delete process.env.PGCONNECT_TIMEOUT;
+      assert.equal(libpqEnv(new Secret('postgres://u:p@127.0.0.1:1/d')).PGCONNECT_TIMEOUT, '15');
+    } finally {
+      if (saved === undefined) delete process.env.PGCONNECT_TIMEOUT;
+      else process.env.PGCONNECT_TIMEOUT = saved;
+    }
   });
 });
