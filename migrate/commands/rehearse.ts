@@ -1,18 +1,22 @@
 /** `migrate rehearse`: the whole cutover on local servers, with a timeline report. */
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { resolve } from 'node:path';
-import { UsageError } from '../core/engine.ts';
 import { redactValue } from '../core/secret.ts';
 import { embeddedBindir } from '../local/postgres-server.ts';
+import { ensureTools } from '../local/tools.ts';
 import { toText } from '../rehearse/report.ts';
 import { rehearse } from '../rehearse/rehearse.ts';
 import { action } from './action.ts';
-import { reporterFor, type GlobalOptions } from './environment.ts';
+import { parseSets, reporterFor, type GlobalOptions } from './environment.ts';
 import { EXIT } from './exit-codes.ts';
+
+const WHY = 'the rehearsal and the tests run local PostgreSQL servers and PgBouncer, and the schema copy runs pg_dump and psql';
+const say = (line: string) => process.stderr.write(`migrate: ${line}\n`);
 
 const positive = (flag: string) => (value: string) => {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} ${value}: expected a whole number of at least 1`);
+  // Commander reports this as a one-line usage error naming the option.
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${flag} ${value}: expected a whole number of at least 1`);
   return n;
 };
 
@@ -36,7 +40,16 @@ export function registerRehearse(program: Command, globals: () => GlobalOptions)
       action(async (opts: { rows: number; writers: number; report: string; sourcePg?: string; targetPg?: string; keep?: boolean }) => {
         const options = globals();
         const json = Boolean(options.json);
+        ensureTools(WHY, say);
+        // Ctrl-C stops the running runbook as `migrate run` would; the servers and files are then removed
+        // (unless --keep). A second Ctrl-C does not wait.
+        const controller = new AbortController();
+        const onSignal = (signal: NodeJS.Signals) => (controller.signal.aborted ? process.exit(EXIT.interrupted) : controller.abort(new Error(`interrupted by ${signal}`)));
+        process.on('SIGINT', onSignal);
+        process.on('SIGTERM', onSignal);
         const report = await rehearse({
+          configOverrides: parseSets(options.set),
+          signal: controller.signal,
           customers: opts.rows,
           writers: opts.writers,
           keep: Boolean(opts.keep),
@@ -45,9 +58,23 @@ export function registerRehearse(program: Command, globals: () => GlobalOptions)
           targetBindir: bindir(opts.targetPg),
           reporter: reporterFor(options),
           announce: (message) => (json ? undefined : process.stdout.write(`\n== ${message}\n`)),
+        }).finally(() => {
+          process.off('SIGINT', onSignal);
+          process.off('SIGTERM', onSignal);
         });
         process.stdout.write(json ? JSON.stringify({ type: 'rehearsal-report', report: redactValue(report) }) + '\n' : toText(report));
+        if (controller.signal.aborted) return EXIT.interrupted;
         return report.outcome === 'passed' ? EXIT.ok : EXIT.failed;
+      }),
+    );
+
+  program
+    .command('tools')
+    .description('Install (apt-get, with a notice) or name what the rehearsal and the tests need: PostgreSQL server and client tools, PgBouncer')
+    .action(
+      action(async () => {
+        ensureTools(WHY, say);
+        return EXIT.ok;
       }),
     );
 }

@@ -27,9 +27,34 @@ function secretFile(dir: string, name: string, value: string): string {
 
 export function localOutputs(options: LocalOutputsOptions): StackOutputs {
   const { dir, source, target, database } = options;
+  return serverOutputs({
+    environment: 'rehearsal',
+    target: { host: target.host, port: target.port, user: target.user, database, sslMode: 'disable', version: String(target.major), passwordRef: secretFile(dir, 'target.password', target.password) },
+    sourceUrlRef: secretFile(dir, 'source.url', source.url(database)),
+    ...(options.pgbouncer ? { pgbouncer: { port: options.pgbouncer.port, adminUrlRef: secretFile(dir, 'pgbouncer-admin.url', options.pgbouncer.adminUrl) } } : {}),
+    webhooks: options.webhooks,
+  });
+}
+
+export interface ServerOutputsOptions {
+  /** The stack name the CLI files journals under. */
+  environment: string;
+  target: { host: string; port: number; user: string; database: string; sslMode: 'disable' | 'require' | 'verify-full'; version: string; passwordRef: string };
+  sourceUrlRef: string;
+  pgbouncer?: { port: number; adminUrlRef?: string };
+  webhooks?: StackOutputs['webhooks'];
+}
+
+/**
+ * The outputs contract for two PostgreSQL servers and nothing else: AWS and Kubernetes identifiers
+ * say they are local, and secrets stay references (the rehearsal's 0600 files, or `migrate outputs`'
+ * env:/file: references).
+ */
+export function serverOutputs(options: ServerOutputsOptions): StackOutputs {
+  const { environment, target } = options;
   const local = (what: string) => `local-${what}`;
   const record = (name: string) => ({
-    name: `${name}.rehearsal.test`,
+    name: `${name}.${environment}.test`,
     type: 'A' as const,
     ttl: 300,
     cutoverTtl: 60,
@@ -39,9 +64,9 @@ export function localOutputs(options: LocalOutputsOptions): StackOutputs {
   });
   return {
     project: 'cutover',
-    environment: 'rehearsal',
+    environment,
     region: 'local',
-    tags: { environment: 'rehearsal', project: 'cutover', 'managed-by': 'migrate-rehearse' },
+    tags: { environment, project: 'cutover', 'managed-by': 'migrate-rehearse' },
     network: {
       vpcId: local('vpc'),
       vpcCidr: '10.0.0.0/16',
@@ -60,33 +85,33 @@ export function localOutputs(options: LocalOutputsOptions): StackOutputs {
     },
     kms: { keyArn: 'arn:aws:kms:local:000000000000:key/local' },
     database: {
-      identifier: 'rehearsal-target',
-      arn: 'arn:aws:rds:local:000000000000:db:rehearsal-target',
+      identifier: `${environment}-target`,
+      arn: `arn:aws:rds:local:000000000000:db:${environment}-target`,
       endpoint: target.host,
       port: target.port,
-      name: database,
+      name: target.database,
       masterUsername: target.user,
-      masterPasswordRef: secretFile(dir, 'target.password', target.password),
-      sslMode: 'disable',
-      engineVersion: String(target.major),
+      masterPasswordRef: target.passwordRef,
+      sslMode: target.sslMode,
+      engineVersion: target.version,
       instanceClass: 'local',
       parameterGroupName: local('pg'),
       subnetGroupName: local('subnets'),
       securityGroupId: local('sg-db'),
-      replicas: [{ identifier: 'rehearsal-target-replica-1', instanceClass: 'local', performanceInsights: false }],
+      replicas: [{ identifier: `${environment}-target-replica-1`, instanceClass: 'local', performanceInsights: false }],
     },
-    source: { urlRef: secretFile(dir, 'source.url', source.url(database)) },
+    source: { urlRef: options.sourceUrlRef },
     parameters: {
-      prefix: '/cutover/rehearsal',
-      writerUrl: '/cutover/rehearsal/database/writer-url',
-      readerUrls: '/cutover/rehearsal/database/reader-urls',
-      sourceUrl: '/cutover/rehearsal/database/source-url',
-      masterPassword: '/cutover/rehearsal/database/master-password',
-      appPassword: '/cutover/rehearsal/database/app-password',
+      prefix: `/cutover/${environment}`,
+      writerUrl: `/cutover/${environment}/database/writer-url`,
+      readerUrls: `/cutover/${environment}/database/reader-urls`,
+      sourceUrl: `/cutover/${environment}/database/source-url`,
+      masterPassword: `/cutover/${environment}/database/master-password`,
+      appPassword: `/cutover/${environment}/database/app-password`,
     },
     dns: {
       hostedZoneId: 'ZLOCALREHEARSAL',
-      zoneName: 'rehearsal.test',
+      zoneName: `${environment}.test`,
       privateZone: true,
       records: { app: record('app'), webhooks: record('webhooks') },
     },
@@ -95,7 +120,7 @@ export function localOutputs(options: LocalOutputsOptions): StackOutputs {
       deployment: 'pgbouncer',
       service: 'pgbouncer',
       port: options.pgbouncer?.port ?? 6432,
-      ...(options.pgbouncer ? { adminUrlRef: secretFile(dir, 'pgbouncer-admin.url', options.pgbouncer.adminUrl) } : {}),
+      ...(options.pgbouncer?.adminUrlRef ? { adminUrlRef: options.pgbouncer.adminUrlRef } : {}),
     },
     app: { namespaces: ['app'] },
     ...(options.webhooks ? { webhooks: options.webhooks } : {}),

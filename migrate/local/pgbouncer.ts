@@ -6,9 +6,9 @@
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, chownSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
-import { join } from 'node:path';
+import { delimiter, join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { freePort } from './postgres-server.ts';
@@ -27,7 +27,10 @@ export interface LocalPgbouncerOptions {
   poolMode?: 'transaction' | 'session';
   /** Seconds a client may wait for a server (during a pause); 0 = forever. */
   queryWaitTimeout?: number;
+  /** The pgbouncer executable; `pgbouncerBinary()` when absent. */
   binary?: string;
+  /** Where the ini, userlist, log and pid file go (created if missing); a fresh temp dir when absent. */
+  dir?: string;
 }
 
 export interface LocalPgbouncer {
@@ -60,7 +63,7 @@ function ownByServerUser(path: string): void {
 
 const quoted = (s: string) => `"${s.replace(/"/g, '""')}"`;
 
-function iniText(o: Required<Omit<LocalPgbouncerOptions, 'binary'>>, dir: string, port: number, adminUser: string): string {
+function iniText(o: Required<Omit<LocalPgbouncerOptions, 'binary' | 'dir'>>, dir: string, port: number, adminUser: string): string {
   const backend = o.backend;
   return [
     '[databases]',
@@ -89,6 +92,7 @@ async function waitForListen(port: number, pidfile: string, logfile: string): Pr
   const until = Date.now() + 15_000;
   for (;;) {
     const client = new pg.Client({ host: '127.0.0.1', port, user: 'probe', database: 'probe', connectionTimeoutMillis: 1000 });
+    client.on('error', () => {});
     try {
       await client.connect();
       await client.end();
@@ -105,11 +109,39 @@ async function waitForListen(port: number, pidfile: string, logfile: string): Pr
   }
 }
 
+export const PGBOUNCER_INSTALL = 'install it (Debian/Ubuntu: sudo apt-get install pgbouncer) or set PGBOUNCER_BIN to its path';
+
+/**
+ * The pgbouncer executable: PGBOUNCER_BIN, else `pgbouncer` on PATH, else /usr/sbin/pgbouncer
+ * (Debian installs it there, and /usr/sbin is not on every user's PATH).
+ */
+export function pgbouncerBinary(env: NodeJS.ProcessEnv = process.env): string {
+  const explicit = env.PGBOUNCER_BIN;
+  if (explicit) {
+    if (!isExecutable(explicit)) throw new Error(`PGBOUNCER_BIN=${explicit} is not an executable file: ${PGBOUNCER_INSTALL}`);
+    return explicit;
+  }
+  const candidates = [...(env.PATH ?? '').split(delimiter).filter(Boolean).map((d) => join(d, 'pgbouncer')), '/usr/sbin/pgbouncer'];
+  const found = candidates.find(isExecutable);
+  if (!found) throw new Error(`PgBouncer not found (looked on PATH and in /usr/sbin): ${PGBOUNCER_INSTALL}`);
+  return found;
+}
+
+function isExecutable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
 export async function startPgbouncer(options: LocalPgbouncerOptions): Promise<LocalPgbouncer> {
-  const binary = options.binary ?? '/usr/sbin/pgbouncer';
-  if (!existsSync(binary)) throw new Error(`${binary} does not exist: install PgBouncer (Debian: apt-get install pgbouncer) or pass binary`);
+  const binary = options.binary ?? pgbouncerBinary();
+  if (!isExecutable(binary)) throw new Error(`${binary} is not an executable file: ${PGBOUNCER_INSTALL}`);
   const o = { authType: 'scram-sha-256' as const, poolMode: 'transaction' as const, queryWaitTimeout: 0, ...options };
-  const dir = mkdtempSync(join(tmpdir(), 'migrate-pgbouncer-'));
+  const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'migrate-pgbouncer-'));
+  mkdirSync(dir, { recursive: true });
   ownByServerUser(dir);
   const port = await freePort();
   const adminUser = 'pgb_admin';
@@ -133,7 +165,8 @@ export async function startPgbouncer(options: LocalPgbouncerOptions): Promise<Lo
   const adminUrl = `postgres://${adminUser}:${encodeURIComponent(adminPassword)}@127.0.0.1:${port}/pgbouncer`;
 
   const admin = async (sql: string) => {
-    const client = new pg.Client({ connectionString: adminUrl });
+    const client = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: 10_000 });
+    client.on('error', () => {});
     await client.connect();
     try {
       await client.query(sql);

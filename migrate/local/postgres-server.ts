@@ -191,7 +191,9 @@ export async function startPostgres(options: PostgresServerOptions = {}): Promis
       return `postgres://${encodeURIComponent(user)}:${encodeURIComponent(pass)}@127.0.0.1:${port}/${encodeURIComponent(database)}`;
     },
     async client(database = 'postgres') {
-      const client = new pg.Client({ connectionString: server.url(database) });
+      const client = new pg.Client({ connectionString: server.url(database), connectionTimeoutMillis: 15_000 });
+      // Stopping the server under an open client (a failed rehearsal) must not crash the process.
+      client.on('error', () => {});
       await client.connect();
       return client;
     },

@@ -7,16 +7,16 @@ import pg from 'pg';
 import { LockHeldError } from '../core/lock.ts';
 import type { RunServices } from '../core/context.ts';
 import type { Runbook } from '../core/runbook.ts';
-import { connectionConfig, targetUrl } from './connections.ts';
+import { connectClient, connectionConfig, endpointOf, targetUrl } from './connections.ts';
 
 const LOCK_PREFIX = 'migrate-lock:';
 
 export async function targetAdvisoryLock(runbook: Runbook, services: RunServices): Promise<() => Promise<void>> {
   if (!runbook.steps.some((s) => s.kind.requires.includes('postgres'))) return async () => {};
   const url = await targetUrl({ outputs: services.outputs, secret: services.secret });
-  const client = new pg.Client(connectionConfig(url, `${LOCK_PREFIX}${services.runId}`));
-  client.on('error', () => {});
-  await client.connect();
+  // The lock's queries are instant: a server that stops answering must fail the run, not hang it.
+  const client = new pg.Client({ ...connectionConfig(url, `${LOCK_PREFIX}${services.runId}`), statement_timeout: 30_000, lock_timeout: 10_000, query_timeout: 60_000 });
+  await connectClient(client, endpointOf(services.outputs, 'target'), services.signal);
   const key = `migrate:${services.stack}`;
   const { rows } = await client.query<{ locked: boolean }>('select pg_try_advisory_lock(hashtext($1)) as locked', [key]);
   if (!rows[0]?.locked) {

@@ -7,18 +7,19 @@
  * saw: every committed transaction must be on the target, and no difference may remain.
  */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parse as parseYaml } from 'yaml';
 import type { StackOutputs } from '../../infra/contract.ts';
 import { kindLookup } from '../commands/environment.ts';
-import { run, type EngineEnvironment, type RunOutcome } from '../core/engine.ts';
+import { run, UsageError, type EngineEnvironment, type RunOutcome } from '../core/engine.ts';
 import { runState, type RunState } from '../core/journal.ts';
 import type { EngineEvent, Reporter } from '../core/report.ts';
 import { loadRunbook } from '../core/runbook.ts';
 import { createSecretResolver } from '../core/secret-refs.ts';
-import { redactValue } from '../core/secret.ts';
+import { redact, redactValue } from '../core/secret.ts';
 import { startKubeStandin, type KubeStandin } from '../local/kube-standin.ts';
 import { localOutputs } from '../local/outputs.ts';
 import { startPgbouncer, type LocalPgbouncer } from '../local/pgbouncer.ts';
@@ -44,6 +45,10 @@ export interface RehearseOptions {
   reporter: Reporter;
   /** Called with each phase, for the human reading along. */
   announce: (message: string) => void;
+  /** `--set key=value` for the runbooks: each goes to the runbooks whose config has the key. */
+  configOverrides?: Record<string, unknown>;
+  /** Aborted on Ctrl-C: the running runbook stops as `migrate run` would, and everything is cleaned up. */
+  signal?: AbortSignal;
 }
 
 const RUNBOOKS = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'runbooks');
@@ -59,6 +64,33 @@ interface Parts {
   webhooks?: WebhookStandin;
   stream?: WebhookStream;
   workload?: Workload;
+}
+
+/** Where the kept servers are and how to stop them, for --keep. */
+function keptInstructions(parts: Parts): string[] {
+  const lines: string[] = [];
+  for (const server of [parts.source, parts.target]) {
+    if (!server) continue;
+    const asUser = process.getuid?.() === 0 ? 'runuser -u postgres -- ' : '';
+    lines.push(`${server.name} PostgreSQL ${server.major} on 127.0.0.1:${server.port}, data ${server.dataDir}; stop: ${asUser}${join(server.bindir, 'pg_ctl')} -D ${server.dataDir} stop`);
+  }
+  if (parts.pgbouncer) lines.push(`PgBouncer on 127.0.0.1:${parts.pgbouncer.port}, config ${parts.pgbouncer.configFile}; stop: kill $(cat ${join(parts.pgbouncer.dir, 'pgbouncer.pid')})`);
+  lines.push(
+    `outputs file ${join(parts.dir, 'outputs.json')} and journals in ${join(parts.dir, 'state')}: e.g. migrate --outputs ${join(parts.dir, 'outputs.json')} --state-dir ${join(parts.dir, 'state')} status`,
+    `then remove everything: rm -rf ${parts.dir}`,
+  );
+  return lines;
+}
+
+/** Gives each runbook the overrides its config has; a key no runbook has is a usage error before anything starts. */
+export function overridesPerRunbook(names: string[], overrides: Record<string, unknown>): Map<string, Record<string, unknown>> {
+  const keys = new Map(names.map((name) => [name, Object.keys((parseYaml(readFileSync(join(RUNBOOKS, `${name}.yaml`), 'utf8')) as { config?: object }).config ?? {})]));
+  for (const key of Object.keys(overrides)) {
+    if (![...keys.values()].some((k) => k.includes(key))) {
+      throw new UsageError(`--set ${key}: none of the rehearsal's runbooks (${names.join(', ')}) has a config key '${key}' (they have: ${[...new Set([...keys.values()].flat())].join(', ')})`);
+    }
+  }
+  return new Map(names.map((name) => [name, Object.fromEntries(Object.entries(overrides).filter(([key]) => keys.get(name)!.includes(key)))]));
 }
 
 /** In-process stand-ins always stop (they would keep the CLI alive); --keep keeps the servers and the dir. */
@@ -86,6 +118,8 @@ function watching(reporter: Reporter, onEvent: (event: EngineEvent) => void): Re
 
 export async function rehearse(options: RehearseOptions): Promise<RehearsalReport> {
   const started = Date.now();
+  const overrides = overridesPerRunbook(['week-prior', 'day-before', 'd-day'], options.configOverrides ?? {});
+  const stopIfInterrupted = () => options.signal?.throwIfAborted();
   const dir = mkdtempSync(join(tmpdir(), 'migrate-rehearsal-'));
   // Servers run as the unprivileged postgres OS user when we are root: it must be able to reach its dirs.
   chmodSync(dir, 0o711);
@@ -117,8 +151,9 @@ export async function rehearse(options: RehearseOptions): Promise<RehearsalRepor
     const targetAdmin = await target.client(APP_DATABASE);
     await prepareTargetRoles(targetAdmin, appPassword);
     await targetAdmin.end();
+    stopIfInterrupted();
 
-    parts.pgbouncer = await startPgbouncer({ database: APP_DATABASE, backend: { host: source.host, port: source.port }, user: APP_ROLE, password: appPassword, poolMode: 'transaction' });
+    parts.pgbouncer = await startPgbouncer({ database: APP_DATABASE, backend: { host: source.host, port: source.port }, user: APP_ROLE, password: appPassword, poolMode: 'transaction', dir: join(dir, 'pgbouncer') });
     const pgbouncer = parts.pgbouncer;
     parts.kube = await startKubeStandin({
       workloads: [
@@ -160,6 +195,7 @@ export async function rehearse(options: RehearseOptions): Promise<RehearsalRepor
       capabilities: new Set(['postgres', 'pgbouncer', 'kube', 'shell', 'http']),
       unavailable: { aws: NO_AWS },
       yes: true,
+      signal: options.signal,
       extraLocks: targetAdvisoryLock,
     };
     const load = (name: string, configOverrides: Record<string, unknown> = {}) =>
@@ -180,7 +216,8 @@ export async function rehearse(options: RehearseOptions): Promise<RehearsalRepor
       ],
     ];
     // Every runbook is validated before the first one changes anything.
-    const runbooks = plan.map(([name, overrides]) => [name, load(name, overrides)] as const);
+    const runbooks = plan.map(([name, own]) => [name, load(name, { ...own, ...overrides.get(name) })] as const);
+    stopIfInterrupted();
     let dDay: { start: number; end: number } | undefined;
     for (const [name, runbook] of runbooks) {
       options.announce(`Running runbooks/${name}.yaml`);
@@ -265,12 +302,32 @@ export async function rehearse(options: RehearseOptions): Promise<RehearsalRepor
         ...new Set(timeline.filter((t) => t.outcome === 'skipped').map((t) => `${t.runbook}/${t.step} (${t.kind}): ${t.note}`)),
         'AWS steps (RDS replicas, Parameter Store, Route53) are verified by unit tests against aws-sdk-client-mock here, and for real only against a staging account',
       ],
-      artifacts: { dir, outputs: outputsFile, stateDir, report: options.reportFile, kept: options.keep },
+      artifacts: { dir, outputs: outputsFile, stateDir, report: options.reportFile, kept: options.keep, ...(options.keep ? { stop: keptInstructions(parts) } : {}) },
     };
     return report;
   } catch (error) {
-    failure = (error as Error).message;
-    throw error;
+    // A rehearsal that breaks still reports what ran and why it stopped, and still cleans up.
+    failure = redact(options.signal?.aborted ? `interrupted (${(options.signal.reason as Error)?.message ?? 'signal'})` : ((error as Error).message ?? String(error)));
+    const writes = await parts.workload?.stop().catch(() => undefined);
+    const server = (s?: PostgresServer) => (s ? `PostgreSQL ${s.major} (local, port ${s.port})` : 'not started');
+    report = {
+      date: new Date(started).toISOString(),
+      outcome: 'failed',
+      failure,
+      source: server(parts.source),
+      target: server(parts.target),
+      data: { customers: options.customers, rowsAtStart: 0, writers: options.writers },
+      timeline: timelineOf(runs),
+      totalMs: Date.now() - started,
+      writes: { committed: writes?.committed.length ?? 0, foundOnTarget: 0, lost: 0, errorsSeenByApp: writes?.errors.length ?? 0, unavailableMs: 0, unavailableFrom: null, unavailableTo: null, longestTransactionMs: writes?.longestTransactionMs ?? 0 },
+      verification: null,
+      sequencesBehind: 0,
+      webhooks: null,
+      standIns: [],
+      skipped: [],
+      artifacts: { dir, outputs: join(dir, 'outputs.json'), stateDir, report: options.reportFile, kept: options.keep, ...(options.keep ? { stop: keptInstructions(parts) } : {}) },
+    };
+    return report;
   } finally {
     if (report) writeReports(report, options.reportFile);
     await stopAll(parts, options.keep);

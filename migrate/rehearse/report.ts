@@ -40,7 +40,8 @@ export interface RehearsalReport {
   webhooks: { received: number; replayed: number; failed: number; standIn: string } | null;
   standIns: string[];
   skipped: string[];
-  artifacts: { dir: string; outputs: string; stateDir: string; report: string; kept: boolean };
+  /** `stop`: with --keep, where each kept server is and how to stop it. */
+  artifacts: { dir: string; outputs: string; stateDir: string; report: string; kept: boolean; stop?: string[] };
 }
 
 export function timelineOf(runs: RunState[]): TimelineRow[] {
@@ -97,6 +98,7 @@ export function toMarkdown(r: RehearsalReport): string {
     ...r.skipped.map((s) => `- skipped: ${s}`),
     '',
     `Servers, outputs and journals: ${r.artifacts.kept ? r.artifacts.dir : 'removed (pass --keep to keep them)'}`,
+    ...(r.artifacts.stop ?? []).map((l) => `- ${l}`),
     '',
   ];
   return lines.join('\n');
@@ -117,8 +119,9 @@ export function toText(r: RehearsalReport): string {
     r.verification ? `Rows verified: ${r.verification.rows} in ${r.verification.tables} tables, differences: ${r.verification.differences}` : 'Verification did not run',
     `Sequences behind the source: ${r.sequencesBehind}`,
     ...(r.webhooks ? [`Webhooks received: ${r.webhooks.received}, replayed: ${r.webhooks.replayed}, failed: ${r.webhooks.failed} (${r.webhooks.standIn})`] : []),
-    `Skipped: ${r.skipped.length - 1} steps that need AWS (see the report)`,
+    ...(r.skipped.length > 0 ? [`Skipped: ${r.skipped.length - 1} steps that need AWS (see the report)`] : []),
     `Report: ${r.artifacts.report}`,
+    ...(r.artifacts.stop ? ['', `Kept (--keep) in ${r.artifacts.dir}:`, ...r.artifacts.stop.map((l) => `  ${l}`)] : []),
     '',
   ].join('\n');
 }

@@ -48,7 +48,7 @@ describe('migrate rehearse', () => {
       const d = existsSync(scratch) ? find(scratch, 'migrate-rehearsal-') : undefined;
       return d && existsSync(join(d, 'outputs.json')) ? d : undefined;
     }, { process: run });
-    const pgbouncer = find(scratch, 'migrate-pgbouncer-')!;
+    const pgbouncer = join(rehearsal, 'pgbouncer');
     for (const file of [join(rehearsal, 'target.password'), join(rehearsal, 'source.url'), join(rehearsal, 'pgbouncer-admin.url'), join(pgbouncer, 'userlist.txt')]) {
       for (const s of passwordsIn(file)) secrets.add(s).add(encodeURIComponent(s));
     }

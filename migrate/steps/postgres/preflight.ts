@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { pool, type Side } from '../../postgres/connections.ts';
-import { clientBindir, toolMajor } from '../../postgres/pg-tools.ts';
+import { clientToolFindings } from '../../postgres/pg-tools.ts';
 import {
   extensionFindings,
   identityFindings,
@@ -81,6 +81,8 @@ async function inspect(ctx: StepContext, p: Params): Promise<Report> {
   const s = 'info' in source ? await pool(ctx, 'source') : undefined!;
   const t = 'info' in target ? await pool(ctx, 'target') : undefined!;
 
+  // Missing pg_dump/psql is found even when a server cannot be reached: the fix is on this machine.
+  if (!('info' in source && 'info' in target)) checks.push(['client tools', async () => (await clientToolFindings(p.pgBinDir)).findings]);
   if ('info' in source) {
     const info = source.info;
     checks.push(
@@ -99,15 +101,11 @@ async function inspect(ctx: StepContext, p: Params): Promise<Report> {
     checks.push(['target settings', () => targetServerFindings(t)], ['target privileges', () => targetPrivilegeFindings(t, info)]);
   }
   if ('info' in source && 'info' in target) {
-    const bindir = (() => {
-      try {
-        return clientBindir(p.pgBinDir);
-      } catch {
-        return null;
-      }
-    })();
     checks.push(
-      ['versions', async () => versionFindings(source.info, target.info, bindir ? await toolMajor(bindir, 'pg_dump') : null, bindir ?? 'pg_dump')],
+      ['versions', async () => {
+        const tools = await clientToolFindings(p.pgBinDir, target.info);
+        return [...versionFindings(source.info, target.info, tools.dumpMajor, tools.bindir ?? 'pg_dump'), ...tools.findings];
+      }],
       ['extensions', () => extensionFindings(s, t)],
       ['roles', () => missingRoleFindings(s, t, p.withOwners)],
       ['replication objects and target tables', async () => {
