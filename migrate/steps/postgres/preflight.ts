@@ -7,7 +7,9 @@ import { z } from 'zod';
 import { pool, type Side } from '../../postgres/connections.ts';
 import { clientBindir, toolMajor } from '../../postgres/pg-tools.ts';
 import {
+  equalityFindings,
   extensionFindings,
+  fullIdentityWithoutEquality,
   identityFindings,
   largeObjectFindings,
   missingRoleFindings,
@@ -87,8 +89,11 @@ async function inspect(ctx: StepContext, p: Params): Promise<Report> {
       ['source settings', async () => sourceServerFindings(s, info, 'info' in target ? Number((await t.query("select current_setting('max_sync_workers_per_subscription') as n")).rows[0].n) : 2)],
       ['source privileges', () => sourcePrivilegeFindings(s, info)],
       ['source tables without a primary key', async () => {
-        identity = await tablesWithoutIdentity(s);
-        return identityFindings(identity, p.replicaIdentityFull);
+        const [keyless, unequal] = await Promise.all([tablesWithoutIdentity(s), fullIdentityWithoutEquality(s)]);
+        // REPLICA IDENTITY FULL cannot help these: they are refused, not fixed.
+        const refused = new Set(unequal.map((u) => u.table));
+        identity = keyless.filter((i) => !refused.has(i.table));
+        return [...equalityFindings(unequal), ...identityFindings(identity, p.replicaIdentityFull)];
       }],
       ['source large objects', () => largeObjectFindings(s)],
       ['source unlogged tables', () => unloggedFindings(s)],
