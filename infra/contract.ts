@@ -64,6 +64,8 @@ export const stackOutputsSchema = z.object({
     publicSubnetIds: z.array(nonEmpty).min(1),
     privateSubnetIds: z.array(nonEmpty).min(1),
     databaseSubnetIds: z.array(nonEmpty).min(1),
+    /** Public IPs RDS's outbound connections come from (the NAT gateways' Elastic IPs): the legacy firewall must allow-list them. Empty when the source is reached over a private link. */
+    natPublicIps: z.array(nonEmpty).default([]),
   }),
   cluster: z.object({
     name: nonEmpty,

@@ -43,7 +43,7 @@ const outputs: { [K in keyof StackOutputs]: Lifted<StackOutputs[K]> } = {
   environment: config.environment,
   region: config.region,
   tags: stackTags,
-  network: { vpcId: net.vpcId, vpcCidr: net.vpcCidr, vpcIpv6Cidr: net.vpcIpv6Cidr, availabilityZones: zones, publicSubnetIds: net.publicSubnetIds, privateSubnetIds: net.privateSubnetIds, databaseSubnetIds: net.databaseSubnetIds },
+  network: { vpcId: net.vpcId, vpcCidr: net.vpcCidr, vpcIpv6Cidr: net.vpcIpv6Cidr, availabilityZones: zones, publicSubnetIds: net.publicSubnetIds, privateSubnetIds: net.privateSubnetIds, databaseSubnetIds: net.databaseSubnetIds, natPublicIps: [] },
   cluster: { name: eks.name, kubeconfig: eks.kubeconfig, nodeSecurityGroupId: eks.nodeSecurityGroupId, oidcProviderArn: eks.oidcProviderArn },
   kms: { keyArn: key.arn },
   database: { identifier: db.identifier, arn: db.arn, endpoint: db.address, port: db.port, name: config.database.name, masterUsername: config.database.masterUsername, masterPasswordRef: `ssm:${names.masterPassword}`, sslMode: 'verify-full', engineVersion: config.database.engineVersion, instanceClass: config.database.instanceClass, parameterGroupName: db.parameterGroupName, subnetGroupName: db.subnetGroupName, securityGroupId: db.securityGroupId, replicas: db.cutoverReplicas },

@@ -50,6 +50,7 @@ export function localOutputs(options: LocalOutputsOptions): StackOutputs {
       publicSubnetIds: [local('subnet-public-a')],
       privateSubnetIds: [local('subnet-private-a')],
       databaseSubnetIds: [local('subnet-db-a')],
+      natPublicIps: [],
     },
     cluster: {
       name: local('cluster'),

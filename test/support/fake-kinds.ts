@@ -109,7 +109,7 @@ export function fixtureOutputs(overrides: Partial<StackOutputs> = {}): StackOutp
     environment: 'test',
     region: 'eu-west-1',
     tags: { environment: 'test', project: 'cutover', 'managed-by': 'pulumi' },
-    network: { vpcId: 'vpc-1', vpcCidr: '10.0.0.0/16', vpcIpv6Cidr: '2001:db8::/56', availabilityZones: ['eu-west-1a'], publicSubnetIds: ['subnet-a'], privateSubnetIds: ['subnet-b'], databaseSubnetIds: ['subnet-c'] },
+    network: { vpcId: 'vpc-1', vpcCidr: '10.0.0.0/16', vpcIpv6Cidr: '2001:db8::/56', availabilityZones: ['eu-west-1a'], publicSubnetIds: ['subnet-a'], privateSubnetIds: ['subnet-b'], databaseSubnetIds: ['subnet-c'], natPublicIps: [] },
     cluster: { name: 'c', kubeconfig: 'apiVersion: v1\nkind: Config\n# kubeconfig-secret-token\n', nodeSecurityGroupId: 'sg-1', oidcProviderArn: 'arn:aws:iam::1:oidc-provider/x' },
     kms: { keyArn: 'arn:aws:kms:eu-west-1:1:key/k' },
     database: {
