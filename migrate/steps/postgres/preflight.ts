@@ -4,7 +4,7 @@
  * runbook opts in: REPLICA IDENTITY FULL on tables without a primary key (journalled, undone).
  */
 import { z } from 'zod';
-import { pool, type Side } from '../../postgres/connections.ts';
+import { pool, subscriptionSourceUrl, type Side } from '../../postgres/connections.ts';
 import { clientBindir, toolMajor } from '../../postgres/pg-tools.ts';
 import {
   equalityFindings,
@@ -26,6 +26,7 @@ import {
   type IdentityProblem,
 } from '../../postgres/preflight-checks.ts';
 import { replicationNames } from '../../postgres/replication-names.ts';
+import { subscriptionReachFindings } from '../../postgres/subscription-reach.ts';
 import { publicationExists, subscriptionInfo } from '../../postgres/replication.ts';
 import { serverInfo, type ServerInfo } from '../../postgres/server.ts';
 import { redact } from '../../core/secret.ts';
@@ -40,6 +41,8 @@ const params = z
     pgBinDir: z.string().min(1).optional(),
     /** The schema copy will keep owners: missing roles then stop it rather than just lose grants. */
     withOwners: z.boolean().default(false),
+    /** How long the target may take to connect to the source, as its subscription will, before the path counts as blocked. */
+    reachTimeoutSeconds: z.number().positive().default(20),
   })
   .strict();
 type Params = z.infer<typeof params>;
@@ -102,6 +105,8 @@ async function inspect(ctx: StepContext, p: Params): Promise<Report> {
   if ('info' in target) {
     const info = target.info;
     checks.push(['target settings', () => targetServerFindings(t)], ['target privileges', () => targetPrivilegeFindings(t, info)]);
+    checks.push(['target → source connection', async () =>
+      subscriptionReachFindings(t, { conninfo: (await subscriptionSourceUrl(ctx)).reveal(), natPublicIps: ctx.outputs.network.natPublicIps, timeoutSeconds: p.reachTimeoutSeconds })]);
   }
   if ('info' in source && 'info' in target) {
     const bindir = (() => {
