@@ -25,6 +25,12 @@ const params = z.strictObject({
   maxDifferences: z.number().int().min(1).max(10_000).default(100),
   /** max_parallel_workers_per_gather for the comparison queries; the servers' own setting when absent. */
   parallelWorkers: z.number().int().min(0).max(64).optional(),
+  /**
+   * What a difference does, decided in the runbook before D-day rather than inside the write window:
+   * stop (the step fails, writes stay frozen for the operator to decide) or report (each differing
+   * table is a warning, the run continues, the result keeps the differing keys).
+   */
+  onDifference: z.enum(['stop', 'report']).default('stop'),
 });
 type Params = z.infer<typeof params>;
 
@@ -88,8 +94,7 @@ export const verify: StepKind<Params, VerifyReport & Json> = defineStep<Params, 
         now: () => ctx.now(),
         onTableDone: (progress, table) => {
           const rate = progress.elapsedMs > 0 ? Math.round((progress.rows * 1000) / progress.elapsedMs) : progress.rows;
-          ctx.log.progress({ label: 'verify', done: progress.done, total: progress.total, unit: 'tables', detail: `${progress.rows} rows, ${rate} rows/s` });
-          if (differs(table)) ctx.log.warn(`${table.table}: ${describeDifferences(table)}`);
+          ctx.log.progress({ label: 'verify', done: progress.done, total: progress.total, unit: 'tables', detail: `${progress.rows} rows, ${rate} rows/s${differs(table) ? `; ${table.table} differs` : ''}` });
         },
       });
       const { summary } = report;
@@ -97,13 +102,16 @@ export const verify: StepKind<Params, VerifyReport & Json> = defineStep<Params, 
         `verified ${summary.tables} tables, ${summary.rows} rows in ${(summary.durationMs / 1000).toFixed(1)} s (${summary.rowsPerSecond} rows/s): ` +
           (summary.tablesDiffering ? `${summary.tablesDiffering} differ` : 'all identical'),
       );
+      // With stop, the postcondition's findings name each differing table (printed once, there).
+      if (p.onDifference === 'report') for (const table of report.tables.filter(differs)) ctx.log.warn(`table ${table.table}: ${describeDifferences(table)} (onDifference: report, continuing)`);
       return report as VerifyReport & Json;
     } catch (error) {
       throw unable('verify the target against the source', error);
     }
   },
 
-  async check(_ctx: StepContext, _p, result) {
+  async check(_ctx: StepContext, p, result) {
+    if (p.onDifference === 'report') return [];
     return result.tables.filter(differs).map((table) => ({
       severity: 'error' as const,
       object: `table ${table.table}`,
