@@ -3,6 +3,7 @@ import type { StepKind } from '../../core/step.ts';
 import { catchUp } from './catch-up.ts';
 import { freezeWrites } from './freeze-writes.ts';
 import { preflight } from './preflight.ts';
+import { refreshMatviews } from './refresh-matviews.ts';
 import { replicationHealthStep } from './replication-health.ts';
 import { replicationStart } from './replication-start.ts';
 import { replicationStop } from './replication-stop.ts';
@@ -11,4 +12,4 @@ import { sequenceSync } from './sequence-sync.ts';
 import { snapshotCopy } from './snapshot-copy.ts';
 import { unfreeze } from './unfreeze.ts';
 
-export const postgresSteps: StepKind[] = [preflight, schemaCopy, snapshotCopy, replicationStart, replicationHealthStep, freezeWrites, catchUp, sequenceSync, replicationStop, unfreeze];
+export const postgresSteps: StepKind[] = [preflight, schemaCopy, snapshotCopy, replicationStart, replicationHealthStep, freezeWrites, catchUp, sequenceSync, replicationStop, unfreeze, refreshMatviews];
