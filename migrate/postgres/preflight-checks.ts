@@ -299,3 +299,32 @@ export function equalityFindings(tables: ColumnsWithoutEquality[]): Finding[] {
     fix: `add a primary key, or ALTER TABLE ${t.table} REPLICA IDENTITY USING INDEX <unique index on NOT NULL columns>, or change json columns to jsonb`,
   }));
 }
+
+/**
+ * Before 15, a "char" value of 128 or more is printed as a raw byte: COPY and replication then hand
+ * the target a string that is not valid in its encoding, and the copy stops. Scans only the tables
+ * that have such columns (rare outside the catalogs).
+ */
+export async function highBitCharFindings(db: Db, source: ServerInfo): Promise<Finding[]> {
+  if (source.major >= 15) return [];
+  const { rows } = await db.query<{ table: string; column: string }>(
+    `select format('%I.%I', n.nspname, c.relname) as table, format('%I', a.attname) as column
+       from pg_attribute a join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace
+       join pg_type t on t.oid = a.atttypid
+      where c.relkind = 'r' and a.attnum > 0 and not a.attisdropped and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_toast%'
+        and coalesce(nullif(t.typbasetype, 0), t.oid) = '"char"'::regtype
+      order by 1, 2`,
+  );
+  const findings: Finding[] = [];
+  for (const { table, column } of rows) {
+    const bad = await db.query<{ n: number }>(`select count(*)::int as n from ${table} where ${column}::"char"::int < 0`);
+    if (bad.rows[0]!.n === 0) continue;
+    findings.push({
+      severity: 'error',
+      object: `column ${table}.${column}`,
+      message: `${bad.rows[0]!.n} rows hold a "char" value of 128 or more, which PostgreSQL ${source.major} prints as a raw byte: the copy to the target would stop with an encoding error`,
+      fix: `change them to ASCII (UPDATE ${table} SET ${column} = … WHERE ${column}::int < 0), or the column to smallint or text, before the migration`,
+    });
+  }
+  return findings;
+}

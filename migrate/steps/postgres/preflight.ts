@@ -10,6 +10,7 @@ import {
   equalityFindings,
   extensionFindings,
   fullIdentityWithoutEquality,
+  highBitCharFindings,
   identityFindings,
   largeObjectFindings,
   missingRoleFindings,
@@ -99,6 +100,7 @@ async function inspect(ctx: StepContext, p: Params): Promise<Report> {
         return [...equalityFindings(unequal), ...identityFindings(identity, p.replicaIdentityFull)];
       }],
       ['source large objects', () => largeObjectFindings(s)],
+      ['source "char" columns', () => highBitCharFindings(s, info)],
       ['source unlogged tables', () => unloggedFindings(s)],
     );
   }
