@@ -10,6 +10,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { readJournal } from '../../migrate/core/journal.ts';
+import { embeddedBindir } from '../../migrate/local/postgres-server.ts';
 import { replicationStatus } from '../../migrate/postgres/status.ts';
 import { preflight } from '../../migrate/steps/postgres/preflight.ts';
 import { replicationHealthStep } from '../../migrate/steps/postgres/replication-health.ts';
@@ -117,5 +118,36 @@ describe('replica identity without equality, and a stalled subscription', () => 
     assert.deepEqual(started, ['go-no-go-replication']);
     const frozen = await pair.sql('source', 'select count(*)::int as n from pg_db_role_setting');
     assert.equal(frozen.rows[0].n, 0, 'no role was frozen');
+  });
+});
+
+describe('a stalled subscription on a PostgreSQL 13 target (no pg_stat_subscription_stats)', () => {
+  let pair: Pair;
+  const contexts: TestContext[] = [];
+  const context = () => {
+    const t = testContext({ outputs: pair.outputs });
+    contexts.push(t);
+    return t;
+  };
+
+  before(async () => {
+    pair = await startPair({ target: { bindir: embeddedBindir('pg13-bin'), settings: { wal_retrieve_retry_interval: "'1s'" } } });
+    await pair.sql('source', STALL + "insert into public.stall values (1, '{\"a\": 1}'); alter table public.stall replica identity full;");
+    await pair.sql('target', STALL);
+    await replicationStart.apply(context().ctx, replicationStart.params.parse({ pollMs: 50 }));
+  });
+  after(async () => {
+    for (const t of contexts) await t.close();
+    await pair?.stop();
+  });
+
+  it('the go/no-go refuses from the slot never confirming its marker and the worker coming and going', async () => {
+    assert.equal((await replicationHealthStep.probe(context().ctx, replicationHealthStep.params.parse({ observeSeconds: 10 }))).state, 'done');
+    await pair.sql('source', `update public.stall set doc = '{"a": 2}' where id = 1`);
+    const go = await replicationHealthStep.probe(context().ctx, replicationHealthStep.params.parse({ observeSeconds: 4, pollMs: 50 }));
+    assert.equal(go.state, 'blocked');
+    const messages = go.findings!.filter((f) => f.severity === 'error').map((f) => f.message).join('\n');
+    assert.match(messages, /did not confirm .* catch-up would not finish/);
+    assert.match(messages, /apply worker keeps exiting|no apply worker is running/);
   });
 });
