@@ -1,13 +1,15 @@
 /**
  * Materialized views are not replicated and arrive unpopulated: D-day's refresh-matviews fills them
  * on the target, dependencies first, leaving alone one the source itself never populated; afterwards
- * the application role selects from them on the target and reads what their query gives on the source.
+ * the application role selects from them on the target and reads what their query gives on the source;
+ * verify fails while a view the source has populated is not populated on the target.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { refreshMatviews } from '../../migrate/steps/postgres/refresh-matviews.ts';
 import { replicationStart } from '../../migrate/steps/postgres/replication-start.ts';
+import { verify } from '../../migrate/steps/postgres/verify.ts';
 import { testContext, type TestContext } from '../support/context.ts';
 import { APP_PASSWORD, DATABASE, startPair, type Pair } from './fixtures.ts';
 
@@ -52,6 +54,9 @@ describe('postgres.refresh-matviews', () => {
     await reader.connect();
     try {
       await assert.rejects(reader.query('select * from reports.top'), /has not been populated/);
+      const report = { tables: [] } as unknown as Parameters<typeof verify.check>[2];
+      const before = await verify.check(context().ctx, verify.params.parse({}), report);
+      assert.deepEqual((before ?? []).map((f) => f.object), ['materialized view reports.top (target)', 'materialized view reports.totals (target)']);
 
       const p = refreshMatviews.params.parse({});
       const t = context();
@@ -60,6 +65,7 @@ describe('postgres.refresh-matviews', () => {
       const result = await refreshMatviews.apply(t.ctx, p);
       assert.deepEqual(result.refreshed, ['reports.totals', 'reports.top']);
       assert.deepEqual(await refreshMatviews.check(t.ctx, p, result), []);
+      assert.deepEqual(await verify.check(context().ctx, verify.params.parse({}), report), []);
 
       const onTarget = await reader.query('select customer, total::text from reports.top order by total desc');
       const expected = await pair.sql('source', 'select customer, sum(amount)::text as total from reports.orders group by customer order by sum(amount) desc limit 3');

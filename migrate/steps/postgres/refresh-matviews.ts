@@ -23,14 +23,14 @@ const params = z
 type Params = z.infer<typeof params>;
 type Result = { refreshed: string[]; elapsedMs: number };
 
-interface MatView {
+export interface MatView {
   name: string;
   populated: boolean;
   /** Materialized views this one reads, by name. */
   uses: string[];
 }
 
-async function matviews(db: pg.Pool): Promise<MatView[]> {
+export async function matviews(db: pg.Pool): Promise<MatView[]> {
   const { rows } = await db.query<{ name: string; populated: boolean; uses: string[] }>(
     `select format('%I.%I', n.nspname, c.relname) as name, c.relispopulated as populated,
             coalesce((select array_agg(distinct format('%I.%I', dn.nspname, dc.relname))
@@ -123,3 +123,12 @@ export const refreshMatviews = defineStep<Params, Result>({
       .map((name) => ({ severity: 'error' as const, object: `materialized view ${name} (target)`, message: 'is not populated: selecting from it fails', fix: `REFRESH MATERIALIZED VIEW ${name} on the target` }));
   },
 });
+
+/** Materialized views the source has populated and the target has not: selecting from them fails after the switch. */
+export async function unpopulatedFindings(source: pg.Pool, target: pg.Pool): Promise<Finding[]> {
+  const [onSource, onTarget] = await Promise.all([matviews(source), matviews(target)]);
+  const populated = new Map(onTarget.map((v) => [v.name, v.populated]));
+  return onSource
+    .filter((v) => v.populated && populated.get(v.name) === false)
+    .map((v) => ({ severity: 'error' as const, object: `materialized view ${v.name} (target)`, message: 'is not populated (materialized views are not replicated): selecting from it fails', fix: 'run postgres.refresh-matviews (d-day step refresh-matviews)' }));
+}

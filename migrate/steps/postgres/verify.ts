@@ -11,6 +11,7 @@ import { pairTables, poolQuery } from '../../postgres/compare/catalog.ts';
 import { compareDatabases, differs } from '../../postgres/compare/compare.ts';
 import type { KeyValue, TableReport, VerifyReport } from '../../postgres/compare/types.ts';
 import { pool } from '../../postgres/connections.ts';
+import { unpopulatedFindings } from './refresh-matviews.ts';
 
 const params = z.strictObject({
   /** Schemas to compare; every non-system schema when absent. */
@@ -110,16 +111,17 @@ export const verify: StepKind<Params, VerifyReport & Json> = defineStep<Params, 
     }
   },
 
-  async check(_ctx: StepContext, p, result) {
+  async check(ctx: StepContext, p, result) {
     if (p.onDifference === 'report') return [];
-    return result.tables.filter(differs).map((table) => ({
+    const views = await unpopulatedFindings(await pool(ctx, 'source'), await pool(ctx, 'target'));
+    return [...views, ...result.tables.filter(differs).map((table) => ({
       severity: 'error' as const,
       object: `table ${table.table}`,
       message: describeDifferences(table),
       fix: table.problem
         ? 'Copy the schema again (postgres.schema-copy), or list the table in excludeTables if it is not migrated.'
         : 'Make sure replication has caught up (postgres.catch-up) and nothing else writes to the target, then run verify again; the step result lists the differing keys and key ranges.',
-    }));
+    }))];
   },
 });
 
