@@ -30,7 +30,8 @@ export function registerStatus(program: Command, globals: () => GlobalOptions): 
           const status = redactValue({ stack: env.stack, journal: latest ? runSummary(latest) : null, replication });
           if (options.json) process.stdout.write(JSON.stringify(status, null, 2) + '\n');
           else process.stdout.write(renderStatus(status) + '\n');
-          return EXIT.ok;
+          // A stalled subscription must be loud: scripts and operators see a failing status.
+          return (replication as { health?: { healthy?: boolean } }).health?.healthy === false ? EXIT.failed : EXIT.ok;
         } finally {
           await resources.closeAll();
           dispose();
@@ -74,6 +75,8 @@ function renderStatus(status: { stack: string; journal: ReturnType<typeof runSum
     const errors = target.errors as { sync: number; apply: number } | null;
     if (errors && errors.sync + errors.apply > 0) lines.push(`              errors since created: ${errors.sync} in table sync, ${errors.apply} in apply (see the target's log)`);
   }
+  const health = (r.health ?? { findings: [] }) as View;
+  for (const f of health.findings as View[]) lines.push(`${f.severity === 'error' ? 'UNHEALTHY:' : 'Note:'}    ${f.object} ${f.message}${f.fix ? `\n              fix: ${f.fix}` : ''}`);
   const lag = (r.lag ?? {}) as View;
   lines.push(`Lag:          ${bytes(lag.bytes)}${typeof lag.seconds === 'number' ? `, last confirmed ${lag.seconds.toFixed(1)} s ago` : ''}`);
   return lines.join('\n');

@@ -359,10 +359,8 @@ async function execute(runbook: Runbook, env: EngineEnvironment, steps: RunbookS
           status = 'applied';
         }
         const post = errorFindings(await step.kind.check(ctx, params, result));
-        if (post.length > 0) {
-          for (const finding of post) env.reporter.emit({ type: 'finding', step: step.id, finding });
-          throw new StepError(`${step.id}: postcondition failed`, post);
-        }
+        // Printed once, by the failure handling below.
+        if (post.length > 0) throw new StepError(`${step.id}: postcondition failed`, post);
         finish(status, result, reason);
       } catch (error) {
         if (controller.signal.aborted || error instanceof RunNotStartedError) throw error;

@@ -240,3 +240,91 @@ export async function missingRoleFindings(source: Db, target: Db, withOwners: bo
       fix: `create it on the target (pg_dumpall --roles-only on the source lists its definition), then grant what the application needs`,
     }));
 }
+
+export interface ColumnsWithoutEquality {
+  table: string;
+  /** `column type`, for each column whose type has no default btree or hash equality. */
+  columns: string[];
+}
+
+/**
+ * Tables replicated with REPLICA IDENTITY FULL (already, or because they have no key) whose rows
+ * hold a type without an equality operator (json, xml, point, box, …, also inside arrays, domains and
+ * composites): the subscriber finds the old row of an UPDATE/DELETE by comparing every column with
+ * the type's default btree or hash equality, and without one its apply worker fails and retries forever.
+ */
+export async function fullIdentityWithoutEquality(db: Db): Promise<ColumnsWithoutEquality[]> {
+  const { rows } = await db.query<{ table: string; columns: string[] }>(
+    `with recursive tables as (
+       select c.oid from pg_class c join pg_namespace n on n.oid = c.relnamespace
+        where c.relkind = 'r' and c.relpersistence = 'p' and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_toast%'
+          and not exists (select 1 from pg_depend d where d.classid = 'pg_class'::regclass and d.objid = c.oid and d.deptype = 'e')
+          and (c.relreplident = 'f' or (c.relreplident in ('d', 'n') and not exists (select 1 from pg_index i where i.indrelid = c.oid and i.indisprimary)))
+     ), reached (rel, attnum, typ) as (
+       select a.attrelid, a.attnum, a.atttypid from pg_attribute a join tables t on t.oid = a.attrelid where a.attnum > 0 and not a.attisdropped
+       union
+       select r.rel, r.attnum, x.typ from reached r join pg_type t on t.oid = r.typ
+        cross join lateral (
+          select t.typbasetype where t.typtype = 'd'
+          union all select t.typelem where t.typcategory = 'A' and t.typelem <> 0
+          union all select a.atttypid from pg_attribute a where t.typtype = 'c' and a.attrelid = t.typrelid and a.attnum > 0 and not a.attisdropped
+        ) x(typ)
+     ), leaves as (
+       select r.rel, r.attnum from reached r join pg_type t on t.oid = r.typ
+        where t.typtype not in ('d', 'c') and not (t.typcategory = 'A' and t.typelem <> 0)
+          and not exists (
+            select 1 from pg_opclass oc join pg_am am on am.oid = oc.opcmethod
+             where am.amname in ('btree', 'hash') and oc.opcdefault
+               and (oc.opcintype = t.oid
+                    or (t.typtype = 'e' and oc.opcintype = 'anyenum'::regtype)
+                    or (t.typtype = 'r' and oc.opcintype = 'anyrange'::regtype)
+                    or (t.typtype = 'm' and oc.opcintype = to_regtype('anymultirange'))
+                    or exists (select 1 from pg_cast k where k.castsource = t.oid and k.casttarget = oc.opcintype and k.castmethod = 'b' and k.castcontext = 'i')))
+     )
+     select format('%I.%I', n.nspname, c.relname) as table,
+            array_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)) order by a.attnum) as columns
+       from (select distinct rel, attnum from leaves) l
+       join pg_attribute a on a.attrelid = l.rel and a.attnum = l.attnum
+       join pg_class c on c.oid = l.rel join pg_namespace n on n.oid = c.relnamespace
+      group by 1 order by 1`,
+  );
+  return rows;
+}
+
+export function equalityFindings(tables: ColumnsWithoutEquality[]): Finding[] {
+  return tables.map((t) => ({
+    severity: 'error',
+    object: `table ${t.table}`,
+    message: `is replicated with REPLICA IDENTITY FULL (no primary key) but ${t.columns.join(', ')} ${t.columns.length > 1 ? 'have types' : 'has a type'} without an equality operator: the target's apply worker would stop at its first UPDATE or DELETE and retry forever`,
+    fix: `add a primary key, or ALTER TABLE ${t.table} REPLICA IDENTITY USING INDEX <unique index on NOT NULL columns>, or change json columns to jsonb`,
+  }));
+}
+
+/**
+ * Before 15, a "char" value of 128 or more is printed as a raw byte: COPY and replication then hand
+ * the target a string that is not valid in its encoding, and the copy stops. Scans only the tables
+ * that have such columns (rare outside the catalogs).
+ */
+export async function highBitCharFindings(db: Db, source: ServerInfo): Promise<Finding[]> {
+  if (source.major >= 15) return [];
+  const { rows } = await db.query<{ table: string; column: string }>(
+    `select format('%I.%I', n.nspname, c.relname) as table, format('%I', a.attname) as column
+       from pg_attribute a join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace
+       join pg_type t on t.oid = a.atttypid
+      where c.relkind = 'r' and a.attnum > 0 and not a.attisdropped and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_toast%'
+        and coalesce(nullif(t.typbasetype, 0), t.oid) = '"char"'::regtype
+      order by 1, 2`,
+  );
+  const findings: Finding[] = [];
+  for (const { table, column } of rows) {
+    const bad = await db.query<{ n: number }>(`select count(*)::int as n from ${table} where ${column}::"char"::int < 0`);
+    if (bad.rows[0]!.n === 0) continue;
+    findings.push({
+      severity: 'error',
+      object: `column ${table}.${column}`,
+      message: `${bad.rows[0]!.n} rows hold a "char" value of 128 or more, which PostgreSQL ${source.major} prints as a raw byte: the copy to the target would stop with an encoding error`,
+      fix: `change them to ASCII (UPDATE ${table} SET ${column} = … WHERE ${column}::int < 0), or the column to smallint or text, before the migration`,
+    });
+  }
+  return findings;
+}

@@ -119,6 +119,15 @@ async function connect(url: Secret, applicationName: string): Promise<pg.Client>
   return client;
 }
 
+/** The server's COPY error names neither the table nor, for an encoding error, the cause: add both. */
+function copyError(table: string, error: Error & { where?: string }): Error {
+  const hint = /invalid byte sequence for encoding/i.test(error.message)
+    ? '; on a PostgreSQL source older than 15 a "char" column holding a byte of 128 or more prints it raw (preflight lists such columns)'
+    : '';
+  const wrapped = new Error(`copying table ${table}: ${error.message}${error.where ? ` (${error.where})` : ''}${hint}`);
+  return Object.assign(wrapped, { code: (error as { code?: string }).code });
+}
+
 /**
  * Copies every table through `jobs` pairs of connections, largest first, all reading the exported
  * `snapshot`. Each table is emptied and filled in one transaction on the target; as soon as it has
@@ -178,7 +187,9 @@ export async function copyTables(options: {
       const write = copyFrom(`copy ${table.name}${list} from stdin (format ${options.format}${freeze})`);
       await target.query('begin');
       await target.query(`truncate ${table.partitioned ? '' : 'only '}${table.name}`);
-      await pipeline(source.query(copyTo(read)), counter((n) => (progress.bytes += n)), target.query(write));
+      await pipeline(source.query(copyTo(read)), counter((n) => (progress.bytes += n)), target.query(write)).catch((error: Error & { where?: string }) => {
+        throw copyError(table.name, error);
+      });
       await target.query('commit');
       progress.rows += write.rowCount;
       progress.copying = progress.copying.filter((name) => name !== table.name);

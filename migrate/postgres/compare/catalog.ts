@@ -18,6 +18,11 @@ export type Column = {
   deterministic: boolean;
   /** Text-like: ordering depends on a collation, which may differ between the two servers. */
   collatable: boolean;
+  /**
+   * `::text` is an explicit cast, not the type's output function, so it can print what no client
+   * sees: xml's cast keeps a declaration that its output (and so COPY and replication) drops.
+   */
+  castNotOutput: boolean;
 };
 
 export type Table = {
@@ -64,7 +69,8 @@ const COLUMNS_SQL = `
 SELECT a.attrelid::int8 AS oid, a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type,
        format_type(coalesce(nullif(t.typbasetype, 0), t.oid), NULL) AS base_type,
        bt.typtype AS base_kind, bt.typcategory = 'A' AS is_array,
-       coalesce(co.collisdeterministic, true) AS deterministic, t.typcollation <> 0 AS collatable
+       coalesce(co.collisdeterministic, true) AS deterministic, t.typcollation <> 0 AS collatable,
+       bt.typcategory <> 'S' AND EXISTS (SELECT 1 FROM pg_cast k WHERE k.castsource = bt.oid AND k.casttarget = 'text'::regtype AND k.castmethod <> 'i') AS cast_not_output
   FROM pg_attribute a
   JOIN pg_type t ON t.oid = a.atttypid
   JOIN pg_type bt ON bt.oid = coalesce(nullif(t.typbasetype, 0), t.oid)
@@ -95,7 +101,7 @@ export async function listTables(query: CatalogQuery, filter: TableFilter = {}):
   if (kept.length > 0) {
     for (const c of await query(COLUMNS_SQL, [kept.map((r) => r.oid)])) {
       const list = columns.get(c.oid) ?? [];
-      list.push({ name: c.name, type: c.type, baseType: c.base_type, baseKind: c.base_kind, isArray: c.is_array, deterministic: c.deterministic, collatable: c.collatable });
+      list.push({ name: c.name, type: c.type, baseType: c.base_type, baseKind: c.base_kind, isArray: c.is_array, deterministic: c.deterministic, collatable: c.collatable, castNotOutput: c.cast_not_output });
       columns.set(c.oid, list);
     }
   }

@@ -12,7 +12,8 @@
  *   rows swapping a value would keep the same sum; re-hashing the row hash (`hashint8extended`)
  *   makes it non-linear. Only types whose hash equality is byte equality are hashed natively; the
  *   others are printed as text first (numeric: 1.0 and 1.00 hash alike; enum: hashes its OID,
- *   which differs between servers; interval: '1 day' = '24 hours'; arrays: bounds).
+ *   which differs between servers; interval: '1 day' = '24 hours'; arrays: bounds), through the
+ *   type's output function, never a cast that prints something else (xml's keeps its declaration).
  * - `text` (either server older than 14): `hashtextextended(ROW(...)::text)`, with the session
  *   settings that make text output identical across servers and major versions (session.ts).
  * Floats are hashed from their binary form (float8send) in both, because their text output changed
@@ -29,6 +30,15 @@ const NATIVELY_HASHED = new Set([
   'date', 'time without time zone', 'timestamp without time zone', 'timestamp with time zone', 'uuid', 'jsonb',
 ]);
 
+/**
+ * A column as the application reads it: its type's output function (what COPY, replication and
+ * every client get), where `::text` would be an explicit cast printing something else.
+ */
+function printed(column: Column): string {
+  const ref = quoteIdent(column.name);
+  return column.castNotOutput ? `CASE WHEN ${ref} IS NULL THEN NULL ELSE format('%s', ${ref}) END` : `${ref}::text`;
+}
+
 export function hashMethodFor(sourceMajor: number, targetMajor: number): HashMethod {
   return Math.min(sourceMajor, targetMajor) >= 14 ? 'record' : 'text';
 }
@@ -42,11 +52,11 @@ export function columnExpression(column: Column, other: Column | undefined, meth
   const ref = quoteIdent(column.name);
   if (column.baseType === 'double precision' || column.baseType === 'real') {
     const send = column.baseType === 'real' ? 'float4send' : 'float8send';
-    return other && other.baseType === column.baseType ? `${send}(${ref})` : `${ref}::text`;
+    return other && other.baseType === column.baseType ? `${send}(${ref})` : printed(column);
   }
   const sameType = other !== undefined && other.type === column.type;
-  if (method === 'text' || !sameType) return `${ref}::text`;
-  if (column.baseKind !== 'b' || column.isArray || !NATIVELY_HASHED.has(column.baseType)) return `${ref}::text`;
+  if (method === 'text' || !sameType) return printed(column);
+  if (column.baseKind !== 'b' || column.isArray || !NATIVELY_HASHED.has(column.baseType)) return printed(column);
   // A nondeterministic collation hashes 'A' and 'a' alike.
   if (!column.deterministic) return `(${ref} COLLATE "C")`;
   return column.type === column.baseType ? ref : `${ref}::${column.baseType}`;

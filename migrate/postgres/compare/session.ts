@@ -16,6 +16,8 @@ const OUTPUT_SETTINGS: Record<string, string> = {
   IntervalStyle: 'postgres',
   extra_float_digits: '3',
   bytea_output: 'hex',
+  // money prints with the server's locale; the amount is what must match.
+  lc_monetary: 'C',
   // A verification runs for as long as the data takes; a role default must not cut it short.
   statement_timeout: '0',
 };

@@ -3,6 +3,8 @@ import type { StepKind } from '../../core/step.ts';
 import { catchUp } from './catch-up.ts';
 import { freezeWrites } from './freeze-writes.ts';
 import { preflight } from './preflight.ts';
+import { refreshMatviews } from './refresh-matviews.ts';
+import { replicationHealthStep } from './replication-health.ts';
 import { replicationStart } from './replication-start.ts';
 import { replicationStop } from './replication-stop.ts';
 import { schemaCopy } from './schema-copy.ts';
@@ -11,4 +13,17 @@ import { snapshotCopy } from './snapshot-copy.ts';
 import { unfreeze } from './unfreeze.ts';
 import { writeFence } from './write-fence.ts';
 
-export const postgresSteps: StepKind[] = [preflight, schemaCopy, snapshotCopy, replicationStart, freezeWrites, catchUp, writeFence, sequenceSync, replicationStop, unfreeze];
+export const postgresSteps: StepKind[] = [
+  preflight,
+  schemaCopy,
+  snapshotCopy,
+  replicationStart,
+  replicationHealthStep,
+  freezeWrites,
+  catchUp,
+  writeFence,
+  sequenceSync,
+  replicationStop,
+  unfreeze,
+  refreshMatviews,
+];

@@ -4,10 +4,13 @@
  * runbook opts in: REPLICA IDENTITY FULL on tables without a primary key (journalled, undone).
  */
 import { z } from 'zod';
-import { pool, type Side } from '../../postgres/connections.ts';
+import { pool, subscriptionSourceUrl, type Side } from '../../postgres/connections.ts';
 import { clientToolFindings } from '../../postgres/pg-tools.ts';
 import {
+  equalityFindings,
   extensionFindings,
+  fullIdentityWithoutEquality,
+  highBitCharFindings,
   identityFindings,
   largeObjectFindings,
   missingRoleFindings,
@@ -24,6 +27,7 @@ import {
   type IdentityProblem,
 } from '../../postgres/preflight-checks.ts';
 import { replicationNames } from '../../postgres/replication-names.ts';
+import { subscriptionReachFindings } from '../../postgres/subscription-reach.ts';
 import { publicationExists, subscriptionInfo } from '../../postgres/replication.ts';
 import { serverInfo, type ServerInfo } from '../../postgres/server.ts';
 import { redact } from '../../core/secret.ts';
@@ -38,6 +42,8 @@ const params = z
     pgBinDir: z.string().min(1).optional(),
     /** The schema copy will keep owners: missing roles then stop it rather than just lose grants. */
     withOwners: z.boolean().default(false),
+    /** How long the target may take to connect to the source, as its subscription will, before the path counts as blocked. */
+    reachTimeoutSeconds: z.number().positive().default(20),
   })
   .strict();
 type Params = z.infer<typeof params>;
@@ -89,16 +95,22 @@ async function inspect(ctx: StepContext, p: Params): Promise<Report> {
       ['source settings', async () => sourceServerFindings(s, info, 'info' in target ? Number((await t.query("select current_setting('max_sync_workers_per_subscription') as n")).rows[0].n) : 2)],
       ['source privileges', () => sourcePrivilegeFindings(s, info)],
       ['source tables without a primary key', async () => {
-        identity = await tablesWithoutIdentity(s);
-        return identityFindings(identity, p.replicaIdentityFull);
+        const [keyless, unequal] = await Promise.all([tablesWithoutIdentity(s), fullIdentityWithoutEquality(s)]);
+        // REPLICA IDENTITY FULL cannot help these: they are refused, not fixed.
+        const refused = new Set(unequal.map((u) => u.table));
+        identity = keyless.filter((i) => !refused.has(i.table));
+        return [...equalityFindings(unequal), ...identityFindings(identity, p.replicaIdentityFull)];
       }],
       ['source large objects', () => largeObjectFindings(s)],
+      ['source "char" columns', () => highBitCharFindings(s, info)],
       ['source unlogged tables', () => unloggedFindings(s)],
     );
   }
   if ('info' in target) {
     const info = target.info;
     checks.push(['target settings', () => targetServerFindings(t)], ['target privileges', () => targetPrivilegeFindings(t, info)]);
+    checks.push(['target → source connection', async () =>
+      subscriptionReachFindings(t, { conninfo: (await subscriptionSourceUrl(ctx)).reveal(), natPublicIps: ctx.outputs.network.natPublicIps, timeoutSeconds: p.reachTimeoutSeconds })]);
   }
   if ('info' in source && 'info' in target) {
     checks.push(

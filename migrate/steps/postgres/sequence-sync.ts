@@ -9,6 +9,7 @@
 import { z } from 'zod';
 import { pool } from '../../postgres/connections.ts';
 import { defineStep, StepError, unable, type Finding } from '../../core/step.ts';
+import { ident } from '../../postgres/sql.ts';
 import type pg from 'pg';
 
 const params = z
@@ -24,48 +25,82 @@ interface SequenceValue {
   name: string;
   schema: string;
   sequence: string;
-  /** pg_sequences.last_value: null when the sequence was never called. */
-  last: bigint | null;
-  start: bigint;
+  /** The sequence relation's own last_value and is_called (pg_sequences hides last_value while is_called is false). */
+  last: bigint;
+  called: boolean;
   increment: bigint;
   min: bigint;
   max: bigint;
+  cycle: boolean;
   readable: boolean;
 }
 
+const CHUNK = 500;
+
 async function readSequences(db: pg.Pool): Promise<SequenceValue[]> {
   const { rows } = await db.query(
-    `select schemaname, sequencename, last_value::text, start_value::text, increment_by::text, min_value::text, max_value::text,
+    `select schemaname, sequencename, increment_by::text, min_value::text, max_value::text, cycle,
             has_sequence_privilege(format('%I.%I', schemaname, sequencename), 'SELECT') as readable
        from pg_sequences where schemaname not in ('pg_catalog', 'information_schema') order by 1, 2`,
   );
-  return rows.map((r) => ({
-    name: `${r.schemaname}.${r.sequencename}`,
-    schema: r.schemaname,
-    sequence: r.sequencename,
-    last: r.last_value === null ? null : BigInt(r.last_value),
-    start: BigInt(r.start_value),
-    increment: BigInt(r.increment_by),
-    min: BigInt(r.min_value),
-    max: BigInt(r.max_value),
-    readable: r.readable,
-  }));
+  const state = new Map<string, { last: bigint; called: boolean }>();
+  const readable = rows.filter((r) => r.readable);
+  // One statement per chunk: every sequence is a relation of its own, read by name.
+  for (let i = 0; i < readable.length; i += CHUNK) {
+    const chunk = readable.slice(i, i + CHUNK);
+    const sql = chunk.map((r, j) => `select ${j}::int as i, last_value::text, is_called from ${ident(r.schemaname)}.${ident(r.sequencename)}`).join(' union all ');
+    for (const v of (await db.query(sql)).rows) state.set(`${chunk[v.i].schemaname}.${chunk[v.i].sequencename}`, { last: BigInt(v.last_value), called: v.is_called });
+  }
+  return rows.map((r) => {
+    const name = `${r.schemaname}.${r.sequencename}`;
+    const s = state.get(name);
+    return {
+      name,
+      schema: r.schemaname,
+      sequence: r.sequencename,
+      last: s?.last ?? 0n,
+      called: s?.called ?? false,
+      increment: BigInt(r.increment_by),
+      min: BigInt(r.min_value),
+      max: BigInt(r.max_value),
+      cycle: r.cycle,
+      readable: r.readable,
+    };
+  });
 }
 
-/** The last value handed out, as if the sequence had been called once before its start when it never was. */
-const position = (s: SequenceValue) => s.last ?? s.start - s.increment;
+/** What nextval would return, without calling it: null when the sequence is exhausted (no CYCLE). */
+export function nextValue(s: Pick<SequenceValue, 'last' | 'called' | 'increment' | 'min' | 'max' | 'cycle'>): bigint | null {
+  if (!s.called) return s.last;
+  const next = s.last + s.increment;
+  if (next > s.max || next < s.min) return s.cycle ? (s.increment > 0n ? s.min : s.max) : null;
+  return next;
+}
 
-/** What setval gets on the target: the source's state, moved `margin` increments on, within bounds. */
+/** What setval gets on the target: the source's state exactly, or moved `margin` increments on, within bounds (a cycling one exactly). */
 export function targetSetting(source: SequenceValue, margin: number): { value: bigint; called: boolean } {
-  if (source.last === null && margin === 0) return { value: source.start, called: false };
-  const wanted = position(source) + BigInt(margin) * source.increment;
+  // Skipping ahead on a cycling sequence would wrap it around onto values already handed out.
+  if (margin === 0 || source.cycle) return { value: source.last, called: source.called };
+  const handedOut = source.called ? source.last : source.last - source.increment;
+  const wanted = handedOut + BigInt(margin) * source.increment;
   const value = wanted > source.max ? source.max : wanted < source.min ? source.min : wanted;
   return { value, called: true };
 }
 
+/** The target hands out no value the source may already have handed out: its next value is the source's or beyond. */
 function ahead(target: SequenceValue, source: SequenceValue): boolean {
-  return source.increment > 0n ? position(target) >= position(source) : position(target) <= position(source);
+  const [t, s] = [nextValue(target), nextValue(source)];
+  if (s === null) return t === null;
+  if (t === null) return true;
+  // A cycling sequence hands its values out again: only the very same position is safe.
+  if (source.cycle) return t === s;
+  return source.increment > 0n ? t >= s : t <= s;
 }
+
+const describeNext = (s: SequenceValue) => {
+  const next = nextValue(s);
+  return next === null ? 'exhausted' : `nextval ${next}`;
+};
 
 function problems(source: SequenceValue[], target: Map<string, SequenceValue>): Finding[] {
   const findings: Finding[] = [];
@@ -125,7 +160,7 @@ export const sequenceSync = defineStep<Params, Result>({
     const findings = problems(source, byName);
     for (const s of source) {
       const t = byName.get(s.name);
-      if (t && !ahead(t, s)) findings.push({ severity: 'error', object: `sequence ${s.name}`, message: `target at ${position(t)} is behind the source at ${position(s)}` });
+      if (t && !ahead(t, s)) findings.push({ severity: 'error', object: `sequence ${s.name}`, message: `target would hand out ${describeNext(t)}, the source ${describeNext(s)}`, fix: 'run this step again' });
     }
     return findings;
   },

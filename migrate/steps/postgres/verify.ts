@@ -11,6 +11,7 @@ import { pairTables, poolQuery } from '../../postgres/compare/catalog.ts';
 import { compareDatabases, differs } from '../../postgres/compare/compare.ts';
 import type { KeyValue, TableReport, VerifyReport } from '../../postgres/compare/types.ts';
 import { pool } from '../../postgres/connections.ts';
+import { unpopulatedFindings } from './refresh-matviews.ts';
 
 const params = z.strictObject({
   /** Schemas to compare; every non-system schema when absent. */
@@ -25,6 +26,12 @@ const params = z.strictObject({
   maxDifferences: z.number().int().min(1).max(10_000).default(100),
   /** max_parallel_workers_per_gather for the comparison queries; the servers' own setting when absent. */
   parallelWorkers: z.number().int().min(0).max(64).optional(),
+  /**
+   * What a difference does, decided in the runbook before D-day rather than inside the write window:
+   * stop (the step fails, writes stay frozen for the operator to decide) or report (each differing
+   * table is a warning, the run continues, the result keeps the differing keys).
+   */
+  onDifference: z.enum(['stop', 'report']).default('stop'),
 });
 type Params = z.infer<typeof params>;
 
@@ -88,8 +95,7 @@ export const verify: StepKind<Params, VerifyReport & Json> = defineStep<Params, 
         now: () => ctx.now(),
         onTableDone: (progress, table) => {
           const rate = progress.elapsedMs > 0 ? Math.round((progress.rows * 1000) / progress.elapsedMs) : progress.rows;
-          ctx.log.progress({ label: 'verify', done: progress.done, total: progress.total, unit: 'tables', detail: `${progress.rows} rows, ${rate} rows/s` });
-          if (differs(table)) ctx.log.warn(`${table.table}: ${describeDifferences(table)}`);
+          ctx.log.progress({ label: 'verify', done: progress.done, total: progress.total, unit: 'tables', detail: `${progress.rows} rows, ${rate} rows/s${differs(table) ? `; ${table.table} differs` : ''}` });
         },
       });
       const { summary } = report;
@@ -97,21 +103,25 @@ export const verify: StepKind<Params, VerifyReport & Json> = defineStep<Params, 
         `verified ${summary.tables} tables, ${summary.rows} rows in ${(summary.durationMs / 1000).toFixed(1)} s (${summary.rowsPerSecond} rows/s): ` +
           (summary.tablesDiffering ? `${summary.tablesDiffering} differ` : 'all identical'),
       );
+      // With stop, the postcondition's findings name each differing table (printed once, there).
+      if (p.onDifference === 'report') for (const table of report.tables.filter(differs)) ctx.log.warn(`table ${table.table}: ${describeDifferences(table)} (onDifference: report, continuing)`);
       return report as VerifyReport & Json;
     } catch (error) {
       throw unable('verify the target against the source', error);
     }
   },
 
-  async check(_ctx: StepContext, _p, result) {
-    return result.tables.filter(differs).map((table) => ({
+  async check(ctx: StepContext, p, result) {
+    if (p.onDifference === 'report') return [];
+    const views = await unpopulatedFindings(await pool(ctx, 'source'), await pool(ctx, 'target'));
+    return [...views, ...result.tables.filter(differs).map((table) => ({
       severity: 'error' as const,
       object: `table ${table.table}`,
       message: describeDifferences(table),
       fix: table.problem
         ? 'Copy the schema again (postgres.schema-copy), or list the table in excludeTables if it is not migrated.'
         : 'Make sure replication has caught up (postgres.catch-up) and nothing else writes to the target, then run verify again; the step result lists the differing keys and key ranges.',
-    }));
+    }))];
   },
 });
 
