@@ -130,13 +130,13 @@ export async function measureSwitch(
         steps.push({ step: kind.kind, seconds });
         return result;
       };
-      await step(pgbouncerPause, {});
+      await step(pgbouncerPause, { configFile: pgbouncer.configFile });
       await step(freezeWrites, {});
       await step(catchUp, options.names);
       sequences = (await step(sequenceSync, {})).sequences;
       await step(replicationStop, options.names);
       await step(pgbouncerReload, { backend: { host: bench.target.host, port: bench.target.port }, configFile: pgbouncer.configFile });
-      await step(pgbouncerResume, {});
+      await step(pgbouncerResume, { configFile: pgbouncer.configFile });
     });
     const stepsSeconds = (performance.now() - from) / 1000;
     const switched = writers.commits.length;

@@ -43,7 +43,11 @@ export const WEBHOOK_MESSAGE_ATTRIBUTES = {
   headers: 'headers',
   /** DataType Number: when API Gateway received the request, epoch milliseconds (`$context.requestTimeEpoch`). */
   receivedAt: 'requestTimeEpoch',
-  /** API Gateway's request id (`$context.requestId`), also the deduplication id. */
+  /**
+   * API Gateway's request id (`$context.requestId`), also the deduplication id and the replay's
+   * idempotency key: unlike the SQS message id it survives a redrive from the dead-letter queue.
+   * A message without it (recorded by an older template) is keyed by its SQS message id.
+   */
   requestId: 'requestId',
   /** Client address as API Gateway saw it (`$context.identity.sourceIp`). */
   sourceIp: 'sourceIp',

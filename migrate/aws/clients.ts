@@ -1,7 +1,8 @@
 /**
  * AWS SDK v3 clients for a run: one per service, region from the stack outputs, credentials from the
- * SDK's default chain. The SDK itself honours AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE>, so the
- * CLI runs against any AWS-compatible endpoint; we only choose the retry policy.
+ * SDK's default chain. The SDK itself honours AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE> (for SQS
+ * once told not to prefer the queue URL's host), so the CLI runs against any AWS-compatible
+ * endpoint; we choose the retry policy.
  */
 import { RDSClient } from '@aws-sdk/client-rds';
 import { Route53Client } from '@aws-sdk/client-route-53';
@@ -32,7 +33,11 @@ export function awsClient<S extends Service>(ctx: Pick<StepContext, 'outputs' | 
     `aws:${service}`,
     () => {
       const Client = constructors[service] as unknown as new (config: object) => ClientOf<S>;
-      return new Client({ region: ctx.outputs.region, ...RETRY });
+      // The SQS client otherwise sends each request to its QueueUrl's host, which for a queue URL a
+      // real stack exports is AWS itself, whatever AWS_ENDPOINT_URL(_SQS) says. QueueUrl is in the
+      // body either way, so the resolved endpoint (the stack's region, or the override) serves it.
+      const perService = service === 'sqs' ? { useQueueUrlAsEndpoint: false } : {};
+      return new Client({ region: ctx.outputs.region, ...RETRY, ...perService });
     },
     (client) => client.destroy(),
   );

@@ -12,6 +12,7 @@ import { stepKinds } from '../core/registry.ts';
 import { humanReporter, jsonReporter, type Reporter } from '../core/report.ts';
 import { RunbookError, type KindLookup, type LoadOptions, type Runbook } from '../core/runbook.ts';
 import { createSecretResolver } from '../core/secret-refs.ts';
+import { UnresolvedReferencesError } from '../core/secret-preflight.ts';
 import { redact } from '../core/secret.ts';
 import type { Capability, StepKind } from '../core/step.ts';
 import { undoStepKind } from '../core/undo.ts';
@@ -156,5 +157,6 @@ export function exitCodeFor(error: unknown): { code: number; message: string } {
   const message = redact(error instanceof Error ? error.message : String(error));
   if (error instanceof UsageError || error instanceof RunbookError || error instanceof OutputsError || error instanceof StateDirError) return { code: EXIT.usage, message };
   if (error instanceof LockHeldError) return { code: EXIT.locked, message };
+  if (error instanceof UnresolvedReferencesError) return { code: EXIT.blocked, message };
   return { code: EXIT.failed, message };
 }

@@ -12,6 +12,7 @@ import { acquireLock } from './lock.ts';
 import type { EngineEvent, Reporter, StepOutcome } from './report.ts';
 import { displayParams, evaluateCondition, resolveParams, type Runbook, type RunbookStep } from './runbook.ts';
 import type { SecretResolver } from './secret-refs.ts';
+import { checkReferences, refuseUnresolvable } from './secret-preflight.ts';
 import { redact } from './secret.ts';
 import { StepError, type Capability, type Finding, type Json, type Logger } from './step.ts';
 
@@ -112,6 +113,7 @@ export async function dryRun(runbook: Runbook, env: EngineEnvironment, selection
   const signal = env.signal ?? new AbortController().signal;
   const findings: Finding[] = [];
   let earlierStepWouldRun = false;
+  const earlierSteps = new Set<string>();
   env.reporter.emit({ type: 'run-start', runId, runbook: runbook.path, stack: env.stack, dryRun: true, resumed: false, steps: steps.map((s) => ({ id: s.id, kind: s.uses })) });
   try {
     for (const [index, step] of steps.entries()) {
@@ -137,13 +139,23 @@ export async function dryRun(runbook: Runbook, env: EngineEnvironment, selection
         end('skipped', `condition ${step.if} is false`);
         continue;
       }
+      earlierSteps.add(step.id);
       const services = servicesFor(env, runId, resources, signal, true, async () => {});
       let params: unknown;
+      const resolveContext = { outputs: env.outputs, runId, stack: env.stack, results: new Map<string, Json>(), otherRun: newestRunResult(env.stateDir, env.stack, runId), secret: env.secret };
       try {
-        params = await resolveParams(runbook, step, { outputs: env.outputs, runId, stack: env.stack, results: new Map(), otherRun: newestRunResult(env.stateDir, env.stack, runId), secret: env.secret });
-      } catch {
-        env.reporter.emit({ type: 'step-plan', step: step.id, kind: step.uses, params: displayParams(runbook, step, env.outputs), lines: ['parameters depend on earlier steps: probed when the run gets there'], confirm: step.confirm });
-        end('would-run');
+        params = await resolveParams(runbook, step, resolveContext);
+      } catch (error) {
+        // Blocking unless the only thing missing is a result an earlier step of this run will produce.
+        const { problems, awaiting } = await checkReferences(runbook, step, { ...resolveContext, pending: earlierSteps }, error);
+        const lines = problems.length === 0 ? [`parameters depend on earlier step${awaiting.length === 1 ? '' : 's'} ${awaiting.map((id) => `'${id}'`).join(', ')}: probed when the run gets there`] : [];
+        env.reporter.emit({ type: 'step-plan', step: step.id, kind: step.uses, params: displayParams(runbook, step, env.outputs), lines, confirm: step.confirm });
+        for (const finding of problems) {
+          findings.push(finding);
+          env.reporter.emit({ type: 'finding', step: step.id, finding });
+        }
+        end(problems.length === 0 ? 'would-run' : 'blocked');
+        if (problems.length === 0) earlierStepWouldRun = true;
         continue;
       }
       const ctx = createStepContext({ ...services, log: loggerFor(env, step.id) }, step.id);
@@ -251,6 +263,7 @@ async function execute(runbook: Runbook, env: EngineEnvironment, steps: RunbookS
   await askConfirmations(steps, env);
   const now = env.now ?? Date.now;
   const runId = previous?.runId ?? newRunId(runbook.name);
+  await refuseUnresolvable(runbook, steps, { outputs: env.outputs, runId, stack: env.stack, secret: env.secret, otherRun: newestRunResult(env.stateDir, env.stack, runId), previous, canRun: (s) => !missingCapability(s, env) });
   const done = new Map<string, RunState['steps'][number]>();
   const results = new Map<string, Json>();
   for (const step of previous?.steps ?? []) {

@@ -3,7 +3,7 @@
  * kubeconfig and context, and the translation of API failures into "Unable to …" errors that say
  * which object and which permission.
  */
-import { ApiException, AppsV1Api } from '@kubernetes/client-node';
+import { ApiException, AppsV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { z } from 'zod';
 import { StepError, type StepContext } from '../core/step.ts';
 import { loadKubeConfig, type KubeconfigChoice } from './config.ts';
@@ -15,10 +15,13 @@ export const kubeAccessParams = {
   context: z.string().min(1).optional(),
 };
 
+/** The run's KubeConfig for this choice (API clients and port-forwards share its credentials). */
+export function kubeConfigFor(ctx: Pick<StepContext, 'outputs' | 'resource'>, choice: KubeconfigChoice): Promise<KubeConfig> {
+  return ctx.resource(`kubeconfig:${choice.kubeconfig}:${choice.context ?? ''}`, () => loadKubeConfig(choice, { kubeconfig: ctx.outputs.cluster.kubeconfig, region: ctx.outputs.region }));
+}
+
 export function appsApi(ctx: Pick<StepContext, 'outputs' | 'resource'>, choice: KubeconfigChoice): Promise<AppsV1Api> {
-  return ctx.resource(`kube:${choice.kubeconfig}:${choice.context ?? ''}`, () =>
-    loadKubeConfig(choice, { kubeconfig: ctx.outputs.cluster.kubeconfig, region: ctx.outputs.region }).makeApiClient(AppsV1Api),
-  );
+  return ctx.resource(`kube:${choice.kubeconfig}:${choice.context ?? ''}`, async () => (await kubeConfigFor(ctx, choice)).makeApiClient(AppsV1Api));
 }
 
 export function statusCode(error: unknown): number | undefined {

@@ -5,7 +5,7 @@
  */
 import pg from 'pg';
 import { z } from 'zod';
-import type { Secret } from '../core/secret.ts';
+import type { Console } from './consoles.ts';
 import { StepError, type StepContext } from '../core/step.ts';
 
 /** A [databases] entry name as the console's parser accepts it unquoted. */
@@ -32,24 +32,9 @@ export interface PoolState {
   longestWaitMs: number;
 }
 
-async function adminUrl(ctx: Pick<StepContext, 'outputs' | 'secret'>): Promise<Secret> {
-  const ref = ctx.outputs.pgbouncer.adminUrlRef;
-  if (!ref) {
-    throw new StepError('Unable to reach the PgBouncer admin console: outputs.pgbouncer.adminUrlRef is not set', [
-      {
-        severity: 'error',
-        object: 'outputs.pgbouncer.adminUrlRef',
-        message: 'the stack does not say where the admin console is',
-        fix: 'expose the console to the operator (admin_users, a reachable address, e.g. kubectl port-forward) and set adminUrlRef in the stack config; or restart PgBouncer with kube.restart instead',
-      },
-    ]);
-  }
-  return ctx.secret(ref);
-}
-
-/** A new console connection; the caller ends it. */
-export async function connectAdmin(ctx: Pick<StepContext, 'outputs' | 'secret'>): Promise<pg.Client> {
-  const url = await adminUrl(ctx);
+/** A new connection to `console`; the caller ends it. */
+export async function connectAdmin(console: Console): Promise<pg.Client> {
+  const url = await console.url();
   const client = new pg.Client({ connectionString: url.reveal(), connectionTimeoutMillis: 10_000 });
   // A console connection dropped by PgBouncer (e.g. restarted) must not crash the CLI.
   client.on('error', () => {});
@@ -58,21 +43,21 @@ export async function connectAdmin(ctx: Pick<StepContext, 'outputs' | 'secret'>)
   } catch (error) {
     await client.end().catch(() => {});
     const message = error instanceof Error ? error.message : String(error);
-    throw new StepError(`Unable to connect to the PgBouncer admin console: ${message}`, [
+    throw new StepError(`Unable to connect to the PgBouncer admin console of ${console.label}: ${message}`, [
       {
         severity: 'error',
-        object: 'outputs.pgbouncer.adminUrlRef',
+        object: console.label,
         message,
-        fix: 'check the console is reachable from here (kubectl port-forward svc/<pgbouncer> …) and the user is in admin_users with the right password',
+        fix: 'check the console is reachable from here (for pods: the port-forward permission, pods/portforward) and the user of outputs.pgbouncer.adminUrlRef is in admin_users with that password',
       },
     ]);
   }
   return client;
 }
 
-/** The console connection shared by the run's steps. */
-export function sharedAdmin(ctx: StepContext): Promise<pg.Client> {
-  return ctx.resource('pgbouncer:admin', () => connectAdmin(ctx), (client) => client.end());
+/** The connection to `console` shared by the run's steps. */
+export function sharedAdmin(ctx: StepContext, console: Console): Promise<pg.Client> {
+  return ctx.resource(`pgbouncer:admin:${console.label}`, () => connectAdmin(console), (client) => client.end());
 }
 
 export async function adminCommand(client: pg.Client, command: string): Promise<pg.QueryResult> {
@@ -140,10 +125,11 @@ export async function serverConnections(client: pg.Client, name: string): Promis
  */
 export async function commandThenPoll(
   ctx: StepContext,
+  console: Console,
   command: string,
   options: { deadline: number; pollMs: number; done: () => Promise<boolean> },
 ): Promise<boolean> {
-  const waiter = await connectAdmin(ctx);
+  const waiter = await connectAdmin(console);
   let failure: unknown;
   const pending = waiter.query(command).catch((error: unknown) => {
     failure = error;
@@ -158,7 +144,7 @@ export async function commandThenPoll(
     }
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
-    throw new StepError(`Unable to run '${command}' on the PgBouncer admin console: ${message}`, [{ severity: 'error', object: 'pgbouncer console', message }]);
+    throw new StepError(`Unable to run '${command}' on the PgBouncer admin console of ${console.label}: ${message}`, [{ severity: 'error', object: console.label, message }]);
   } finally {
     // Leaving does not cancel a pending PAUSE: the database stays paused until RESUME.
     await waiter.end().catch(() => {});

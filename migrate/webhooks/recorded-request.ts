@@ -4,7 +4,11 @@
  * through `describeRequest`, which keeps to method, path and size.
  */
 export interface RecordedRequest {
-  /** The recorder's message id: stable across receives, so it is the replay's idempotency key. */
+  /**
+   * The replay's idempotency key, fixed when the request was recorded: API Gateway's request id for
+   * SQS (the same after a redrive from the dead-letter queue, unlike the SQS message id, which is the
+   * fallback for messages recorded without it); the stand-in's own id for the local queue.
+   */
   id: string;
   method: string;
   /** Raw request path as received (still percent-encoded), starting with `/`. */

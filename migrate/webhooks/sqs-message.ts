@@ -22,7 +22,10 @@ export function decodeSqsMessage(message: Message): RecordedRequest {
   const receivedAt = Number(required(ATTRIBUTES.receivedAt));
   if (!Number.isFinite(receivedAt)) throw new MessageFormatError(`message attribute '${ATTRIBUTES.receivedAt}' is not a number`);
   return {
-    id,
+    // API Gateway's request id, fixed when the request was recorded: a message redriven from the
+    // dead-letter queue arrives with a new MessageId but keeps it. Messages recorded before the
+    // recorder stored it have only their MessageId, which is then the key.
+    id: attribute(ATTRIBUTES.requestId) || id,
     method: required(ATTRIBUTES.method).toUpperCase(),
     path: path.startsWith('/') ? path : `/${path}`,
     query: attribute(ATTRIBUTES.query) ?? '',

@@ -101,14 +101,14 @@ async function ids(server: PostgresServer): Promise<Set<number>> {
 
 test('the admin console answers node-postgres simple queries; a dry run plans the pause without pausing', async () => {
   const t = context();
-  const probe = await pgbouncerPause.probe(t.ctx, pgbouncerPause.params.parse({}));
+  const probe = await pgbouncerPause.probe(t.ctx, pgbouncerPause.params.parse({ configFile: bouncer.configFile }));
   assert.equal(probe.state, 'ready');
-  assert.match(probe.plan![0]!, new RegExp(`^PAUSE app on 127.0.0.1:${a.port}`));
-  const backend = await pgbouncerCheckBackend.probe(t.ctx, pgbouncerCheckBackend.params.parse({}));
-  assert.deepEqual(backend.result, { database: 'app', host: '127.0.0.1', port: a.port, dbname: 'app', paused: false });
+  assert.match(probe.plan![0]!, new RegExp(`^PgBouncer: PAUSE app on 127.0.0.1:${a.port}`));
+  const backend = await pgbouncerCheckBackend.probe(t.ctx, pgbouncerCheckBackend.params.parse({ configFile: bouncer.configFile }));
+  assert.deepEqual(backend.result, { database: 'app', host: '127.0.0.1', port: a.port, dbname: 'app', paused: false, consoles: [{ console: 'PgBouncer', host: '127.0.0.1', port: a.port, dbname: 'app', paused: false }] });
   const reloadPlan = await pgbouncerReload.probe(t.ctx, pgbouncerReload.params.parse({ backend: { host: b.host, port: b.port }, configFile: bouncer.configFile }));
   assert.deepEqual(reloadPlan.plan, [`rewrite ${bouncer.configFile} [databases] app: 127.0.0.1:${a.port}/app → 127.0.0.1:${b.port}`, 'RELOAD', 'RECONNECT app; wait for connections to the old backend to close (up to 60 s)']);
-  assert.equal((await pgbouncerCheckBackend.probe(t.ctx, pgbouncerCheckBackend.params.parse({}))).result!.port, a.port, 'probes changed nothing');
+  assert.equal((await pgbouncerCheckBackend.probe(t.ctx, pgbouncerCheckBackend.params.parse({ configFile: bouncer.configFile }))).result!.port, a.port, 'probes changed nothing');
   await t.close();
 });
 
@@ -118,11 +118,11 @@ test('pause → switch backend → resume under load: no committed transaction l
   try {
     await until(() => clients.every((c) => c.log.length >= 20), 'clients to commit on the first server');
     const t = context();
-    const pause = await pgbouncerPause.apply(t.ctx, pgbouncerPause.params.parse({}));
-    assert.equal((await pgbouncerCheckBackend.probe(t.ctx, pgbouncerCheckBackend.params.parse({}))).result!.paused, true);
+    const pause = await pgbouncerPause.apply(t.ctx, pgbouncerPause.params.parse({ configFile: bouncer.configFile }));
+    assert.equal((await pgbouncerCheckBackend.probe(t.ctx, pgbouncerCheckBackend.params.parse({ configFile: bouncer.configFile }))).result!.paused, true);
     const reload = await pgbouncerReload.apply(t.ctx, pgbouncerReload.params.parse({ backend: { host: b.host, port: b.port }, configFile: bouncer.configFile }));
-    assert.deepEqual(reload, { database: 'app', host: '127.0.0.1', port: b.port, dbname: 'app' });
-    const resume = await pgbouncerResume.apply(t.ctx, pgbouncerResume.params.parse({}));
+    assert.deepEqual(reload, { database: 'app', host: '127.0.0.1', port: b.port, dbname: 'app', consoles: ['PgBouncer'] });
+    const resume = await pgbouncerResume.apply(t.ctx, pgbouncerResume.params.parse({ configFile: bouncer.configFile }));
     const switched = clients.map((c) => c.log.length);
     await until(() => clients.every((c, i) => c.log.length >= switched[i]! + 20), 'clients to commit on the second server');
     stop.now = true;
@@ -148,19 +148,19 @@ test('pause → switch backend → resume under load: no committed transaction l
         `longest client transaction ${longest.toFixed(1)} ms; PgBouncer's longest hold at RESUME ${resume.longestWaitMs} ms`,
     );
     assert.deepEqual(t.changes, [
-      { action: 'pause', database: 'app' },
+      { action: 'pause', database: 'app', consoles: ['PgBouncer'] },
       { action: 'reload', database: 'app', configFile: bouncer.configFile, previous: { host: '127.0.0.1', port: a.port, database: 'app' } },
-      { action: 'resume', database: 'app' },
+      { action: 'resume', database: 'app', consoles: ['PgBouncer'] },
     ]);
     const everything = JSON.stringify([t.changes, t.lines, t.progress, pause, reload, resume]);
     assert.ok(!everything.includes(adminPassword()), 'the console password appears nowhere');
 
     // Rolling back, newest first: pause again, point back at A, resume.
-    await pgbouncerResume.undo!(t.ctx, pgbouncerResume.params.parse({}), [t.changes[2]!], resume);
+    await pgbouncerResume.undo!(t.ctx, pgbouncerResume.params.parse({ configFile: bouncer.configFile }), [t.changes[2]!], resume);
     await pgbouncerReload.undo!(t.ctx, pgbouncerReload.params.parse({ backend: { host: b.host, port: b.port }, configFile: bouncer.configFile }), [t.changes[1]!], reload);
-    await pgbouncerPause.undo!(t.ctx, pgbouncerPause.params.parse({}), [t.changes[0]!], pause);
-    const back = await pgbouncerCheckBackend.probe(t.ctx, pgbouncerCheckBackend.params.parse({}));
-    assert.deepEqual(back.result, { database: 'app', host: '127.0.0.1', port: a.port, dbname: 'app', paused: false });
+    await pgbouncerPause.undo!(t.ctx, pgbouncerPause.params.parse({ configFile: bouncer.configFile }), [t.changes[0]!], pause);
+    const back = await pgbouncerCheckBackend.probe(t.ctx, pgbouncerCheckBackend.params.parse({ configFile: bouncer.configFile }));
+    assert.deepEqual({ ...back.result, consoles: undefined }, { database: 'app', host: '127.0.0.1', port: a.port, dbname: 'app', paused: false, consoles: undefined });
     assert.match(readFileSync(bouncer.configFile, 'utf8'), new RegExp(`^app = host=127.0.0.1 port=${a.port} dbname=app$`, 'm'));
     await t.close();
   } finally {
@@ -183,7 +183,7 @@ test('a resumed reload keeps the original backend for undo; check-backend fails 
   assert.equal((await pgbouncerReload.probe(again.ctx, params)).state, 'done');
   await pgbouncerReload.apply(again.ctx, params);
   assert.deepEqual(again.changes, [], 'no second record, whose "previous" would be the new backend');
-  const check = pgbouncerCheckBackend.params.parse({ expect: { host: '127.0.0.1', port: a.port } });
+  const check = pgbouncerCheckBackend.params.parse({ configFile: bouncer.configFile, expect: { host: '127.0.0.1', port: a.port } });
   const findings = await pgbouncerCheckBackend.check(t.ctx, check, (await pgbouncerCheckBackend.probe(t.ctx, check)).result!);
   assert.match(findings?.[0]?.message ?? '', new RegExp(`points at 127.0.0.1:${b.port}/app, expected 127.0.0.1:${a.port}`));
   await pgbouncerReload.undo!(t.ctx, params, t.changes, undefined);
@@ -200,13 +200,13 @@ test('a pause that cannot finish in time resumes the clients and names the cause
   await long.query('SELECT 1');
   const t = context();
   try {
-    await assert.rejects(pgbouncerPause.apply(t.ctx, pgbouncerPause.params.parse({ deadlineSeconds: 1, pollSeconds: 0.2 })), (error: unknown) => {
+    await assert.rejects(pgbouncerPause.apply(t.ctx, pgbouncerPause.params.parse({ configFile: bouncer.configFile, deadlineSeconds: 1, pollSeconds: 0.2 })), (error: unknown) => {
       assert.ok(error instanceof StepError);
-      assert.match(error.message, /^Unable to pause PgBouncer database app: transactions still running after 1 s \(1 server connections still in a transaction/);
+      assert.match(error.message, /^Unable to pause PgBouncer database app on PgBouncer: transactions still running after 1 s \(1 server connections still in a transaction/);
       assert.match(error.findings[0]!.fix ?? '', /long transactions/);
       return true;
     });
-    assert.equal((await pgbouncerCheckBackend.probe(t.ctx, pgbouncerCheckBackend.params.parse({}))).result!.paused, false, 'resumed');
+    assert.equal((await pgbouncerCheckBackend.probe(t.ctx, pgbouncerCheckBackend.params.parse({ configFile: bouncer.configFile }))).result!.paused, false, 'resumed');
     await long.query('COMMIT');
   } finally {
     await long.end();
@@ -229,7 +229,7 @@ test('the rehearsal wiring: kube.restart of the PgBouncer deployment in the stan
   const t = testContext({ outputs: { ...outputs, cluster: { ...outputs.cluster, kubeconfig: standin.kubeconfig } } });
   try {
     await kubeRestart.apply(t.ctx, kubeRestart.params.parse({ pollSeconds: 0.05 }));
-    const check = pgbouncerCheckBackend.params.parse({ expect: { host: b.host, port: b.port } });
+    const check = pgbouncerCheckBackend.params.parse({ configFile: bouncer.configFile, expect: { host: b.host, port: b.port } });
     assert.deepEqual(await pgbouncerCheckBackend.check(t.ctx, check, (await pgbouncerCheckBackend.probe(t.ctx, check)).result!), undefined);
   } finally {
     await bouncer.switchBackend({ host: a.host, port: a.port });

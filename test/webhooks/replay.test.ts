@@ -34,7 +34,8 @@ describe('webhooks.replay (SQS)', () => {
     return { clock, queue, receiver, t };
   }
 
-  const params = (receiver: Receiver, extra: object = {}) => replayWebhooks.params.parse({ targetUrl: receiver.url, ...extra });
+  // These cases are about replaying what is there; the quiet wait at the end has its own test (tail-quiet).
+  const params = (receiver: Receiver, extra: object = {}) => replayWebhooks.params.parse({ targetUrl: receiver.url, idleSeconds: 0, ...extra });
 
   it('replays in arrival order with byte-identical bodies, original headers and the message id as idempotency key', async () => {
     const { queue, receiver, t } = await setup();

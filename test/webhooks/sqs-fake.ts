@@ -24,6 +24,8 @@ export interface RecordedFixture {
   headers: Record<string, string>;
   body: Buffer;
   receivedAt?: number;
+  /** API Gateway's request id; the fixture's id when absent. */
+  requestId?: string;
 }
 
 /** The message the recorder's mapping template would have stored for a request (format version 1). */
@@ -39,7 +41,7 @@ export function recorderMessage(fixture: RecordedFixture, sequence: number): Mes
       [A.path]: text(fixture.path),
       [A.headers]: text(JSON.stringify(fixture.headers)),
       [A.receivedAt]: { DataType: 'Number', StringValue: String(fixture.receivedAt ?? 1_750_000_000_000 + sequence) },
-      [A.requestId]: text(`apigw-request-${sequence}`),
+      [A.requestId]: text(fixture.requestId ?? fixture.id),
       [A.sourceIp]: text('192.0.2.44'),
       ...(fixture.query ? { [A.query]: text(fixture.query) } : {}),
     },

@@ -34,10 +34,19 @@ interface Endpoint {
   port: number;
   [key: string]: Json;
 }
-/** `hosts` is `address:port,…`, ready for a multi-host libpq URL in a later step's template. */
-type Result = { endpoints: Endpoint[]; hosts: string };
+/**
+ * `hosts` is `address:port,…` of the replicas, ready for a multi-host libpq URL in a later step's
+ * template. `readerHosts` is the same, or the writer's when the stack has no cutover replicas: the
+ * reader URL must then point at the new writer, because an empty host list would make libpq try a
+ * local socket, and leaving the parameter alone would keep the app reading the frozen legacy server.
+ */
+type Result = { endpoints: Endpoint[]; hosts: string; readerHosts: string };
 
-const resultOf = (endpoints: Endpoint[]): Result => ({ endpoints, hosts: endpoints.map((e) => `${e.address}:${e.port}`).join(',') });
+function resultOf(ctx: StepContext, endpoints: Endpoint[]): Result {
+  const hosts = endpoints.map((e) => `${e.address}:${e.port}`).join(',');
+  const { endpoint, port } = ctx.outputs.database;
+  return { endpoints, hosts, readerHosts: hosts || `${endpoint}:${port}` };
+}
 
 interface ReplicaChange {
   action: 'create-replica';
@@ -173,7 +182,10 @@ export const rdsCreateReplicas = defineStep<Params, Result>({
     const findings = preconditions(ctx, specs, states);
     if (findings.some((f) => f.severity === 'error')) return { state: 'blocked', findings };
     const ready = endpoints(specs, states);
-    if (ready) return { state: 'done', findings, result: resultOf(ready) };
+    if (ready) {
+      if (specs.length === 0) findings.push({ severity: 'info', object: `db ${source}`, message: 'the stack lists no cutover replicas: readerHosts is the writer, so the reader URL points at it' });
+      return { state: 'done', findings, result: resultOf(ctx, ready) };
+    }
     const plan = specs.map((spec) => {
       const existing = stateOf(states, spec.identifier);
       if (!existing) return `rds:CreateDBInstanceReadReplica ${describeRequest(replicaRequest(ctx.outputs, spec, ctx.runId))}`;
@@ -211,7 +223,7 @@ export const rdsCreateReplicas = defineStep<Params, Result>({
         }
       }
       const ours = () => [...recorded].filter(([, created]) => created).map(([id]) => id);
-      return resultOf(await waitAvailable(ctx, p, specs, ours));
+      return resultOf(ctx, await waitAvailable(ctx, p, specs, ours));
     } catch (error) {
       throw unable(`create read replicas of ${source}`, error);
     }

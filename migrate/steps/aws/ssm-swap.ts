@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { labelVersion, parameterVersions, PRE_CUTOVER_LABEL, putParameter, readParameter, type ParameterVersions } from '../../aws/ssm.ts';
 import { Secret } from '../../core/secret.ts';
-import { defineStep, StepError, unable, type Finding, type Json, type StepContext } from '../../core/step.ts';
+import { blockedBy, defineStep, StepError, unable, type Finding, type Json, type StepContext } from '../../core/step.ts';
 
 const LABEL = /^(?![0-9])(?!aws)(?!ssm)[A-Za-z0-9_.-]{1,100}$/i;
 
@@ -85,6 +85,16 @@ function findingsFor(ctx: StepContext, name: string, versions: ParameterVersions
 
 const asSecret = (value: string | Secret) => (value instanceof Secret ? value : new Secret(value));
 
+/**
+ * A connection URL whose host list has an empty entry (a template fed no replicas) would send the
+ * app to a local socket. Named by parameter only: the value carries a password.
+ */
+function hostListFindings(name: string, value: Secret): Finding[] {
+  const hosts = /^postgres(?:ql)?:\/\/(?:[^@/?#]*@)?([^/?#]*)/i.exec(value.reveal())?.[1];
+  if (hosts === undefined || !hosts.split(',').some((h) => h === '' || h.startsWith(':'))) return [];
+  return [{ severity: 'error', object: `parameter ${name}`, message: 'the new value is a connection URL with an empty host in its host list; it is not written', fix: 'fill the host list (with no replicas, use the writer: steps.replicas.readerHosts does)' }];
+}
+
 export const ssmSwap = defineStep<Params, Result>({
   kind: 'ssm.swap',
   summary: 'Write new Parameter Store values (SecureString, stack KMS key), labelling the previous versions pre-cutover',
@@ -93,9 +103,8 @@ export const ssmSwap = defineStep<Params, Result>({
   destructive: true,
 
   async probe(ctx, p) {
-    for (const parameter of p.parameters) asSecret(parameter.value);
     const label = runLabel(ctx, p);
-    const findings: Finding[] = [];
+    const findings = p.parameters.flatMap((parameter) => hostListFindings(parameter.name, asSecret(parameter.value)));
     const plan: string[] = [];
     const done: Swapped[] = [];
     for (const { name } of p.parameters) {
@@ -121,6 +130,8 @@ export const ssmSwap = defineStep<Params, Result>({
 
   async apply(ctx, p) {
     const values = p.parameters.map((parameter) => ({ name: parameter.name, value: asSecret(parameter.value) }));
+    const badValues = values.flatMap(({ name, value }) => hostListFindings(name, value));
+    if (badValues.length > 0) throw blockedBy(badValues);
     const label = runLabel(ctx, p);
     const recorded = recordedPrevious(ctx.previousChanges);
     const swapped: Swapped[] = [];

@@ -5,11 +5,14 @@
  * left. Undo writes the previous backend back and reloads.
  *
  * On Kubernetes the ini comes from a secret or config map: change that (ssm.swap) and restart the
- * deployment (kube.restart) instead of passing `backend`.
+ * deployment (kube.restart) instead of passing `backend`; without `configFile` the RELOAD goes to
+ * every pod of the deployment.
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { z } from 'zod';
 import { adminCommand, databaseEntry, serverConnections, sharedAdmin, type DatabaseEntry } from '../../pgbouncer/admin.ts';
+import { consolesFor, type Console } from '../../pgbouncer/consoles.ts';
+import { kubeAccessParams } from '../../kube/client.ts';
 import { waitFor } from '../../aws/wait.ts';
 import { readBackend, rewriteBackend, type Backend } from '../../pgbouncer/ini.ts';
 import { defineStep, StepError, type Json, type StepContext } from '../../core/step.ts';
@@ -27,11 +30,12 @@ const params = z
     /** How long to wait for server connections to the old backend to close. */
     deadlineSeconds: z.number().positive().default(60),
     pollSeconds: z.number().positive().default(0.5),
+    ...kubeAccessParams,
   })
   .strict()
   .refine((p) => !p.backend || p.configFile, { message: 'backend needs configFile (the pgbouncer.ini to rewrite)', path: ['configFile'] });
 type Params = z.infer<typeof params>;
-type Result = { database: string; host: string; port: number; dbname: string };
+type Result = { database: string; host: string; port: number; dbname: string; consoles: string[] };
 
 interface ReloadChange {
   action: 'reload';
@@ -41,7 +45,7 @@ interface ReloadChange {
   [key: string]: Json;
 }
 
-const resultOf = (e: DatabaseEntry): Result => ({ database: e.name, host: e.host ?? '', port: e.port, dbname: e.database });
+const resultOf = (e: DatabaseEntry, consoles: Console[]): Result => ({ database: e.name, host: e.host ?? '', port: e.port, dbname: e.database, consoles: consoles.map((c) => c.label) });
 const matches = (e: DatabaseEntry, b: Backend) => e.host === b.host && e.port === b.port && (!b.database || e.database === b.database);
 const where = (b: { host: string | null; port: number; database?: string }) => `${b.host}:${b.port}${b.database ? `/${b.database}` : ''}`;
 
@@ -57,8 +61,8 @@ function readIni(path: string, entry: string): string {
 }
 
 /** Rewrites the entry (in place, so the file keeps the owner PgBouncer reads it as), reloads, verifies, waits for old connections. */
-async function pointAt(ctx: StepContext, entry: string, configFile: string | undefined, backend: Backend | undefined, p: Params): Promise<DatabaseEntry> {
-  const admin = await sharedAdmin(ctx);
+async function pointAt(ctx: StepContext, console: Console, entry: string, configFile: string | undefined, backend: Backend | undefined, p: Params): Promise<DatabaseEntry> {
+  const admin = await sharedAdmin(ctx, console);
   if (configFile && backend) writeFileSync(configFile, rewriteBackend(readIni(configFile, entry), entry, backend));
   await adminCommand(admin, 'RELOAD');
   const now = await databaseEntry(admin, entry);
@@ -91,15 +95,16 @@ async function pointAt(ctx: StepContext, entry: string, configFile: string | und
 
 export const pgbouncerReload = defineStep<Params, Result>({
   kind: 'pgbouncer.reload',
-  summary: 'RELOAD PgBouncer, optionally pointing a [databases] entry at a new backend first, and confirm where it points',
+  summary: 'RELOAD PgBouncer (every pod, or the one whose ini is here, optionally pointing a [databases] entry at a new backend first) and confirm where it points',
   params,
   requires: ['pgbouncer'],
   destructive: true,
   async probe(ctx, p) {
     const entry = entryOf(ctx, p);
-    const current = await databaseEntry(await sharedAdmin(ctx), entry);
-    if (p.backend && matches(current, p.backend)) return { state: 'done', result: resultOf(current) };
-    if (!p.backend) return { state: 'ready', plan: [`RELOAD (database ${entry} now points at ${where(current)})`] };
+    const consoles = await consolesFor(ctx, p);
+    const current = await databaseEntry(await sharedAdmin(ctx, consoles[0]!), entry);
+    if (p.backend && matches(current, p.backend)) return { state: 'done', result: resultOf(current, consoles) };
+    if (!p.backend) return { state: 'ready', plan: consoles.map((c) => `${c.label}: RELOAD (database ${entry} now points at ${where(current)})`) };
     readIni(p.configFile!, entry);
     return {
       state: 'ready',
@@ -108,7 +113,8 @@ export const pgbouncerReload = defineStep<Params, Result>({
   },
   async apply(ctx, p) {
     const entry = entryOf(ctx, p);
-    const current = await databaseEntry(await sharedAdmin(ctx), entry);
+    const consoles = await consolesFor(ctx, p);
+    const current = await databaseEntry(await sharedAdmin(ctx, consoles[0]!), entry);
     const earlier = ctx.previousChanges.find((c): c is ReloadChange => (c as Partial<ReloadChange>)?.action === 'reload');
     if (!earlier) {
       await ctx.record({
@@ -118,19 +124,24 @@ export const pgbouncerReload = defineStep<Params, Result>({
         previous: p.backend ? { host: current.host ?? '', port: current.port, database: current.database } : null,
       } satisfies ReloadChange);
     }
-    const now = await pointAt(ctx, entry, p.configFile, p.backend, p);
-    ctx.log.info(`PgBouncer database ${entry} points at ${where(now)}`);
-    return resultOf(now);
+    let now = current;
+    for (const console of consoles) {
+      now = await pointAt(ctx, console, entry, p.configFile, p.backend, p);
+      ctx.log.info(`PgBouncer database ${entry} on ${console.label} points at ${where(now)}`);
+    }
+    return resultOf(now, consoles);
   },
   async check(ctx, p) {
     if (!p.backend) return;
     const entry = entryOf(ctx, p);
-    const now = await databaseEntry(await sharedAdmin(ctx), entry);
+    const [console] = await consolesFor(ctx, p);
+    const now = await databaseEntry(await sharedAdmin(ctx, console!), entry);
     if (!matches(now, p.backend)) return [{ severity: 'error', object: `pgbouncer database ${entry}`, message: `points at ${where(now)}, not ${where(p.backend)}` }];
   },
   async undo(ctx, p, changes) {
     const first = changes.find((c): c is ReloadChange => (c as Partial<ReloadChange>)?.action === 'reload');
     if (!first?.previous || !first.configFile) return;
-    await pointAt(ctx, first.database, first.configFile, first.previous, p);
+    const [console] = await consolesFor(ctx, { ...p, configFile: first.configFile });
+    await pointAt(ctx, console!, first.database, first.configFile, first.previous, p);
   },
 });

@@ -1,22 +1,25 @@
 /**
- * pgbouncer.resume: releases the held clients. Its undo pauses again, so rolling back
+ * pgbouncer.resume: releases the held clients, on every pod (or the one PgBouncer outside the
+ * cluster). Its undo pauses again, so rolling back
  * pause → reload → resume runs pause, restore the backend, resume.
  */
 import { z } from 'zod';
 import { databaseEntry, sharedAdmin } from '../../pgbouncer/admin.ts';
-import { pauseDatabase, resumeDatabase } from '../../pgbouncer/pause.ts';
-import { defineStep } from '../../core/step.ts';
+import { consoleParams, consolesFor } from '../../pgbouncer/consoles.ts';
+import { pauseAll, resumeAll } from '../../pgbouncer/pause.ts';
+import { defineStep, type Finding } from '../../core/step.ts';
 import { databaseParam, entryOf, pauseWaitParams } from './params.ts';
 
 const params = z
   .object({
     ...databaseParam,
     ...pauseWaitParams,
+    ...consoleParams,
   })
   .strict();
 type Params = z.infer<typeof params>;
 /** `longestWaitMs`: how long the oldest held client had waited when released. */
-type Result = { database: string; longestWaitMs: number };
+type Result = { database: string; longestWaitMs: number; consoles: string[] };
 
 export const pgbouncerResume = defineStep<Params, Result>({
   kind: 'pgbouncer.resume',
@@ -26,24 +29,35 @@ export const pgbouncerResume = defineStep<Params, Result>({
   destructive: false,
   async probe(ctx, p) {
     const entry = entryOf(ctx, p);
-    const state = await databaseEntry(await sharedAdmin(ctx), entry);
-    if (!state.paused) return { state: 'done', result: { database: entry, longestWaitMs: 0 } };
-    return { state: 'ready', plan: [`RESUME ${entry} (clients continue on ${state.host}:${state.port})`] };
+    const consoles = await consolesFor(ctx, p);
+    const plan: string[] = [];
+    for (const console of consoles) {
+      const state = await databaseEntry(await sharedAdmin(ctx, console), entry);
+      if (state.paused) plan.push(`${console.label}: RESUME ${entry} (clients continue on ${state.host}:${state.port})`);
+    }
+    if (plan.length === 0) return { state: 'done', result: { database: entry, longestWaitMs: 0, consoles: consoles.map((c) => c.label) } };
+    return { state: 'ready', plan };
   },
   async apply(ctx, p) {
     const entry = entryOf(ctx, p);
-    await ctx.record({ action: 'resume', database: entry });
-    const longestWaitMs = await resumeDatabase(ctx, entry);
-    ctx.log.info(`PgBouncer database ${entry} resumed; the longest-held client had waited ${longestWaitMs} ms`);
-    return { database: entry, longestWaitMs };
+    const consoles = await consolesFor(ctx, p);
+    const labels = consoles.map((c) => c.label);
+    await ctx.record({ action: 'resume', database: entry, consoles: labels });
+    const longestWaitMs = await resumeAll(ctx, consoles, entry);
+    ctx.log.info(`PgBouncer database ${entry} resumed on ${labels.join(', ')}; the longest-held client had waited ${longestWaitMs} ms`);
+    return { database: entry, longestWaitMs, consoles: labels };
   },
   async check(ctx, p) {
     const entry = entryOf(ctx, p);
-    if ((await databaseEntry(await sharedAdmin(ctx), entry)).paused) {
-      return [{ severity: 'error', object: `pgbouncer database ${entry}`, message: 'is still paused', fix: 'run RESUME on the console' }];
+    const findings: Finding[] = [];
+    for (const console of await consolesFor(ctx, p)) {
+      if ((await databaseEntry(await sharedAdmin(ctx, console), entry)).paused) {
+        findings.push({ severity: 'error', object: `pgbouncer database ${entry} on ${console.label}`, message: 'is still paused', fix: 'run RESUME on its console' });
+      }
     }
+    return findings;
   },
   async undo(ctx, p) {
-    await pauseDatabase(ctx, entryOf(ctx, p), p);
+    await pauseAll(ctx, await consolesFor(ctx, p), entryOf(ctx, p), p);
   },
 });

@@ -30,7 +30,13 @@ const params = z
     maxBackoffMs: z.number().int().min(0).default(30_000),
     timeoutMs: z.number().int().positive().default(10_000),
     onInterrupted: z.enum(['resend', 'dead-letter']).default('resend'),
-    idleSeconds: z.number().int().min(0).default(0),
+    /**
+     * Quiet (no new request) to wait for before finishing. By default the webhook record's TTL
+     * during the cutover (cutoverTtl) plus QUIET_MARGIN_SECONDS: after the record moves back,
+     * resolvers still holding the recorder's address keep sending there until their copy expires.
+     * 0 while the record still points at the recorder (requests keep coming; a later run takes them).
+     */
+    idleSeconds: z.number().int().min(0).optional(),
     preserveHost: z.boolean().default(false),
     /** Dry run: how many of the oldest requests to show (method, path, size only). */
     sample: z.number().int().min(0).max(10).default(5),
@@ -69,6 +75,7 @@ export const replayWebhooks = defineStep<Params, ReplaySummary>({
         `header ${p.idempotencyHeader}: <message id>, up to ${p.maxAttempts} attempts, then the dead-letter queue`,
     ];
     const replayed = ledger.count('delivered');
+    if (quietSeconds(ctx, p) > 0) plan.push(`then wait for ${quietSeconds(ctx, p)} s without a new recorded request before finishing; anything left in the queue fails the step`);
     if (replayed || ledger.count('failed')) plan.push(`Resuming: ${replayed} already replayed, ${ledger.count('failed')} already failed`);
     if (ctx.dryRun && p.sample > 0) plan.push(...(await sample(queue, p.sample)));
     return { state: 'ready', plan };
@@ -116,6 +123,13 @@ export const replayWebhooks = defineStep<Params, ReplaySummary>({
   },
 });
 
+/** Margin over the record's TTL: resolvers and clients round and re-use answers a little past it. */
+export const QUIET_MARGIN_SECONDS = 10;
+
+function quietSeconds(ctx: StepContext, p: Params): number {
+  return p.idleSeconds ?? ctx.outputs.dns.records.webhooks.cutoverTtl + QUIET_MARGIN_SECONDS;
+}
+
 async function replayOptions(ctx: StepContext, p: Params): Promise<ReplayOptions> {
   const url = new URL(p.targetUrl);
   // One keep-alive agent per run and protocol: replays are many small requests to one host.
@@ -132,7 +146,7 @@ async function replayOptions(ctx: StepContext, p: Params): Promise<ReplayOptions
     backoffMs: p.backoffMs,
     maxBackoffMs: p.maxBackoffMs,
     onInterrupted: p.onInterrupted,
-    idleSeconds: p.idleSeconds,
+    idleSeconds: quietSeconds(ctx, p),
   };
 }
 
