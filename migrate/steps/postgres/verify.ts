@@ -11,6 +11,7 @@ import { pairTables, poolQuery } from '../../postgres/compare/catalog.ts';
 import { compareDatabases, differs } from '../../postgres/compare/compare.ts';
 import type { KeyValue, TableReport, VerifyReport } from '../../postgres/compare/types.ts';
 import { pool } from '../../postgres/connections.ts';
+import { privilegeDifferences } from '../../postgres/schema-compare/privileges.ts';
 
 const params = z.strictObject({
   /** Schemas to compare; every non-system schema when absent. */
@@ -27,6 +28,8 @@ const params = z.strictObject({
   parallelWorkers: z.number().int().min(0).max(64).optional(),
 });
 type Params = z.infer<typeof params>;
+/** Owners and privileges that differ, beside the rows: an app that cannot write after the switch is a failed cutover too. */
+type Result = VerifyReport & { privileges: Finding[] } & Json;
 
 const MODE_PLAN: Record<Params['mode'], string> = {
   counts: 'row counts',
@@ -49,7 +52,7 @@ function describeDifferences(table: TableReport): string {
   return `${counts}${checksum}; ${rows.length} differing rows: ${shown}${more}`;
 }
 
-export const verify: StepKind<Params, VerifyReport & Json> = defineStep<Params, VerifyReport & Json>({
+export const verify: StepKind<Params, Result> = defineStep<Params, Result>({
   kind: 'postgres.verify',
   summary: 'Compare row counts and row checksums of every table between source and target, listing the keys of differing rows',
   params,
@@ -92,19 +95,21 @@ export const verify: StepKind<Params, VerifyReport & Json> = defineStep<Params, 
           if (differs(table)) ctx.log.warn(`${table.table}: ${describeDifferences(table)}`);
         },
       });
+      const privileges = await privilegeDifferences(source, target);
+      for (const finding of privileges) ctx.log.warn(`${finding.object}: ${finding.message}`);
       const { summary } = report;
       ctx.log.info(
         `verified ${summary.tables} tables, ${summary.rows} rows in ${(summary.durationMs / 1000).toFixed(1)} s (${summary.rowsPerSecond} rows/s): ` +
           (summary.tablesDiffering ? `${summary.tablesDiffering} differ` : 'all identical'),
       );
-      return report as VerifyReport & Json;
+      return { ...report, privileges } as Result;
     } catch (error) {
       throw unable('verify the target against the source', error);
     }
   },
 
   async check(_ctx: StepContext, _p, result) {
-    return result.tables.filter(differs).map((table) => ({
+    const rows: Finding[] = result.tables.filter(differs).map((table) => ({
       severity: 'error' as const,
       object: `table ${table.table}`,
       message: describeDifferences(table),
@@ -112,6 +117,7 @@ export const verify: StepKind<Params, VerifyReport & Json> = defineStep<Params, 
         ? 'Copy the schema again (postgres.schema-copy), or list the table in excludeTables if it is not migrated.'
         : 'Make sure replication has caught up (postgres.catch-up) and nothing else writes to the target, then run verify again; the step result lists the differing keys and key ranges.',
     }));
+    return [...rows, ...(result.privileges ?? [])];
   },
 });
 
