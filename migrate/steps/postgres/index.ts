@@ -6,8 +6,10 @@ import { preflight } from './preflight.ts';
 import { replicationStart } from './replication-start.ts';
 import { replicationStop } from './replication-stop.ts';
 import { schemaCopy } from './schema-copy.ts';
+import { schemaParity } from './schema-parity.ts';
+import { schemaSync } from './schema-sync.ts';
 import { sequenceSync } from './sequence-sync.ts';
 import { snapshotCopy } from './snapshot-copy.ts';
 import { unfreeze } from './unfreeze.ts';
 
-export const postgresSteps: StepKind[] = [preflight, schemaCopy, snapshotCopy, replicationStart, freezeWrites, catchUp, sequenceSync, replicationStop, unfreeze];
+export const postgresSteps: StepKind[] = [preflight, schemaCopy, snapshotCopy, replicationStart, freezeWrites, catchUp, sequenceSync, replicationStop, unfreeze, schemaParity, schemaSync];
