@@ -36,10 +36,14 @@ const ROLE = (oid: string) =>
   `(select case when r.rolsuper or r.rolname = current_user or r.rolname = 'pg_database_owner' then '${MIGRATION_USER}' else r.rolname end from pg_roles r where r.oid = ${oid})`;
 const ROLE_OR_PUBLIC = (oid: string) => `case when ${oid} = 0 then 'PUBLIC' else ${ROLE(oid)} end`;
 
-/** An ACL as sorted `grantee:PRIVILEGE[*]` entries (grantor left out: it is whoever ran the GRANT); NULL means the owner's default. */
+/**
+ * An ACL as sorted `grantee:PRIVILEGE[*]` entries (grantor left out: it is whoever ran the GRANT);
+ * NULL means the owner's default. The owner's own MAINTAIN is left out: PostgreSQL 17 gives it to
+ * every owner, so a 13 source and a 17 target differ there by version, not by anything granted.
+ */
 const ACL = (acl: string, kind: string, owner: string) =>
   `(select coalesce(string_agg(distinct ${ROLE_OR_PUBLIC('a.grantee')} || ':' || a.privilege_type || case when a.is_grantable then '*' else '' end, ' '), '(none)')
-      from aclexplode(coalesce(${acl}, acldefault(${kind}, ${owner}))) a)`;
+      from aclexplode(coalesce(${acl}, acldefault(${kind}, ${owner}))) a where not (a.privilege_type = 'MAINTAIN' and a.grantee = ${owner}))`;
 const COLUMN_ACL = (acl: string) =>
   `(select string_agg(distinct ${ROLE_OR_PUBLIC('a.grantee')} || ':' || a.privilege_type || case when a.is_grantable then '*' else '' end, ' ') from aclexplode(${acl}) a)`;
 
@@ -167,5 +171,20 @@ export async function readSchema(db: pg.Pool): Promise<SchemaObjects> {
     for (const [key, value] of Object.entries(row.props)) if (value !== null && value !== undefined) props[key] = String(value);
     objects.set(`${kind} ${row.name}`, { kind, name: row.name, ...(row.tbl ? { table: row.tbl } : {}), props });
   }
+  const unqualify = columnQualifiers([...objects.values()].filter((o) => o.kind === 'schema').map((o) => o.name));
+  for (const object of objects.values()) {
+    if (object.props.definition && (object.kind === 'view' || object.kind === 'materialized view')) object.props.definition = object.props.definition.replace(unqualify, '');
+  }
   return objects;
+}
+
+/**
+ * PostgreSQL 16 stopped printing `orders.tenant` where `tenant` is unambiguous in a view's
+ * definition, so column qualifiers (`name.` not preceded by a name and not a schema) are dropped on
+ * both sides before comparing; a schema-qualified table name stays.
+ */
+function columnQualifiers(schemas: string[]): RegExp {
+  const escape = (name: string) => name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const keep = [...schemas, 'pg_catalog', 'public', 'information_schema'].map(escape).join('|');
+  return new RegExp(`(?<![\\w$."])(?!(?:${keep})\\.)("(?:[^"]|"")+"|[A-Za-z_][\\w$]*)\\.(?=[A-Za-z_"])`, 'g');
 }
