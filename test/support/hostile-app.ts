@@ -45,6 +45,8 @@ comment on column shop.orders.note is 'free text from the customer';
 comment on policy ro_acme on shop.orders is 'the read-only role sees one tenant';
 comment on statistics shop.orders_tenant_product is 'tenant decides product';
 create table public.app_settings (key text primary key, value text);
+-- The owner took a right away from itself: the ACL is relative to the owner, and must stay so.
+revoke truncate on public.app_settings from app_owner;
 grant usage on schema shop to app_rw, app_ro;
 grant select, insert, update, delete on shop.orders, shop.ledger to app_rw;
 grant select, update (price) on shop.products to app_rw;
@@ -90,6 +92,7 @@ export const PROBES: Record<string, string> = {
   'select order_counts': 'select count(*) from shop.order_counts',
   'select app_settings': 'select count(*) from public.app_settings',
   'update app_settings': "update public.app_settings set value = 'light'",
+  'truncate app_settings': 'truncate public.app_settings',
   'create table in shop': 'create table shop.scratch (x int)',
   'alter orders': 'alter table shop.orders add column extra int',
   'create policy on orders': 'create policy extra on shop.orders for select using (true)',

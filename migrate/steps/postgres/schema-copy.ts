@@ -20,6 +20,7 @@ import type pg from 'pg';
 import { z } from 'zod';
 import { sourceUrl, targetUrl, pool } from '../../postgres/connections.ts';
 import { clientBindir, runTool, runToolStatus, toolMajor } from '../../postgres/pg-tools.ts';
+import { applyAcls } from '../../postgres/acl-sync.ts';
 import { applyOwners, arrangeMemberships, owningRoles, releaseMemberships, undoMemberships } from '../../postgres/ownership.ts';
 import { compareServers, differenceFindings, fingerprint, ignoringProperties, type SchemaDifference } from '../../postgres/schema-compare/compare.ts';
 import { compareInventories, postDataObjects, schemaInventory, type InventoryDifference, type SchemaInventory } from '../../postgres/schema-inventory.ts';
@@ -263,7 +264,8 @@ async function restorePostData(ctx: StepContext, p: Params, a: PostDataAssessmen
 /**
  * Runs `restore` with the migration user a member of every owning role (ALTER DEFAULT PRIVILEGES
  * FOR ROLE, policies on their tables, and owners need it when it is not a superuser), then, when
- * `owners`, gives each object its source owner; the memberships it added are taken back in any case.
+ * `owners`, gives each object its source owner and its source privileges; the memberships it added
+ * are taken back in any case.
  */
 async function asOwners<T>(ctx: StepContext, p: Params, owners: boolean, restore: () => Promise<T>): Promise<{ result: T; owners: number }> {
   const [source, target] = [await pool(ctx, 'source'), await pool(ctx, 'target')];
@@ -272,6 +274,8 @@ async function asOwners<T>(ctx: StepContext, p: Params, owners: boolean, restore
     const result = await restore();
     const changed = owners && p.withOwners ? await applyOwners(ctx, source, target) : 0;
     if (changed > 0) ctx.log.info(`gave ${changed} objects their source owner`);
+    const privileges = owners && p.withPrivileges ? await applyAcls(ctx, source, target) : 0;
+    if (privileges > 0) ctx.log.info(`set the privileges of ${privileges} objects to the source's`);
     return { result, owners: changed };
   } finally {
     await releaseMemberships(ctx, target, added);
