@@ -75,22 +75,22 @@ export async function postDataInventory(db: pg.Pool): Promise<string[]> {
   return [...(await postDataObjects(db)).keys()];
 }
 
-/** The same objects with their oid, which is how `pg_restore --list` names them. */
-export async function postDataObjects(db: pg.Pool): Promise<Map<string, number>> {
-  const { rows } = await db.query<{ name: string; oid: number }>(
-    `select 'index ' || format('%I.%I', n.nspname, i.relname) as name, i.oid::int8 as oid
+/** The same objects with `<catalog oid> <object oid>`, which is how `pg_restore --list` names them. */
+export async function postDataObjects(db: pg.Pool): Promise<Map<string, string>> {
+  const { rows } = await db.query<{ name: string; oid: string }>(
+    `select 'index ' || format('%I.%I', n.nspname, i.relname) as name, i.tableoid::int8 || ' ' || i.oid::int8 as oid
        from pg_index x join pg_class i on i.oid = x.indexrelid join pg_class c on c.oid = x.indrelid
        join pg_namespace n on n.oid = i.relnamespace
       where ${SYSTEM_SCHEMA} and ${notExtensionMember('pg_class', 'c.oid')}
      union all
-     select 'constraint ' || format('%I.%I.%I', n.nspname, c.relname, con.conname), con.oid::int8
+     select 'constraint ' || format('%I.%I.%I', n.nspname, c.relname, con.conname), con.tableoid::int8 || ' ' || con.oid::int8
        from pg_constraint con join pg_class c on c.oid = con.conrelid join pg_namespace n on n.oid = c.relnamespace
       where con.contype in ('p', 'u', 'f', 'x') and ${SYSTEM_SCHEMA} and ${notExtensionMember('pg_class', 'c.oid')}
      union all
-     select 'trigger ' || format('%I.%I.%I', n.nspname, c.relname, t.tgname), t.oid::int8
+     select 'trigger ' || format('%I.%I.%I', n.nspname, c.relname, t.tgname), t.tableoid::int8 || ' ' || t.oid::int8
        from pg_trigger t join pg_class c on c.oid = t.tgrelid join pg_namespace n on n.oid = c.relnamespace
       where not t.tgisinternal and ${SYSTEM_SCHEMA} and ${notExtensionMember('pg_class', 'c.oid')}
      order by 1`,
   );
-  return new Map(rows.map((r) => [r.name, Number(r.oid)]));
+  return new Map(rows.map((r) => [r.name, r.oid]));
 }

@@ -162,9 +162,9 @@ async function remainingDifferences(ctx: StepContext, p: Params): Promise<{ diff
 interface PostDataAssessment {
   state: 'done' | 'ready' | 'blocked';
   findings: Finding[];
-  /** Source indexes, keys and triggers missing on the target, and the oids of those present (left out of the restore). */
+  /** Source indexes, keys and triggers missing on the target, and the `<catalog oid> <oid>` of those present (left out of the restore). */
   missing: string[];
-  built: Set<number>;
+  built: Set<string>;
   total: number;
   differences: SchemaDifference[];
   fingerprint: string;
@@ -205,12 +205,12 @@ async function assessPostData(ctx: StepContext, p: Params): Promise<PostDataAsse
  * index, key or trigger the copy already built are left out, so the rest of the section (policies,
  * statistics, comments, row-level security) restores without a failed CREATE taking its neighbours along.
  */
-export function withoutBuilt(list: string, built: ReadonlySet<number>): string {
+export function withoutBuilt(list: string, built: ReadonlySet<string>): string {
   return list
     .split('\n')
     .map((line) => {
       const match = /^(\d+); (\d+) (\d+) (INDEX|CONSTRAINT|FK CONSTRAINT|TRIGGER) /.exec(line);
-      return match && built.has(Number(match[3])) ? `;${line}` : line;
+      return match && built.has(`${match[2]} ${match[3]}`) ? `;${line}` : line;
     })
     .join('\n');
 }
