@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { kindLookup } from '../../migrate/commands/environment.ts';
 import { loadRunbook } from '../../migrate/core/runbook.ts';
+import { pool } from '../../migrate/postgres/connections.ts';
+import { readSchema } from '../../migrate/postgres/schema-compare/catalog.ts';
 import { schemaDrift } from '../../migrate/postgres/schema-compare/drift.ts';
 import { catchUp } from '../../migrate/steps/postgres/catch-up.ts';
 import { replicationStart } from '../../migrate/steps/postgres/replication-start.ts';
@@ -125,5 +127,18 @@ describe('schema drift during the replication week', () => {
     assert.deepEqual(await verify.check(checking.ctx, verify.params.parse({}), verified), []);
     assert.equal((await pair.sql('target', 'select count(*)::int as n from shop.refunds')).rows[0].n, 8);
     assert.equal((await pair.sql('target', "select count(*)::int as n from shop.orders where channel = 'app'")).rows[0].n, 1);
+  });
+
+  it('a table locked behind a pending TRUNCATE makes the comparison fail with the reason, not hang', async () => {
+    const [holder, truncating] = [await pair.target.client(DATABASE), await pair.target.client(DATABASE)];
+    await holder.query('begin; lock table shop.orders in share mode');
+    await truncating.query('begin');
+    const pending = truncating.query('truncate shop.orders');
+    pending.catch(() => {});
+    await assert.rejects(readSchema(await pool(context('status').ctx, 'target'), 500), /stayed locked for more than 0\.5 s .*pending TRUNCATE or ALTER/);
+    await holder.query('rollback');
+    await pending;
+    await truncating.query('rollback');
+    await Promise.all([holder.end(), truncating.end()]);
   });
 });

@@ -161,11 +161,28 @@ const QUERIES: string[] = [
       and ${SYSTEM('n')} and ${NOT_EXTENSION('pg_type', 't.oid')}`,
 ];
 
-/** Reads every object; one query per kind, run side by side on the pool. */
-export async function readSchema(db: pg.Pool): Promise<SchemaObjects> {
-  const results = await Promise.all(QUERIES.map((q) => db.query<Row>(q)));
+/**
+ * Reads every object, in one read-only transaction. Deparsing a default or a view takes a share lock
+ * on its table, which would queue behind a pending TRUNCATE or ALTER; a status or a go/no-go must say
+ * so rather than hang, hence the lock timeout.
+ */
+export async function readSchema(db: pg.Pool, lockTimeoutMs = 10_000): Promise<SchemaObjects> {
+  const client = await db.connect();
+  const rows: Row[] = [];
+  try {
+    await client.query('begin transaction read only');
+    await client.query(`set local lock_timeout = ${Math.round(lockTimeoutMs)}`);
+    for (const query of QUERIES) rows.push(...(await client.query<Row>(query)).rows);
+    await client.query('commit');
+  } catch (error) {
+    await client.query('rollback').catch(() => {});
+    if ((error as { code?: string }).code === '55P03') throw new Error(`a table stayed locked for more than ${lockTimeoutMs / 1000} s while its schema was read (a pending TRUNCATE or ALTER?); try again once it is released`);
+    throw error;
+  } finally {
+    client.release();
+  }
   const objects: SchemaObjects = new Map();
-  for (const row of results.flatMap((r) => r.rows)) {
+  for (const row of rows) {
     const kind = RELKIND[row.kind] ?? row.kind;
     const props: Record<string, string> = {};
     for (const [key, value] of Object.entries(row.props)) if (value !== null && value !== undefined) props[key] = String(value);
