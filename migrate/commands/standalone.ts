@@ -69,6 +69,23 @@ export function registerStandalone(program: Command, globals: () => GlobalOption
     );
 
   program
+    .command('schema-sync')
+    .description('Apply additive schema changes made on the source since the copy (new tables, columns, indexes) to the target')
+    .option('-p, --param <key=value>', 'a postgres.schema-sync parameter (repeatable)', collect, [])
+    .option('--dry-run', 'list what would be applied')
+    .action(
+      action(async (opts: { param: string[]; dryRun?: boolean }) => {
+        const { env, load, dispose } = await commandEnvironment({ ...globals(), yes: true });
+        try {
+          const runbook = runbookFromObject(oneStep('schema-sync', 'postgres.schema-sync', parseSets(opts.param)), '(migrate schema-sync)', load);
+          return exitCodeOf(opts.dryRun ? await dryRun(runbook, env) : await run(runbook, env));
+        } finally {
+          dispose();
+        }
+      }),
+    );
+
+  program
     .command('rollback')
     .description('Undo a run of this stack from its journal, newest step first')
     .option('--runbook <name>', 'undo the newest run of this runbook (e.g. d-day)')

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { ResourcePool, createStepContext } from '../core/context.ts';
 import { listRuns } from '../core/journal.ts';
 import { redactValue } from '../core/secret.ts';
+import { schemaDrift } from '../postgres/schema-compare/drift.ts';
 import { replicationStatus } from '../postgres/status.ts';
 import { action } from './action.ts';
 import { commandEnvironment, type GlobalOptions } from './environment.ts';
@@ -27,7 +28,8 @@ export function registerStatus(program: Command, globals: () => GlobalOptions): 
           );
           const replication = await replicationStatus(ctx, { publication: opts.publication, subscription: opts.subscription });
           const latest = listRuns(env.stateDir, env.stack).at(-1);
-          const status = redactValue({ stack: env.stack, journal: latest ? runSummary(latest) : null, replication });
+          const schema = await schemaDrift(ctx);
+          const status = redactValue({ stack: env.stack, journal: latest ? runSummary(latest) : null, replication, schema });
           if (options.json) process.stdout.write(JSON.stringify(status, null, 2) + '\n');
           else process.stdout.write(renderStatus(status) + '\n');
           // A stalled subscription must be loud: scripts and operators see a failing status.
@@ -44,7 +46,7 @@ type View = Record<string, any>;
 
 const bytes = (n: unknown) => (typeof n === 'number' ? (n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB` : `${n} B`) : 'unknown');
 
-function renderStatus(status: { stack: string; journal: ReturnType<typeof runSummary> | null; replication: unknown }): string {
+function renderStatus(status: { stack: string; journal: ReturnType<typeof runSummary> | null; replication: unknown; schema: unknown }): string {
   const lines = [`Stack ${status.stack}`];
   const j = status.journal;
   lines.push(
@@ -79,5 +81,12 @@ function renderStatus(status: { stack: string; journal: ReturnType<typeof runSum
   for (const f of health.findings as View[]) lines.push(`${f.severity === 'error' ? 'UNHEALTHY:' : 'Note:'}    ${f.object} ${f.message}${f.fix ? `\n              fix: ${f.fix}` : ''}`);
   const lag = (r.lag ?? {}) as View;
   lines.push(`Lag:          ${bytes(lag.bytes)}${typeof lag.seconds === 'number' ? `, last confirmed ${lag.seconds.toFixed(1)} s ago` : ''}`);
+  const schema = status.schema as View;
+  if (schema.error) lines.push(`Schema:       could not be compared: ${schema.error}`);
+  else if (schema.identical) lines.push(`Schema:       identical on both servers (source fingerprint ${schema.sourceFingerprint})`);
+  else {
+    lines.push(`Schema:       DRIFT, ${schema.count} difference(s); D-day's go-no-go-schema refuses until they are gone (additive ones: migrate schema-sync)`);
+    for (const d of schema.differences as View[]) lines.push(`              ${d.object}: ${d.difference} — fix: ${d.fix}`);
+  }
   return lines.join('\n');
 }

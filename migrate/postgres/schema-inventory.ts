@@ -72,20 +72,25 @@ export function compareInventories(source: SchemaInventory, target: SchemaInvent
  * part of a table's definition (keys, uniques, exclusions, foreign keys) and user triggers.
  */
 export async function postDataInventory(db: pg.Pool): Promise<string[]> {
-  const { rows } = await db.query<{ name: string }>(
-    `select 'index ' || format('%I.%I', n.nspname, i.relname) as name
+  return [...(await postDataObjects(db)).keys()];
+}
+
+/** The same objects with `<catalog oid> <object oid>`, which is how `pg_restore --list` names them. */
+export async function postDataObjects(db: pg.Pool): Promise<Map<string, string>> {
+  const { rows } = await db.query<{ name: string; oid: string }>(
+    `select 'index ' || format('%I.%I', n.nspname, i.relname) as name, i.tableoid::int8 || ' ' || i.oid::int8 as oid
        from pg_index x join pg_class i on i.oid = x.indexrelid join pg_class c on c.oid = x.indrelid
        join pg_namespace n on n.oid = i.relnamespace
       where ${SYSTEM_SCHEMA} and ${notExtensionMember('pg_class', 'c.oid')}
      union all
-     select 'constraint ' || format('%I.%I.%I', n.nspname, c.relname, con.conname)
+     select 'constraint ' || format('%I.%I.%I', n.nspname, c.relname, con.conname), con.tableoid::int8 || ' ' || con.oid::int8
        from pg_constraint con join pg_class c on c.oid = con.conrelid join pg_namespace n on n.oid = c.relnamespace
       where con.contype in ('p', 'u', 'f', 'x') and ${SYSTEM_SCHEMA} and ${notExtensionMember('pg_class', 'c.oid')}
      union all
-     select 'trigger ' || format('%I.%I.%I', n.nspname, c.relname, t.tgname)
+     select 'trigger ' || format('%I.%I.%I', n.nspname, c.relname, t.tgname), t.tableoid::int8 || ' ' || t.oid::int8
        from pg_trigger t join pg_class c on c.oid = t.tgrelid join pg_namespace n on n.oid = c.relnamespace
       where not t.tgisinternal and ${SYSTEM_SCHEMA} and ${notExtensionMember('pg_class', 'c.oid')}
      order by 1`,
   );
-  return rows.map((r) => r.name);
+  return new Map(rows.map((r) => [r.name, r.oid]));
 }

@@ -16,7 +16,7 @@ import { sequenceSync } from '../../migrate/steps/postgres/sequence-sync.ts';
 import { replicationStatus } from '../../migrate/postgres/status.ts';
 import type { Json } from '../../migrate/core/step.ts';
 import { testContext, type TestContext } from '../support/context.ts';
-import { ROLES, SCHEMA, SEED, startPair, startWriter, tableDigests, type Pair, type Writer } from './fixtures.ts';
+import { ROLES, SCHEMA, SEED, startPair, startWriter, TARGET_ROLES, tableDigests, type Pair, type Writer } from './fixtures.ts';
 
 describe('postgres cutover steps', () => {
   let pair: Pair;
@@ -32,6 +32,7 @@ describe('postgres cutover steps', () => {
   before(async () => {
     pair = await startPair();
     await pair.sql('source', SCHEMA + SEED + ROLES);
+    await pair.sql('target', TARGET_ROLES);
   });
   after(async () => {
     writer?.stop();

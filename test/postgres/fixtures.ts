@@ -115,6 +115,12 @@ grant usage, select on all sequences in schema billing, crm to app_writer;
 grant select on all tables in schema billing, crm to app_reader;
 `;
 
+/** The same roles on the target: roles are not part of a schema copy, and preflight refuses a role that would lose its grants. */
+export const TARGET_ROLES = `
+create role app_writer login password '${APP_PASSWORD}';
+create role app_reader login password '${APP_PASSWORD}';
+`;
+
 export interface Writer {
   /** Committed write transactions. */
   readonly committed: number;

@@ -8,6 +8,8 @@ import { replicationHealthStep } from './replication-health.ts';
 import { replicationStart } from './replication-start.ts';
 import { replicationStop } from './replication-stop.ts';
 import { schemaCopy } from './schema-copy.ts';
+import { schemaParity } from './schema-parity.ts';
+import { schemaSync } from './schema-sync.ts';
 import { sequenceSync } from './sequence-sync.ts';
 import { snapshotCopy } from './snapshot-copy.ts';
 import { unfreeze } from './unfreeze.ts';
@@ -26,4 +28,6 @@ export const postgresSteps: StepKind[] = [
   replicationStop,
   unfreeze,
   refreshMatviews,
+  schemaParity,
+  schemaSync,
 ];

@@ -26,6 +26,7 @@ import {
   versionFindings,
   type IdentityProblem,
 } from '../../postgres/preflight-checks.ts';
+import { ownershipFindings } from '../../postgres/ownership.ts';
 import { replicationNames } from '../../postgres/replication-names.ts';
 import { subscriptionReachFindings } from '../../postgres/subscription-reach.ts';
 import { publicationExists, subscriptionInfo } from '../../postgres/replication.ts';
@@ -119,7 +120,12 @@ async function inspect(ctx: StepContext, p: Params): Promise<Report> {
         return [...versionFindings(source.info, target.info, tools.dumpMajor, tools.bindir ?? 'pg_dump'), ...tools.findings];
       }],
       ['extensions', () => extensionFindings(s, t)],
-      ['roles', () => missingRoleFindings(s, t, p.withOwners)],
+      ['roles', async () => {
+        // A role that would lose a right it has on the source is an error; the general missing-role notice is kept for the rest.
+        const losing = await ownershipFindings(s, t);
+        const named = new Set(losing.map((f) => f.object));
+        return [...losing, ...(await missingRoleFindings(s, t, p.withOwners)).filter((f) => !named.has(f.object))];
+      }],
       ['replication objects and target tables', async () => {
         const sub = await subscriptionInfo(t, p.subscription);
         if (sub?.publications.includes(p.publication) && (await publicationExists(s, p.publication))) {

@@ -4,17 +4,26 @@
  * it was and a rerun starts clean. With `section`, it copies the schema in pg_dump's two halves
  * around a data copy (postgres.snapshot-copy): pre-data (types, tables, sequences) before it, and
  * post-data (indexes, keys, foreign keys, triggers) after it, built by `pg_restore -j` in parallel,
- * which is much faster than maintaining the indexes row by row during the copy. No undo: the target is a new database, and an operator who wants
- * to start over drops and recreates it, which is simpler and safer than a generated list of DROPs.
+ * which is much faster than maintaining the indexes row by row during the copy. Owners arrive as on
+ * the source (migrate/postgres/ownership.ts), in the last section, so that the data copy still fills
+ * tables the migration user owns. Done means the target's schema equals the source's, object by
+ * object (migrate/postgres/schema-compare/), not merely that every index exists: post-data also
+ * carries REPLICA IDENTITY USING INDEX, row-level security and its policies, statistics objects and
+ * comments. Undo takes back only the role memberships and CREATE grants a dead attempt left behind:
+ * the target is a new database, and an operator who wants to start over drops and recreates it, which
+ * is simpler and safer than a generated list of DROPs.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type pg from 'pg';
 import { z } from 'zod';
 import { sourceUrl, targetUrl, pool } from '../../postgres/connections.ts';
 import { clientBindir, runTool, runToolStatus, toolMajor } from '../../postgres/pg-tools.ts';
-import { compareInventories, postDataInventory, schemaInventory, type InventoryDifference, type SchemaInventory } from '../../postgres/schema-inventory.ts';
+import { applyAcls } from '../../postgres/acl-sync.ts';
+import { applyOwners, arrangeMemberships, owningRoles, releaseMemberships, undoMemberships } from '../../postgres/ownership.ts';
+import { compareServers, differenceFindings, fingerprint, ignoringProperties, type SchemaDifference } from '../../postgres/schema-compare/compare.ts';
+import { compareInventories, postDataObjects, schemaInventory, type InventoryDifference, type SchemaInventory } from '../../postgres/schema-inventory.ts';
 import { serverInfo } from '../../postgres/server.ts';
 import { blockedBy, defineStep, unable, type Finding, type StepContext } from '../../core/step.ts';
 
@@ -22,8 +31,8 @@ const params = z
   .object({
     /** Directory holding pg_dump and psql, of a major version >= the source's; `pg_config --bindir` when absent. */
     pgBinDir: z.string().min(1).optional(),
-    /** Keep `ALTER ... OWNER TO`: the owning roles must exist on the target. */
-    withOwners: z.boolean().default(false),
+    /** Give every object its source owner (section all and post-data): the owning roles must exist on the target. */
+    withOwners: z.boolean().default(true),
     /** Keep GRANT/REVOKE: the grantee roles must exist on the target. */
     withPrivileges: z.boolean().default(false),
     /** When the target already holds part of the schema: refuse, or restore what is missing and skip what exists. */
@@ -39,8 +48,12 @@ const params = z
   .strict();
 type Params = z.infer<typeof params>;
 type Counts = { schemas: number; tables: number; sequences: number; types: number };
-/** post-data: how many indexes, constraints and triggers the source has, and how many this attempt built. */
-type PostDataResult = { postData: number; built: number };
+/**
+ * post-data: how many indexes, constraints and triggers the source has, how many this attempt built,
+ * how many objects it gave their source owner, and the source schema's fingerprint (what D-day's
+ * schema-parity step and `migrate status` compare against).
+ */
+type PostDataResult = { postData: number; built: number; owners: number; fingerprint: string };
 type Result = Counts | PostDataResult;
 
 const counts = (inventory: SchemaInventory): Counts => ({
@@ -75,6 +88,8 @@ interface Assessment {
   findings: Finding[];
   source: SchemaInventory;
   difference: InventoryDifference;
+  /** Every schema, table, sequence and type exists: what is left (owners) needs no restore. */
+  complete: boolean;
   bindir: string;
 }
 
@@ -84,7 +99,9 @@ async function assess(ctx: StepContext, p: Params): Promise<Assessment> {
   const [dumpFindings, sourceInventory, targetInventory] = await Promise.all([dumpVersionFindings(bindir, source), schemaInventory(source), schemaInventory(target)]);
   const findings: Finding[] = [...dumpFindings];
   const difference = compareInventories(sourceInventory, targetInventory);
-  let state: Assessment['state'] = difference.present === difference.expected && Object.keys(difference.missing).length === 0 ? 'done' : 'ready';
+  const complete = difference.present === difference.expected && Object.keys(difference.missing).length === 0;
+  let state: Assessment['state'] = complete ? 'done' : 'ready';
+  if (complete && p.section === 'all' && (await remainingDifferences(ctx, p)).differences.length > 0) state = 'ready';
   if (state === 'ready' && difference.present > 0) {
     const partial: Finding = {
       severity: p.onPartialTarget === 'refuse' ? 'error' : 'warning',
@@ -98,7 +115,7 @@ async function assess(ctx: StepContext, p: Params): Promise<Assessment> {
     findings.push(partial);
   }
   if (findings.some((f) => f.severity === 'error')) state = 'blocked';
-  return { state, findings, source: sourceInventory, difference, bindir };
+  return { state, findings, source: sourceInventory, difference, complete, bindir };
 }
 
 function dumpArgs(p: Params): string[] {
@@ -110,7 +127,8 @@ function dumpArgs(p: Params): string[] {
     '--no-subscriptions',
     // Managed targets have no custom tablespaces.
     '--no-tablespaces',
-    ...(p.withOwners ? [] : ['--no-owner']),
+    // Owners are given afterwards (applyOwners): restored as the migration user, the data copy can fill every table.
+    '--no-owner',
     ...(p.withPrivileges ? [] : ['--no-privileges']),
   ];
 }
@@ -134,24 +152,35 @@ export function withoutUnknownSettings(dump: string, known: ReadonlySet<string>)
 /** With onPartialTarget: complete, errors about objects that exist already are expected; any other is not. */
 const EXISTING_OBJECT = /already exists|multiple primary keys for table/;
 
+/** The schema differences a section leaves the target with; owners and grants count only when asked for. */
+async function remainingDifferences(ctx: StepContext, p: Params): Promise<{ differences: SchemaDifference[]; fingerprint: string }> {
+  const { differences, source } = await compareServers(await pool(ctx, 'source'), await pool(ctx, 'target'));
+  const ignored = [...(p.withOwners ? [] : ['owner']), ...(p.withPrivileges ? [] : ['acl'])];
+  return { differences: ignoringProperties(differences, ignored), fingerprint: fingerprint(source) };
+}
+
 interface PostDataAssessment {
   state: 'done' | 'ready' | 'blocked';
   findings: Finding[];
-  /** On the source, missing on the target. */
+  /** Source indexes, keys and triggers missing on the target, and the `<catalog oid> <oid>` of those present (left out of the restore). */
   missing: string[];
+  built: Set<string>;
   total: number;
+  differences: SchemaDifference[];
+  fingerprint: string;
   bindir: string;
 }
 
 async function assessPostData(ctx: StepContext, p: Params): Promise<PostDataAssessment> {
   const [source, target] = [await pool(ctx, 'source'), await pool(ctx, 'target')];
   const bindir = clientBindir(p.pgBinDir);
-  const [dumpFindings, sourceObjects, targetObjects, sourceTables, targetTables] = await Promise.all([
+  const [dumpFindings, sourceObjects, targetObjects, sourceTables, targetTables, remaining] = await Promise.all([
     dumpVersionFindings(bindir, source),
-    postDataInventory(source),
-    postDataInventory(target),
+    postDataObjects(source),
+    postDataObjects(target),
     schemaInventory(source),
     schemaInventory(target),
+    remainingDifferences(ctx, p),
   ]);
   const findings: Finding[] = [...dumpFindings];
   const tablesMissing = compareInventories(sourceTables, targetTables).missing.tables ?? [];
@@ -164,23 +193,54 @@ async function assessPostData(ctx: StepContext, p: Params): Promise<PostDataAsse
       awaitsEarlierStep: true,
     });
   }
-  const have = new Set(targetObjects);
-  const missing = sourceObjects.filter((name) => !have.has(name));
-  const state = findings.some((f) => f.severity === 'error') ? 'blocked' : missing.length === 0 ? 'done' : 'ready';
-  return { state, findings, missing, total: sourceObjects.length, bindir };
+  const missing = [...sourceObjects.keys()].filter((name) => !targetObjects.has(name));
+  const built = new Set([...sourceObjects].filter(([name]) => targetObjects.has(name)).map(([, oid]) => oid));
+  // Every index and key may exist while policies, row-level security, replica identities, statistics or owners do not.
+  const state = findings.some((f) => f.severity === 'error') ? 'blocked' : remaining.differences.length === 0 ? 'done' : 'ready';
+  return { state, findings, missing, built, total: sourceObjects.size, differences: remaining.differences, fingerprint: remaining.fingerprint, bindir };
 }
 
+/**
+ * `pg_restore --list` names each entry `<id>; <catalog oid> <object oid> <type> …`; entries for an
+ * index, key or trigger the copy already built are left out, so the rest of the section (policies,
+ * statistics, comments, row-level security) restores without a failed CREATE taking its neighbours along.
+ */
+export function withoutBuilt(list: string, built: ReadonlySet<string>): string {
+  return list
+    .split('\n')
+    .map((line) => {
+      const match = /^(\d+); (\d+) (\d+) (INDEX|CONSTRAINT|FK CONSTRAINT|TRIGGER) /.exec(line);
+      return match && built.has(`${match[2]} ${match[3]}`) ? `;${line}` : line;
+    })
+    .join('\n');
+}
+
+/** A replica identity on an index the copy built came with that index's CREATE in the dump, which was left out. */
+async function restoreReplicaIdentities(target: pg.Pool, differences: readonly SchemaDifference[]): Promise<void> {
+  for (const d of differences) {
+    const wanted = d.properties?.['replica identity']?.source;
+    if (!wanted?.startsWith('index ')) continue;
+    const table = d.object.slice('table '.length);
+    await target.query(`alter table only ${table} replica identity using index ${quoteIdent(wanted.slice('index '.length))}`);
+  }
+}
+
+const quoteIdent = (name: string) => `"${name.replace(/"/g, '""')}"`;
+
 /** pg_restore -j needs an archive, so the post-data section goes through a custom-format dump file. */
-async function restorePostData(ctx: StepContext, p: Params, a: PostDataAssessment): Promise<PostDataResult> {
+async function restorePostData(ctx: StepContext, p: Params, a: PostDataAssessment): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'migrate-post-data-'));
   try {
     const file = join(dir, 'post-data.dump');
     await runTool(a.bindir, 'pg_dump', ['--format=custom', `--file=${file}`, ...dumpArgs(p)], await sourceUrl(ctx));
+    const listFile = join(dir, 'post-data.list');
+    writeFileSync(listFile, withoutBuilt((await runTool(a.bindir, 'pg_restore', ['--list', file], await targetUrl(ctx))).stdout, a.built));
     await ctx.record({ action: 'restore-schema', section: 'post-data', missing: a.missing.length });
     const restoreArgs = [
       '--section=post-data',
       `--jobs=${p.jobs}`,
-      ...(p.withOwners ? [] : ['--no-owner']),
+      `--use-list=${listFile}`,
+      '--no-owner',
       ...(p.withPrivileges ? [] : ['--no-privileges']),
       // The connection itself comes from the environment; -d makes pg_restore restore instead of print.
       `--dbname=${ctx.outputs.database.name}`,
@@ -193,16 +253,38 @@ async function restorePostData(ctx: StepContext, p: Params, a: PostDataAssessmen
     if (unexpected.length > 0 || (code !== 0 && !/errors ignored on restore/.test(stderr))) {
       throw new Error(`pg_restore reported: ${(unexpected.length > 0 ? unexpected : stderr.split('\n')).slice(0, 5).join(' | ')}`);
     }
-    ctx.log.info(`built ${a.missing.length} indexes, keys and triggers`);
-    return { postData: a.total, built: a.missing.length };
+    await restoreReplicaIdentities(await pool(ctx, 'target'), a.differences);
+    ctx.log.info(`built ${a.missing.length} indexes, keys and triggers, and the rest of post-data (policies, statistics, comments, replica identities)`);
+    return a.missing.length;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
+/**
+ * Runs `restore` with the migration user a member of every owning role (ALTER DEFAULT PRIVILEGES
+ * FOR ROLE, policies on their tables, and owners need it when it is not a superuser), then, when
+ * `owners`, gives each object its source owner and its source privileges; the memberships it added
+ * are taken back in any case.
+ */
+async function asOwners<T>(ctx: StepContext, p: Params, owners: boolean, restore: () => Promise<T>): Promise<{ result: T; owners: number }> {
+  const [source, target] = [await pool(ctx, 'source'), await pool(ctx, 'target')];
+  const added = await arrangeMemberships(ctx, target, await owningRoles(source));
+  try {
+    const result = await restore();
+    const changed = owners && p.withOwners ? await applyOwners(ctx, source, target) : 0;
+    if (changed > 0) ctx.log.info(`gave ${changed} objects their source owner`);
+    const privileges = owners && p.withPrivileges ? await applyAcls(ctx, source, target) : 0;
+    if (privileges > 0) ctx.log.info(`set the privileges of ${privileges} objects to the source's`);
+    return { result, owners: changed };
+  } finally {
+    await releaseMemberships(ctx, target, added);
+  }
+}
+
 export const schemaCopy = defineStep<Params, Result>({
   kind: 'postgres.schema-copy',
-  summary: 'Copy the source schema (pg_dump --schema-only) into the target',
+  summary: 'Copy the source schema (pg_dump --schema-only) into the target, owners and privileges included',
   params,
   requires: ['postgres', 'shell'],
   destructive: false,
@@ -210,8 +292,16 @@ export const schemaCopy = defineStep<Params, Result>({
   async probe(ctx, p) {
     if (p.section === 'post-data') {
       const a = await assessPostData(ctx, p);
-      if (a.state === 'done') return { state: 'done', findings: a.findings, result: { postData: a.total, built: 0 } };
-      return { state: a.state, findings: a.findings, plan: [`pg_dump --section=post-data from the source, then pg_restore --jobs=${p.jobs} of the ${a.missing.length} missing indexes, keys and triggers (of ${a.total})`] };
+      if (a.state === 'done') return { state: 'done', findings: a.findings, result: { postData: a.total, built: 0, owners: 0, fingerprint: a.fingerprint } };
+      return {
+        state: a.state,
+        findings: a.findings,
+        plan: [
+          `pg_dump --section=post-data from the source, then pg_restore --jobs=${p.jobs} of the ${a.missing.length} missing indexes, keys and triggers (of ${a.total}) and the rest of post-data (policies, row-level security, statistics, comments, replica identities)`,
+          `${a.differences.length} schema differences to resolve: ${a.differences.slice(0, 5).map((d) => d.object).join(', ')}${a.differences.length > 5 ? ', …' : ''}`,
+          ...(p.withOwners ? ['give every object its source owner (the migration user made a member of the owning roles for it, then not any more)'] : []),
+        ],
+      };
     }
     const a = await assess(ctx, p);
     if (a.state === 'done') return { state: 'done', findings: a.findings, result: counts(a.source) };
@@ -221,6 +311,7 @@ export const schemaCopy = defineStep<Params, Result>({
       plan: [
         `pg_dump ${dumpArgs(p).join(' ')} from the source (${a.source.tables.length} tables, ${a.source.sequences.length} sequences, ${a.source.types.length} types)`,
         `psql ${p.onPartialTarget === 'complete' && a.difference.present > 0 ? 'skipping objects that exist' : 'in one transaction, stopping at the first error'} into the target`,
+        ...(p.section === 'all' && p.withOwners ? ['give every object its source owner'] : []),
       ],
     };
   },
@@ -230,24 +321,18 @@ export const schemaCopy = defineStep<Params, Result>({
       if (p.section === 'post-data') {
         const a = await assessPostData(ctx, p);
         if (a.state === 'blocked') throw blockedBy(a.findings);
-        if (a.state === 'done') return { postData: a.total, built: 0 };
-        return await restorePostData(ctx, p, a);
+        if (a.state === 'done') return { postData: a.total, built: 0, owners: 0, fingerprint: a.fingerprint };
+        const { result: built, owners } = await asOwners(ctx, p, true, () => restorePostData(ctx, p, a));
+        return { postData: a.total, built, owners, fingerprint: a.fingerprint };
       }
       const a = await assess(ctx, p);
       if (a.state === 'blocked') throw blockedBy(a.findings);
+      // pre-data leaves owners to post-data: the data copy in between fills tables the migration user owns.
+      const owners = p.section === 'all';
       if (a.state === 'done') return counts(a.source);
-      const target = await pool(ctx, 'target');
-      const known = new Set((await target.query<{ name: string }>('select name from pg_settings')).rows.map((r) => r.name));
-      const { stdout } = await runTool(a.bindir, 'pg_dump', dumpArgs(p), await sourceUrl(ctx));
-      const { dump, dropped } = withoutUnknownSettings(stdout, known);
-      if (dropped.length > 0) ctx.log.info(`dropped settings the target does not know from the dump: ${dropped.join(', ')}`);
-      await ctx.record({ action: 'restore-schema', missing: Object.fromEntries(Object.entries(a.difference.missing).map(([k, v]) => [k, v.length])) });
-      const completing = p.onPartialTarget === 'complete' && a.difference.present > 0;
-      const psqlArgs = ['-X', '-q', '-v', `ON_ERROR_STOP=${completing ? 0 : 1}`, ...(completing ? [] : ['--single-transaction']), '-f', '-'];
-      const { stderr } = await runTool(a.bindir, 'psql', psqlArgs, await targetUrl(ctx), dump);
-      const unexpected = stderr.split('\n').filter((line) => /ERROR:/.test(line) && !EXISTING_OBJECT.test(line));
-      if (unexpected.length > 0) throw new Error(`psql reported: ${unexpected.slice(0, 5).join(' | ')}`);
-      ctx.log.info(`schema restored: ${a.source.tables.length} tables, ${a.source.sequences.length} sequences, ${a.source.types.length} types`);
+      await asOwners(ctx, p, owners, async () => {
+        if (!a.complete) await restoreSchema(ctx, p, a);
+      });
       return counts(a.source);
     } catch (error) {
       throw unable('copy the schema from the source to the target', error);
@@ -255,14 +340,36 @@ export const schemaCopy = defineStep<Params, Result>({
   },
 
   async check(ctx, p) {
-    if (p.section === 'post-data') {
-      const a = await assessPostData(ctx, p);
-      if (a.missing.length === 0) return [];
-      return [{ severity: 'error', object: `target database ${ctx.outputs.database.name}`, message: `missing after restore: ${a.missing.slice(0, 5).join(', ')}${a.missing.length > 5 ? ', …' : ''}` }];
+    if (p.section !== 'pre-data') {
+      const { differences } = await remainingDifferences(ctx, p);
+      return differenceFindings(differences).map((f) => ({ ...f, message: `after restore: ${f.message}` }));
     }
     const [source, target] = await Promise.all([schemaInventory(await pool(ctx, 'source')), schemaInventory(await pool(ctx, 'target'))]);
     const difference = compareInventories(source, target);
     if (Object.keys(difference.missing).length === 0) return [];
     return [{ severity: 'error', object: `target database ${ctx.outputs.database.name}`, message: `schema incomplete after restore: missing ${describeMissing(difference)}` }];
   },
+
+  async undo(ctx, _p, changes) {
+    try {
+      await undoMemberships(await pool(ctx, 'target'), changes);
+    } catch (error) {
+      throw unable('take back the role memberships and CREATE grants the schema copy added', error);
+    }
+  },
 });
+
+async function restoreSchema(ctx: StepContext, p: Params, a: Assessment): Promise<void> {
+  const target = await pool(ctx, 'target');
+  const known = new Set((await target.query<{ name: string }>('select name from pg_settings')).rows.map((r) => r.name));
+  const { stdout } = await runTool(a.bindir, 'pg_dump', dumpArgs(p), await sourceUrl(ctx));
+  const { dump, dropped } = withoutUnknownSettings(stdout, known);
+  if (dropped.length > 0) ctx.log.info(`dropped settings the target does not know from the dump: ${dropped.join(', ')}`);
+  await ctx.record({ action: 'restore-schema', missing: Object.fromEntries(Object.entries(a.difference.missing).map(([k, v]) => [k, v.length])) });
+  const completing = p.onPartialTarget === 'complete' && a.difference.present > 0;
+  const psqlArgs = ['-X', '-q', '-v', `ON_ERROR_STOP=${completing ? 0 : 1}`, ...(completing ? [] : ['--single-transaction']), '-f', '-'];
+  const { stderr } = await runTool(a.bindir, 'psql', psqlArgs, await targetUrl(ctx), dump);
+  const unexpected = stderr.split('\n').filter((line) => /ERROR:/.test(line) && !EXISTING_OBJECT.test(line));
+  if (unexpected.length > 0) throw new Error(`psql reported: ${unexpected.slice(0, 5).join(' | ')}`);
+  ctx.log.info(`schema restored: ${a.source.tables.length} tables, ${a.source.sequences.length} sequences, ${a.source.types.length} types`);
+}

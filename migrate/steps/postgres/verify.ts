@@ -12,6 +12,7 @@ import { compareDatabases, differs } from '../../postgres/compare/compare.ts';
 import type { KeyValue, TableReport, VerifyReport } from '../../postgres/compare/types.ts';
 import { pool } from '../../postgres/connections.ts';
 import { unpopulatedFindings } from './refresh-matviews.ts';
+import { privilegeDifferences } from '../../postgres/schema-compare/privileges.ts';
 
 const params = z.strictObject({
   /** Schemas to compare; every non-system schema when absent. */
@@ -34,6 +35,8 @@ const params = z.strictObject({
   onDifference: z.enum(['stop', 'report']).default('stop'),
 });
 type Params = z.infer<typeof params>;
+/** Owners and privileges that differ, beside the rows: an app that cannot write after the switch is a failed cutover too. */
+type Result = VerifyReport & { privileges: Finding[] } & Json;
 
 const MODE_PLAN: Record<Params['mode'], string> = {
   counts: 'row counts',
@@ -56,7 +59,7 @@ function describeDifferences(table: TableReport): string {
   return `${counts}${checksum}; ${rows.length} differing rows: ${shown}${more}`;
 }
 
-export const verify: StepKind<Params, VerifyReport & Json> = defineStep<Params, VerifyReport & Json>({
+export const verify: StepKind<Params, Result> = defineStep<Params, Result>({
   kind: 'postgres.verify',
   summary: 'Compare row counts and row checksums of every table between source and target, listing the keys of differing rows',
   params,
@@ -98,14 +101,18 @@ export const verify: StepKind<Params, VerifyReport & Json> = defineStep<Params, 
           ctx.log.progress({ label: 'verify', done: progress.done, total: progress.total, unit: 'tables', detail: `${progress.rows} rows, ${rate} rows/s${differs(table) ? `; ${table.table} differs` : ''}` });
         },
       });
+      const privileges = await privilegeDifferences(source, target);
       const { summary } = report;
       ctx.log.info(
         `verified ${summary.tables} tables, ${summary.rows} rows in ${(summary.durationMs / 1000).toFixed(1)} s (${summary.rowsPerSecond} rows/s): ` +
           (summary.tablesDiffering ? `${summary.tablesDiffering} differ` : 'all identical'),
       );
       // With stop, the postcondition's findings name each differing table (printed once, there).
-      if (p.onDifference === 'report') for (const table of report.tables.filter(differs)) ctx.log.warn(`table ${table.table}: ${describeDifferences(table)} (onDifference: report, continuing)`);
-      return report as VerifyReport & Json;
+      if (p.onDifference === 'report') {
+        for (const table of report.tables.filter(differs)) ctx.log.warn(`table ${table.table}: ${describeDifferences(table)} (onDifference: report, continuing)`);
+        for (const finding of privileges) ctx.log.warn(`${finding.object}: ${finding.message} (onDifference: report, continuing)`);
+      }
+      return { ...report, privileges } as Result;
     } catch (error) {
       throw unable('verify the target against the source', error);
     }
@@ -114,14 +121,15 @@ export const verify: StepKind<Params, VerifyReport & Json> = defineStep<Params, 
   async check(ctx: StepContext, p, result) {
     if (p.onDifference === 'report') return [];
     const views = await unpopulatedFindings(await pool(ctx, 'source'), await pool(ctx, 'target'));
-    return [...views, ...result.tables.filter(differs).map((table) => ({
+    const rows: Finding[] = result.tables.filter(differs).map((table) => ({
       severity: 'error' as const,
       object: `table ${table.table}`,
       message: describeDifferences(table),
       fix: table.problem
         ? 'Copy the schema again (postgres.schema-copy), or list the table in excludeTables if it is not migrated.'
         : 'Make sure replication has caught up (postgres.catch-up) and nothing else writes to the target, then run verify again; the step result lists the differing keys and key ranges.',
-    }))];
+    }));
+    return [...views, ...rows, ...(result.privileges ?? [])];
   },
 });
 
