@@ -26,7 +26,7 @@ import { startPgbouncer, type LocalPgbouncer } from '../local/pgbouncer.ts';
 import { startPostgres, type PostgresServer } from '../local/postgres-server.ts';
 import { startWebhookStandin, type WebhookStandin } from '../local/webhook-standin.ts';
 import { targetAdvisoryLock } from '../postgres/run-lock.ts';
-import { timelineOf, toMarkdown, type RehearsalReport } from './report.ts';
+import { goNoGoOf, timelineOf, toMarkdown, type RehearsalReport } from './report.ts';
 import { APP_DATABASE, APP_ROLE, prepareTargetRoles, rowCount, seedSource } from './seed.ts';
 import { WebhookStream } from './webhook-stream.ts';
 import { longestWriteGap, Workload } from './workload.ts';
@@ -247,7 +247,7 @@ export async function rehearse(options: RehearseOptions): Promise<RehearsalRepor
 
     const dDayRun = runs.find((r) => r.runbook.name === 'd-day');
     const verify = dDayRun?.steps.find((s) => s.id === 'verify')?.result as
-      | { summary?: { tables: number; tablesDiffering: number; rows: number }; tables?: { differences?: { count: number } }[] }
+      | { summary?: { tables: number; tablesDiffering: number; rows: number }; tables?: { differences?: { count: number } }[]; privileges?: unknown[] }
       | undefined;
     const differences = verify?.tables?.reduce((sum, t) => sum + (t.differences?.count ?? 0), 0) ?? 0;
     const gap = dDay ? longestWriteGap(writes.commitTimes, dDay.start, dDay.end) : { ms: 0, start: 0, end: 0 };
@@ -266,6 +266,7 @@ export async function rehearse(options: RehearseOptions): Promise<RehearsalRepor
       lost > 0 ? `${lost} committed transactions are missing on the target` : undefined,
       verify?.summary && verify.summary.tablesDiffering > 0 ? `${verify.summary.tablesDiffering} tables differ` : undefined,
       sequencesBehind > 0 ? `${sequencesBehind} sequences are behind the source` : undefined,
+      verify?.privileges?.length ? `${verify.privileges.length} owners or privileges differ` : undefined,
       webhookSummary.received !== webhookSummary.replayed ? `webhooks: ${webhookSummary.received} recorded but ${webhookSummary.replayed} delivered` : undefined,
     ].filter((p): p is string => Boolean(p));
 
@@ -290,6 +291,8 @@ export async function rehearse(options: RehearseOptions): Promise<RehearsalRepor
         longestTransactionMs: writes.longestTransactionMs,
       },
       verification: verify?.summary ? { tables: verify.summary.tables, rows: verify.summary.rows, differences } : null,
+      goNoGo: goNoGoOf(dDayRun),
+      privilegeDifferences: verify?.privileges ? verify.privileges.length : null,
       sequencesBehind,
       webhooks: webhookSummary,
       standIns: [
@@ -321,6 +324,8 @@ export async function rehearse(options: RehearseOptions): Promise<RehearsalRepor
       totalMs: Date.now() - started,
       writes: { committed: writes?.committed.length ?? 0, foundOnTarget: 0, lost: 0, errorsSeenByApp: writes?.errors.length ?? 0, unavailableMs: 0, unavailableFrom: null, unavailableTo: null, longestTransactionMs: writes?.longestTransactionMs ?? 0 },
       verification: null,
+      goNoGo: goNoGoOf(runs.find((r) => r.runbook.name === 'd-day')),
+      privilegeDifferences: null,
       sequencesBehind: 0,
       webhooks: null,
       standIns: [],

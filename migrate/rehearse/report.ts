@@ -36,6 +36,10 @@ export interface RehearsalReport {
     longestTransactionMs: number;
   };
   verification: { tables: number; rows: number; differences: number } | null;
+  /** D-day's go/no-go steps, each as the journal recorded it: what was checked before anything changed. */
+  goNoGo: { step: string; outcome: string; detail: string }[];
+  /** Owners and privileges (ACLs) that differ between the servers after the cutover, from verify. */
+  privilegeDifferences: number | null;
   sequencesBehind: number;
   webhooks: { received: number; replayed: number; failed: number; standIn: string } | null;
   standIns: string[];
@@ -56,6 +60,22 @@ export function timelineOf(runs: RunState[]): TimelineRow[] {
       note: s.reason ?? s.error ?? '',
     })),
   );
+}
+
+const GO_NO_GO_KINDS = new Set(['postgres.schema-parity', 'postgres.replication-health']);
+
+/** D-day's go/no-go steps with what each checked, in the words an operator reads. */
+export function goNoGoOf(run: RunState | undefined): RehearsalReport['goNoGo'] {
+  return (run?.steps ?? [])
+    .filter((s) => GO_NO_GO_KINDS.has(s.kind ?? ''))
+    .map((s) => {
+      const r = (s.result ?? {}) as { objects?: number; changedSinceBaseline?: boolean | null; lagBytes?: number | null; applyErrors?: number | null; observedMs?: number };
+      const detail =
+        s.kind === 'postgres.schema-parity'
+          ? `${r.objects ?? '?'} objects equal on both servers (owners and ACLs included)${r.changedSinceBaseline ? '; the source changed since week-prior' : ''}`
+          : `apply errors ${r.applyErrors ?? 'n/a'}, lag ${r.lagBytes ?? 'n/a'} bytes, watched ${formatDuration(r.observedMs ?? 0)}`;
+      return { step: s.id, outcome: s.status, detail: s.error ?? s.reason ?? detail };
+    });
 }
 
 const time = (ms: number | null) => (ms === null ? '' : new Date(ms).toISOString().slice(11, 23));
@@ -83,6 +103,8 @@ export function toMarkdown(r: RehearsalReport): string {
     ...(r.verification
       ? [`| rows verified (counts + checksums) | ${r.verification.rows} in ${r.verification.tables} tables |`, `| differences found | ${r.verification.differences} |`]
       : ['| verification | did not run |']),
+    `| owner and privilege differences (every schema, table, sequence, function) | ${r.privilegeDifferences ?? 'not compared'} |`,
+    ...r.goNoGo.map((g) => `| go/no-go \`${g.step}\` | ${g.outcome === 'applied' || g.outcome === 'already-done' ? 'go' : g.outcome}: ${g.detail.replace(/\|/g, '\\|')} |`),
     `| sequences behind the source | ${r.sequencesBehind} |`,
     ...(r.webhooks ? [`| webhooks received / replayed / failed | ${r.webhooks.received} / ${r.webhooks.replayed} / ${r.webhooks.failed} (${r.webhooks.standIn}) |`] : []),
     '',
@@ -117,6 +139,8 @@ export function toText(r: RehearsalReport): string {
     `Write-unavailability window: ${formatDuration(r.writes.unavailableMs)} (longest transaction held: ${formatDuration(r.writes.longestTransactionMs)})`,
     `Transactions committed: ${r.writes.committed}, on target: ${r.writes.foundOnTarget}, lost: ${r.writes.lost}, errors seen by the app: ${r.writes.errorsSeenByApp}`,
     r.verification ? `Rows verified: ${r.verification.rows} in ${r.verification.tables} tables, differences: ${r.verification.differences}` : 'Verification did not run',
+    `Owner and privilege differences: ${r.privilegeDifferences ?? 'not compared'}`,
+    ...r.goNoGo.map((g) => `Go/no-go ${g.step}: ${g.outcome === 'applied' || g.outcome === 'already-done' ? 'go' : g.outcome} (${g.detail})`),
     `Sequences behind the source: ${r.sequencesBehind}`,
     ...(r.webhooks ? [`Webhooks received: ${r.webhooks.received}, replayed: ${r.webhooks.replayed}, failed: ${r.webhooks.failed} (${r.webhooks.standIn})`] : []),
     ...(r.skipped.length > 0 ? [`Skipped: ${r.skipped.length - 1} steps that need AWS (see the report)`] : []),

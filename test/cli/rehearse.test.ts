@@ -79,11 +79,15 @@ describe('migrate rehearse', () => {
     assert.equal(report.verification?.differences, 0);
     assert.ok((report.verification?.rows ?? 0) > 0);
     assert.equal(report.sequencesBehind, 0);
+    assert.equal(report.privilegeDifferences, 0, 'owners and privileges compared, none differ');
+    assert.deepEqual(report.goNoGo.map((g) => g.step), ['go-no-go-schema', 'go-no-go-replication']);
+    for (const g of report.goNoGo) assert.ok(['applied', 'already-done'].includes(g.outcome), `${g.step}: ${g.outcome} ${g.detail}`);
     assert.ok(report.webhooks, 'the rehearsal streams webhooks');
     assert.ok(report.webhooks.received > 0, 'webhooks arrived during D-day');
     assert.equal(report.webhooks.replayed, report.webhooks.received);
 
     const markdown = readFileSync(join(dir, 'r.md'), 'utf8');
+    assert.match(markdown, /go\/no-go `go-no-go-schema` \| go: \d+ objects equal/);
     for (const step of ['preflight', 'replication', 'freeze', 'catch-up', 'verify', 'sequences', 'stop-replication']) {
       assert.ok(markdown.includes(step), `the Markdown timeline lists ${step}`);
     }

@@ -118,7 +118,7 @@ export function fixtureOutputs(overrides: Partial<StackOutputs> = {}): StackOutp
       parameterGroupName: 'pg', subnetGroupName: 'sn', securityGroupId: 'sg-2', replicas: [],
     },
     source: { urlRef: 'env:TEST_SOURCE_URL' },
-    parameters: { prefix: '/c/test', writerUrl: '/c/test/writer', readerUrls: '/c/test/readers', sourceUrl: '/c/test/source', masterPassword: '/c/test/master', appPassword: '/c/test/app-password' },
+    parameters: { prefix: '/c/test', writerUrl: '/c/test/writer', readerUrls: '/c/test/readers', sourceUrl: '/c/test/source', masterPassword: '/c/test/master', appPassword: '/c/test/database/app-password' },
     dns: { hostedZoneId: 'Z1', zoneName: 'example.com', privateZone: false, records: { app: record('app.example.com'), webhooks: record('hooks.example.com') } },
     pgbouncer: { namespace: 'pgbouncer', deployment: 'pgbouncer', service: 'pgbouncer', port: 6432 },
     app: { namespaces: ['app'] },
