@@ -32,8 +32,12 @@ export function registerStatus(program: Command, globals: () => GlobalOptions): 
           const status = redactValue({ stack: env.stack, journal: latest ? runSummary(latest) : null, replication, schema });
           if (options.json) process.stdout.write(JSON.stringify(status, null, 2) + '\n');
           else process.stdout.write(renderStatus(status) + '\n');
-          // A stalled subscription must be loud: scripts and operators see a failing status.
-          return (replication as { health?: { healthy?: boolean } }).health?.healthy === false ? EXIT.failed : EXIT.ok;
+          // A stalled subscription, or schema drift while replicating (D-day's go/no-go would refuse), must
+          // be loud: scripts and operators see a failing status. Before week-prior the target is empty by design.
+          const view = replication as { health?: { healthy?: boolean }; target?: { exists?: boolean } };
+          const replicating = view.target?.exists === true;
+          const drifted = (schema as { identical?: boolean }).identical === false;
+          return view.health?.healthy === false || (replicating && drifted) ? EXIT.failed : EXIT.ok;
         } finally {
           await resources.closeAll();
           dispose();

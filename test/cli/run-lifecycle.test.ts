@@ -65,9 +65,10 @@ steps:
     it('--only an AWS step does not connect to the unreachable database for the lock; its missing secret stops it before it starts', async () => {
       const stateDir = join(dir, 'state-only');
       const r = await cli([...globalFor(stateDir), 'run', join(dir, 'mixed.yaml'), '--only', 'swap', '--yes']);
-      assert.equal(r.code, EXIT.failed, describeResult(r));
+      // A secret that does not resolve is a blocking problem found before anything changed: exit 4.
+      assert.equal(r.code, EXIT.blocked, describeResult(r));
       assert.doesNotMatch(r.stdout + r.stderr, /db\.invalid|ENOTFOUND|lock on the target/, 'no database connection was attempted');
-      assert.match(r.stderr, /Run not started: step 'swap' cannot get its parameters: .*MIGRATE_LIFECYCLE_TEST_UNSET is not set.*no run was journaled/);
+      assert.match(r.stderr, /cannot start: 1 problem found before the first step; nothing was changed:\n.*secret token: env:MIGRATE_LIFECYCLE_TEST_UNSET \(used by step 'swap'\) does not resolve/);
       await assertNoRun(globalFor(stateDir), stateDir);
     });
 

@@ -80,7 +80,8 @@ describe('replica identity without equality, and a stalled subscription', () => 
   it('a healthy subscription passes the go/no-go and `migrate status` exits 0', async () => {
     await pair.sql('source', `drop table ${['docs', 'places', 'pages', 'tagged', 'geo_rows', 'wrapped', 'full_json', 'ok_keyless', 'ok_keyed', 'ok_index'].map((t) => `public.${t}`).join(', ')}; drop type public.geo; drop domain public.document;`);
     await pair.sql('source', STALL + "insert into public.stall values (1, '{\"a\": 1}'); insert into public.steady values (1, 'one'); alter table public.stall replica identity full;");
-    await pair.sql('target', STALL);
+    // The same schema on both sides (replica identity included), so D-day's schema go/no-go passes and the replication one is what refuses.
+    await pair.sql('target', STALL + 'alter table public.stall replica identity full;');
     await replicationStart.apply(context('replication').ctx, replicationStart.params.parse({ pollMs: 50 }));
 
     const go = await replicationHealthStep.probe(context('go-no-go').ctx, replicationHealthStep.params.parse({ observeSeconds: 10 }));
@@ -115,7 +116,7 @@ describe('replica identity without equality, and a stalled subscription', () => 
     assert.match(run.stdout + run.stderr, /go-no-go-replication/);
     const [journal] = journalFiles(stateDir);
     const started = readJournal(journal!).flatMap((e) => (e.type === 'step-started' ? [e.step] : []));
-    assert.deepEqual(started, ['go-no-go-replication']);
+    assert.deepEqual(started, ['go-no-go-schema', 'go-no-go-replication']);
     const frozen = await pair.sql('source', 'select count(*)::int as n from pg_db_role_setting');
     assert.equal(frozen.rows[0].n, 0, 'no role was frozen');
   });
@@ -133,7 +134,8 @@ describe('a stalled subscription on a PostgreSQL 13 target (no pg_stat_subscript
   before(async () => {
     pair = await startPair({ target: { bindir: embeddedBindir('pg13-bin'), settings: { wal_retrieve_retry_interval: "'1s'" } } });
     await pair.sql('source', STALL + "insert into public.stall values (1, '{\"a\": 1}'); alter table public.stall replica identity full;");
-    await pair.sql('target', STALL);
+    // The same schema on both sides (replica identity included), so D-day's schema go/no-go passes and the replication one is what refuses.
+    await pair.sql('target', STALL + 'alter table public.stall replica identity full;');
     await replicationStart.apply(context().ctx, replicationStart.params.parse({ pollMs: 50 }));
   });
   after(async () => {

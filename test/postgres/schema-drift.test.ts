@@ -5,6 +5,7 @@
  * carries the new table's rows afterwards.
  */
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { kindLookup } from '../../migrate/commands/environment.ts';
@@ -13,6 +14,7 @@ import { pool } from '../../migrate/postgres/connections.ts';
 import { readSchema } from '../../migrate/postgres/schema-compare/catalog.ts';
 import { schemaDrift } from '../../migrate/postgres/schema-compare/drift.ts';
 import { catchUp } from '../../migrate/steps/postgres/catch-up.ts';
+import { refreshMatviews } from '../../migrate/steps/postgres/refresh-matviews.ts';
 import { replicationStart } from '../../migrate/steps/postgres/replication-start.ts';
 import { schemaCopy } from '../../migrate/steps/postgres/schema-copy.ts';
 import { schemaParity } from '../../migrate/steps/postgres/schema-parity.ts';
@@ -20,6 +22,7 @@ import { schemaSync } from '../../migrate/steps/postgres/schema-sync.ts';
 import { snapshotCopy } from '../../migrate/steps/postgres/snapshot-copy.ts';
 import { verify } from '../../migrate/steps/postgres/verify.ts';
 import { awsOutputs } from '../aws/fixtures.ts';
+import { cli, describeResult } from '../cli/support.ts';
 import { testContext, type TestContext } from '../support/context.ts';
 import { HOSTILE_ROLES, HOSTILE_SCHEMA, HOSTILE_SEED } from '../support/hostile-app.ts';
 import { DATABASE, startPair, type Pair } from './fixtures.ts';
@@ -87,6 +90,14 @@ describe('schema drift during the replication week', () => {
     assert.deepEqual(objects, ['column shop.orders.channel', 'index shop.products_name', 'table shop.ledger', 'table shop.refunds']);
     assert.match(drift.differences[0]!.fix, /ALTER TABLE shop\.orders ADD COLUMN channel text/);
 
+    // Scripts watching the replication week see drift as a failing status, with each object named.
+    const outputsFile = join(pair.dir, 'outputs.json');
+    writeFileSync(outputsFile, JSON.stringify(pair.outputs), { mode: 0o600 });
+    const status = await cli(['--outputs', outputsFile, '--state-dir', join(pair.dir, 'state'), 'status']);
+    assert.equal(status.code, 1, describeResult(status));
+    assert.match(status.stdout, /Schema: +DRIFT, 4 difference/);
+    assert.match(status.stdout, /table shop\.ledger/);
+
     const t = context('go-no-go');
     const p = schemaParity.params.parse({ baseline });
     const probe = await schemaParity.probe(t.ctx, p);
@@ -122,6 +133,8 @@ describe('schema drift during the replication week', () => {
       await new Promise((r) => setTimeout(r, 100));
     }
     await catchUp.apply(context('catch-up').ctx, catchUp.params.parse({}));
+    // As D-day does before the window: materialized views are not replicated.
+    await refreshMatviews.apply(context('refresh-matviews').ctx, refreshMatviews.params.parse({}));
     const checking = context('verify');
     const verified = await verify.apply(checking.ctx, verify.params.parse({}));
     assert.deepEqual(await verify.check(checking.ctx, verify.params.parse({}), verified), []);
