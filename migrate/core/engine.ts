@@ -117,6 +117,8 @@ export async function dryRun(runbook: Runbook, env: EngineEnvironment, selection
   env.reporter.emit({ type: 'run-start', runId, runbook: runbook.path, stack: env.stack, dryRun: true, resumed: false, steps: steps.map((s) => ({ id: s.id, kind: s.uses })) });
   try {
     for (const [index, step] of steps.entries()) {
+      // Ctrl-C ends a dry run too: what was probed so far is reported, and the exit says interrupted.
+      if (signal.aborted) break;
       const t0 = (env.now ?? Date.now)();
       env.reporter.emit({ type: 'step-start', step: step.id, kind: step.uses, index, total: steps.length });
       const end = (outcome: StepOutcome, reason?: string) =>
@@ -182,8 +184,8 @@ export async function dryRun(runbook: Runbook, env: EngineEnvironment, selection
   } finally {
     await resources.closeAll();
   }
-  const outcome: RunOutcome = { runId, outcome: 'dry-run', findings };
-  env.reporter.emit({ type: 'run-end', runId, outcome: 'dry-run', durationMs: (env.now ?? Date.now)() - started });
+  const outcome: RunOutcome = { runId, outcome: signal.aborted ? 'interrupted' : 'dry-run', findings };
+  env.reporter.emit({ type: 'run-end', runId, outcome: outcome.outcome, durationMs: (env.now ?? Date.now)() - started });
   return outcome;
 }
 

@@ -107,6 +107,19 @@ describe('a server that accepts but never answers', () => {
     assert.ok(result.stdout.includes(`127.0.0.1:${silent.port}`), describeResult(result));
     assert.doesNotMatch(result.stdout + result.stderr, /silent-(target|source)-secret/);
   });
+
+  it('SIGTERM during a dry run stops it at once and exits 130, not as if the probes had found blockers', async () => {
+    const before = silent.accepted();
+    const cli = startCli(['--outputs', outputsFile, '--state-dir', join(dir, 'state-dry-signal'), 'run', 'runbooks/week-prior.yaml', '--dry-run'], { PGCONNECT_TIMEOUT: '600' });
+    running.push(cli);
+    await waitUntil('the dry run to connect to the silent server', () => (silent.accepted() > before ? true : undefined), { process: cli, timeoutMs: 60_000 });
+    cli.child.kill('SIGTERM');
+    const r = await exitWithin(cli, 10_000);
+    assert.notEqual(r, 'hung', 'the first SIGTERM did not stop the dry run');
+    const result = r as CliResult;
+    assert.equal(result.code, EXIT.interrupted, describeResult(result));
+    assert.doesNotMatch(result.stdout + result.stderr, /silent-(target|source)-secret/);
+  });
 });
 
 describe('pg_dump and psql wait as long as the CLI', () => {
