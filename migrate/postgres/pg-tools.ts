@@ -89,22 +89,25 @@ export function libpqEnv(url: Secret): NodeJS.ProcessEnv {
 }
 
 /** Runs a client program and returns its stdout; failures carry its (redacted) stderr. */
-export async function runTool(bindir: string, tool: string, args: string[], url: Secret, stdin?: string): Promise<{ stdout: string; stderr: string }> {
-  const { code, stdout, stderr } = await runToolStatus(bindir, tool, args, url, stdin);
+export async function runTool(bindir: string, tool: string, args: string[], url: Secret, stdin?: string, signal?: AbortSignal): Promise<{ stdout: string; stderr: string }> {
+  const { code, stdout, stderr } = await runToolStatus(bindir, tool, args, url, stdin, signal);
   if (code !== 0) throw new Error(`${tool} exited with ${code}: ${stderr || '(no message)'}`);
   return { stdout, stderr };
 }
 
-/** Runs a client program to its end, whatever its exit code; stderr is redacted. */
-export function runToolStatus(bindir: string, tool: string, args: string[], url: Secret, stdin?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+/**
+ * Runs a client program to its end, whatever its exit code; stderr is redacted. An abort (Ctrl-C)
+ * terminates it, so an interrupted step does not leave pg_dump or pg_restore working behind the CLI.
+ */
+export function runToolStatus(bindir: string, tool: string, args: string[], url: Secret, stdin?: string, signal?: AbortSignal): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const path = join(bindir, tool);
   return new Promise((resolve, reject) => {
-    const child = spawn(path, args, { env: libpqEnv(url), stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(path, args, { env: libpqEnv(url), stdio: ['pipe', 'pipe', 'pipe'], ...(signal ? { signal, killSignal: 'SIGTERM' as const } : {}) });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
     child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
-    child.on('error', (error) => reject(new Error(`${tool} could not start: ${error.message}`)));
+    child.on('error', (error) => reject(error.name === 'AbortError' ? new Error(`${tool} stopped: ${(signal?.reason as Error)?.message ?? 'interrupted'}`) : new Error(`${tool} could not start: ${error.message}`)));
     child.on('close', (code) => {
       resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: redact(Buffer.concat(err).toString('utf8').trim()) });
     });

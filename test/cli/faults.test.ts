@@ -13,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { EXIT } from '../../migrate/commands/exit-codes.ts';
 import { Secret } from '../../migrate/core/secret.ts';
 import { serverOutputs } from '../../migrate/local/outputs.ts';
-import { libpqEnv } from '../../migrate/postgres/pg-tools.ts';
+import { clientBindir, libpqEnv, runTool } from '../../migrate/postgres/pg-tools.ts';
 import { describeResult, journalFiles, startCli, state, waitUntil, type CliProcess, type CliResult } from './support.ts';
 
 /** Accepts connections and never says a word, like a hung server or a black-holing proxy. */
@@ -119,6 +119,24 @@ describe('a server that accepts but never answers', () => {
     const result = r as CliResult;
     assert.equal(result.code, EXIT.interrupted, describeResult(result));
     assert.doesNotMatch(result.stdout + result.stderr, /silent-(target|source)-secret/);
+  });
+
+  it('an abort stops a client tool waiting on the server (pg_dump/psql do not outlive Ctrl-C)', async () => {
+    const saved = process.env.PGCONNECT_TIMEOUT;
+    process.env.PGCONNECT_TIMEOUT = '600';
+    try {
+      const controller = new AbortController();
+      const before = silent.accepted();
+      const started = Date.now();
+      const running = runTool(clientBindir(), 'psql', ['-X', '-c', 'select 1'], new Secret(`postgres://postgres:silent-target-secret@127.0.0.1:${silent.port}/app`), undefined, controller.signal);
+      while (silent.accepted() === before) await delay(20);
+      controller.abort(new Error('interrupted by SIGTERM'));
+      await assert.rejects(running, /psql stopped: interrupted by SIGTERM/);
+      assert.ok(Date.now() - started < 10_000, 'stopped well before the connect timeout');
+    } finally {
+      if (saved === undefined) delete process.env.PGCONNECT_TIMEOUT;
+      else process.env.PGCONNECT_TIMEOUT = saved;
+    }
   });
 });
 

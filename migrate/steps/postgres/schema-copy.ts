@@ -232,9 +232,9 @@ async function restorePostData(ctx: StepContext, p: Params, a: PostDataAssessmen
   const dir = mkdtempSync(join(tmpdir(), 'migrate-post-data-'));
   try {
     const file = join(dir, 'post-data.dump');
-    await runTool(a.bindir, 'pg_dump', ['--format=custom', `--file=${file}`, ...dumpArgs(p)], await sourceUrl(ctx));
+    await runTool(a.bindir, 'pg_dump', ['--format=custom', `--file=${file}`, ...dumpArgs(p)], await sourceUrl(ctx), undefined, ctx.signal);
     const listFile = join(dir, 'post-data.list');
-    writeFileSync(listFile, withoutBuilt((await runTool(a.bindir, 'pg_restore', ['--list', file], await targetUrl(ctx))).stdout, a.built));
+    writeFileSync(listFile, withoutBuilt((await runTool(a.bindir, 'pg_restore', ['--list', file], await targetUrl(ctx), undefined, ctx.signal)).stdout, a.built));
     await ctx.record({ action: 'restore-schema', section: 'post-data', missing: a.missing.length });
     const restoreArgs = [
       '--section=post-data',
@@ -247,7 +247,7 @@ async function restorePostData(ctx: StepContext, p: Params, a: PostDataAssessmen
       file,
     ];
     ctx.log.progress({ label: 'building indexes, keys and triggers', done: a.total - a.missing.length, total: a.total, detail: `pg_restore --jobs=${p.jobs}` });
-    const { code, stderr } = await runToolStatus(a.bindir, 'pg_restore', restoreArgs, await targetUrl(ctx));
+    const { code, stderr } = await runToolStatus(a.bindir, 'pg_restore', restoreArgs, await targetUrl(ctx), undefined, ctx.signal);
     // An interrupted earlier attempt built some of them: those report "already exists", nothing else may fail.
     const unexpected = stderr.split('\n').filter((line) => /ERROR:/.test(line) && !EXISTING_OBJECT.test(line));
     if (unexpected.length > 0 || (code !== 0 && !/errors ignored on restore/.test(stderr))) {
@@ -362,13 +362,13 @@ export const schemaCopy = defineStep<Params, Result>({
 async function restoreSchema(ctx: StepContext, p: Params, a: Assessment): Promise<void> {
   const target = await pool(ctx, 'target');
   const known = new Set((await target.query<{ name: string }>('select name from pg_settings')).rows.map((r) => r.name));
-  const { stdout } = await runTool(a.bindir, 'pg_dump', dumpArgs(p), await sourceUrl(ctx));
+  const { stdout } = await runTool(a.bindir, 'pg_dump', dumpArgs(p), await sourceUrl(ctx), undefined, ctx.signal);
   const { dump, dropped } = withoutUnknownSettings(stdout, known);
   if (dropped.length > 0) ctx.log.info(`dropped settings the target does not know from the dump: ${dropped.join(', ')}`);
   await ctx.record({ action: 'restore-schema', missing: Object.fromEntries(Object.entries(a.difference.missing).map(([k, v]) => [k, v.length])) });
   const completing = p.onPartialTarget === 'complete' && a.difference.present > 0;
   const psqlArgs = ['-X', '-q', '-v', `ON_ERROR_STOP=${completing ? 0 : 1}`, ...(completing ? [] : ['--single-transaction']), '-f', '-'];
-  const { stderr } = await runTool(a.bindir, 'psql', psqlArgs, await targetUrl(ctx), dump);
+  const { stderr } = await runTool(a.bindir, 'psql', psqlArgs, await targetUrl(ctx), dump, ctx.signal);
   const unexpected = stderr.split('\n').filter((line) => /ERROR:/.test(line) && !EXISTING_OBJECT.test(line));
   if (unexpected.length > 0) throw new Error(`psql reported: ${unexpected.slice(0, 5).join(' | ')}`);
   ctx.log.info(`schema restored: ${a.source.tables.length} tables, ${a.source.sequences.length} sequences, ${a.source.types.length} types`);

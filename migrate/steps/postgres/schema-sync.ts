@@ -82,9 +82,9 @@ export const schemaSync = defineStep<Params, Result>({
         if (p.relations.length > 0) {
           const bindir = clientBindir(params.pgBinDir);
           await ctx.record({ action: 'create-relations', relations: p.relations });
-          const { stdout } = await runTool(bindir, 'pg_dump', ['--schema-only', '--no-owner', '--no-publications', '--no-subscriptions', '--no-tablespaces', ...p.relations.flatMap((r) => ['--table', r])], await sourceUrl(ctx));
+          const { stdout } = await runTool(bindir, 'pg_dump', ['--schema-only', '--no-owner', '--no-publications', '--no-subscriptions', '--no-tablespaces', ...p.relations.flatMap((r) => ['--table', r])], await sourceUrl(ctx), undefined, ctx.signal);
           const known = new Set((await target.query<{ name: string }>('select name from pg_settings')).rows.map((r) => r.name));
-          await runTool(bindir, 'psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction', '-f', '-'], await targetUrl(ctx), withoutUnknownSettings(stdout, known).dump);
+          await runTool(bindir, 'psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction', '-f', '-'], await targetUrl(ctx), withoutUnknownSettings(stdout, known).dump, ctx.signal);
           applied.push(...p.relations);
         }
         for (const statement of p.statements) {
