@@ -104,7 +104,7 @@ test('pause → enforced freeze → fence → reload → resume: held clients co
   try {
     await until(() => clients.every((c) => c.log.length >= 20), 'clients to commit on the source');
     const t = context();
-    await pgbouncerPause.apply(t.ctx, pgbouncerPause.params.parse({}));
+    await pgbouncerPause.apply(t.ctx, pgbouncerPause.params.parse({ configFile: bouncer.configFile }));
     const frozen = await freezeWrites.apply(t.ctx, freezeWrites.params.parse({}));
     assert.deepEqual(frozen.roles, ['app_user']);
     const left = await source.client('app');
@@ -114,7 +114,7 @@ test('pause → enforced freeze → fence → reload → resume: held clients co
     const onSourceAtFreeze = (await ids(source)).size;
     await writeFence.apply(t.ctx, writeFence.params.parse({}));
     await pgbouncerReload.apply(t.ctx, pgbouncerReload.params.parse({ backend: { host: target.host, port: target.port }, configFile: bouncer.configFile }));
-    await pgbouncerResume.apply(t.ctx, pgbouncerResume.params.parse({}));
+    await pgbouncerResume.apply(t.ctx, pgbouncerResume.params.parse({ configFile: bouncer.configFile }));
     const switched = clients.map((c) => c.log.length);
     await until(() => clients.every((c, i) => c.log.length >= switched[i]! + 20), 'clients to commit on the target');
     stop.now = true;
@@ -130,7 +130,7 @@ test('pause → enforced freeze → fence → reload → resume: held clients co
   } finally {
     stop.now = true;
     // Clients held by a pause that a failure left in place would never finish.
-    await pgbouncerResume.apply(context().ctx, pgbouncerResume.params.parse({})).catch(() => {});
+    await pgbouncerResume.apply(context().ctx, pgbouncerResume.params.parse({ configFile: bouncer.configFile })).catch(() => {});
     await Promise.allSettled(clients.map((c) => c.done));
   }
 });

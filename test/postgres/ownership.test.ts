@@ -17,12 +17,14 @@ import { compareServers, fingerprint } from '../../migrate/postgres/schema-compa
 import { catchUp } from '../../migrate/steps/postgres/catch-up.ts';
 import { freezeWrites } from '../../migrate/steps/postgres/freeze-writes.ts';
 import { preflight } from '../../migrate/steps/postgres/preflight.ts';
+import { refreshMatviews } from '../../migrate/steps/postgres/refresh-matviews.ts';
 import { replicationStart } from '../../migrate/steps/postgres/replication-start.ts';
 import { replicationStop } from '../../migrate/steps/postgres/replication-stop.ts';
 import { schemaCopy } from '../../migrate/steps/postgres/schema-copy.ts';
 import { sequenceSync } from '../../migrate/steps/postgres/sequence-sync.ts';
 import { snapshotCopy } from '../../migrate/steps/postgres/snapshot-copy.ts';
 import { verify } from '../../migrate/steps/postgres/verify.ts';
+import { writeFence } from '../../migrate/steps/postgres/write-fence.ts';
 import { testContext, type TestContext } from '../support/context.ts';
 import { APP_ROLE_PASSWORD, capabilities, HOSTILE_ROLES, HOSTILE_SCHEMA, HOSTILE_SEED } from '../support/hostile-app.ts';
 import { DATABASE, startPair, type Pair } from './fixtures.ts';
@@ -141,8 +143,11 @@ describe('owners and privileges arrive as on the source, copied by a migration u
     await rw.end();
     onSource = await capabilities(pair.source, DATABASE);
 
+    // In D-day's order: materialized views refreshed before the window, the write fence after catch-up.
+    await refreshMatviews.apply(context('refresh-matviews').ctx, refreshMatviews.params.parse({}));
     await freezeWrites.apply(context('freeze').ctx, freezeWrites.params.parse({ roles: ['app_owner', 'app_rw', 'app_ro'] }));
     await catchUp.apply(context('catch-up').ctx, catchUp.params.parse({}));
+    await writeFence.apply(context('write-fence').ctx, writeFence.params.parse({}));
     const checking = context('verify');
     const verified = await verify.apply(checking.ctx, verify.params.parse({}));
     assert.deepEqual(verified.privileges, []);
