@@ -31,6 +31,8 @@ export interface LocalPgbouncerOptions {
   binary?: string;
   /** Where the ini, userlist, log and pid file go (created if missing); a fresh temp dir when absent. */
   dir?: string;
+  /** The console password; random when absent. Pods of one deployment share theirs. */
+  adminPassword?: string;
 }
 
 export interface LocalPgbouncer {
@@ -63,7 +65,7 @@ function ownByServerUser(path: string): void {
 
 const quoted = (s: string) => `"${s.replace(/"/g, '""')}"`;
 
-function iniText(o: Required<Omit<LocalPgbouncerOptions, 'binary' | 'dir'>>, dir: string, port: number, adminUser: string): string {
+function iniText(o: Required<Omit<LocalPgbouncerOptions, 'binary' | 'dir' | 'adminPassword'>>, dir: string, port: number, adminUser: string): string {
   const backend = o.backend;
   return [
     '[databases]',
@@ -145,7 +147,7 @@ export async function startPgbouncer(options: LocalPgbouncerOptions): Promise<Lo
   ownByServerUser(dir);
   const port = await freePort();
   const adminUser = 'pgb_admin';
-  const adminPassword = randomBytes(12).toString('base64url');
+  const adminPassword = options.adminPassword ?? randomBytes(12).toString('base64url');
   const userlist = join(dir, 'userlist.txt');
   writeFileSync(userlist, `${quoted(o.user)} ${quoted(o.password)}\n${quoted(adminUser)} ${quoted(adminPassword)}\n`, { mode: 0o600 });
   ownByServerUser(userlist);
