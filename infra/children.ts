@@ -2,8 +2,10 @@
  * A component's children are named after it (`<component>-<child>`), so a component can be used more
  * than once in a stack. Stacks created before that named them `<child>` alone: the alias (same type,
  * same parent) makes `pulumi up` take over each existing resource under its new name instead of
- * deleting and recreating it (the RDS instance, the EKS cluster, the VPC...). Physical names are
- * set explicitly and do not depend on these logical names.
+ * deleting and recreating it (the RDS instance, the EKS cluster, the VPC...). Physical names chosen
+ * by the stack (identifiers, parameter paths, record names) do not depend on logical names; the
+ * auto-named ones (IAM roles, the security group) keep the name in the stack's state, and only a new
+ * stack gets names from the new logical names.
  */
 import type * as pulumi from '@pulumi/pulumi';
 

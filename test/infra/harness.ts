@@ -56,6 +56,8 @@ export interface RunOptions {
   zones?: number;
   /** Stack config to add or replace, keys without the project prefix (`aws:` keys with it). */
   config?: Record<string, unknown>;
+  /** Runs this instead of infra/index.ts, under the same mocks and config; returns the exports. */
+  program?: () => Promise<Record<string, unknown>>;
 }
 
 export function stackConfig(stack: string): Record<string, unknown> {
@@ -129,7 +131,7 @@ export async function runStack(options: RunOptions): Promise<StackRun> {
   pulumi.runtime.setAllConfig(Object.fromEntries(Object.entries(config).map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)])));
 
   runs += 1;
-  const program = (await import(`../../infra/index.ts?run=${runs}`)) as Record<string, unknown>;
+  const program = options.program ? await options.program() : ((await import(`../../infra/index.ts?run=${runs}`)) as Record<string, unknown>);
   const outputs: Record<string, any> = {};
   const secretOutputs = new Set<string>();
   for (const [name, value] of Object.entries(program)) {
