@@ -7,6 +7,7 @@ import * as aws from '@pulumi/aws';
 import * as eks from '@pulumi/eks';
 import * as pulumi from '@pulumi/pulumi';
 import { children } from './children.ts';
+import { assumedByService } from './iam.ts';
 import type { AccessEntryConfig, StackConfig } from './config.ts';
 import { tagsFor } from './tags.ts';
 
@@ -68,10 +69,7 @@ export class Cluster extends pulumi.ComponentResource {
     }, child.opts('eks'));
 
     const nodeRole = new aws.iam.Role(child.name('nodes'), {
-      assumeRolePolicy: JSON.stringify({
-        Version: '2012-10-17',
-        Statement: [{ Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action: 'sts:AssumeRole' }],
-      }),
+      assumeRolePolicy: assumedByService('ec2.amazonaws.com'),
       tags: tagsFor(args.tags, `${args.prefix}-nodes`),
     }, child.opts('nodes'));
     const attachments = NODE_POLICIES.map((policyArn) => {

@@ -9,6 +9,7 @@ import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
 import { PGBOUNCER_CONFIG_SCRIPT, PGBOUNCER_PORT } from './pgbouncer-config-script.ts';
 import { children } from './children.ts';
+import { policyDocument } from './iam.ts';
 import { tagsFor } from './tags.ts';
 
 export interface CutoverWorkloadsArgs {
@@ -48,26 +49,20 @@ export class CutoverWorkloads extends pulumi.ComponentResource {
       : new k8s.core.v1.Namespace(child.name(`ns-${args.pgbouncer.namespace}`), { metadata: { name: args.pgbouncer.namespace, labels } }, onCluster(`ns-${args.pgbouncer.namespace}`)).metadata.name;
 
     const role = new aws.iam.Role(child.name(NAME), {
-      assumeRolePolicy: pulumi.all([args.oidcProviderArn, args.oidcIssuer]).apply(([providerArn, issuer]) => JSON.stringify({
-        Version: '2012-10-17',
-        Statement: [{
-          Effect: 'Allow',
-          Principal: { Federated: providerArn },
-          Action: 'sts:AssumeRoleWithWebIdentity',
-          Condition: { StringEquals: { [`${issuer}:sub`]: `system:serviceaccount:${args.pgbouncer.namespace}:${NAME}`, [`${issuer}:aud`]: 'sts.amazonaws.com' } },
-        }],
-      })),
+      assumeRolePolicy: pulumi.all([args.oidcProviderArn, args.oidcIssuer]).apply(([providerArn, issuer]) => policyDocument([{
+        Effect: 'Allow',
+        Principal: { Federated: providerArn },
+        Action: 'sts:AssumeRoleWithWebIdentity',
+        Condition: { StringEquals: { [`${issuer}:sub`]: `system:serviceaccount:${args.pgbouncer.namespace}:${NAME}`, [`${issuer}:aud`]: 'sts.amazonaws.com' } },
+      }])),
       tags: tagsFor(args.tags, `${args.prefix}-pgbouncer`),
     }, child.opts(NAME));
     new aws.iam.RolePolicy(child.name(NAME), {
       role: role.id,
-      policy: pulumi.all([args.writerUrlParameterArn, args.kmsKeyArn]).apply(([parameterArn, keyArn]) => JSON.stringify({
-        Version: '2012-10-17',
-        Statement: [
-          { Effect: 'Allow', Action: 'ssm:GetParameter', Resource: parameterArn },
-          { Effect: 'Allow', Action: 'kms:Decrypt', Resource: keyArn, Condition: { StringEquals: { 'kms:ViaService': `ssm.${args.region}.amazonaws.com` } } },
-        ],
-      })),
+      policy: pulumi.all([args.writerUrlParameterArn, args.kmsKeyArn]).apply(([parameterArn, keyArn]) => policyDocument([
+        { Effect: 'Allow', Action: 'ssm:GetParameter', Resource: parameterArn },
+        { Effect: 'Allow', Action: 'kms:Decrypt', Resource: keyArn, Condition: { StringEquals: { 'kms:ViaService': `ssm.${args.region}.amazonaws.com` } } },
+      ])),
     }, child.opts(NAME));
 
     const serviceAccount = new k8s.core.v1.ServiceAccount(child.name(NAME), {

@@ -8,6 +8,7 @@ import * as random from '@pulumi/random';
 import type { ReplicaSpec } from './contract.ts';
 import { children, type Children } from './children.ts';
 import type { StackConfig } from './config.ts';
+import { assumedByService } from './iam.ts';
 import { parameterGroupFamily, replicaIdentifier } from './naming.ts';
 import { tagsFor } from './tags.ts';
 
@@ -218,10 +219,7 @@ export class Database extends pulumi.ComponentResource {
 
   private monitoringRole(child: Children, identifier: string, tags: (resource: string) => Record<string, string>): aws.iam.Role {
     const role = new aws.iam.Role(child.name('rds-monitoring'), {
-      assumeRolePolicy: JSON.stringify({
-        Version: '2012-10-17',
-        Statement: [{ Effect: 'Allow', Principal: { Service: 'monitoring.rds.amazonaws.com' }, Action: 'sts:AssumeRole' }],
-      }),
+      assumeRolePolicy: assumedByService('monitoring.rds.amazonaws.com'),
       tags: tags(`${identifier}-monitoring`),
     }, child.opts('rds-monitoring'));
     new aws.iam.RolePolicyAttachment(child.name('rds-monitoring'), {

@@ -8,6 +8,7 @@ import * as pulumi from '@pulumi/pulumi';
 import { ipv4SubnetBlocks, ipv6SubnetBlocks } from './cidr.ts';
 import type { SourceNetworkConfig } from './config.ts';
 import { children, type Children } from './children.ts';
+import { assumedByService, policyDocument } from './iam.ts';
 import { sourcePath, sourceRoutes } from './source-routes.ts';
 import { tagsFor } from './tags.ts';
 
@@ -147,22 +148,16 @@ export class Network extends pulumi.ComponentResource {
       tags: tags('flow-logs'),
     }, child.opts('flow-logs'));
     const role = new aws.iam.Role(child.name('flow-logs'), {
-      assumeRolePolicy: JSON.stringify({
-        Version: '2012-10-17',
-        Statement: [{ Effect: 'Allow', Principal: { Service: 'vpc-flow-logs.amazonaws.com' }, Action: 'sts:AssumeRole' }],
-      }),
+      assumeRolePolicy: assumedByService('vpc-flow-logs.amazonaws.com'),
       tags: tags('flow-logs'),
     }, child.opts('flow-logs'));
     new aws.iam.RolePolicy(child.name('flow-logs'), {
       role: role.id,
-      policy: group.arn.apply((arn) => JSON.stringify({
-        Version: '2012-10-17',
-        Statement: [{
-          Effect: 'Allow',
-          Action: ['logs:CreateLogStream', 'logs:PutLogEvents', 'logs:DescribeLogGroups', 'logs:DescribeLogStreams'],
-          Resource: [arn, `${arn}:*`],
-        }],
-      })),
+      policy: group.arn.apply((arn) => policyDocument([{
+        Effect: 'Allow',
+        Action: ['logs:CreateLogStream', 'logs:PutLogEvents', 'logs:DescribeLogGroups', 'logs:DescribeLogStreams'],
+        Resource: [arn, `${arn}:*`],
+      }])),
     }, child.opts('flow-logs'));
     new aws.ec2.FlowLog(child.name('vpc'), {
       vpcId: vpc.id,

@@ -17,6 +17,7 @@ import * as pulumi from '@pulumi/pulumi';
 import { createHash } from 'node:crypto';
 import { RECORDER_REQUEST_TEMPLATE } from './webhook-recorder-template.ts';
 import { children, type Children } from './children.ts';
+import { assumedByService, policyDocument } from './iam.ts';
 import { tagsFor } from './tags.ts';
 
 export interface WebhookRecorderArgs {
@@ -73,22 +74,16 @@ export class WebhookRecorder extends pulumi.ComponentResource {
     }, child.opts('webhooks'));
 
     const role = new aws.iam.Role(child.name('webhooks-apigateway'), {
-      assumeRolePolicy: JSON.stringify({
-        Version: '2012-10-17',
-        Statement: [{ Effect: 'Allow', Principal: { Service: 'apigateway.amazonaws.com' }, Action: 'sts:AssumeRole' }],
-      }),
+      assumeRolePolicy: assumedByService('apigateway.amazonaws.com'),
       tags: tags(`${queueName}-apigateway`),
     }, child.opts('webhooks-apigateway'));
     new aws.iam.RolePolicy(child.name('webhooks-apigateway'), {
       role: role.id,
-      policy: pulumi.all([queue.arn, args.kmsKeyArn]).apply(([queueArn, keyArn]) => JSON.stringify({
-        Version: '2012-10-17',
-        Statement: [
-          { Effect: 'Allow', Action: 'sqs:SendMessage', Resource: queueArn },
-          // Sending to an SSE-KMS queue needs a data key from the queue's key.
-          { Effect: 'Allow', Action: ['kms:GenerateDataKey', 'kms:Decrypt'], Resource: keyArn },
-        ],
-      })),
+      policy: pulumi.all([queue.arn, args.kmsKeyArn]).apply(([queueArn, keyArn]) => policyDocument([
+        { Effect: 'Allow', Action: 'sqs:SendMessage', Resource: queueArn },
+        // Sending to an SSE-KMS queue needs a data key from the queue's key.
+        { Effect: 'Allow', Action: ['kms:GenerateDataKey', 'kms:Decrypt'], Resource: keyArn },
+      ])),
     }, child.opts('webhooks-apigateway'));
 
     const api = new aws.apigateway.RestApi(child.name('webhooks'), {
