@@ -6,6 +6,8 @@
 import * as aws from '@pulumi/aws';
 import * as eks from '@pulumi/eks';
 import * as pulumi from '@pulumi/pulumi';
+import { children } from './children.ts';
+import { assumedByService } from './iam.ts';
 import type { AccessEntryConfig, StackConfig } from './config.ts';
 import { tagsFor } from './tags.ts';
 
@@ -39,11 +41,11 @@ export class Cluster extends pulumi.ComponentResource {
 
   constructor(name: string, args: ClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     super('cutover:infra:Cluster', name, {}, opts);
-    const parent = { parent: this };
+    const child = children(this, name);
     const { config } = args;
     const publicEndpoint = config.publicAccessCidrs.length > 0;
 
-    const cluster = new eks.Cluster('eks', {
+    const cluster = new eks.Cluster(child.name('eks'), {
       name: args.prefix,
       version: config.kubernetesVersion,
       vpcId: args.vpcId,
@@ -64,20 +66,19 @@ export class Cluster extends pulumi.ComponentResource {
       ...(publicEndpoint ? { publicAccessCidrs: config.publicAccessCidrs } : {}),
       encryptionConfigKeyArn: args.kmsKeyArn,
       tags: tagsFor(args.tags, args.prefix),
-    }, parent);
+    }, child.opts('eks'));
 
-    const nodeRole = new aws.iam.Role('nodes', {
-      assumeRolePolicy: JSON.stringify({
-        Version: '2012-10-17',
-        Statement: [{ Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action: 'sts:AssumeRole' }],
-      }),
+    const nodeRole = new aws.iam.Role(child.name('nodes'), {
+      assumeRolePolicy: assumedByService('ec2.amazonaws.com'),
       tags: tagsFor(args.tags, `${args.prefix}-nodes`),
-    }, parent);
-    const attachments = NODE_POLICIES.map((policyArn) =>
-      new aws.iam.RolePolicyAttachment(`nodes-${policyArn.split('/').pop()}`, { role: nodeRole.name, policyArn }, parent));
+    }, child.opts('nodes'));
+    const attachments = NODE_POLICIES.map((policyArn) => {
+      const attachment = `nodes-${policyArn.split('/').pop()}`;
+      return new aws.iam.RolePolicyAttachment(child.name(attachment), { role: nodeRole.name, policyArn }, child.opts(attachment));
+    });
 
     const nodeGroup = (groupName: string, group: { capacityType: 'ON_DEMAND' | 'SPOT'; instanceTypes: string[]; scale: { min: number; desired: number; max: number }; labels: Record<string, string> }) =>
-      new eks.ManagedNodeGroup(groupName, {
+      new eks.ManagedNodeGroup(child.name(groupName), {
         cluster,
         nodeRole,
         // A prefix, not a fixed name: changing instance types replaces the group, and the new one
@@ -94,7 +95,7 @@ export class Cluster extends pulumi.ComponentResource {
         // role's credentials with a plain GET.
         enableIMDSv2: true,
         tags: tagsFor(args.tags, `${args.prefix}-${groupName}`),
-      }, { parent: this, dependsOn: attachments });
+      }, child.opts(groupName, { dependsOn: attachments }));
 
     nodeGroup('system', { capacityType: 'ON_DEMAND', instanceTypes: [config.systemInstanceType], scale: config.systemNodes, labels: { 'node-role': 'system' } });
     nodeGroup('spot', { capacityType: 'SPOT', instanceTypes: config.spotInstanceTypes, scale: config.spotNodes, labels: { 'node-role': 'workload', lifecycle: 'spot' } });

@@ -213,24 +213,36 @@ export class ConfigError extends Error {
   }
 }
 
-const OBJECT_KEYS = new Set(['availabilityZones', 'clusterPublicAccessCidrs', 'clusterAccessEntries', 'clusterLogTypes', 'systemNodes', 'spotInstanceTypes', 'spotNodes', 'dbMigrationCidrs', 'dns', 'appNamespaces', 'webhookRecorder', 'sourceNetwork']);
-
 export function loadConfig(): StackConfig {
   const project = pulumi.getProject();
   const config = new pulumi.Config();
   const fullKey = (key: string) => `${project}:${key}`;
 
+  /** A scalar: a string as written, a number or boolean as the YAML value's text. */
   function read<T extends z.ZodType>(key: string, schema: T): z.output<T> | undefined {
     const raw = config.get(key);
     if (raw === undefined) return undefined;
     let value: unknown = raw;
-    if (OBJECT_KEYS.has(key) || schema instanceof z.ZodNumber || schema instanceof z.ZodBoolean) {
+    if (schema instanceof z.ZodNumber || schema instanceof z.ZodBoolean) {
       try {
         value = JSON.parse(raw);
       } catch {
-        throw new ConfigError(fullKey(key), `'${raw}' is not a valid ${OBJECT_KEYS.has(key) ? 'list/object' : 'value'}`);
+        throw new ConfigError(fullKey(key), `'${raw}' is not a valid value`);
       }
     }
+    return validate(key, schema, value);
+  }
+  /** A list or an object, through the config API's own JSON reading. */
+  function readObject<T extends z.ZodType>(key: string, schema: T): z.output<T> | undefined {
+    let value: unknown;
+    try {
+      value = config.getObject<unknown>(key);
+    } catch {
+      throw new ConfigError(fullKey(key), `'${config.get(key)}' is not a valid list/object`);
+    }
+    return value === undefined ? undefined : validate(key, schema, value);
+  }
+  function validate<T extends z.ZodType>(key: string, schema: T, value: unknown): z.output<T> {
     const parsed = schema.safeParse(value);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
@@ -256,14 +268,14 @@ export function loadConfig(): StackConfig {
   const vpcPrefix = parseV4(vpcCidr).prefix;
   check(vpcPrefix >= 16 && vpcPrefix <= 20, 'vpcCidr', `prefix /${vpcPrefix} is outside /16../20 (AWS allows /16 at most; the subnet layout needs /20 at least)`);
 
-  const availabilityZones = read('availabilityZones', z.array(z.string().regex(/^[a-z]{2}-[a-z]+-\d[a-z]$/, 'must be AZ names like eu-west-1a')).min(1).max(MAX_AZS));
+  const availabilityZones = readObject('availabilityZones', z.array(z.string().regex(/^[a-z]{2}-[a-z]+-\d[a-z]$/, 'must be AZ names like eu-west-1a')).min(1).max(MAX_AZS));
   const availabilityZoneCount = read('availabilityZoneCount', z.number().int().min(1, 'must be at least 1').max(MAX_AZS, `must be at most ${MAX_AZS}`));
   if (availabilityZones && availabilityZoneCount !== undefined) check(availabilityZones.length === availabilityZoneCount, 'availabilityZoneCount', `is ${availabilityZoneCount} but availabilityZones pins ${availabilityZones.length} zones`);
   for (const az of availabilityZones ?? []) check(az.startsWith(region), 'availabilityZones', `${az} is not in region ${region}`);
 
   const natGateways = read('natGateways', z.enum(['single', 'per-az'])) ?? (production ? 'per-az' : 'single');
 
-  const accessEntries = (read('clusterAccessEntries', z.array(accessEntrySchema)) ?? []).map((entry) => ({
+  const accessEntries = (readObject('clusterAccessEntries', z.array(accessEntrySchema)) ?? []).map((entry) => ({
     ...entry,
     policyArn: `arn:aws:eks::aws:cluster-access-policy/${ACCESS_POLICIES[entry.access]}`,
   }));
@@ -279,11 +291,11 @@ export function loadConfig(): StackConfig {
   const cutoverReplicaCount = read('dbCutoverReplicaCount', z.number().int().min(0).max(15)) ?? replicaCount;
   check(cutoverReplicaCount >= replicaCount, 'dbCutoverReplicaCount', `(${cutoverReplicaCount}) is below dbReplicaCount (${replicaCount}); it is the total readers wanted after cutover`);
 
-  const sourceNetwork = read('sourceNetwork', sourceNetworkSchema);
+  const sourceNetwork = readObject('sourceNetwork', sourceNetworkSchema);
   if (!sourceNetwork) throw new ConfigError(fullKey('sourceNetwork'), `is required: how RDS reaches the legacy source ({cidrs, port, via: ${SOURCE_VIAS.join(' | ')}})`);
   for (const cidr of sourceNetwork.cidrs) check(!overlapsV4(cidr, vpcCidr), 'sourceNetwork', `cidrs: ${cidr} overlaps vpcCidr ${vpcCidr}; the source must be outside the VPC`);
 
-  const dns = read('dns', dnsSchema);
+  const dns = readObject('dns', dnsSchema);
   if (!dns) throw new ConfigError(fullKey('dns'), 'is required: the hosted zone and the app and webhook records');
   const zone = dns.zoneName.replace(/\.$/, '');
   for (const which of ['app', 'webhooks'] as const) {
@@ -291,10 +303,10 @@ export function loadConfig(): StackConfig {
     check(name === zone || name.endsWith(`.${zone}`), 'dns', `${which}.name ${name} is not inside zone ${zone}`);
   }
 
-  const recorder = read('webhookRecorder', recorderSchema) ?? recorderSchema.parse({});
+  const recorder = readObject('webhookRecorder', recorderSchema) ?? recorderSchema.parse({});
 
   const numberOrDefault = (key: string, fallback: number, min: number) => read(key, z.number().int().min(min)) ?? fallback;
-  const cidrList = (key: string) => read(key, z.array(cidrSchema)) ?? [];
+  const cidrList = (key: string) => readObject(key, z.array(cidrSchema)) ?? [];
   const publicAccessCidrs = cidrList('clusterPublicAccessCidrs');
   check(!publicAccessCidrs.includes('0.0.0.0/0'), 'clusterPublicAccessCidrs', 'must not contain 0.0.0.0/0; list the operator networks, or none for a private-only endpoint');
   const migrationCidrs = cidrList('dbMigrationCidrs');
@@ -318,11 +330,11 @@ export function loadConfig(): StackConfig {
       kubernetesVersion: read('kubernetesVersion', z.string().regex(/^1\.\d+$/, 'must be a Kubernetes minor like 1.33')) ?? '1.33',
       publicAccessCidrs,
       accessEntries,
-      logTypes: read('clusterLogTypes', z.array(z.enum(ALL_CLUSTER_LOG_TYPES))) ?? (production ? [...ALL_CLUSTER_LOG_TYPES] : ['api', 'audit']),
+      logTypes: readObject('clusterLogTypes', z.array(z.enum(ALL_CLUSTER_LOG_TYPES))) ?? (production ? [...ALL_CLUSTER_LOG_TYPES] : ['api', 'audit']),
       systemInstanceType: read('systemInstanceType', z.string().min(1)) ?? preset.systemInstanceType,
-      systemNodes: read('systemNodes', scaleSchema) ?? preset.systemNodes,
-      spotInstanceTypes: read('spotInstanceTypes', z.array(z.string().min(1)).min(2, 'needs at least 2 types so a spot shortage in one does not empty the group')) ?? preset.spotInstanceTypes,
-      spotNodes: read('spotNodes', scaleSchema) ?? preset.spotNodes,
+      systemNodes: readObject('systemNodes', scaleSchema) ?? preset.systemNodes,
+      spotInstanceTypes: readObject('spotInstanceTypes', z.array(z.string().min(1)).min(2, 'needs at least 2 types so a spot shortage in one does not empty the group')) ?? preset.spotInstanceTypes,
+      spotNodes: readObject('spotNodes', scaleSchema) ?? preset.spotNodes,
     },
     database: {
       engineVersion,
@@ -342,7 +354,7 @@ export function loadConfig(): StackConfig {
     sourceNetwork,
     parameterPrefix: read('parameterPrefix', z.string().regex(/^(\/[A-Za-z0-9_.-]+)+$/, 'must look like /team/app/env')) ?? `/${project}/${environment}`,
     dns: { ...dns, zoneName: zone },
-    appNamespaces: read('appNamespaces', z.array(z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be Kubernetes namespace names')).min(1)) ?? ['app'],
+    appNamespaces: readObject('appNamespaces', z.array(z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be Kubernetes namespace names')).min(1)) ?? ['app'],
     pgbouncer: {
       namespace: read('pgbouncerNamespace', z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/)) ?? 'pgbouncer',
       image: read('pgbouncerImage', z.string().min(1)) ?? 'edoburu/pgbouncer:v1.24.1-p1',

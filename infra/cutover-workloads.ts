@@ -8,6 +8,8 @@ import * as aws from '@pulumi/aws';
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
 import { PGBOUNCER_CONFIG_SCRIPT, PGBOUNCER_PORT } from './pgbouncer-config-script.ts';
+import { children } from './children.ts';
+import { policyDocument } from './iam.ts';
 import { tagsFor } from './tags.ts';
 
 export interface CutoverWorkloadsArgs {
@@ -34,47 +36,42 @@ export class CutoverWorkloads extends pulumi.ComponentResource {
 
   constructor(name: string, args: CutoverWorkloadsArgs, opts?: pulumi.ComponentResourceOptions) {
     super('cutover:infra:CutoverWorkloads', name, {}, opts);
-    const provider = new k8s.Provider('eks', { kubeconfig: args.kubeconfig, enableServerSideApply: true }, { parent: this });
-    const onCluster = { parent: this, provider };
+    const child = children(this, name);
+    const provider = new k8s.Provider(child.name('eks'), { kubeconfig: args.kubeconfig, enableServerSideApply: true }, child.opts('eks'));
+    const onCluster = (resource: string) => child.opts(resource, { provider });
     const labels = { 'app.kubernetes.io/managed-by': 'pulumi', 'app.kubernetes.io/part-of': args.prefix };
 
     for (const ns of args.appNamespaces) {
-      new k8s.core.v1.Namespace(`ns-${ns}`, { metadata: { name: ns, labels } }, onCluster);
+      new k8s.core.v1.Namespace(child.name(`ns-${ns}`), { metadata: { name: ns, labels } }, onCluster(`ns-${ns}`));
     }
     const namespace = args.appNamespaces.includes(args.pgbouncer.namespace)
       ? args.pgbouncer.namespace
-      : new k8s.core.v1.Namespace(`ns-${args.pgbouncer.namespace}`, { metadata: { name: args.pgbouncer.namespace, labels } }, onCluster).metadata.name;
+      : new k8s.core.v1.Namespace(child.name(`ns-${args.pgbouncer.namespace}`), { metadata: { name: args.pgbouncer.namespace, labels } }, onCluster(`ns-${args.pgbouncer.namespace}`)).metadata.name;
 
-    const role = new aws.iam.Role('pgbouncer', {
-      assumeRolePolicy: pulumi.all([args.oidcProviderArn, args.oidcIssuer]).apply(([providerArn, issuer]) => JSON.stringify({
-        Version: '2012-10-17',
-        Statement: [{
-          Effect: 'Allow',
-          Principal: { Federated: providerArn },
-          Action: 'sts:AssumeRoleWithWebIdentity',
-          Condition: { StringEquals: { [`${issuer}:sub`]: `system:serviceaccount:${args.pgbouncer.namespace}:${NAME}`, [`${issuer}:aud`]: 'sts.amazonaws.com' } },
-        }],
-      })),
+    const role = new aws.iam.Role(child.name(NAME), {
+      assumeRolePolicy: pulumi.all([args.oidcProviderArn, args.oidcIssuer]).apply(([providerArn, issuer]) => policyDocument([{
+        Effect: 'Allow',
+        Principal: { Federated: providerArn },
+        Action: 'sts:AssumeRoleWithWebIdentity',
+        Condition: { StringEquals: { [`${issuer}:sub`]: `system:serviceaccount:${args.pgbouncer.namespace}:${NAME}`, [`${issuer}:aud`]: 'sts.amazonaws.com' } },
+      }])),
       tags: tagsFor(args.tags, `${args.prefix}-pgbouncer`),
-    }, { parent: this });
-    new aws.iam.RolePolicy('pgbouncer', {
+    }, child.opts(NAME));
+    new aws.iam.RolePolicy(child.name(NAME), {
       role: role.id,
-      policy: pulumi.all([args.writerUrlParameterArn, args.kmsKeyArn]).apply(([parameterArn, keyArn]) => JSON.stringify({
-        Version: '2012-10-17',
-        Statement: [
-          { Effect: 'Allow', Action: 'ssm:GetParameter', Resource: parameterArn },
-          { Effect: 'Allow', Action: 'kms:Decrypt', Resource: keyArn, Condition: { StringEquals: { 'kms:ViaService': `ssm.${args.region}.amazonaws.com` } } },
-        ],
-      })),
-    }, { parent: this });
+      policy: pulumi.all([args.writerUrlParameterArn, args.kmsKeyArn]).apply(([parameterArn, keyArn]) => policyDocument([
+        { Effect: 'Allow', Action: 'ssm:GetParameter', Resource: parameterArn },
+        { Effect: 'Allow', Action: 'kms:Decrypt', Resource: keyArn, Condition: { StringEquals: { 'kms:ViaService': `ssm.${args.region}.amazonaws.com` } } },
+      ])),
+    }, child.opts(NAME));
 
-    const serviceAccount = new k8s.core.v1.ServiceAccount(NAME, {
+    const serviceAccount = new k8s.core.v1.ServiceAccount(child.name(NAME), {
       metadata: { name: NAME, namespace, labels, annotations: { 'eks.amazonaws.com/role-arn': role.arn } },
-    }, onCluster);
+    }, onCluster(NAME));
 
     const podLabels = { 'app.kubernetes.io/name': NAME };
     const configMount = { name: 'config', mountPath: '/etc/pgbouncer' };
-    const deployment = new k8s.apps.v1.Deployment(NAME, {
+    const deployment = new k8s.apps.v1.Deployment(child.name(NAME), {
       metadata: { name: NAME, namespace, labels: { ...labels, ...podLabels } },
       spec: {
         replicas: args.pgbouncer.replicas,
@@ -109,12 +106,12 @@ export class CutoverWorkloads extends pulumi.ComponentResource {
           },
         },
       },
-    }, onCluster);
+    }, onCluster(NAME));
 
-    const service = new k8s.core.v1.Service(NAME, {
+    const service = new k8s.core.v1.Service(child.name(NAME), {
       metadata: { name: NAME, namespace, labels },
       spec: { selector: podLabels, ports: [{ name: 'postgres', port: PGBOUNCER_PORT, targetPort: PGBOUNCER_PORT }] },
-    }, onCluster);
+    }, onCluster(NAME));
 
     this.namespace = args.pgbouncer.namespace;
     this.deployment = NAME;

@@ -6,7 +6,9 @@ import * as aws from '@pulumi/aws';
 import * as pulumi from '@pulumi/pulumi';
 import * as random from '@pulumi/random';
 import type { ReplicaSpec } from './contract.ts';
+import { children, type Children } from './children.ts';
 import type { StackConfig } from './config.ts';
+import { assumedByService } from './iam.ts';
 import { parameterGroupFamily, replicaIdentifier } from './naming.ts';
 import { tagsFor } from './tags.ts';
 
@@ -59,7 +61,7 @@ export class Database extends pulumi.ComponentResource {
 
   constructor(name: string, args: DatabaseArgs, opts?: pulumi.ComponentResourceOptions) {
     super('cutover:infra:Database', name, {}, opts);
-    const parent = { parent: this };
+    const child = children(this, name);
     const { config, production, identifier } = args;
     const tags = (resource: string) => tagsFor(args.tags, resource);
 
@@ -67,28 +69,28 @@ export class Database extends pulumi.ComponentResource {
     // replaces the group by first creating the new one, moving the instance onto it, and only then
     // deleting the old one, which by then is no longer in use. Value changes are in-place updates
     // and never touch the instance beyond "pending-reboot".
-    const parameterGroup = new aws.rds.ParameterGroup('postgres', {
+    const parameterGroup = new aws.rds.ParameterGroup(child.name('postgres'), {
       namePrefix: `${identifier}-`,
       family: parameterGroupFamily(config.engineVersion),
       description: `${identifier}: logical replication, TLS only`,
       parameters: REPLICATION_PARAMETERS,
       tags: tags(`${identifier}-params`),
-    }, parent);
+    }, child.opts('postgres'));
 
-    const subnetGroup = new aws.rds.SubnetGroup('postgres', {
+    const subnetGroup = new aws.rds.SubnetGroup(child.name('postgres'), {
       name: identifier,
       subnetIds: args.subnetIds,
       tags: tags(`${identifier}-subnets`),
-    }, parent);
+    }, child.opts('postgres'));
 
-    const securityGroup = new aws.ec2.SecurityGroup('postgres', {
+    const securityGroup = new aws.ec2.SecurityGroup(child.name('postgres'), {
       vpcId: args.vpcId,
       description: `${identifier}: PostgreSQL from the EKS nodes and the migration networks only`,
       // No inline egress: the provider then revokes AWS's default allow-all, and the one rule below
       // is all the group may send.
       tags: tags(`${identifier}-postgres`),
-    }, parent);
-    new aws.vpc.SecurityGroupIngressRule('postgres-from-nodes', {
+    }, child.opts('postgres'));
+    new aws.vpc.SecurityGroupIngressRule(child.name('postgres-from-nodes'), {
       securityGroupId: securityGroup.id,
       referencedSecurityGroupId: args.clientSecurityGroupId,
       ipProtocol: 'tcp',
@@ -96,8 +98,9 @@ export class Database extends pulumi.ComponentResource {
       toPort: PORT,
       description: 'EKS nodes and pods',
       tags: tags(`${identifier}-from-nodes`),
-    }, parent);
-    config.migrationCidrs.forEach((cidr) => new aws.vpc.SecurityGroupIngressRule(`postgres-from-${cidr.replace(/[./]/g, '-')}`, {
+    }, child.opts('postgres-from-nodes'));
+    const cidrName = (cidr: string) => cidr.replace(/[./]/g, '-');
+    config.migrationCidrs.forEach((cidr) => new aws.vpc.SecurityGroupIngressRule(child.name(`postgres-from-${cidrName(cidr)}`), {
       securityGroupId: securityGroup.id,
       cidrIpv4: cidr,
       ipProtocol: 'tcp',
@@ -105,13 +108,13 @@ export class Database extends pulumi.ComponentResource {
       toPort: PORT,
       description: 'migration network path (legacy server / VPN)',
       tags: tags(`${identifier}-from-migration`),
-    }, parent));
+    }, child.opts(`postgres-from-${cidrName(cidr)}`)));
 
     // The subscription's apply and table-sync workers connect from RDS to the source. Replies to
     // the connections the nodes and migration networks open come back through the group's
     // connection tracking, so this rule is the only outbound traffic the group needs. The reverse
     // (the source opening connections to RDS) gets no ingress rule: logical replication never does.
-    args.source.cidrs.forEach((cidr) => new aws.vpc.SecurityGroupEgressRule(`postgres-to-source-${cidr.replace(/[./]/g, '-')}`, {
+    args.source.cidrs.forEach((cidr) => new aws.vpc.SecurityGroupEgressRule(child.name(`postgres-to-source-${cidrName(cidr)}`), {
       securityGroupId: securityGroup.id,
       cidrIpv4: cidr,
       ipProtocol: 'tcp',
@@ -119,12 +122,12 @@ export class Database extends pulumi.ComponentResource {
       toPort: args.source.port,
       description: 'logical replication: the subscription connects to the legacy source',
       tags: tags(`${identifier}-to-source`),
-    }, parent));
+    }, child.opts(`postgres-to-source-${cidrName(cidr)}`)));
 
     // Letters and digits only: the password is embedded in connection URLs and PgBouncer's auth file.
-    const password = new random.RandomPassword('master', { length: 40, special: false }, parent);
+    const password = new random.RandomPassword(child.name('master'), { length: 40, special: false }, child.opts('master'));
 
-    const monitoringRoleArn = production ? this.monitoringRole(identifier, tags).arn : undefined;
+    const monitoringRoleArn = production ? this.monitoringRole(child, identifier, tags).arn : undefined;
     const observability = {
       performanceInsightsEnabled: production,
       ...(production ? { performanceInsightsKmsKeyId: args.kmsKeyArn, performanceInsightsRetentionPeriod: 7 } : {}),
@@ -132,7 +135,7 @@ export class Database extends pulumi.ComponentResource {
       ...(monitoringRoleArn ? { monitoringRoleArn } : {}),
     };
 
-    const instance = new aws.rds.Instance('postgres', {
+    const instance = new aws.rds.Instance(child.name('postgres'), {
       identifier,
       engine: 'postgres',
       engineVersion: config.engineVersion,
@@ -167,11 +170,11 @@ export class Database extends pulumi.ComponentResource {
       applyImmediately: !production,
       ...observability,
       tags: tags(identifier),
-    }, { parent: this, protect: production });
+    }, child.opts('postgres', { protect: production }));
 
     const replicas = Array.from({ length: config.replicaCount }, (_, i) => {
       const id = replicaIdentifier(identifier, i + 1);
-      return new aws.rds.Instance(`replica-${i + 1}`, {
+      return new aws.rds.Instance(child.name(`replica-${i + 1}`), {
         identifier: id,
         replicateSourceDb: instance.identifier,
         instanceClass: config.replicaInstanceClass,
@@ -189,7 +192,7 @@ export class Database extends pulumi.ComponentResource {
         tags: tags(id),
         // dbAdoptReplicas: the CLI created this replica on D-day under the same identifier; take
         // it into the stack instead of failing on "already exists".
-      }, { parent: this, ...(config.adoptReplicas ? { import: id } : {}) });
+      }, child.opts(`replica-${i + 1}`, config.adoptReplicas ? { import: id } : undefined));
     });
 
     this.cutoverReplicas = [];
@@ -214,18 +217,15 @@ export class Database extends pulumi.ComponentResource {
     this.registerOutputs({ identifier: this.identifier, address: this.address, parameterGroupName: this.parameterGroupName });
   }
 
-  private monitoringRole(identifier: string, tags: (resource: string) => Record<string, string>): aws.iam.Role {
-    const role = new aws.iam.Role('rds-monitoring', {
-      assumeRolePolicy: JSON.stringify({
-        Version: '2012-10-17',
-        Statement: [{ Effect: 'Allow', Principal: { Service: 'monitoring.rds.amazonaws.com' }, Action: 'sts:AssumeRole' }],
-      }),
+  private monitoringRole(child: Children, identifier: string, tags: (resource: string) => Record<string, string>): aws.iam.Role {
+    const role = new aws.iam.Role(child.name('rds-monitoring'), {
+      assumeRolePolicy: assumedByService('monitoring.rds.amazonaws.com'),
       tags: tags(`${identifier}-monitoring`),
-    }, { parent: this });
-    new aws.iam.RolePolicyAttachment('rds-monitoring', {
+    }, child.opts('rds-monitoring'));
+    new aws.iam.RolePolicyAttachment(child.name('rds-monitoring'), {
       role: role.name,
       policyArn: 'arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole',
-    }, { parent: this });
+    }, child.opts('rds-monitoring'));
     return role;
   }
 }

@@ -5,6 +5,7 @@
 import * as aws from '@pulumi/aws';
 import * as pulumi from '@pulumi/pulumi';
 import type { MovableRecord, RecordValue } from './contract.ts';
+import { children } from './children.ts';
 import type { DnsConfig, RecordConfig } from './config.ts';
 
 export interface DnsArgs {
@@ -17,12 +18,13 @@ export class Dns extends pulumi.ComponentResource {
 
   constructor(name: string, args: DnsArgs, opts?: pulumi.ComponentResourceOptions) {
     super('cutover:infra:Dns', name, {}, opts);
+    const child = children(this, name);
     const { config } = args;
     const zone = aws.route53.getZoneOutput({ name: config.zoneName, privateZone: config.privateZone }, { parent: this });
 
     for (const which of ['app', 'webhooks'] as const) {
       const record = config[which];
-      new aws.route53.Record(which, {
+      new aws.route53.Record(child.name(which), {
         zoneId: zone.zoneId,
         name: record.name,
         type: record.type,
@@ -35,7 +37,7 @@ export class Dns extends pulumi.ComponentResource {
         // retainOnDelete: the record serves live traffic (legacy before D-day, the new app after)
         // and existed before the stack; `pulumi destroy` (or dropping it from the program) only
         // forgets it. Removing it from the zone is a deliberate act outside Pulumi.
-      }, { parent: this, ignoreChanges: ['records', 'aliases', 'ttl'], retainOnDelete: true });
+      }, child.opts(which, { ignoreChanges: ['records', 'aliases', 'ttl'], retainOnDelete: true }));
     }
 
     this.zoneId = zone.zoneId;

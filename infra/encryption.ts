@@ -5,6 +5,7 @@
  */
 import * as aws from '@pulumi/aws';
 import * as pulumi from '@pulumi/pulumi';
+import { children } from './children.ts';
 import { tagsFor } from './tags.ts';
 
 export interface StackKeyArgs {
@@ -19,14 +20,15 @@ export class StackKey extends pulumi.ComponentResource {
 
   constructor(name: string, args: StackKeyArgs, opts?: pulumi.ComponentResourceOptions) {
     super('cutover:infra:StackKey', name, {}, opts);
-    const key = new aws.kms.Key('stack', {
+    const child = children(this, name);
+    const key = new aws.kms.Key(child.name('stack'), {
       description: `${args.prefix}: RDS, Parameter Store, SQS and EKS secrets`,
       enableKeyRotation: true,
       // Deleting the key makes every snapshot and parameter under it unreadable: wait the maximum.
       deletionWindowInDays: 30,
       tags: tagsFor(args.tags, `${args.prefix}-stack`),
-    }, { parent: this, protect: args.production });
-    new aws.kms.Alias('stack', { name: `alias/${args.prefix}`, targetKeyId: key.keyId }, { parent: this });
+    }, child.opts('stack', { protect: args.production }));
+    new aws.kms.Alias(child.name('stack'), { name: `alias/${args.prefix}`, targetKeyId: key.keyId }, child.opts('stack'));
     this.arn = key.arn;
     this.keyId = key.keyId;
     this.registerOutputs({ arn: this.arn });

@@ -7,6 +7,7 @@
 import * as aws from '@pulumi/aws';
 import * as pulumi from '@pulumi/pulumi';
 import { UNSET_PARAMETER_VALUES } from './contract.ts';
+import { children } from './children.ts';
 import type { ParameterNames } from './naming.ts';
 import { tagsFor } from './tags.ts';
 
@@ -28,15 +29,16 @@ export class Secrets extends pulumi.ComponentResource {
 
   constructor(name: string, args: SecretsArgs, opts?: pulumi.ComponentResourceOptions) {
     super('cutover:infra:Secrets', name, {}, opts);
+    const child = children(this, name);
     const parameter = (logicalName: string, parameterName: string, description: string, value: pulumi.Input<string>, ownedElsewhere: boolean) =>
-      new aws.ssm.Parameter(logicalName, {
+      new aws.ssm.Parameter(child.name(logicalName), {
         name: parameterName,
         type: 'SecureString',
         keyId: args.kmsKeyArn,
         description,
         value: pulumi.secret(value),
         tags: tagsFor(args.tags, parameterName),
-      }, { parent: this, ...(ownedElsewhere ? { ignoreChanges: ['value'] } : {}) });
+      }, child.opts(logicalName, ownedElsewhere ? { ignoreChanges: ['value'] } : {}));
 
     const writer = parameter('writer-url', args.names.writerUrl, 'App writer connection URL (the cutover repoints it; pulumi sets it only on create)', args.writerUrl, true);
     parameter('reader-urls', args.names.readerUrls, 'App reader URLs, comma-separated (the cutover repoints them; pulumi sets them only on create)', args.readerUrls, true);

@@ -28,12 +28,12 @@ export interface SourcePathArgs {
  * peering connection must already be active: which side requests and which accepts depends on the
  * accounts, so it is made outside the stack (README).
  */
-export function sourcePath(parent: pulumi.Resource, name: string, source: SourceNetworkConfig, args: SourcePathArgs): SourcePath {
+export function sourcePath(name: string, opts: pulumi.CustomResourceOptions, source: SourceNetworkConfig, args: SourcePathArgs): SourcePath {
   switch (source.via) {
     case 'nat':
       return { target: (nat) => ({ natGatewayId: nat }), dependsOn: [] };
     case 'vpn-gateway': {
-      const attachment = new aws.ec2.VpnGatewayAttachment(name, { vpcId: args.vpcId, vpnGatewayId: source.vpnGatewayId }, { parent });
+      const attachment = new aws.ec2.VpnGatewayAttachment(name, { vpcId: args.vpcId, vpnGatewayId: source.vpnGatewayId }, opts);
       return { target: () => ({ gatewayId: source.vpnGatewayId }), dependsOn: [attachment] };
     }
     case 'transit-gateway': {
@@ -43,7 +43,7 @@ export function sourcePath(parent: pulumi.Resource, name: string, source: Source
         vpcId: args.vpcId,
         subnetIds: args.databaseSubnetIds,
         tags: args.tags,
-      }, { parent });
+      }, opts);
       return { target: () => ({ transitGatewayId: source.transitGatewayId }), dependsOn: [attachment] };
     }
     case 'peering':

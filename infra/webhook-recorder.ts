@@ -16,6 +16,8 @@ import * as aws from '@pulumi/aws';
 import * as pulumi from '@pulumi/pulumi';
 import { createHash } from 'node:crypto';
 import { RECORDER_REQUEST_TEMPLATE } from './webhook-recorder-template.ts';
+import { children, type Children } from './children.ts';
+import { assumedByService, policyDocument } from './iam.ts';
 import { tagsFor } from './tags.ts';
 
 export interface WebhookRecorderArgs {
@@ -47,19 +49,19 @@ export class WebhookRecorder extends pulumi.ComponentResource {
 
   constructor(name: string, args: WebhookRecorderArgs, opts?: pulumi.ComponentResourceOptions) {
     super('cutover:infra:WebhookRecorder', name, {}, opts);
-    const parent = { parent: this };
+    const child = children(this, name);
     const tags = (resource: string) => tagsFor(args.tags, resource);
     const queueName = `${args.prefix}-webhooks`;
     const encryption = { kmsMasterKeyId: args.kmsKeyArn, kmsDataKeyReusePeriodSeconds: 300 };
 
-    const deadLetters = new aws.sqs.Queue('webhooks-dlq', {
+    const deadLetters = new aws.sqs.Queue(child.name('webhooks-dlq'), {
       name: `${queueName}-dlq.fifo`,
       fifoQueue: true,
       messageRetentionSeconds: RECORDER_RETENTION_SECONDS,
       ...encryption,
       tags: tags(`${queueName}-dlq`),
-    }, parent);
-    const queue = new aws.sqs.Queue('webhooks', {
+    }, child.opts('webhooks-dlq'));
+    const queue = new aws.sqs.Queue(child.name('webhooks'), {
       name: `${queueName}.fifo`,
       fifoQueue: true,
       // Deduplicate by API Gateway request id only: identical deliveries are distinct events.
@@ -69,45 +71,39 @@ export class WebhookRecorder extends pulumi.ComponentResource {
       redrivePolicy: deadLetters.arn.apply((arn) => JSON.stringify({ deadLetterTargetArn: arn, maxReceiveCount: args.maxReceiveCount })),
       ...encryption,
       tags: tags(queueName),
-    }, parent);
+    }, child.opts('webhooks'));
 
-    const role = new aws.iam.Role('webhooks-apigateway', {
-      assumeRolePolicy: JSON.stringify({
-        Version: '2012-10-17',
-        Statement: [{ Effect: 'Allow', Principal: { Service: 'apigateway.amazonaws.com' }, Action: 'sts:AssumeRole' }],
-      }),
+    const role = new aws.iam.Role(child.name('webhooks-apigateway'), {
+      assumeRolePolicy: assumedByService('apigateway.amazonaws.com'),
       tags: tags(`${queueName}-apigateway`),
-    }, parent);
-    new aws.iam.RolePolicy('webhooks-apigateway', {
+    }, child.opts('webhooks-apigateway'));
+    new aws.iam.RolePolicy(child.name('webhooks-apigateway'), {
       role: role.id,
-      policy: pulumi.all([queue.arn, args.kmsKeyArn]).apply(([queueArn, keyArn]) => JSON.stringify({
-        Version: '2012-10-17',
-        Statement: [
-          { Effect: 'Allow', Action: 'sqs:SendMessage', Resource: queueArn },
-          // Sending to an SSE-KMS queue needs a data key from the queue's key.
-          { Effect: 'Allow', Action: ['kms:GenerateDataKey', 'kms:Decrypt'], Resource: keyArn },
-        ],
-      })),
-    }, parent);
+      policy: pulumi.all([queue.arn, args.kmsKeyArn]).apply(([queueArn, keyArn]) => policyDocument([
+        { Effect: 'Allow', Action: 'sqs:SendMessage', Resource: queueArn },
+        // Sending to an SSE-KMS queue needs a data key from the queue's key.
+        { Effect: 'Allow', Action: ['kms:GenerateDataKey', 'kms:Decrypt'], Resource: keyArn },
+      ])),
+    }, child.opts('webhooks-apigateway'));
 
-    const api = new aws.apigateway.RestApi('webhooks', {
+    const api = new aws.apigateway.RestApi(child.name('webhooks'), {
       name: queueName,
       description: 'Records inbound webhooks to SQS during the cutover',
       binaryMediaTypes: ['*/*'],
       endpointConfiguration: { types: 'REGIONAL' },
       tags: tags(queueName),
-    }, parent);
-    const proxy = new aws.apigateway.Resource('webhooks-proxy', { restApi: api.id, parentId: api.rootResourceId, pathPart: '{proxy+}' }, parent);
+    }, child.opts('webhooks'));
+    const proxy = new aws.apigateway.Resource(child.name('webhooks-proxy'), { restApi: api.id, parentId: api.rootResourceId, pathPart: '{proxy+}' }, child.opts('webhooks-proxy'));
 
-    const account = aws.getCallerIdentityOutput({}, parent).accountId;
+    const account = aws.getCallerIdentityOutput({}, { parent: this }).accountId;
     const sqsUri = pulumi.interpolate`arn:aws:apigateway:${args.region}:sqs:path/${account}/${queue.name}`;
     const template = Object.fromEntries(args.contentTypes.map((type) => [type, RECORDER_REQUEST_TEMPLATE]));
     const routes = [
       { key: 'root', resourceId: api.rootResourceId },
       { key: 'proxy', resourceId: proxy.id },
     ].map(({ key, resourceId }) => {
-      const method = new aws.apigateway.Method(`webhooks-${key}`, { restApi: api.id, resourceId, httpMethod: 'ANY', authorization: 'NONE' }, parent);
-      const integration = new aws.apigateway.Integration(`webhooks-${key}`, {
+      const method = new aws.apigateway.Method(child.name(`webhooks-${key}`), { restApi: api.id, resourceId, httpMethod: 'ANY', authorization: 'NONE' }, child.opts(`webhooks-${key}`));
+      const integration = new aws.apigateway.Integration(child.name(`webhooks-${key}`), {
         restApi: api.id,
         resourceId,
         httpMethod: method.httpMethod,
@@ -121,35 +117,35 @@ export class WebhookRecorder extends pulumi.ComponentResource {
         // (the sender sees a failure and retries) rather than being stored mangled.
         contentHandling: 'CONVERT_TO_TEXT',
         passthroughBehavior: 'NEVER',
-      }, parent);
+      }, child.opts(`webhooks-${key}`));
       // Anything short of "stored" must be a 5xx so that providers retry the delivery.
       const responses = [
         { status: '200', selectionPattern: undefined, body: '{"recorded":true}' },
         { status: '503', selectionPattern: '[45]\\d{2}', body: '{"recorded":false}' },
       ].map(({ status, selectionPattern, body }) => {
-        const methodResponse = new aws.apigateway.MethodResponse(`webhooks-${key}-${status}`, { restApi: api.id, resourceId, httpMethod: method.httpMethod, statusCode: status }, parent);
-        return new aws.apigateway.IntegrationResponse(`webhooks-${key}-${status}`, {
+        const methodResponse = new aws.apigateway.MethodResponse(child.name(`webhooks-${key}-${status}`), { restApi: api.id, resourceId, httpMethod: method.httpMethod, statusCode: status }, child.opts(`webhooks-${key}-${status}`));
+        return new aws.apigateway.IntegrationResponse(child.name(`webhooks-${key}-${status}`), {
           restApi: api.id,
           resourceId,
           httpMethod: method.httpMethod,
           statusCode: methodResponse.statusCode,
           ...(selectionPattern ? { selectionPattern } : {}),
           responseTemplates: { 'application/json': body },
-        }, { parent: this, dependsOn: [integration] });
+        }, child.opts(`webhooks-${key}-${status}`, { dependsOn: [integration] }));
       });
       return [method, integration, ...responses];
     });
 
-    const deployment = new aws.apigateway.Deployment('webhooks', {
+    const deployment = new aws.apigateway.Deployment(child.name('webhooks'), {
       restApi: api.id,
       // A deployment is a snapshot: redeploy whenever the template or the routes change.
       triggers: { template: createHash('sha256').update(RECORDER_REQUEST_TEMPLATE + args.contentTypes.join(',')).digest('hex') },
-    }, { parent: this, dependsOn: routes.flat() });
-    const stage = new aws.apigateway.Stage('webhooks', { restApi: api.id, deployment: deployment.id, stageName: STAGE, tags: tags(queueName) }, parent);
+    }, child.opts('webhooks', { dependsOn: routes.flat() }));
+    const stage = new aws.apigateway.Stage(child.name('webhooks'), { restApi: api.id, deployment: deployment.id, stageName: STAGE, tags: tags(queueName) }, child.opts('webhooks'));
 
     this.recorderUrl = stage.invokeUrl;
     if (args.customDomain) {
-      const domain = this.customDomain(args.customDomain, args, api, stage, tags);
+      const domain = this.customDomain(child, args.customDomain, args, api, stage, tags);
       this.recorderTarget = pulumi.all([domain.regionalDomainName, domain.regionalZoneId]).apply(([dnsName, hostedZoneId]) => ({
         alias: { dnsName, hostedZoneId, evaluateTargetHealth: false },
       }));
@@ -167,27 +163,26 @@ export class WebhookRecorder extends pulumi.ComponentResource {
     this.registerOutputs({ recorderUrl: this.recorderUrl, queueUrl: this.queueUrl, deadLetterQueueUrl: this.deadLetterQueueUrl });
   }
 
-  private customDomain(domainName: string, args: WebhookRecorderArgs, api: aws.apigateway.RestApi, stage: aws.apigateway.Stage, tags: (r: string) => Record<string, string>): aws.apigateway.DomainName {
-    const parent = { parent: this };
-    const certificate = new aws.acm.Certificate('webhooks', { domainName, validationMethod: 'DNS', tags: tags(domainName) }, parent);
-    const validationRecord = new aws.route53.Record('webhooks-certificate-validation', {
+  private customDomain(child: Children, domainName: string, args: WebhookRecorderArgs, api: aws.apigateway.RestApi, stage: aws.apigateway.Stage, tags: (r: string) => Record<string, string>): aws.apigateway.DomainName {
+    const certificate = new aws.acm.Certificate(child.name('webhooks'), { domainName, validationMethod: 'DNS', tags: tags(domainName) }, child.opts('webhooks'));
+    const validationRecord = new aws.route53.Record(child.name('webhooks-certificate-validation'), {
       zoneId: args.zoneId,
       name: certificate.domainValidationOptions[0]!.resourceRecordName,
       type: certificate.domainValidationOptions[0]!.resourceRecordType,
       records: [certificate.domainValidationOptions[0]!.resourceRecordValue],
       ttl: 300,
       allowOverwrite: true,
-    }, parent);
-    const validation = new aws.acm.CertificateValidation('webhooks', { certificateArn: certificate.arn, validationRecordFqdns: [validationRecord.fqdn] }, parent);
-    const domain = new aws.apigateway.DomainName('webhooks', {
+    }, child.opts('webhooks-certificate-validation'));
+    const validation = new aws.acm.CertificateValidation(child.name('webhooks'), { certificateArn: certificate.arn, validationRecordFqdns: [validationRecord.fqdn] }, child.opts('webhooks'));
+    const domain = new aws.apigateway.DomainName(child.name('webhooks'), {
       domainName,
       regionalCertificateArn: validation.certificateArn,
       endpointConfiguration: { types: 'REGIONAL' },
       securityPolicy: 'TLS_1_2',
       tags: tags(domainName),
-    }, parent);
+    }, child.opts('webhooks'));
     // At the root: the path a provider calls is the path recorded.
-    new aws.apigateway.BasePathMapping('webhooks', { restApi: api.id, stageName: stage.stageName, domainName: domain.domainName }, parent);
+    new aws.apigateway.BasePathMapping(child.name('webhooks'), { restApi: api.id, stageName: stage.stageName, domainName: domain.domainName }, child.opts('webhooks'));
     return domain;
   }
 }

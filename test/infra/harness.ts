@@ -1,8 +1,8 @@
 /**
  * Runs the real program (infra/index.ts) under Pulumi mocks with the real Pulumi.<stack>.yaml, and
  * records every resource registration: type, name, inputs, the raw (secret-preserving) inputs and
- * the resource options (protect, retainOnDelete, ignoreChanges, import) that the mock API does not expose, read
- * off the RegisterResource request itself.
+ * the resource options (protect, retainOnDelete, ignoreChanges, import, aliases), parent and URN that the mock
+ * API does not expose, read off the RegisterResource request itself.
  *
  * The program is a module whose top level registers resources, so each run imports it afresh
  * (a new query string is a new module instance) after resetting the mocks and the config.
@@ -20,6 +20,8 @@ const REGION_ZONES = (count: number) => Array.from({ length: count }, (_, i) => 
 export interface Registered {
   type: string;
   name: string;
+  /** The id the mock gave it. */
+  id: string;
   custom: boolean;
   /** Inputs as the provider would receive them, secrets unwrapped. */
   inputs: Record<string, any>;
@@ -30,6 +32,11 @@ export interface Registered {
   retainOnDelete: boolean;
   ignoreChanges: string[];
   importId: string;
+  /** Names of the `{ name }` aliases: what the resource was called before it was renamed. */
+  aliases: string[];
+  urn: string;
+  /** The parent's URN ('' for none). */
+  parent: string;
 }
 
 export interface StackRun {
@@ -49,6 +56,8 @@ export interface RunOptions {
   zones?: number;
   /** Stack config to add or replace, keys without the project prefix (`aws:` keys with it). */
   config?: Record<string, unknown>;
+  /** Runs this instead of infra/index.ts, under the same mocks and config; returns the exports. */
+  program?: () => Promise<Record<string, unknown>>;
 }
 
 export function stackConfig(stack: string): Record<string, unknown> {
@@ -65,15 +74,18 @@ export async function runStack(options: RunOptions): Promise<StackRun> {
   const zoneCount = options.zones ?? 3;
   const resources: Registered[] = [];
   const invokes: StackRun['invokes'] = [];
-  const pendingOptions = new Map<string, Pick<Registered, 'protect' | 'retainOnDelete' | 'ignoreChanges' | 'importId' | 'secretInputs'>>();
+  const pendingOptions = new Map<string, Omit<Registered, 'type' | 'name' | 'id' | 'custom' | 'inputs'>>();
 
   await pulumi.runtime.setMocks({
     newResource(args) {
       const key = `${args.type}::${args.name}`;
-      const opts = pendingOptions.get(key) ?? { protect: false, retainOnDelete: false, ignoreChanges: [], importId: '', secretInputs: [] };
+      const opts = pendingOptions.get(key) ?? { protect: false, retainOnDelete: false, ignoreChanges: [], importId: '', secretInputs: [], aliases: [], urn: '', parent: '' };
       const inputs = unwrapSecrets(args.inputs) as Record<string, any>;
-      resources.push({ type: args.type, name: args.name, custom: args.custom ?? true, inputs, ...opts });
-      return { id: mockId(args.type, args.name), state: { ...inputs, ...mockState(args.type, args.name, inputs) } };
+      // An aliased resource is the one the stack already has under its old name, so it keeps that one's id.
+      const stableName = opts.aliases[0] ?? args.name;
+      const id = mockId(args.type, stableName);
+      resources.push({ type: args.type, name: args.name, id, custom: args.custom ?? true, inputs, ...opts });
+      return { id, state: { ...inputs, ...mockState(args.type, stableName, inputs) } };
     },
     call(args) {
       invokes.push({ token: args.token, inputs: args.inputs });
@@ -93,7 +105,7 @@ export async function runStack(options: RunOptions): Promise<StackRun> {
   }, PROJECT, options.stack, false);
 
   // The mock API hides resource options; read them off each RegisterResource request.
-  const monitor = pulumi.runtime.getMonitor() as unknown as { registerResource: (req: any, cb: unknown) => unknown };
+  const monitor = pulumi.runtime.getMonitor() as unknown as { registerResource: (req: any, cb: unknown) => unknown; newUrn: (parent: string, type: string, name: string) => string };
   const register = monitor.registerResource.bind(monitor);
   monitor.registerResource = (req: any, cb: unknown) => {
     const raw = req.getObject()?.toJavaScript() ?? {};
@@ -103,6 +115,9 @@ export async function runStack(options: RunOptions): Promise<StackRun> {
       ignoreChanges: req.getIgnorechangesList(),
       importId: req.getImportid(),
       secretInputs: Object.keys(raw).filter((k) => raw[k]?.[SECRET_SIG_KEY] === SECRET_SIG),
+      aliases: req.getAliasesList().map((alias: any) => alias.getSpec()?.getName()).filter(Boolean),
+      parent: req.getParent(),
+      urn: monitor.newUrn(req.getParent(), req.getType(), req.getName()),
     });
     return register(req, cb);
   };
@@ -116,7 +131,7 @@ export async function runStack(options: RunOptions): Promise<StackRun> {
   pulumi.runtime.setAllConfig(Object.fromEntries(Object.entries(config).map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)])));
 
   runs += 1;
-  const program = (await import(`../../infra/index.ts?run=${runs}`)) as Record<string, unknown>;
+  const program = options.program ? await options.program() : ((await import(`../../infra/index.ts?run=${runs}`)) as Record<string, unknown>);
   const outputs: Record<string, any> = {};
   const secretOutputs = new Set<string>();
   for (const [name, value] of Object.entries(program)) {

@@ -53,9 +53,9 @@ describe('network', () => {
       it(`has ${s.nats} NAT gateway(s), each private route table defaulting through one, IPv6 through the egress-only gateway`, () => {
         const run = runs.get(s.label)!;
         assert.equal(run.ofType(NAT).length, s.nats);
-        const privateTables = run.ofType('aws:ec2/routeTable:RouteTable').filter((t) => t.name.startsWith('private-'));
+        const privateTables = run.ofType('aws:ec2/routeTable:RouteTable').filter((t) => t.name.startsWith('network-private-'));
         assert.equal(privateTables.length, s.expectedAzs);
-        const natIds = new Set(run.ofType(NAT).map((n) => `${n.name}-id`));
+        const natIds = new Set(run.ofType(NAT).map((n) => n.id));
         for (const table of privateTables) {
           const routes = table.inputs.routes as Record<string, string>[];
           assert.ok(natIds.has(routes.find((r) => r.cidrBlock === '0.0.0.0/0')!.natGatewayId!), `${table.name} IPv4 default route via a NAT`);
@@ -102,7 +102,7 @@ describe('network', () => {
 
   it('gives the database tier no default route, only the legacy source (source-network.test.ts)', () => {
     for (const run of runs.values()) {
-      const tables = run.ofType('aws:ec2/routeTable:RouteTable').filter((t) => t.name.startsWith('database-'));
+      const tables = run.ofType('aws:ec2/routeTable:RouteTable').filter((t) => t.name.startsWith('network-database-'));
       assert.equal(tables.length, run.outputs.network.availabilityZones.length);
       for (const table of tables) {
         for (const route of table.inputs.routes) {

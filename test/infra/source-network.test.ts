@@ -57,7 +57,7 @@ describe('RDS reaches the legacy source, and nothing else', () => {
       it('the database security group may send only TCP to the source CIDRs on the source port', () => {
         const run = runs.get(s.label)!;
         const sgId = run.outputs.database.securityGroupId;
-        const sg = run.one('aws:ec2/securityGroup:SecurityGroup', 'postgres');
+        const sg = run.one('aws:ec2/securityGroup:SecurityGroup', 'database-postgres');
         assert.deepEqual(sg.inputs.egress ?? [], [], 'no inline egress (the provider then revokes the default allow-all)');
         const egress = run.ofType(EGRESS);
         assert.equal(egress.length, CIDRS.length, 'one egress rule per source CIDR, none anywhere else');
@@ -81,20 +81,20 @@ describe('RDS reaches the legacy source, and nothing else', () => {
           assert.equal(rule.inputs.fromPort, 5432);
           assert.equal(rule.inputs.toPort, 5432);
         }
-        assert.equal(run.one('aws:rds/instance:Instance', 'postgres').inputs.publiclyAccessible, false);
+        assert.equal(run.one('aws:rds/instance:Instance', 'database-postgres').inputs.publiclyAccessible, false);
       });
 
       it('every database subnet has its own table holding exactly one route per source CIDR, to the right target', () => {
         const run = runs.get(s.label)!;
         const zones: string[] = run.outputs.network.availabilityZones;
         assert.equal(zones.length, s.zones);
-        const tables = run.ofType(TABLE).filter((t) => t.name.startsWith('database'));
-        assert.deepEqual(tables.map((t) => t.name).sort(), zones.map((z) => `database-${z}`).sort());
+        const tables = run.ofType(TABLE).filter((t) => t.name.startsWith('network-database'));
+        assert.deepEqual(tables.map((t) => t.name).sort(), zones.map((z) => `network-database-${z}`).sort());
         zones.forEach((zone, i) => {
-          const table = run.one(TABLE, `database-${zone}`);
+          const table = run.one(TABLE, `network-database-${zone}`);
           assert.deepEqual(table.inputs.routes, CIDRS.map((cidrBlock) => ({ cidrBlock, ...expectedTarget(s, zones, i) })), `${table.name} routes`);
           assert.equal(table.inputs.propagatingVgws, undefined, 'no propagated routes');
-          const association = run.one(ASSOCIATION, `database-${zone}`);
+          const association = run.one(ASSOCIATION, `network-database-${zone}`);
           assert.equal(association.inputs.subnetId, mockId('aws:ec2/subnet:Subnet', `database-${zone}`));
           assert.equal(association.inputs.routeTableId, mockId(TABLE, `database-${zone}`));
         });
@@ -103,7 +103,7 @@ describe('RDS reaches the legacy source, and nothing else', () => {
 
       it('no other table gains a path to the source, and nothing adds routes outside the tables', () => {
         const run = runs.get(s.label)!;
-        for (const table of run.ofType(TABLE).filter((t) => !t.name.startsWith('database'))) {
+        for (const table of run.ofType(TABLE).filter((t) => !t.name.startsWith('network-database'))) {
           for (const route of table.inputs.routes ?? []) {
             assert.ok(!CIDRS.includes(route.cidrBlock), `${table.name} routes the source`);
             assert.equal(route.transitGatewayId ?? route.vpcPeeringConnectionId, undefined, `${table.name} uses a private link`);
@@ -149,7 +149,7 @@ describe('RDS reaches the legacy source, and nothing else', () => {
       const configured = stackConfig(stack)['cutover:sourceNetwork'] as { cidrs: string[]; port: number };
       assert.deepEqual(run.ofType(EGRESS).map((r) => r.inputs.cidrIpv4).sort(), [...configured.cidrs].sort());
       assert.ok(run.ofType(EGRESS).every((r) => r.inputs.fromPort === configured.port && r.inputs.toPort === configured.port));
-      for (const table of run.ofType(TABLE).filter((t) => t.name.startsWith('database-'))) {
+      for (const table of run.ofType(TABLE).filter((t) => t.name.startsWith('network-database-'))) {
         assert.deepEqual(table.inputs.routes.map((r: { cidrBlock: string }) => r.cidrBlock), configured.cidrs);
       }
       assert.equal(run.outputs.network.natPublicIps.length, nats);

@@ -20,7 +20,7 @@ before(async () => {
 });
 
 describe('RDS PostgreSQL', () => {
-  const writer = (run: StackRun) => run.one(RDS, 'postgres');
+  const writer = (run: StackRun) => run.one(RDS, 'database-postgres');
 
   for (const stack of ['staging', 'prod'] as const) {
     it(`${stack}: private, encrypted with the stack key, gp3 with autoscaling, IAM auth, pinned CA`, () => {
@@ -55,7 +55,7 @@ describe('RDS PostgreSQL', () => {
       const run = runs[stack];
       const sgId = run.outputs.database.securityGroupId;
       assert.deepEqual(writer(run).inputs.vpcSecurityGroupIds, [sgId]);
-      const sg = run.one('aws:ec2/securityGroup:SecurityGroup', 'postgres');
+      const sg = run.one('aws:ec2/securityGroup:SecurityGroup', 'database-postgres');
       assert.deepEqual(sg.inputs.ingress ?? [], [], 'no inline ingress');
       const rules = run.ofType('aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule').filter((r) => r.inputs.securityGroupId === sgId);
       assert.ok(rules.some((r) => r.inputs.referencedSecurityGroupId === run.outputs.cluster.nodeSecurityGroupId));
@@ -121,7 +121,7 @@ describe('RDS PostgreSQL', () => {
 describe('replicas managed by the stack', () => {
   it('adopts CLI-created replicas under the same identifiers when dbAdoptReplicas is set', async () => {
     const run = await runStack({ stack: 'prod', config: { dbReplicaCount: 2, dbCutoverReplicaCount: 3, dbAdoptReplicas: true } });
-    const replicas = run.ofType(RDS).filter((r) => r.name.startsWith('replica-'));
+    const replicas = run.ofType(RDS).filter((r) => r.name.startsWith('database-replica-'));
     assert.deepEqual(replicas.map((r) => r.inputs.identifier), ['cutover-prod-postgres-replica-1', 'cutover-prod-postgres-replica-2']);
     for (const replica of replicas) {
       assert.equal(replica.importId, replica.inputs.identifier);
@@ -130,7 +130,7 @@ describe('replicas managed by the stack', () => {
       assert.equal(replica.inputs.storageEncrypted, true);
     }
     assert.deepEqual(run.outputs.database.replicas.map((r: { identifier: string }) => r.identifier), ['cutover-prod-postgres-replica-3']);
-    assert.equal(run.one(SSM, 'reader-urls').inputs.value.split(',').length, 2, 'reader URLs point at the managed replicas');
+    assert.equal(run.one(SSM, 'secrets-reader-urls').inputs.value.split(',').length, 2, 'reader URLs point at the managed replicas');
   });
 });
 
@@ -228,7 +228,7 @@ describe('Route53', () => {
       assert.ok(run.invokes.some((i) => i.token === 'aws:route53/getZone:getZone' && i.inputs.name === dns.zoneName));
       assert.equal(run.ofType('aws:route53/zone:Zone').length, 0, 'the zone is looked up, not created');
       for (const which of ['app', 'webhooks'] as const) {
-        const record = run.one('aws:route53/record:Record', which);
+        const record = run.one('aws:route53/record:Record', `dns-${which}`);
         assert.equal(record.inputs.name, dns[which].name);
         assert.equal(record.inputs.zoneId, run.outputs.dns.hostedZoneId);
         assert.equal(record.inputs.ttl, dns.ttl);
@@ -247,7 +247,7 @@ describe('PgBouncer on the cluster', () => {
     const run = runs.prod;
     const provider = run.one('pulumi:providers:kubernetes');
     assert.ok(provider.inputs.kubeconfig.includes('cutover-prod'), 'built from the cluster kubeconfig');
-    const deployment = run.one('kubernetes:apps/v1:Deployment', 'pgbouncer').inputs;
+    const deployment = run.one('kubernetes:apps/v1:Deployment', 'cutover-pgbouncer').inputs;
     assert.equal(deployment.metadata.namespace, run.outputs.pgbouncer.namespace);
     assert.equal(deployment.metadata.name, run.outputs.pgbouncer.deployment);
     const pod = deployment.spec.template.spec;
@@ -255,15 +255,15 @@ describe('PgBouncer on the cluster', () => {
     assert.ok(init.env.some((e: { name: string; value: string }) => e.name === 'WRITER_URL_PARAMETER' && e.value === run.outputs.parameters.writerUrl));
     assert.ok(pod.volumes.some((v: { emptyDir?: { medium?: string } }) => v.emptyDir?.medium === 'Memory'));
     assert.equal(pod.serviceAccountName, 'pgbouncer');
-    const sa = run.one('kubernetes:core/v1:ServiceAccount', 'pgbouncer').inputs;
-    const role = run.one('aws:iam/role:Role', 'pgbouncer');
+    const sa = run.one('kubernetes:core/v1:ServiceAccount', 'cutover-pgbouncer').inputs;
+    const role = run.one('aws:iam/role:Role', 'cutover-pgbouncer');
     assert.equal(sa.metadata.annotations['eks.amazonaws.com/role-arn'], `arn:aws:mock:eu-west-1:111122223333:pgbouncer`);
     const trust = JSON.parse(role.inputs.assumeRolePolicy);
     assert.equal(trust.Statement[0].Condition.StringEquals['oidc.eks.eu-west-1.amazonaws.com/id/MOCK:sub'], 'system:serviceaccount:pgbouncer:pgbouncer');
-    const policy = JSON.parse(run.one('aws:iam/rolePolicy:RolePolicy', 'pgbouncer').inputs.policy);
+    const policy = JSON.parse(run.one('aws:iam/rolePolicy:RolePolicy', 'cutover-pgbouncer').inputs.policy);
     assert.deepEqual(policy.Statement.map((s: { Action: string }) => s.Action), ['ssm:GetParameter', 'kms:Decrypt']);
     assert.equal(policy.Statement[0].Resource, 'arn:aws:mock:eu-west-1:111122223333:writer-url', 'only the writer URL parameter');
-    const service = run.one('kubernetes:core/v1:Service', 'pgbouncer').inputs;
+    const service = run.one('kubernetes:core/v1:Service', 'cutover-pgbouncer').inputs;
     assert.equal(service.spec.ports[0].port, run.outputs.pgbouncer.port);
     for (const ns of run.outputs.app.namespaces) assert.ok(run.ofType('kubernetes:core/v1:Namespace').some((n) => n.inputs.metadata.name === ns));
   });

@@ -16,7 +16,7 @@ before(async () => {
 
 describe('webhook recorder queues', () => {
   it('stores on a FIFO queue (arrival order) encrypted with the stack key, retained 14 days', () => {
-    const queue = recorder.one(QUEUE, 'webhooks').inputs;
+    const queue = recorder.one(QUEUE, 'webhooks-webhooks').inputs;
     assert.equal(queue.fifoQueue, true);
     assert.match(queue.name, /\.fifo$/);
     assert.equal(queue.contentBasedDeduplication, false, 'identical deliveries are distinct events');
@@ -26,8 +26,8 @@ describe('webhook recorder queues', () => {
   });
 
   it('redrives to an encrypted FIFO dead-letter queue that keeps messages as long', () => {
-    const queue = recorder.one(QUEUE, 'webhooks').inputs;
-    const dlq = recorder.one(QUEUE, 'webhooks-dlq').inputs;
+    const queue = recorder.one(QUEUE, 'webhooks-webhooks').inputs;
+    const dlq = recorder.one(QUEUE, 'webhooks-webhooks-dlq').inputs;
     const redrive = JSON.parse(queue.redrivePolicy);
     assert.equal(redrive.deadLetterTargetArn, recorder.outputs.webhooks.deadLetterQueueArn);
     assert.equal(redrive.maxReceiveCount, 100);
@@ -53,7 +53,7 @@ describe('webhook recorder API', () => {
       assert.ok(Object.keys(integration.inputs.requestTemplates).includes('application/json'));
       for (const template of Object.values(integration.inputs.requestTemplates)) assert.equal(template, RECORDER_REQUEST_TEMPLATE);
     }
-    const policy = JSON.parse(recorder.one('aws:iam/rolePolicy:RolePolicy', 'webhooks-apigateway').inputs.policy);
+    const policy = JSON.parse(recorder.one('aws:iam/rolePolicy:RolePolicy', 'webhooks-webhooks-apigateway').inputs.policy);
     assert.deepEqual(policy.Statement[0], { Effect: 'Allow', Action: 'sqs:SendMessage', Resource: recorder.outputs.webhooks.queueArn });
     assert.equal(policy.Statement[1].Resource, recorder.outputs.kms.keyArn);
     const failures = recorder.ofType('aws:apigateway/integrationResponse:IntegrationResponse').filter((r) => r.inputs.selectionPattern);
