@@ -42,7 +42,10 @@ const POLL_MS = 5_000;
 
 const zoneId = (zone: DnsZone) => zone.hostedZoneId.replace(/^\/?hostedzone\//, '');
 
-/** Every set at exactly `name` (all types), following ListResourceRecordSets pages. */
+/**
+ * Every set at exactly `name` (all types), following ListResourceRecordSets pages. A loop of our own:
+ * the SDK has no paginator for this call (its cursor is three fields), and we stop at the first other name.
+ */
 export async function readRecordSets(ctx: StepContext, zone: DnsZone, name: string): Promise<RecordSet[]> {
   const route53 = await awsClient(ctx, 'route53');
   const wanted = fqdn(name);

@@ -121,7 +121,8 @@ describe('rds.create-replicas', () => {
     rds.add(R2, { ReadReplicaSourceDBInstanceIdentifier: SOURCE });
     const probe = await rdsCreateReplicas.probe(t.ctx, params());
     assert.equal(probe.state, 'done', 'replicas on later pages were seen');
-    assert.ok(rds.mock.calls().some((c) => (c.args[0].input as { Marker?: string }).Marker === '2'));
+    const filter = { Filters: [{ Name: 'db-instance-id', Values: [SOURCE, R1, R2] }] };
+    assert.deepEqual(rds.describes, [filter, { ...filter, Marker: '1' }, { ...filter, Marker: '2' }]);
   });
 
   it('fails at the deadline naming the replica still creating and what the journal holds', async () => {

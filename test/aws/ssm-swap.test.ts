@@ -162,6 +162,9 @@ describe('ssm.swap', () => {
     ]);
     assert.ok(!JSON.stringify(probe).includes(PLANTED));
     assert.deepEqual([...new Set(ssm.mock.calls().map((c) => c.args[0].constructor.name))], ['GetParameterHistoryCommand']);
+    // The fake pages one version at a time: every page of each history is followed.
+    const history = (Name: string) => ({ Name, WithDecryption: false, MaxResults: 50 });
+    assert.deepEqual(ssm.histories, [history(WRITER), { ...history(WRITER), NextToken: '1' }, history(READERS)]);
   });
 
   it('never lets the value into an error, even when AWS echoes it', async () => {
