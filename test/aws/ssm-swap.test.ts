@@ -202,4 +202,17 @@ describe('ssm.swap', () => {
       ],
     );
   });
+
+  it('apply reads every parameter before writing any: one blocked parameter stops the whole swap', async () => {
+    const { ssm, t } = setup();
+    ssm.store.get(READERS)![0]!.labels.push('cutover-earlier-run');
+    await assert.rejects(ssmSwap.apply(t.ctx, params()), (error: unknown) => {
+      assert.ok(error instanceof StepError);
+      assert.match(error.message, /^current version 1 was written by another cutover run \(cutover-earlier-run\)/);
+      assert.deepEqual(error.findings.map((f) => f.object), [`parameter ${READERS}`]);
+      return true;
+    });
+    assert.equal(ssm.mock.commandCalls(PutParameterCommand).length, 0);
+    assert.deepEqual(t.changes, []);
+  });
 });
