@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { changesFor, describeChange, fqdn, type Change, type RecordSet } from '../../aws/record-sets.ts';
 import { readMovableSets, submitChange } from '../../aws/route53.ts';
 import { blockedBy, defineStep, unable, type Finding, type Json, type StepContext } from '../../core/step.ts';
-import { zoneOf } from './dns-switch.ts';
+import { zoneOf } from './record-move.ts';
 
 const params = z.object({
   records: z.array(z.enum(['app', 'webhooks'])).min(1).default(['app', 'webhooks']),
