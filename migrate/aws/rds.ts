@@ -2,7 +2,7 @@
 import {
   CreateDBInstanceReadReplicaCommand,
   DeleteDBInstanceCommand,
-  DescribeDBInstancesCommand,
+  paginateDescribeDBInstances,
   type CreateDBInstanceReadReplicaCommandInput,
   type DBInstance,
 } from '@aws-sdk/client-rds';
@@ -55,22 +55,14 @@ function toState(instance: DBInstance): InstanceState {
 export async function describeInstances(ctx: StepContext, identifiers: readonly string[]): Promise<Map<string, InstanceState>> {
   const rds = await awsClient(ctx, 'rds');
   const found = new Map<string, InstanceState>();
-  let marker: string | undefined;
-  do {
-    const page = await callAws('rds:DescribeDBInstances', dbInstanceArn(ctx.outputs, '*'), () =>
-      rds.send(
-        new DescribeDBInstancesCommand({
-          Filters: [{ Name: 'db-instance-id', Values: [...identifiers] }],
-          ...(marker ? { Marker: marker } : {}),
-        }),
-      ),
-    );
-    for (const instance of page.DBInstances ?? []) {
-      const state = toState(instance);
-      found.set(state.identifier.toLowerCase(), state);
+  await callAws('rds:DescribeDBInstances', dbInstanceArn(ctx.outputs, '*'), async () => {
+    for await (const page of paginateDescribeDBInstances({ client: rds }, { Filters: [{ Name: 'db-instance-id', Values: [...identifiers] }] })) {
+      for (const instance of page.DBInstances ?? []) {
+        const state = toState(instance);
+        found.set(state.identifier.toLowerCase(), state);
+      }
     }
-    marker = page.Marker;
-  } while (marker);
+  });
   return found;
 }
 

@@ -42,7 +42,10 @@ const POLL_MS = 5_000;
 
 const zoneId = (zone: DnsZone) => zone.hostedZoneId.replace(/^\/?hostedzone\//, '');
 
-/** Every set at exactly `name` (all types), following ListResourceRecordSets pages. */
+/**
+ * Every set at exactly `name` (all types), following ListResourceRecordSets pages. A loop of our own:
+ * the SDK has no paginator for this call (its cursor is three fields), and we stop at the first other name.
+ */
 export async function readRecordSets(ctx: StepContext, zone: DnsZone, name: string): Promise<RecordSet[]> {
   const route53 = await awsClient(ctx, 'route53');
   const wanted = fqdn(name);
@@ -153,25 +156,32 @@ export async function verifyAuthoritatively(ctx: StepContext, zone: DnsZone, wan
   ctx.log.info(`${name}: all ${servers.length} authoritative servers give the new answer`);
 }
 
-/** The batch pointRecord would send, and what it would replace; no changes when already there. */
-export async function planPointRecord(ctx: StepContext, zone: DnsZone, name: string, target: RecordTarget): Promise<{ changes: Change[]; previous: Previous; wanted: RecordSet }> {
+/** The batch pointRecord would send for `name`, and what it would replace; no changes when already there. */
+export interface PointPlan {
+  name: string;
+  changes: Change[];
+  previous: Previous;
+  wanted: RecordSet;
+}
+
+/** Reads the sets at `name` and plans the batch that points it at `target`. */
+export async function planPointRecord(ctx: StepContext, zone: DnsZone, name: string, target: RecordTarget): Promise<PointPlan> {
   const current = await readMovableSets(ctx, zone, name);
   const wanted = buildSet(name, target.type, target.ttl, target.value);
   const touched = typesReplacedBy(target.type, current.map((s) => s.Type));
   const changes = changesFor(current, [wanted], touched);
-  return { changes, previous: { touched, sets: current.filter((s) => touched.includes(s.Type)) }, wanted };
+  return { name, changes, previous: { touched, sets: current.filter((s) => touched.includes(s.Type)) }, wanted };
 }
 
-/** Reads the current set, ctx.record()s it, changes it (UPSERT, or DELETE+CREATE on type change), waits INSYNC, verifies authoritatively unless private/disabled. Idempotent: no change when already pointing there. */
+/** Carries out a planPointRecord: ctx.record()s the sets it replaces, changes them (UPSERT, or DELETE+CREATE on type change), waits INSYNC, verifies authoritatively unless private/disabled. Idempotent: no change when the plan has none. */
 export async function pointRecord(
   ctx: StepContext,
   zone: DnsZone,
-  name: string,
-  target: RecordTarget,
+  plan: PointPlan,
   options?: { deadlineMs?: number; verifyAuthoritative?: boolean },
 ): Promise<{ changeId: string | null; previous: Json | null }> {
   const deadline = ctx.now() + (options?.deadlineMs ?? DEFAULT_DEADLINE_MS);
-  const { changes, previous, wanted } = await planPointRecord(ctx, zone, name, target);
+  const { name, changes, previous, wanted } = plan;
   let changeId: string | null = null;
   if (changes.length === 0) {
     ctx.log.info(`${name}: already ${describeChange({ Action: 'UPSERT', ResourceRecordSet: wanted }).replace(/^UPSERT \S+ /, '')}`);

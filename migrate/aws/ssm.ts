@@ -1,8 +1,8 @@
 /** Parameter Store requests the swap step makes. Values travel as Secret and are revealed only into a request. */
 import {
   GetParameterCommand,
-  GetParameterHistoryCommand,
   LabelParameterVersionCommand,
+  paginateGetParameterHistory,
   PutParameterCommand,
   type ParameterType,
 } from '@aws-sdk/client-ssm';
@@ -25,20 +25,17 @@ export async function parameterVersions(ctx: StepContext, name: string): Promise
   const ssm = await awsClient(ctx, 'ssm');
   let current: ParameterVersions['current'] | null = null;
   const labelled = new Map<string, number>();
-  let nextToken: string | undefined;
   try {
-    do {
-      const page = await callAws('ssm:GetParameterHistory', parameterArn(ctx.outputs, name), () =>
-        ssm.send(new GetParameterHistoryCommand({ Name: name, WithDecryption: false, MaxResults: 50, ...(nextToken ? { NextToken: nextToken } : {}) })),
-      );
-      for (const entry of page.Parameters ?? []) {
-        const version = entry.Version ?? 0;
-        const labels = entry.Labels ?? [];
-        for (const label of labels) labelled.set(label, version);
-        if (!current || version > current.version) current = { version, labels };
+    await callAws('ssm:GetParameterHistory', parameterArn(ctx.outputs, name), async () => {
+      for await (const page of paginateGetParameterHistory({ client: ssm, pageSize: 50 }, { Name: name, WithDecryption: false })) {
+        for (const entry of page.Parameters ?? []) {
+          const version = entry.Version ?? 0;
+          const labels = entry.Labels ?? [];
+          for (const label of labels) labelled.set(label, version);
+          if (!current || version > current.version) current = { version, labels };
+        }
       }
-      nextToken = page.NextToken;
-    } while (nextToken);
+    });
   } catch (error) {
     if (isAwsError(error, 'ParameterNotFound')) return null;
     throw error;

@@ -3,15 +3,20 @@
  * Secret values. Every value read is registered for redaction before anyone can print it.
  */
 import { readFile } from 'node:fs/promises';
-import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { GetParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
 import { secretRefSchema } from '../../infra/contract.ts';
+import { withAwsClient } from '../aws/clients.ts';
 import { Secret } from './secret.ts';
 
 export type SecretResolver = (ref: string) => Promise<Secret>;
 
+/**
+ * `ssm`: a client the caller owns (tests). Otherwise each Parameter Store read gets its own client
+ * from the factory and closes it: the resolver has no end of life to close a shared one at, and the
+ * cache below keeps reads to one per secret.
+ */
 export function createSecretResolver(options: { region: string; ssm?: SSMClient }): SecretResolver {
   const cache = new Map<string, Promise<Secret>>();
-  let ssm = options.ssm;
   const read = async (ref: string): Promise<Secret> => {
     const parsed = secretRefSchema.safeParse(ref);
     if (!parsed.success) throw new Error(`Secret reference '${ref}' ${parsed.error.issues[0]?.message ?? 'is invalid'}`);
@@ -30,9 +35,9 @@ export function createSecretResolver(options: { region: string; ssm?: SSMClient 
       }
     }
     const name = ref.slice(4);
-    ssm ??= new SSMClient({ region: options.region });
+    const getParameter = (ssm: SSMClient) => ssm.send(new GetParameterCommand({ Name: name, WithDecryption: true }));
     try {
-      const out = await ssm.send(new GetParameterCommand({ Name: name, WithDecryption: true }));
+      const out = await (options.ssm ? getParameter(options.ssm) : withAwsClient('ssm', options.region, getParameter));
       const value = out.Parameter?.Value;
       if (value === undefined) throw new Error('the parameter has no value');
       return new Secret(value);

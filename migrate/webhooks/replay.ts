@@ -73,6 +73,9 @@ export async function replay(ctx: StepContext, queue: RecordedQueue, options: Re
   const settledBefore = receivedAtStart === null ? 0 : Math.max(0, receivedAtStart - expected);
   ctx.log.info(`Replaying ${start.visible + start.inFlight} recorded request(s) from ${queue.label} to ${options.target.url.origin}`);
 
+  // Our own retry loop, not a generic one: it runs between the write-ahead `sending` and the
+  // `delivered` journal entries (so a resumed replay knows what may have reached the app), and each
+  // attempt passes the rate gate and honours Retry-After.
   const deliver = async (request: RecordedRequest): Promise<{ outcome: DeliveryOutcome; attempts: number }> => {
     for (let attempt = 1; ; attempt++) {
       await gate.wait();

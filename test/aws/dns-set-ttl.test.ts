@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import { ChangeResourceRecordSetsCommand } from '@aws-sdk/client-route-53';
 import type { RecordSet } from '../../migrate/aws/record-sets.ts';
+import { StepError } from '../../migrate/core/step.ts';
 import { dnsSetTtl } from '../../migrate/steps/aws/dns-set-ttl.ts';
 import { dnsSwitch } from '../../migrate/steps/aws/dns-switch.ts';
 import { testContext } from '../support/context.ts';
@@ -84,12 +85,19 @@ describe('dns.set-ttl', () => {
 
   it('leaves an alias record alone (Route53 uses the target TTL) and blocks on a missing record', async () => {
     const aliasApp: RecordSet = { Name: APP, Type: 'CNAME', AliasTarget: { HostedZoneId: ALB_ZONE_ID, DNSName: 'x.elb.amazonaws.com.', EvaluateTargetHealth: false } };
-    const { t } = setup([aliasApp]);
+    const { route53, t } = setup([aliasApp]);
     const probe = await dnsSetTtl.probe(t.ctx, params());
     assert.equal(probe.state, 'blocked');
     assert.deepEqual(probe.findings?.map((f) => [f.severity, f.object]), [
       ['info', 'record app.billing.example.com CNAME'],
       ['error', 'record webhooks.billing.example.com A'],
     ]);
+    await assert.rejects(dnsSetTtl.apply(t.ctx, params()), (error: unknown) => {
+      assert.ok(error instanceof StepError);
+      assert.match(error.message, /^Unable to lower DNS TTLs: not found in zone Z0123456789ABCDEFGHIJ$/);
+      assert.deepEqual(error.findings.filter((f) => f.severity === 'error').map((f) => f.object), ['record webhooks.billing.example.com A']);
+      return true;
+    });
+    assert.deepEqual(batches(route53), [], 'nothing changed');
   });
 });

@@ -1,6 +1,6 @@
 /**
- * The policy covers every AWS call in the CLI source: each `new XxxCommand(` (service from the file's
- * `@aws-sdk/client-*` import) and each presigned STS `Action: '…'` (the EKS token). A command added
+ * The policy covers every AWS call in the CLI source: each `new XxxCommand(` and `paginateXxx(` (service
+ * from the file's `@aws-sdk/client-*` import) and each presigned STS `Action: '…'` (the EKS token). A command added
  * without a policy entry fails here, and so does a grant nothing uses.
  */
 import assert from 'node:assert/strict';
@@ -32,6 +32,11 @@ function actionsInSource(): Map<string, string> {
       assert.ok(prefix, `${file}: new ${m[1]}Command( is not imported from an @aws-sdk client`);
       found.set(`${prefix}:${m[1]}`, file);
     }
+    for (const m of text.matchAll(/\bpaginate([A-Z][A-Za-z0-9]*)\(/g)) {
+      const prefix = imported.get(`paginate${m[1]}`);
+      assert.ok(prefix, `${file}: paginate${m[1]}( is not imported from an @aws-sdk client`);
+      found.set(`${prefix}:${m[1]}`, file);
+    }
     if (/service:\s*'sts'/.test(text)) for (const m of text.matchAll(/Action:\s*'([A-Za-z]+)'/g)) found.set(`sts:${m[1]}`, file);
   }
   return found;
@@ -44,7 +49,7 @@ describe('cliIamPolicy', () => {
   it('grants every AWS action the CLI source sends', () => {
     const used = actionsInSource();
     assert.ok(used.size >= 15, `scanned too few commands (${[...used.keys()].join(', ')})`);
-    for (const expected of ['rds:CreateDBInstanceReadReplica', 'route53:ChangeResourceRecordSets', 'ssm:LabelParameterVersion', 'sqs:ReceiveMessage', 'sts:GetCallerIdentity']) {
+    for (const expected of ['rds:CreateDBInstanceReadReplica', 'rds:DescribeDBInstances', 'route53:ChangeResourceRecordSets', 'ssm:LabelParameterVersion', 'ssm:GetParameterHistory', 'sqs:ReceiveMessage', 'sts:GetCallerIdentity']) {
       assert.ok(used.has(expected), `scanner missed ${expected}`);
     }
     const missing = [...used].filter(([action]) => !granted.has(action)).map(([action, file]) => `${action} (${file})`);

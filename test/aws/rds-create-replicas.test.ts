@@ -121,7 +121,8 @@ describe('rds.create-replicas', () => {
     rds.add(R2, { ReadReplicaSourceDBInstanceIdentifier: SOURCE });
     const probe = await rdsCreateReplicas.probe(t.ctx, params());
     assert.equal(probe.state, 'done', 'replicas on later pages were seen');
-    assert.ok(rds.mock.calls().some((c) => (c.args[0].input as { Marker?: string }).Marker === '2'));
+    const filter = { Filters: [{ Name: 'db-instance-id', Values: [SOURCE, R1, R2] }] };
+    assert.deepEqual(rds.describes, [filter, { ...filter, Marker: '1' }, { ...filter, Marker: '2' }]);
   });
 
   it('fails at the deadline naming the replica still creating and what the journal holds', async () => {
@@ -177,6 +178,22 @@ describe('rds.create-replicas', () => {
     const probe = await rdsCreateReplicas.probe(t.ctx, params());
     assert.equal(probe.state, 'blocked');
     assert.deepEqual(probe.findings?.filter((f) => f.severity === 'error').map((f) => f.object), [`db ${SOURCE}`, `db ${R2}`]);
+    await assert.rejects(rdsCreateReplicas.apply(t.ctx, params()), (error: unknown) => {
+      assert.ok(error instanceof StepError);
+      assert.match(error.message, /^Unable to create read replicas of billing-production: automated backups are off .*; exists but is not a read replica of billing-production \(replica of: someone-else\)$/);
+      return true;
+    });
+    assert.equal(rds.mock.commandCalls(CreateDBInstanceReadReplicaCommand).length, 0);
+    assert.deepEqual(t.changes, []);
+  });
+
+  it("is blocked, naming the stack's replicas, when with.replicas names one the stack does not have", async () => {
+    const { t } = open(setup());
+    const probe = await rdsCreateReplicas.probe(t.ctx, params({ replicas: [R1, 'billing-production-replica-9'] }));
+    assert.equal(probe.state, 'blocked');
+    assert.deepEqual(probe.findings?.map((f) => [f.object, f.message]), [
+      ['with.replicas', `billing-production-replica-9 is not a replica of this stack (known: ${R1}, ${R2})`],
+    ]);
   });
 
   it('turns AccessDenied into an error naming the IAM action, the resource and the fix', async () => {

@@ -24,6 +24,8 @@ interface FakeInstance {
 export function fakeRds(options: { describesUntilAvailable?: number; describesUntilDeleted?: number } = {}) {
   const mock = mockClient(RDSClient);
   const instances = new Map<string, FakeInstance>();
+  /** Each DescribeDBInstances input as sent (the SDK's paginator reuses one input object for every page). */
+  const describes: object[] = [];
 
   const add = (identifier: string, instance: Partial<DBInstance> = {}) => {
     instances.set(identifier, {
@@ -56,6 +58,7 @@ export function fakeRds(options: { describesUntilAvailable?: number; describesUn
   };
 
   mock.on(DescribeDBInstancesCommand).callsFake(async (input) => {
+    describes.push(JSON.parse(JSON.stringify(input)));
     const wanted = input.Filters?.find((f: { Name: string }) => f.Name === 'db-instance-id')?.Values as string[] | undefined;
     if (!input.Marker) advance();
     const matching = [...instances.values()].filter((f) => !wanted || wanted.includes(f.instance.DBInstanceIdentifier!));
@@ -84,5 +87,5 @@ export function fakeRds(options: { describesUntilAvailable?: number; describesUn
     return { DBInstance: { DBInstanceIdentifier: input.DBInstanceIdentifier, DBInstanceStatus: 'deleting' } };
   });
 
-  return { mock, instances, add };
+  return { mock, instances, add, describes };
 }

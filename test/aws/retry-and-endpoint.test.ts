@@ -2,11 +2,12 @@
  * The real SDK client from awsClient(), pointed at a local HTTP server through AWS_ENDPOINT_URL_SSM
  * (the SDK's standard endpoint setting): proves the endpoint override is honoured, a throttled call
  * is retried by the client's adaptive retry, and a real AccessDeniedException response becomes an
- * error naming the IAM action.
+ * error naming the IAM action. The secret resolver's client comes from the same factory.
  */
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import { after, before, describe, it } from 'node:test';
+import { createSecretResolver } from '../../migrate/core/secret-refs.ts';
 import { StepError } from '../../migrate/core/step.ts';
 import { ssmSwap } from '../../migrate/steps/aws/ssm-swap.ts';
 import { testContext } from '../support/context.ts';
@@ -65,5 +66,19 @@ describe('AWS clients against a local endpoint', () => {
     } finally {
       await t.close();
     }
+  });
+
+  it('the secret resolver reads Parameter Store through the same endpoint and retry policy (more attempts than the SDK default of 3)', async () => {
+    const throttled = { status: 400, body: { __type: 'ThrottlingException', message: 'Rate exceeded' } };
+    replies.push(
+      throttled,
+      throttled,
+      throttled,
+      { status: 200, body: { Parameter: { Name: WRITER, Type: 'SecureString', Value: 'resolved-writer-value-7d3e', Version: 4 } } },
+    );
+    targets.length = 0;
+    const secret = await createSecretResolver({ region: 'eu-west-1' })(`ssm:${WRITER}`);
+    assert.equal(secret.reveal(), 'resolved-writer-value-7d3e');
+    assert.deepEqual(targets, Array(4).fill('AmazonSSM.GetParameter'));
   });
 });

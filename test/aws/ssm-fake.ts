@@ -24,6 +24,8 @@ interface Version {
 export function fakeSsm() {
   const mock = mockClient(SSMClient);
   const store = new Map<string, Version[]>();
+  /** Each GetParameterHistory input as sent (the SDK's paginator reuses one input object for every page). */
+  const histories: object[] = [];
 
   const notFound = (name: string) => new ParameterNotFound({ message: `Parameter ${name} not found.`, $metadata: {} });
   const versionsOf = (name: string) => {
@@ -48,6 +50,7 @@ export function fakeSsm() {
   };
 
   mock.on(GetParameterHistoryCommand).callsFake(async (input) => {
+    histories.push(JSON.parse(JSON.stringify(input)));
     const versions = versionsOf(input.Name);
     const index = input.NextToken ? Number(input.NextToken) : 0;
     const page = versions.slice(index, index + 1).map((v) => ({
@@ -81,5 +84,5 @@ export function fakeSsm() {
     };
   });
 
-  return { mock, store, put };
+  return { mock, store, put, histories };
 }

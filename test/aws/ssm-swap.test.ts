@@ -162,6 +162,9 @@ describe('ssm.swap', () => {
     ]);
     assert.ok(!JSON.stringify(probe).includes(PLANTED));
     assert.deepEqual([...new Set(ssm.mock.calls().map((c) => c.args[0].constructor.name))], ['GetParameterHistoryCommand']);
+    // The fake pages one version at a time: every page of each history is followed.
+    const history = (Name: string) => ({ Name, WithDecryption: false, MaxResults: 50 });
+    assert.deepEqual(ssm.histories, [history(WRITER), { ...history(WRITER), NextToken: '1' }, history(READERS)]);
   });
 
   it('never lets the value into an error, even when AWS echoes it', async () => {
@@ -198,5 +201,18 @@ describe('ssm.swap', () => {
         [`parameter ${READERS}`, 'current version 1 was written by another cutover run'],
       ],
     );
+  });
+
+  it('apply reads every parameter before writing any: one blocked parameter stops the whole swap', async () => {
+    const { ssm, t } = setup();
+    ssm.store.get(READERS)![0]!.labels.push('cutover-earlier-run');
+    await assert.rejects(ssmSwap.apply(t.ctx, params()), (error: unknown) => {
+      assert.ok(error instanceof StepError);
+      assert.match(error.message, /^current version 1 was written by another cutover run \(cutover-earlier-run\)/);
+      assert.deepEqual(error.findings.map((f) => f.object), [`parameter ${READERS}`]);
+      return true;
+    });
+    assert.equal(ssm.mock.commandCalls(PutParameterCommand).length, 0);
+    assert.deepEqual(t.changes, []);
   });
 });

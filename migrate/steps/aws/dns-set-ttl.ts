@@ -9,8 +9,8 @@
 import { z } from 'zod';
 import { changesFor, describeChange, fqdn, type Change, type RecordSet } from '../../aws/record-sets.ts';
 import { readMovableSets, submitChange } from '../../aws/route53.ts';
-import { defineStep, StepError, unable, type Finding, type Json, type StepContext } from '../../core/step.ts';
-import { zoneOf } from './dns-switch.ts';
+import { blockedBy, defineStep, unable, type Finding, type Json, type StepContext } from '../../core/step.ts';
+import { zoneOf } from './record-move.ts';
 
 const params = z.object({
   records: z.array(z.enum(['app', 'webhooks'])).min(1).default(['app', 'webhooks']),
@@ -37,38 +37,40 @@ interface TtlChange {
   previous: RecordSet;
 }
 
-interface Assessment {
+/** One record: what it is now and the UPSERT to send, or none when the TTL is already low enough. */
+interface RecordTtl {
   key: 'app' | 'webhooks';
   name: string;
   ttl: number;
   current?: RecordSet;
-  /** The UPSERT to send, or none when the TTL is already low enough. */
   change?: Change;
-  finding?: Finding;
 }
 
-async function assess(ctx: StepContext, p: Params): Promise<Assessment[]> {
-  const out: Assessment[] = [];
+async function assess(ctx: StepContext, p: Params): Promise<{ findings: Finding[]; records: RecordTtl[] }> {
+  const findings: Finding[] = [];
+  const records: RecordTtl[] = [];
   for (const key of p.records) {
     const record = ctx.outputs.dns.records[key];
     const ttl = p.ttl ?? record.cutoverTtl;
     const sets = await readMovableSets(ctx, zoneOf(ctx), record.name);
     const current = sets.find((s) => s.Type === record.type);
     if (!current) {
-      out.push({ key, name: record.name, ttl, finding: { severity: 'error', object: `record ${record.name} ${record.type}`, message: `not found in zone ${ctx.outputs.dns.hostedZoneId}`, fix: `check outputs.dns.records.${key} (name and type) against the zone` } });
+      findings.push({ severity: 'error', object: `record ${record.name} ${record.type}`, message: `not found in zone ${ctx.outputs.dns.hostedZoneId}`, fix: `check outputs.dns.records.${key} (name and type) against the zone` });
+      records.push({ key, name: record.name, ttl });
     } else if (current.AliasTarget) {
-      out.push({ key, name: record.name, ttl, current, finding: { severity: 'info', object: `record ${record.name} ${record.type}`, message: 'is an alias: Route53 uses the target’s TTL, nothing to lower' } });
+      findings.push({ severity: 'info', object: `record ${record.name} ${record.type}`, message: 'is an alias: Route53 uses the target’s TTL, nothing to lower' });
+      records.push({ key, name: record.name, ttl, current });
     } else if ((current.TTL ?? 0) <= ttl) {
-      out.push({ key, name: record.name, ttl, current });
+      records.push({ key, name: record.name, ttl, current });
     } else {
       const [change] = changesFor([current], [{ ...current, TTL: ttl }], [current.Type]);
-      out.push({ key, name: record.name, ttl, current, ...(change ? { change } : {}) });
+      records.push({ key, name: record.name, ttl, current, ...(change ? { change } : {}) });
     }
   }
-  return out;
+  return { findings, records };
 }
 
-const lowered = (a: Assessment, previousTtl: number): Lowered => ({ name: a.name, type: a.current?.Type ?? '', previousTtl, ttl: Math.min(a.ttl, a.current?.TTL ?? a.ttl) });
+const lowered = (a: RecordTtl, previousTtl: number): Lowered => ({ name: a.name, type: a.current?.Type ?? '', previousTtl, ttl: Math.min(a.ttl, a.current?.TTL ?? a.ttl) });
 
 export const dnsSetTtl = defineStep<Params, Result>({
   kind: 'dns.set-ttl',
@@ -78,11 +80,10 @@ export const dnsSetTtl = defineStep<Params, Result>({
   destructive: false,
 
   async probe(ctx, p) {
-    const assessed = await assess(ctx, p);
-    const findings = assessed.flatMap((a) => (a.finding ? [a.finding] : []));
+    const { findings, records } = await assess(ctx, p);
     if (findings.some((f) => f.severity === 'error')) return { state: 'blocked', findings };
-    const pending = assessed.filter((a) => a.change);
-    if (pending.length === 0) return { state: 'done', findings, result: { records: assessed.filter((a) => a.current && !a.current.AliasTarget).map((a) => lowered(a, a.current!.TTL ?? a.ttl)) } };
+    const pending = records.filter((a) => a.change);
+    if (pending.length === 0) return { state: 'done', findings, result: { records: records.filter((a) => a.current && !a.current.AliasTarget).map((a) => lowered(a, a.current!.TTL ?? a.ttl)) } };
     return {
       state: 'ready',
       findings,
@@ -93,11 +94,10 @@ export const dnsSetTtl = defineStep<Params, Result>({
   async apply(ctx, p) {
     const deadline = ctx.now() + p.deadlineMinutes * 60_000;
     const assessed = await assess(ctx, p);
+    if (assessed.findings.some((f) => f.severity === 'error')) throw unable('lower DNS TTLs', blockedBy(assessed.findings));
     const recorded = new Map((ctx.previousChanges as readonly Partial<TtlChange>[]).filter((c) => c?.action === 'dns-ttl').map((c) => [c.name, c.previousTtl ?? 0]));
-    const blocking = assessed.flatMap((a) => (a.finding?.severity === 'error' ? [a.finding] : []));
-    if (blocking.length > 0) throw unable('lower DNS TTLs', new StepError(blocking.map((f) => `${f.object}: ${f.message}`).join('; '), blocking));
     const records: Lowered[] = [];
-    for (const a of assessed) {
+    for (const a of assessed.records) {
       if (!a.current || a.current.AliasTarget) continue;
       const previousTtl = recorded.get(fqdn(a.name)) ?? a.current.TTL ?? a.ttl;
       if (a.change) {
@@ -115,8 +115,8 @@ export const dnsSetTtl = defineStep<Params, Result>({
   },
 
   async check(ctx, p) {
-    const assessed = await assess(ctx, p);
-    return assessed
+    const { records } = await assess(ctx, p);
+    return records
       .filter((a) => a.change)
       .map((a) => ({ severity: 'error' as const, object: `record ${a.name}`, message: `TTL is ${a.current?.TTL}, expected at most ${a.ttl}` }));
   },

@@ -18,7 +18,7 @@ import {
   type InstanceState,
 } from '../../aws/rds.ts';
 import { deadlineIn, waitFor } from '../../aws/wait.ts';
-import { defineStep, StepError, unable, type Finding, type Json, type StepContext } from '../../core/step.ts';
+import { blockedBy, defineStep, StepError, unable, type Finding, type Json, type StepContext } from '../../core/step.ts';
 
 const params = z.object({
   /** Identifiers from outputs.database.replicas to create; all of them when absent. */
@@ -55,21 +55,18 @@ interface ReplicaChange {
   createdByRun: boolean;
 }
 
-function selectedReplicas(ctx: StepContext, p: Params): ReplicaSpec[] {
+/** The replicas `with.replicas` names (all by default); an identifier the stack does not have is an error. */
+function selectedReplicas(ctx: StepContext, p: Params): { specs: ReplicaSpec[]; findings: Finding[] } {
   const all = ctx.outputs.database.replicas;
-  if (!p.replicas) return all;
+  if (!p.replicas) return { specs: all, findings: [] };
   const unknown = p.replicas.filter((id) => !all.some((spec) => spec.identifier === id));
-  if (unknown.length > 0) {
-    throw new StepError(`Unable to select replicas: ${unknown.join(', ')} not in outputs.database.replicas`, [
-      {
-        severity: 'error',
-        object: `with.replicas`,
-        message: `${unknown.join(', ')} are not replicas of this stack (known: ${all.map((s) => s.identifier).join(', ') || 'none'})`,
-        fix: 'use identifiers from outputs.database.replicas, or add the replica to the stack config and run pulumi up',
-      },
-    ]);
-  }
-  return all.filter((spec) => p.replicas!.includes(spec.identifier));
+  const findings: Finding[] = unknown.map((id) => ({
+    severity: 'error',
+    object: 'with.replicas',
+    message: `${id} is not a replica of this stack (known: ${all.map((s) => s.identifier).join(', ') || 'none'})`,
+    fix: 'use identifiers from outputs.database.replicas, or add the replica to the stack config and run pulumi up',
+  }));
+  return { specs: all.filter((spec) => p.replicas!.includes(spec.identifier)), findings };
 }
 
 const stateOf = (states: Map<string, InstanceState>, identifier: string) => states.get(identifier.toLowerCase());
@@ -168,6 +165,22 @@ async function waitAvailable(ctx: StepContext, p: Params, specs: ReplicaSpec[], 
   });
 }
 
+interface Assessment {
+  findings: Finding[];
+  specs: ReplicaSpec[];
+  /** The writer and the selected replicas that exist. */
+  states: Map<string, InstanceState>;
+  /** Every selected replica's endpoint when all are available, else null. */
+  ready: Endpoint[] | null;
+}
+
+async function assess(ctx: StepContext, p: Params): Promise<Assessment> {
+  const { specs, findings } = selectedReplicas(ctx, p);
+  const states = await describeInstances(ctx, [ctx.outputs.database.identifier, ...specs.map((s) => s.identifier)]);
+  findings.push(...preconditions(ctx, specs, states));
+  return { findings, specs, states, ready: endpoints(specs, states) };
+}
+
 export const rdsCreateReplicas = defineStep<Params, Result>({
   kind: 'rds.create-replicas',
   summary: 'Create the RDS read replicas named by the stack outputs and wait until they are available',
@@ -176,14 +189,10 @@ export const rdsCreateReplicas = defineStep<Params, Result>({
   destructive: false,
 
   async probe(ctx, p) {
-    const specs = selectedReplicas(ctx, p);
-    const source = ctx.outputs.database.identifier;
-    const states = await describeInstances(ctx, [source, ...specs.map((s) => s.identifier)]);
-    const findings = preconditions(ctx, specs, states);
+    const { findings, specs, states, ready } = await assess(ctx, p);
     if (findings.some((f) => f.severity === 'error')) return { state: 'blocked', findings };
-    const ready = endpoints(specs, states);
     if (ready) {
-      if (specs.length === 0) findings.push({ severity: 'info', object: `db ${source}`, message: 'the stack lists no cutover replicas: readerHosts is the writer, so the reader URL points at it' });
+      if (specs.length === 0) findings.push({ severity: 'info', object: `db ${ctx.outputs.database.identifier}`, message: 'the stack lists no cutover replicas: readerHosts is the writer, so the reader URL points at it' });
       return { state: 'done', findings, result: resultOf(ctx, ready) };
     }
     const plan = specs.map((spec) => {
@@ -196,13 +205,11 @@ export const rdsCreateReplicas = defineStep<Params, Result>({
   },
 
   async apply(ctx, p) {
-    const specs = selectedReplicas(ctx, p);
     const source = ctx.outputs.database.identifier;
     const recorded = recordedChanges(ctx.previousChanges);
     try {
-      const states = await describeInstances(ctx, [source, ...specs.map((s) => s.identifier)]);
-      const blocking = preconditions(ctx, specs, states).filter((f) => f.severity === 'error');
-      if (blocking.length > 0) throw new StepError(blocking.map((f) => `${f.object}: ${f.message}`).join('; '), blocking);
+      const { findings, specs, states } = await assess(ctx, p);
+      if (findings.some((f) => f.severity === 'error')) throw blockedBy(findings);
       for (const spec of specs) {
         if (stateOf(states, spec.identifier)) {
           ctx.log.info(`replica ${spec.identifier} already exists (${stateOf(states, spec.identifier)!.status}); not creating it`);
@@ -230,7 +237,7 @@ export const rdsCreateReplicas = defineStep<Params, Result>({
   },
 
   async check(ctx, p) {
-    const specs = selectedReplicas(ctx, p);
+    const { specs } = selectedReplicas(ctx, p);
     const states = await describeInstances(ctx, specs.map((s) => s.identifier));
     return specs
       .filter((spec) => stateOf(states, spec.identifier)?.status !== 'available')

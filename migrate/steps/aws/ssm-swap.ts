@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { labelVersion, parameterVersions, PRE_CUTOVER_LABEL, putParameter, readParameter, type ParameterVersions } from '../../aws/ssm.ts';
 import { Secret } from '../../core/secret.ts';
-import { blockedBy, defineStep, StepError, unable, type Finding, type Json, type StepContext } from '../../core/step.ts';
+import { blockedBy, defineStep, unable, type Finding, type Json, type StepContext } from '../../core/step.ts';
 
 const LABEL = /^(?![0-9])(?!aws)(?!ssm)[A-Za-z0-9_.-]{1,100}$/i;
 
@@ -95,6 +95,27 @@ function hostListFindings(name: string, value: Secret): Finding[] {
   return [{ severity: 'error', object: `parameter ${name}`, message: 'the new value is a connection URL with an empty host in its host list; it is not written', fix: 'fill the host list (with no replicas, use the writer: steps.replicas.readerHosts does)' }];
 }
 
+interface Assessment {
+  label: string;
+  findings: Finding[];
+  /** The parameters that exist, each with its new value and its versions now. */
+  parameters: { name: string; value: Secret; versions: ParameterVersions }[];
+}
+
+/** Reads every parameter's versions once; probe plans from it and apply writes from it. */
+async function assess(ctx: StepContext, p: Params): Promise<Assessment> {
+  const label = runLabel(ctx, p);
+  const values = p.parameters.map((parameter) => ({ name: parameter.name, value: asSecret(parameter.value) }));
+  const findings = values.flatMap(({ name, value }) => hostListFindings(name, value));
+  const parameters: Assessment['parameters'] = [];
+  for (const { name, value } of values) {
+    const versions = await parameterVersions(ctx, name);
+    findings.push(...findingsFor(ctx, name, versions, label));
+    if (versions) parameters.push({ name, value, versions });
+  }
+  return { label, findings, parameters };
+}
+
 export const ssmSwap = defineStep<Params, Result>({
   kind: 'ssm.swap',
   summary: 'Write new Parameter Store values (SecureString, stack KMS key), labelling the previous versions pre-cutover',
@@ -103,14 +124,11 @@ export const ssmSwap = defineStep<Params, Result>({
   destructive: true,
 
   async probe(ctx, p) {
-    const label = runLabel(ctx, p);
-    const findings = p.parameters.flatMap((parameter) => hostListFindings(parameter.name, asSecret(parameter.value)));
+    const { label, findings, parameters } = await assess(ctx, p);
+    if (findings.some((f) => f.severity === 'error')) return { state: 'blocked', findings };
     const plan: string[] = [];
     const done: Swapped[] = [];
-    for (const { name } of p.parameters) {
-      const versions = await parameterVersions(ctx, name);
-      findings.push(...findingsFor(ctx, name, versions, label));
-      if (!versions) continue;
+    for (const { name, versions } of parameters) {
       const { version, labels } = versions.current;
       if (labels.includes(label)) {
         done.push({ name, previousVersion: previousOf(ctx.previousChanges, name, versions), version });
@@ -123,23 +141,17 @@ export const ssmSwap = defineStep<Params, Result>({
         `ssm:LabelParameterVersion Name=${name} ParameterVersion=<new, ${version + 1} if no one else writes> Labels=${label}`,
       );
     }
-    if (findings.some((f) => f.severity === 'error')) return { state: 'blocked', findings };
-    if (done.length === p.parameters.length) return { state: 'done', findings, plan, result: { label, parameters: done } };
+    if (done.length === parameters.length) return { state: 'done', findings, plan, result: { label, parameters: done } };
     return { state: 'ready', findings, plan };
   },
 
   async apply(ctx, p) {
-    const values = p.parameters.map((parameter) => ({ name: parameter.name, value: asSecret(parameter.value) }));
-    const badValues = values.flatMap(({ name, value }) => hostListFindings(name, value));
-    if (badValues.length > 0) throw blockedBy(badValues);
-    const label = runLabel(ctx, p);
+    const { label, findings, parameters } = await assess(ctx, p);
+    if (findings.some((f) => f.severity === 'error')) throw blockedBy(findings);
     const recorded = recordedPrevious(ctx.previousChanges);
     const swapped: Swapped[] = [];
-    for (const { name, value } of values) {
+    for (const { name, value, versions } of parameters) {
       try {
-        const versions = await parameterVersions(ctx, name);
-        const blocking = findingsFor(ctx, name, versions, label);
-        if (blocking.length > 0 || !versions) throw new StepError(blocking.map((f) => f.message).join('; '), blocking);
         if (versions.current.labels.includes(label)) {
           ctx.log.info(`${name}: version ${versions.current.version} already written by this run`);
           swapped.push({ name, previousVersion: previousOf(ctx.previousChanges, name, versions), version: versions.current.version });

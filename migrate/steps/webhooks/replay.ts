@@ -2,7 +2,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { z } from 'zod';
-import { defineStep, StepError, unable, type Finding, type Probe, type StepContext } from '../../core/step.ts';
+import { blockedBy, defineStep, StepError, unable, type Finding, type Probe, type StepContext } from '../../core/step.ts';
 import { ReplayLedger } from '../../webhooks/ledger.ts';
 import { openRecordedQueue, webhookOutputs } from '../../webhooks/open-queue.ts';
 import type { RecordedQueue } from '../../webhooks/recorded-queue.ts';
@@ -48,6 +48,16 @@ type Params = z.infer<typeof params>;
 /** Seconds sampled messages are hidden before being handed back (only if the hand-back fails). */
 const SAMPLE_VISIBILITY_SECONDS = 30;
 
+/** The recorder's queue, or the findings that say why this stack has none to open. */
+async function assess(ctx: StepContext): Promise<{ findings: Finding[]; queue?: RecordedQueue }> {
+  try {
+    return { findings: [], queue: await openRecordedQueue(ctx, webhookOutputs(ctx)) };
+  } catch (error) {
+    if (error instanceof StepError) return { findings: error.findings };
+    throw unable('open the webhook recorder queue', error);
+  }
+}
+
 export const replayWebhooks = defineStep<Params, ReplaySummary>({
   kind: 'webhooks.replay',
   summary: 'Replay the recorded webhooks to the new app in arrival order, then delete them from the recorder queue',
@@ -57,13 +67,8 @@ export const replayWebhooks = defineStep<Params, ReplaySummary>({
   destructive: false,
 
   async probe(ctx, p): Promise<Probe<ReplaySummary>> {
-    let queue: RecordedQueue;
-    try {
-      queue = await openRecordedQueue(ctx, webhookOutputs(ctx));
-    } catch (error) {
-      if (error instanceof StepError) return { state: 'blocked', findings: error.findings };
-      throw unable('open the webhook recorder queue', error);
-    }
+    const { findings, queue } = await assess(ctx);
+    if (!queue) return { state: 'blocked', findings };
     const counts = await queue.counts().catch((error) => {
       throw unable(`count the requests in ${queue.label}`, error);
     });
@@ -82,12 +87,12 @@ export const replayWebhooks = defineStep<Params, ReplaySummary>({
   },
 
   async apply(ctx, p) {
-    const webhooks = webhookOutputs(ctx);
+    const { findings, queue } = await assess(ctx);
+    if (!queue) throw blockedBy(findings);
     try {
-      const queue = await openRecordedQueue(ctx, webhooks);
       return await replay(ctx, queue, await replayOptions(ctx, p));
     } catch (error) {
-      throw unable(`replay the recorded webhooks from ${webhooks.queueUrl}`, error);
+      throw unable(`replay the recorded webhooks from ${webhookOutputs(ctx).queueUrl}`, error);
     }
   },
 
