@@ -5,7 +5,7 @@
  */
 import type pg from 'pg';
 import type { StepContext } from '../core/step.ts';
-import { waitFor } from '../aws/wait.ts';
+import { waitFor } from '../core/wait.ts';
 import { serverInfo } from './server.ts';
 import { ident } from './sql.ts';
 

@@ -17,7 +17,7 @@ import {
   TERMINAL_FAILURES,
   type InstanceState,
 } from '../../aws/rds.ts';
-import { deadlineIn, waitFor } from '../../aws/wait.ts';
+import { deadlineIn, waitFor } from '../../core/wait.ts';
 import { defineStep, StepError, unable, type Finding, type Json, type StepContext } from '../../core/step.ts';
 
 const params = z.object({

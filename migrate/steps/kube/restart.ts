@@ -6,7 +6,7 @@
  */
 import { PatchStrategy, setHeaderOptions, type AppsV1Api, type V1Deployment } from '@kubernetes/client-node';
 import { z } from 'zod';
-import { waitFor } from '../../aws/wait.ts';
+import { waitFor } from '../../core/wait.ts';
 import { appsApi, kubeAccessParams, kubeError } from '../../kube/client.ts';
 import { rolloutStatus } from '../../kube/rollout.ts';
 import { defineStep, StepError, type Json, type StepContext } from '../../core/step.ts';

@@ -13,7 +13,7 @@ import { z } from 'zod';
 import { adminCommand, databaseEntry, serverConnections, sharedAdmin, type DatabaseEntry } from '../../pgbouncer/admin.ts';
 import { consolesFor, type Console } from '../../pgbouncer/consoles.ts';
 import { kubeAccessParams } from '../../kube/client.ts';
-import { waitFor } from '../../aws/wait.ts';
+import { waitFor } from '../../core/wait.ts';
 import { readBackend, rewriteBackend, type Backend } from '../../pgbouncer/ini.ts';
 import { defineStep, StepError, type Json, type StepContext } from '../../core/step.ts';
 import { databaseParam, entryOf } from './params.ts';

@@ -12,7 +12,7 @@ import { z } from 'zod';
 import { pool } from '../../postgres/connections.ts';
 import { replicationNames } from '../../postgres/replication-names.ts';
 import { slotInfo, subscriptionInfo } from '../../postgres/replication.ts';
-import { waitFor } from '../../aws/wait.ts';
+import { waitFor } from '../../core/wait.ts';
 import { defineStep, StepError, unable, type Finding, type StepContext } from '../../core/step.ts';
 
 const params = z

@@ -32,7 +32,7 @@ import {
 } from '../../postgres/role-freeze.ts';
 import { createFenceSlot, DEFAULT_FENCE_SLOT, dropFenceSlot, fenceSlotExists, freeSlots, isFenceSlotChange, type FenceSlotChange } from '../../postgres/write-fence.ts';
 import { REPLICATION_NAME } from '../../postgres/sql.ts';
-import { waitFor } from '../../aws/wait.ts';
+import { waitFor } from '../../core/wait.ts';
 import { defineStep, StepError, unable, type Finding, type StepContext } from '../../core/step.ts';
 
 const params = z

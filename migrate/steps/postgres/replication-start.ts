@@ -11,7 +11,7 @@ import { dropPublication, dropSlot, dropSubscription, ensurePublication, publica
 import { serverInfo } from '../../postgres/server.ts';
 import { ident, literal } from '../../postgres/sql.ts';
 import { syncState, type SyncState } from '../../postgres/sync-state.ts';
-import { waitFor } from '../../aws/wait.ts';
+import { waitFor } from '../../core/wait.ts';
 import { defineStep, StepError, unable, type Finding, type Json, type StepContext } from '../../core/step.ts';
 
 const params = z
