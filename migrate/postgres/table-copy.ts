@@ -161,6 +161,7 @@ export async function copyTables(options: {
   options.signal.addEventListener('abort', onAbort, { once: true });
   const with_ = `(format ${options.format})`;
 
+  // Not core/pool.ts: each worker holds one source session bound to the exported snapshot across every table it copies.
   const worker = async () => {
     const source = await connect(options.sourceUrl, 'migrate-copy');
     clients.push(source);
@@ -199,6 +200,7 @@ export async function copyTables(options: {
     await source.query('commit');
   };
 
+  // Not core/pool.ts either: these take tables from a queue the copy workers are still filling.
   const indexWorker = async () => {
     const target = await connect(options.targetUrl, 'migrate-index');
     clients.push(target);

@@ -9,7 +9,11 @@ import { columnExpression, rowHash } from './row-hash.ts';
 import type { SnapshotReader } from './session.ts';
 import type { TableDifferences, TableReport, VerifyMode } from './types.ts';
 
-export type TableOptions = { mode: VerifyMode; maxDifferences: number; method: HashMethod };
+export interface TableOptions {
+  mode: VerifyMode;
+  maxDifferences: number;
+  method: HashMethod;
+}
 
 const NO_DIFFERENCES: TableDifferences = { count: 0, truncated: false, ranges: [], rows: [] };
 
@@ -30,7 +34,7 @@ export async function compareTable(
   source: Table,
   target: Table | undefined,
   options: TableOptions,
-  now: () => number = Date.now,
+  now: () => number,
 ): Promise<TableReport> {
   const started = now();
   const report = (fields: Omit<TableReport, 'table' | 'key' | 'durationMs'>): TableReport => ({
