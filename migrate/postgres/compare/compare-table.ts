@@ -6,7 +6,7 @@ import type { Checksum, TableQueries } from './queries.ts';
 import { checksum, countRows, fromClause } from './queries.ts';
 import type { HashMethod } from './row-hash.ts';
 import { columnExpression, rowHash } from './row-hash.ts';
-import type { SnapshotReader } from './session.ts';
+import type { Sides } from './session.ts';
 import type { TableDifferences, TableReport, VerifyMode } from './types.ts';
 
 export interface TableOptions {
@@ -30,7 +30,7 @@ function tableQueries(source: Table, target: Table, method: HashMethod): { sourc
 }
 
 export async function compareTable(
-  sides: { source: SnapshotReader; target: SnapshotReader },
+  sides: Sides,
   source: Table,
   target: Table | undefined,
   options: TableOptions,
@@ -80,7 +80,7 @@ export async function compareTable(
 }
 
 async function locate(
-  sides: { source: SnapshotReader; target: SnapshotReader },
+  sides: Sides,
   queries: { source: TableQueries; target: TableQueries },
   whole: { source: Checksum; target: Checksum },
   options: TableOptions,

@@ -83,3 +83,9 @@ export class SnapshotReader {
     }
   }
 }
+
+/** Both sides of a comparison, each in its own snapshot. */
+export interface Sides {
+  source: SnapshotReader;
+  target: SnapshotReader;
+}
