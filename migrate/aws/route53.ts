@@ -18,7 +18,7 @@ import { ask, describeAnswer, dnsLookups, isNewAnswer } from './authoritative.ts
 import { callAws } from './call.ts';
 import { awsClient } from './clients.ts';
 import { buildSet, changesFor, describeChange, fqdn, MOVABLE_TYPES, plainSet, typesReplacedBy, type Change, type RecordSet } from './record-sets.ts';
-import { waitFor } from './wait.ts';
+import { waitFor } from '../core/wait.ts';
 
 export interface RecordTarget {
   type: 'A' | 'AAAA' | 'CNAME';

@@ -123,9 +123,18 @@ export class StepError extends Error {
   }
 }
 
-/** The error an apply throws when its own assessment finds the step blocked: every error finding's message. */
-export function blockedBy(findings: Finding[]): StepError {
-  return new StepError(findings.filter((f) => f.severity === 'error').map((f) => f.message).join('; '), findings);
+/** Any error finding blocks the step: probe says 'blocked', apply throws `blockedBy`. */
+export function blocks(findings: readonly Finding[]): boolean {
+  return findings.some((f) => f.severity === 'error');
+}
+
+/**
+ * The error an apply throws when its own assessment finds the step blocked: `summary: ` (e.g.
+ * `5 preflight checks failed`), then `object: message` of every error finding, as the report prints them.
+ */
+export function blockedBy(findings: Finding[], summary?: string): StepError {
+  const errors = findings.filter((f) => f.severity === 'error').map((f) => `${f.object}: ${f.message}`).join('; ');
+  return new StepError(summary ? `${summary}: ${errors}` : errors, findings);
 }
 
 /** Wraps a cause as "Unable to <what>: <cause>", keeping the findings of a StepError. */

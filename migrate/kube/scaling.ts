@@ -3,7 +3,7 @@
  * replica counts to settle.
  */
 import type { AppsV1Api } from '@kubernetes/client-node';
-import { waitFor } from '../aws/wait.ts';
+import { waitFor } from '../core/wait.ts';
 import { StepError, type Json, type StepContext } from '../core/step.ts';
 import { parseWorkloadKey, readWorkload, scaleWorkload, type WorkloadState } from './workloads.ts';
 

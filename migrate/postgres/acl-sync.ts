@@ -5,13 +5,14 @@
  * that still differs is brought to the source's with the GRANTs and REVOKEs of the difference.
  */
 import type pg from 'pg';
+import { escapeIdentifier } from 'pg';
 import type { StepContext } from '../core/step.ts';
 import { MIGRATION_USER, readSchema, type SchemaObject } from './schema-compare/catalog.ts';
 
 const ON: Record<string, string> = { table: 'TABLE', view: 'TABLE', 'materialized view': 'TABLE', 'foreign table': 'TABLE', sequence: 'SEQUENCE', function: 'ROUTINE', schema: 'SCHEMA', type: 'TYPE' };
 
 const entries = (acl: string | undefined) => new Set(acl && acl !== '(none)' ? acl.split(' ') : []);
-const grantee = (name: string) => (name === 'PUBLIC' ? 'PUBLIC' : name === MIGRATION_USER ? 'current_user' : `"${name.replace(/"/g, '""')}"`);
+const grantee = (name: string) => (name === 'PUBLIC' ? 'PUBLIC' : name === MIGRATION_USER ? 'current_user' : escapeIdentifier(name));
 
 function statements(object: SchemaObject, want: Set<string>, have: Set<string>): string[] {
   const on = object.kind === 'column' ? `TABLE ${object.table}` : `${ON[object.kind]} ${object.name}`;

@@ -8,6 +8,7 @@
  * afterwards (only what this step added), and undone by a rollback if the step dies in between.
  */
 import type pg from 'pg';
+import { escapeIdentifier } from 'pg';
 import type { Finding, Json, StepContext } from '../core/step.ts';
 import { MIGRATION_USER } from './schema-compare/catalog.ts';
 
@@ -70,8 +71,6 @@ export interface MembershipChange {
   [key: string]: Json | undefined;
 }
 
-const quote = (name: string) => `"${name.replace(/"/g, '""')}"`;
-
 /** Makes the migration user a member of each role it is not yet a member of (a superuser needs none); returns the ones added. */
 export async function arrangeMemberships(ctx: StepContext, target: pg.Pool, roles: readonly string[]): Promise<string[]> {
   const { rows } = await target.query<{ role: string }>(
@@ -82,7 +81,7 @@ export async function arrangeMemberships(ctx: StepContext, target: pg.Pool, role
   const added: string[] = [];
   for (const { role } of rows) {
     await ctx.record({ action: 'grant-membership', role } satisfies MembershipChange);
-    await target.query(`grant ${quote(role)} to current_user`);
+    await target.query(`grant ${escapeIdentifier(role)} to current_user`);
     added.push(role);
   }
   if (added.length > 0) ctx.log.info(`made the migration user a member of ${added.join(', ')} (to give them their objects; taken back afterwards)`);
@@ -92,7 +91,7 @@ export async function arrangeMemberships(ctx: StepContext, target: pg.Pool, role
 export async function releaseMemberships(ctx: StepContext, target: pg.Pool, roles: readonly string[]): Promise<void> {
   for (const role of roles) {
     await ctx.record({ action: 'revoke-membership', role } satisfies MembershipChange);
-    await target.query(`revoke ${quote(role)} from current_user`);
+    await target.query(`revoke ${escapeIdentifier(role)} from current_user`);
   }
 }
 
@@ -111,9 +110,9 @@ export async function applyOwners(ctx: StepContext, source: pg.Pool, target: pg.
   for (const [key, object] of want) {
     const current = have.get(key);
     if (!current || current.owner === object.owner) continue;
-    const newOwner = object.owner === MIGRATION_USER ? 'current_user' : quote(object.owner);
+    const newOwner = object.owner === MIGRATION_USER ? 'current_user' : escapeIdentifier(object.owner);
     // A non-superuser may hand an object only to a role that may create in its schema (its database, for a schema).
-    const on = object.schema === null ? `database ${quote(database)}` : `schema ${object.schema}`;
+    const on = object.schema === null ? `database ${escapeIdentifier(database)}` : `schema ${object.schema}`;
     let granted = false;
     if (!superuser && object.owner !== MIGRATION_USER) {
       const { rows } = await target.query<{ ok: boolean }>(
@@ -148,8 +147,8 @@ export async function undoMemberships(target: pg.Pool, changes: readonly Json[])
   for (const change of open.values()) {
     const exists = (await target.query('select 1 from pg_roles where rolname = $1', [change.role])).rows.length > 0;
     if (!exists) continue;
-    if (change.action === 'grant-membership') await target.query(`revoke ${quote(change.role)} from current_user`);
-    else await target.query(`revoke create on ${change.on} from ${quote(change.role)}`);
+    if (change.action === 'grant-membership') await target.query(`revoke ${escapeIdentifier(change.role)} from current_user`);
+    else await target.query(`revoke create on ${change.on} from ${escapeIdentifier(change.role)}`);
   }
 }
 
@@ -201,7 +200,7 @@ export async function ownershipFindings(source: pg.Pool, target: pg.Pool): Promi
         severity: 'error',
         object: `role ${role}`,
         message: `owns objects on the source, and the target's migration user ${user} is not a member of it and cannot become one${r.rolsuper ? ' (it is a superuser)' : ''}: the schema copy could not make it their owner`,
-        fix: `GRANT ${quote(role)} TO ${quote(user)} on the target as a role that can (its ADMIN, or a superuser), or make ${user} able to grant it (CREATEROLE before PostgreSQL 16, ADMIN OPTION from 16)`,
+        fix: `GRANT ${escapeIdentifier(role)} TO ${escapeIdentifier(user)} on the target as a role that can (its ADMIN, or a superuser), or make ${user} able to grant it (CREATEROLE before PostgreSQL 16, ADMIN OPTION from 16)`,
       });
     }
   }
@@ -226,7 +225,7 @@ async function databasePrivilegeFindings(source: pg.Pool, target: pg.Pool, missi
       severity: 'error',
       object: `role ${role}`,
       message: `may ${privilege} on the source database ${database} but not on the target's: database privileges are not part of the schema copy`,
-      fix: `GRANT ${privilege} ON DATABASE ${quote(db)} TO ${quote(role)} on the target`,
+      fix: `GRANT ${privilege} ON DATABASE ${escapeIdentifier(db)} TO ${escapeIdentifier(role)} on the target`,
     });
   }
   return findings;

@@ -5,9 +5,9 @@
  */
 import type pg from 'pg';
 import type { StepContext } from '../core/step.ts';
-import { waitFor } from '../aws/wait.ts';
+import { waitFor } from '../core/wait.ts';
 import { serverInfo } from './server.ts';
-import { ident } from './sql.ts';
+import { escapeIdentifier } from 'pg';
 
 export interface SubscriptionInfo {
   oid: number;
@@ -85,14 +85,14 @@ export async function dropSubscription(ctx: StepContext, target: pg.Pool, name: 
   const info = await subscriptionInfo(target, name);
   if (!info) return { dropped: false, slotLeftBehind: null };
   try {
-    await target.query(`drop subscription if exists ${ident(name)}`);
+    await target.query(`drop subscription if exists ${escapeIdentifier(name)}`);
     return { dropped: true, slotLeftBehind: null };
   } catch (error) {
     if (!publisherUnreachable(error)) throw error;
     ctx.log.warn(`the target cannot reach the source to drop slot ${info.slotName}; detaching it from subscription ${name} and dropping the subscription`);
-    await target.query(`alter subscription ${ident(name)} disable`);
-    await target.query(`alter subscription ${ident(name)} set (slot_name = none)`);
-    await target.query(`drop subscription if exists ${ident(name)}`);
+    await target.query(`alter subscription ${escapeIdentifier(name)} disable`);
+    await target.query(`alter subscription ${escapeIdentifier(name)} set (slot_name = none)`);
+    await target.query(`drop subscription if exists ${escapeIdentifier(name)}`);
     return { dropped: true, slotLeftBehind: info.slotName };
   }
 }
@@ -119,7 +119,7 @@ export async function dropSlot(ctx: StepContext, source: pg.Pool, slot: string, 
 }
 
 export async function dropPublication(source: pg.Pool, name: string): Promise<void> {
-  await source.query(`drop publication if exists ${ident(name)}`);
+  await source.query(`drop publication if exists ${escapeIdentifier(name)}`);
 }
 
 /**
@@ -132,6 +132,6 @@ export async function ensurePublication(ctx: StepContext, source: pg.Pool, name:
   // Without publish_via_partition_root a partitioned table is published leaf by leaf, and the
   // target must have the same partitions.
   const via = (await serverInfo(source)).major >= 13 ? ' with (publish_via_partition_root = true)' : '';
-  await source.query(`create publication ${ident(name)} for all tables${via}`);
+  await source.query(`create publication ${escapeIdentifier(name)} for all tables${via}`);
   ctx.log.info(`created publication ${name} on the source`);
 }

@@ -8,7 +8,7 @@
  */
 import type pg from 'pg';
 import type { Json } from '../core/step.ts';
-import { ident, literal } from './sql.ts';
+import { escapeIdentifier, escapeLiteral } from 'pg';
 
 export const READ_ONLY_SETTING = 'default_transaction_read_only';
 
@@ -74,17 +74,17 @@ export async function roleStates(db: pg.Pool, roles: string[]): Promise<Map<stri
 }
 
 export async function freezeRole(db: pg.Pool, role: string, database: string, nologin: boolean): Promise<void> {
-  await db.query(`alter role ${ident(role)} in database ${ident(database)} set ${READ_ONLY_SETTING} = on`);
-  if (nologin) await db.query(`alter role ${ident(role)} nologin`);
+  await db.query(`alter role ${escapeIdentifier(role)} in database ${escapeIdentifier(database)} set ${READ_ONLY_SETTING} = on`);
+  if (nologin) await db.query(`alter role ${escapeIdentifier(role)} nologin`);
 }
 
 /** Puts a role back as `original` says it was. Idempotent. */
 export async function restoreRole(db: pg.Pool, original: RoleFreezeChange): Promise<void> {
-  const target = `alter role ${ident(original.role)} in database ${ident(original.database)}`;
+  const target = `alter role ${escapeIdentifier(original.role)} in database ${escapeIdentifier(original.database)}`;
   await db.query(
-    original.previousReadOnly === null ? `${target} reset ${READ_ONLY_SETTING}` : `${target} set ${READ_ONLY_SETTING} = ${literal(original.previousReadOnly)}`,
+    original.previousReadOnly === null ? `${target} reset ${READ_ONLY_SETTING}` : `${target} set ${READ_ONLY_SETTING} = ${escapeLiteral(original.previousReadOnly)}`,
   );
-  if (original.previousCanLogin === true) await db.query(`alter role ${ident(original.role)} login`);
+  if (original.previousCanLogin === true) await db.query(`alter role ${escapeIdentifier(original.role)} login`);
 }
 
 /** Sessions of `roles` in the current database that started before `before` (server time, ISO). */

@@ -9,7 +9,7 @@
 import type pg from 'pg';
 import type { Finding } from '../core/step.ts';
 import { redact } from '../core/secret.ts';
-import { ident, literal } from './sql.ts';
+import { escapeIdentifier, escapeLiteral } from 'pg';
 
 const PROBE = 'migrate_reach_probe';
 
@@ -69,7 +69,7 @@ export async function subscriptionReachFindings(target: pg.Pool, o: ReachOptions
     await client.query(
       // A publication that does not exist: the publisher is still queried for it (an empty list, a
       // warning on 15+), but no table of a real one must exist on the target for this to succeed.
-      `create subscription ${ident(PROBE)} connection ${literal(o.conninfo)} publication ${ident(PROBE)}
+      `create subscription ${escapeIdentifier(PROBE)} connection ${escapeLiteral(o.conninfo)} publication ${escapeIdentifier(PROBE)}
          with (connect = true, enabled = false, create_slot = false, slot_name = none, copy_data = false)`,
     );
     return [{ severity: 'info', object: 'target → source connection (the subscription)', message: 'the target connected to the source as its subscription will' }];

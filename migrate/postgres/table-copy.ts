@@ -6,12 +6,11 @@
  */
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import pg from 'pg';
+import pg, { escapeIdentifier, escapeLiteral } from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import type { Secret } from '../core/secret.ts';
 import { connectionConfig } from './connections.ts';
 import { buildIndexes, type IndexStatement } from './table-indexes.ts';
-import { ident, literal } from './sql.ts';
 
 export interface PublishedTable {
   /** `schema.table`, quoted where needed. */
@@ -162,6 +161,7 @@ export async function copyTables(options: {
   options.signal.addEventListener('abort', onAbort, { once: true });
   const with_ = `(format ${options.format})`;
 
+  // Not core/pool.ts: each worker holds one source session bound to the exported snapshot across every table it copies.
   const worker = async () => {
     const source = await connect(options.sourceUrl, 'migrate-copy');
     clients.push(source);
@@ -172,7 +172,7 @@ export async function copyTables(options: {
     await source.query('set statement_timeout = 0; set idle_in_transaction_session_timeout = 0');
     await target.query('set statement_timeout = 0');
     await source.query('begin isolation level repeatable read read only');
-    await source.query(`set transaction snapshot ${literal(options.snapshot)}`);
+    await source.query(`set transaction snapshot ${escapeLiteral(options.snapshot)}`);
     for (let table = queue.shift(); table && !failure; table = queue.shift()) {
       progress.copying.push(table.name);
       // A table can have no stored columns at all (and still have rows): then no column list.
@@ -200,6 +200,7 @@ export async function copyTables(options: {
     await source.query('commit');
   };
 
+  // Not core/pool.ts either: these take tables from a queue the copy workers are still filling.
   const indexWorker = async () => {
     const target = await connect(options.targetUrl, 'migrate-index');
     clients.push(target);
@@ -242,7 +243,7 @@ export async function createSlotExportingSnapshot(sourceUrl: Secret, slot: strin
   await client.connect();
   try {
     // The pre-15 spelling, which every server from 10 to 17 accepts.
-    const { rows } = await client.query(`CREATE_REPLICATION_SLOT ${ident(slot)} LOGICAL pgoutput EXPORT_SNAPSHOT`);
+    const { rows } = await client.query(`CREATE_REPLICATION_SLOT ${escapeIdentifier(slot)} LOGICAL pgoutput EXPORT_SNAPSHOT`);
     const row = rows[0] as { consistent_point: string; snapshot_name: string };
     return { slot, consistentPoint: row.consistent_point, snapshot: row.snapshot_name, close: () => client.end() };
   } catch (error) {

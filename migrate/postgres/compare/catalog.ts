@@ -4,8 +4,9 @@
  * restored schema can differ in dropped columns (attnum) while holding the same data.
  */
 import type pg from 'pg';
+import { qualified } from '../sql.ts';
 
-export type Column = {
+export interface Column {
   name: string;
   /** `format_type` of the column's type, e.g. `character varying(20)`, `public.mood`. */
   type: string;
@@ -23,9 +24,9 @@ export type Column = {
    * sees: xml's cast keeps a declaration that its output (and so COPY and replication) drops.
    */
   castNotOutput: boolean;
-};
+}
 
-export type Table = {
+export interface Table {
   schema: string;
   name: string;
   /** `"schema"."name"`, safe to splice into SQL. */
@@ -37,12 +38,11 @@ export type Table = {
   key: string[];
   /** Planner estimate, used to order the work (largest first) and for progress. */
   estimatedRows: number;
-};
+}
 
-export type TableFilter = { schemas?: string[]; excludeTables?: string[] };
-
-export function quoteIdent(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
+export interface TableFilter {
+  schemas?: string[];
+  excludeTables?: string[];
 }
 
 const TABLES_SQL = `
@@ -108,7 +108,7 @@ export async function listTables(query: CatalogQuery, filter: TableFilter = {}):
   return kept.map((r) => ({
     schema: r.schema,
     name: r.name,
-    qualified: `${quoteIdent(r.schema)}.${quoteIdent(r.name)}`,
+    qualified: qualified(r.schema, r.name),
     kind: r.kind,
     columns: columns.get(r.oid) ?? [],
     key: r.key,

@@ -6,10 +6,14 @@ import type { Checksum, TableQueries } from './queries.ts';
 import { checksum, countRows, fromClause } from './queries.ts';
 import type { HashMethod } from './row-hash.ts';
 import { columnExpression, rowHash } from './row-hash.ts';
-import type { SnapshotReader } from './session.ts';
+import type { Sides } from './session.ts';
 import type { TableDifferences, TableReport, VerifyMode } from './types.ts';
 
-export type TableOptions = { mode: VerifyMode; maxDifferences: number; method: HashMethod };
+export interface TableOptions {
+  mode: VerifyMode;
+  maxDifferences: number;
+  method: HashMethod;
+}
 
 const NO_DIFFERENCES: TableDifferences = { count: 0, truncated: false, ranges: [], rows: [] };
 
@@ -26,11 +30,11 @@ function tableQueries(source: Table, target: Table, method: HashMethod): { sourc
 }
 
 export async function compareTable(
-  sides: { source: SnapshotReader; target: SnapshotReader },
+  sides: Sides,
   source: Table,
   target: Table | undefined,
   options: TableOptions,
-  now: () => number = Date.now,
+  now: () => number,
 ): Promise<TableReport> {
   const started = now();
   const report = (fields: Omit<TableReport, 'table' | 'key' | 'durationMs'>): TableReport => ({
@@ -76,7 +80,7 @@ export async function compareTable(
 }
 
 async function locate(
-  sides: { source: SnapshotReader; target: SnapshotReader },
+  sides: Sides,
   queries: { source: TableQueries; target: TableQueries },
   whole: { source: Checksum; target: Checksum },
   options: TableOptions,

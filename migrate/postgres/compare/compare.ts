@@ -4,28 +4,31 @@
  * inside one exported snapshot per side.
  */
 import type pg from 'pg';
+import { forEachConcurrently } from '../../core/pool.ts';
+import type { StepContext } from '../../core/step.ts';
 import type { TableFilter } from './catalog.ts';
-import { pairTables } from './catalog.ts';
+import { displayName, pairTables } from './catalog.ts';
 import { compareTable } from './compare-table.ts';
 import { hashMethodFor } from './row-hash.ts';
 import { SnapshotReader } from './session.ts';
 import type { TableReport, VerifyMode, VerifyReport } from './types.ts';
 
-export type CompareProgress = { done: number; total: number; rows: number; elapsedMs: number };
-
-export type CompareOptions = TableFilter & {
+export interface CompareOptions extends TableFilter {
   mode: VerifyMode;
   /** Tables compared at once; each holds one connection per side (plus one snapshot holder per side). */
   concurrency: number;
   maxDifferences: number;
   /** max_parallel_workers_per_gather for the comparison queries; the server's own when absent. */
   parallelWorkers?: number;
-  onTableDone?: (progress: CompareProgress, table: TableReport) => void;
-  now?: () => number;
-};
+}
 
-export async function compareDatabases(pools: { source: pg.Pool; target: pg.Pool }, options: CompareOptions): Promise<VerifyReport> {
-  const now = options.now ?? Date.now;
+/** Progress (`verify`, tables done, rows and rate) goes to `ctx.log`; an abort starts no more tables. */
+export async function compareDatabases(
+  ctx: Pick<StepContext, 'now' | 'log' | 'signal'>,
+  pools: { source: pg.Pool; target: pg.Pool },
+  options: CompareOptions,
+): Promise<VerifyReport> {
+  const now = () => ctx.now();
   const started = now();
   const snapshot = { parallelWorkers: options.parallelWorkers };
   const [source, target] = await Promise.all([SnapshotReader.open(pools.source, snapshot), SnapshotReader.open(pools.target, snapshot)]);
@@ -33,26 +36,27 @@ export async function compareDatabases(pools: { source: pg.Pool; target: pg.Pool
     const pairs = await pairTables((sql, p) => source.query(sql, p), (sql, p) => target.query(sql, p), options);
     pairs.sort((a, b) => b.source.estimatedRows - a.source.estimatedRows);
     const method = hashMethodFor(source.major, target.major);
+    const tableOptions = { mode: options.mode, maxDifferences: options.maxDifferences, method };
     const reports: TableReport[] = [];
     let rows = 0;
-    let next = 0;
-    const worker = async () => {
-      while (next < pairs.length) {
-        const pair = pairs[next++]!;
-        const tableOptions = { mode: options.mode, maxDifferences: options.maxDifferences, method };
+    await forEachConcurrently(
+      pairs,
+      options.concurrency,
+      async (pair) => {
         let report: TableReport;
         try {
           report = await compareTable({ source, target }, pair.source, pair.target, tableOptions, now);
         } catch (error) {
-          next = pairs.length; // the run fails: start no more tables while the others finish
-          throw new Error(`table ${pair.source.schema}.${pair.source.name}: ${(error as Error).message}`);
+          throw new Error(`comparing table ${displayName(pair.source)}: ${(error as Error).message}`);
         }
         reports.push(report);
         rows += report.rows.source ?? 0;
-        options.onTableDone?.({ done: reports.length, total: pairs.length, rows, elapsedMs: now() - started }, report);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.max(1, Math.min(options.concurrency, pairs.length)) }, worker));
+        const elapsedMs = now() - started;
+        const rate = elapsedMs > 0 ? Math.round((rows * 1000) / elapsedMs) : rows;
+        ctx.log.progress({ label: 'verify', done: reports.length, total: pairs.length, unit: 'tables', detail: `${rows} rows, ${rate} rows/s${differs(report) ? `; ${report.table} differs` : ''}` });
+      },
+      { signal: ctx.signal },
+    );
     reports.sort((a, b) => a.table.localeCompare(b.table));
     const durationMs = now() - started;
     return {

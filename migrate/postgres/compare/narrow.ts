@@ -8,12 +8,10 @@
 import type { KeyRange, KeyValue, RowDifference, TableDifferences } from './types.ts';
 import type { Checksum, Range, TableQueries } from './queries.ts';
 import { checksum, keyAt, rowHashes, sortKeys, WHOLE_TABLE } from './queries.ts';
-import type { SnapshotReader } from './session.ts';
+import type { Sides } from './session.ts';
 
 /** A range with at most this many rows (both sides together) is compared row by row. */
 export const LEAF_ROWS = 2000;
-
-type Sides = { source: SnapshotReader; target: SnapshotReader };
 
 export async function narrowDifferences(
   sides: Sides,

@@ -4,8 +4,8 @@
  * to the source's key types, and text-like keys are ordered with COLLATE "C" so that a range holds
  * the same keys on both servers whatever their default collations.
  */
+import { escapeIdentifier } from 'pg';
 import type { Column, Table } from './catalog.ts';
-import { quoteIdent } from './catalog.ts';
 import type { SnapshotReader } from './session.ts';
 
 /** Key values as text, in key-column order; undefined bound = open end. */
@@ -13,21 +13,24 @@ export type Bound = string[] | undefined;
 export type Range = { lo: Bound; hi: Bound };
 export const WHOLE_TABLE: Range = { lo: undefined, hi: undefined };
 
-export type Checksum = { count: number; sum: string };
+export interface Checksum {
+  count: number;
+  sum: string;
+}
 
-export type TableQueries = {
+export interface TableQueries {
   /** `ONLY "s"."t"` for a plain table (its inheritance children are compared on their own), the parent for a partitioned one. */
   from: string;
   rowHash: string;
   key: Column[];
-};
+}
 
 export function fromClause(table: Table): string {
   return table.kind === 'p' ? table.qualified : `ONLY ${table.qualified}`;
 }
 
 function keyRef(column: Column): string {
-  return column.collatable ? `${quoteIdent(column.name)} COLLATE "C"` : quoteIdent(column.name);
+  return column.collatable ? `${escapeIdentifier(column.name)} COLLATE "C"` : escapeIdentifier(column.name);
 }
 
 function keyList(key: Column[]): string {
@@ -71,7 +74,7 @@ export async function rowHashes(
   limit: number,
 ): Promise<{ key: string[]; hash: string }[]> {
   const params: unknown[] = [];
-  const keyText = table.key.map((c) => `${quoteIdent(c.name)}::text`).join(', ');
+  const keyText = table.key.map((c) => `${escapeIdentifier(c.name)}::text`).join(', ');
   const rows = await reader.query(
     `SELECT ARRAY[${keyText}] AS key, (${table.rowHash})::text AS hash FROM ${table.from} ${where(table.key, range, params)}
       ORDER BY ${keyList(table.key)} LIMIT ${Math.trunc(limit)}`,
@@ -83,7 +86,7 @@ export async function rowHashes(
 /** The key of the row at `offset` (0-based, in key order) within a range. */
 export async function keyAt(reader: SnapshotReader, table: TableQueries, range: Range, offset: number): Promise<string[]> {
   const params: unknown[] = [];
-  const keyText = table.key.map((c) => `${quoteIdent(c.name)}::text`).join(', ');
+  const keyText = table.key.map((c) => `${escapeIdentifier(c.name)}::text`).join(', ');
   const rows = await reader.query(
     `SELECT ARRAY[${keyText}] AS key FROM ${table.from} ${where(table.key, range, params)}
       ORDER BY ${keyList(table.key)} OFFSET ${Math.trunc(offset)} LIMIT 1`,

@@ -19,8 +19,8 @@
  * Floats are hashed from their binary form (float8send) in both, because their text output changed
  *   in PostgreSQL 12 and their hash treats -0 and 0 alike.
  */
+import { escapeIdentifier } from 'pg';
 import type { Column } from './catalog.ts';
-import { quoteIdent } from './catalog.ts';
 
 export type HashMethod = 'record' | 'text';
 
@@ -35,7 +35,7 @@ const NATIVELY_HASHED = new Set([
  * every client get), where `::text` would be an explicit cast printing something else.
  */
 function printed(column: Column): string {
-  const ref = quoteIdent(column.name);
+  const ref = escapeIdentifier(column.name);
   return column.castNotOutput ? `CASE WHEN ${ref} IS NULL THEN NULL ELSE format('%s', ${ref}) END` : `${ref}::text`;
 }
 
@@ -49,7 +49,7 @@ export function hashMethodFor(sourceMajor: number, targetMajor: number): HashMet
  * application reads.
  */
 export function columnExpression(column: Column, other: Column | undefined, method: HashMethod): string {
-  const ref = quoteIdent(column.name);
+  const ref = escapeIdentifier(column.name);
   if (column.baseType === 'double precision' || column.baseType === 'real') {
     const send = column.baseType === 'real' ? 'float4send' : 'float8send';
     return other && other.baseType === column.baseType ? `${send}(${ref})` : printed(column);

@@ -5,6 +5,8 @@
  * several connections at once.
  */
 import type pg from 'pg';
+import { escapeLiteral } from 'pg';
+import { serverInfo } from '../server.ts';
 
 /**
  * Session settings that make a value print the same on both servers and across major versions
@@ -22,18 +24,16 @@ const OUTPUT_SETTINGS: Record<string, string> = {
   statement_timeout: '0',
 };
 
-export type SnapshotOptions = {
+export interface SnapshotOptions {
   /** `max_parallel_workers_per_gather` for each query; the server's setting when absent. */
   parallelWorkers?: number;
-};
+}
 
 export class SnapshotReader {
   private constructor(
     private readonly pool: pg.Pool,
     private readonly holder: pg.PoolClient,
-    private readonly snapshot: string,
-    /** e.g. 150004 */
-    readonly versionNum: number,
+    readonly major: number,
     private readonly prelude: string,
   ) {}
 
@@ -41,29 +41,21 @@ export class SnapshotReader {
     const holder = await pool.connect();
     try {
       await holder.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      const { rows } = await holder.query(
-        "SELECT pg_export_snapshot() AS snapshot, current_setting('server_version_num')::int AS version",
-      );
-      const snapshot: string = rows[0].snapshot;
-      // Spliced into SET TRANSACTION SNAPSHOT, which takes no parameters: accept only the server's own format.
-      if (!/^[0-9A-F-]+$/i.test(snapshot)) throw new Error(`unexpected snapshot id format '${snapshot}'`);
+      const snapshot: string = (await holder.query('SELECT pg_export_snapshot() AS snapshot')).rows[0].snapshot;
+      const { major } = await serverInfo(holder);
       const settings = { ...OUTPUT_SETTINGS };
       if (options.parallelWorkers !== undefined) settings.max_parallel_workers_per_gather = String(options.parallelWorkers);
       const prelude = [
         'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY',
-        `SET TRANSACTION SNAPSHOT '${snapshot}'`,
-        ...Object.entries(settings).map(([name, value]) => `SET LOCAL ${name} = '${value}'`),
+        `SET TRANSACTION SNAPSHOT ${escapeLiteral(snapshot)}`,
+        ...Object.entries(settings).map(([name, value]) => `SET LOCAL ${name} = ${escapeLiteral(value)}`),
       ].join('; ');
-      return new SnapshotReader(pool, holder, snapshot, rows[0].version, prelude);
+      return new SnapshotReader(pool, holder, major, prelude);
     } catch (error) {
       await holder.query('ROLLBACK').catch(() => {});
       holder.release();
       throw error;
     }
-  }
-
-  get major(): number {
-    return Math.floor(this.versionNum / 10000);
   }
 
   /** Runs one read-only query inside the shared snapshot. */
@@ -90,4 +82,10 @@ export class SnapshotReader {
       this.holder.release(error as Error);
     }
   }
+}
+
+/** Both sides of a comparison, each in its own snapshot. */
+export interface Sides {
+  source: SnapshotReader;
+  target: SnapshotReader;
 }

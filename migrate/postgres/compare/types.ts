@@ -1,4 +1,7 @@
-/** Shapes shared by the comparison library and the `postgres.verify` step (all JSON-able). */
+/**
+ * Shapes shared by the comparison library and the `postgres.verify` step (all JSON-able): type
+ * aliases, not interfaces, because only an alias is assignable to the step result's `Json`.
+ */
 
 /** A primary-key value as text, by column name: `{ "id": "42" }`. Never any non-key column. */
 export type KeyValue = { [column: string]: string };

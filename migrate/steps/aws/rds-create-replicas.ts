@@ -17,8 +17,8 @@ import {
   TERMINAL_FAILURES,
   type InstanceState,
 } from '../../aws/rds.ts';
-import { deadlineIn, waitFor } from '../../aws/wait.ts';
 import { blockedBy, defineStep, StepError, unable, type Finding, type Json, type StepContext } from '../../core/step.ts';
+import { deadlineIn, waitFor } from '../../core/wait.ts';
 
 const params = z.object({
   /** Identifiers from outputs.database.replicas to create; all of them when absent. */

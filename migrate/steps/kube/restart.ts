@@ -6,7 +6,7 @@
  */
 import { PatchStrategy, setHeaderOptions, type AppsV1Api, type V1Deployment } from '@kubernetes/client-node';
 import { z } from 'zod';
-import { waitFor } from '../../aws/wait.ts';
+import { waitFor } from '../../core/wait.ts';
 import { appsApi, kubeAccessParams, kubeError } from '../../kube/client.ts';
 import { rolloutStatus } from '../../kube/rollout.ts';
 import { defineStep, StepError, type Json, type StepContext } from '../../core/step.ts';
@@ -78,6 +78,14 @@ async function waitForRollout(ctx: StepContext, api: AppsV1Api, t: { namespace: 
   });
 }
 
+/** The deployment as it is now, and the restart stamp of this run on it, if any. */
+async function assess(ctx: StepContext, p: Params): Promise<{ api: AppsV1Api; t: { namespace: string; name: string }; d: V1Deployment; stamp: string | undefined }> {
+  const api = await appsApi(ctx, p);
+  const t = target(ctx, p);
+  const d = await read(api, t);
+  return { api, t, d, stamp: ownStamp(ctx, d) };
+}
+
 export const kubeRestart = defineStep<Params, Result>({
   kind: 'kube.restart',
   summary: 'Rollout-restart a deployment (PgBouncer by default) and wait until the rollout is complete',
@@ -85,9 +93,7 @@ export const kubeRestart = defineStep<Params, Result>({
   requires: ['kube'],
   destructive: true,
   async probe(ctx, p) {
-    const t = target(ctx, p);
-    const d = await read(await appsApi(ctx, p), t);
-    const stamp = ownStamp(ctx, d);
+    const { t, d, stamp } = await assess(ctx, p);
     if (stamp && rolloutStatus(d).state === 'complete') {
       return { state: 'done', result: { deployment: `${t.namespace}/${t.name}`, restartedAt: stamp, replicas: d.spec?.replicas ?? 1 } };
     }
@@ -98,9 +104,9 @@ export const kubeRestart = defineStep<Params, Result>({
     };
   },
   async apply(ctx, p) {
-    const api = await appsApi(ctx, p);
-    const t = target(ctx, p);
-    let stamp = ownStamp(ctx, await read(api, t));
+    const assessed = await assess(ctx, p);
+    const { api, t } = assessed;
+    let stamp = assessed.stamp;
     if (!stamp) {
       stamp = new Date(ctx.now()).toISOString();
       await ctx.record({ action: 'restart', deployment: `${t.namespace}/${t.name}`, restartedAt: stamp } satisfies RestartChange);

@@ -26,7 +26,8 @@ type Result = { counts: Record<string, number> };
 
 const excluded = (p: Params, w: WorkloadState) => p.exclude.includes(w.name) || p.exclude.includes(w.key);
 
-async function targets(ctx: StepContext, p: Params): Promise<WorkloadState[]> {
+/** The workloads of the namespaces (less the excluded ones) as they are now. */
+async function assess(ctx: StepContext, p: Params): Promise<WorkloadState[]> {
   const api = await appsApi(ctx, p);
   const namespaces = p.namespaces ?? ctx.outputs.app.namespaces;
   const all = (await Promise.all(namespaces.map((ns) => listWorkloads(api, ns)))).flat();
@@ -42,7 +43,7 @@ export const kubeScale = defineStep<Params, Result>({
   requires: ['kube'],
   destructive: true,
   async probe(ctx, p) {
-    const workloads = await targets(ctx, p);
+    const workloads = await assess(ctx, p);
     const namespaces = (p.namespaces ?? ctx.outputs.app.namespaces).join(', ');
     const findings =
       workloads.length === 0
@@ -60,7 +61,7 @@ export const kubeScale = defineStep<Params, Result>({
   },
   async apply(ctx, p) {
     const api = await appsApi(ctx, p);
-    const workloads = await targets(ctx, p);
+    const workloads = await assess(ctx, p);
     const zero = new Map(workloads.map((w) => [w.key, 0]));
     const originals = await scaleTo(ctx, api, zero, 'scale workloads to zero', p);
     // Only what this step scaled (now or in an earlier attempt) is restored; a workload that was
@@ -69,7 +70,7 @@ export const kubeScale = defineStep<Params, Result>({
     return resultOf(originals);
   },
   async check(ctx, p, result) {
-    const running = (await targets(ctx, p)).filter((w) => w.desired > 0 || w.running > 0);
+    const running = (await assess(ctx, p)).filter((w) => w.desired > 0 || w.running > 0);
     return running.map((w) => ({
       severity: 'error' as const,
       object: w.key,

@@ -22,7 +22,8 @@ type Params = z.infer<typeof params>;
 type Entry = { console: string; host: string; port: number; dbname: string; paused: boolean };
 type Result = { database: string; host: string; port: number; dbname: string; paused: boolean; consoles: Entry[] };
 
-async function look(ctx: Parameters<typeof sharedAdmin>[0], p: Params): Promise<Result> {
+/** Where each PgBouncer points the entry now: the whole of probe and apply, which only report it. */
+async function assess(ctx: Parameters<typeof sharedAdmin>[0], p: Params): Promise<Result> {
   const database = entryOf(ctx, p);
   const consoles: Entry[] = [];
   for (const console of await consolesFor(ctx, p)) {
@@ -42,10 +43,10 @@ export const pgbouncerCheckBackend = defineStep<Params, Result>({
   requires: ['pgbouncer'],
   destructive: false,
   async probe(ctx, p) {
-    const result = await look(ctx, p);
+    const result = await assess(ctx, p);
     return { state: 'done', result, plan: result.consoles.map((c) => `${c.console}: database ${result.database} points at ${where(c)}${c.paused ? ' (paused)' : ''}`) };
   },
-  apply: (ctx, p) => look(ctx, p),
+  apply: (ctx, p) => assess(ctx, p),
   async check(_ctx, p, result) {
     const findings: Finding[] = [];
     const want = p.expect;

@@ -1,6 +1,7 @@
 /** `with:` fields shared by the pgbouncer.* steps. */
 import { z } from 'zod';
 import { entryNameSchema } from '../../pgbouncer/admin.ts';
+import { consoleParams, consolesFor, type Console, type ConsoleParams } from '../../pgbouncer/consoles.ts';
 import type { StepContext } from '../../core/step.ts';
 
 export const databaseParam = {
@@ -10,8 +11,22 @@ export const databaseParam = {
 
 export const entryOf = (ctx: StepContext, p: { database?: string }) => p.database ?? ctx.outputs.database.name;
 
+/** The [databases] entry a step acts on, and the admin console of each PgBouncer it acts on. */
+export async function entryAndConsoles(ctx: StepContext, p: { database?: string } & ConsoleParams): Promise<{ entry: string; consoles: Console[] }> {
+  return { entry: entryOf(ctx, p), consoles: await consolesFor(ctx, p) };
+}
+
 /** How long a PAUSE may wait for transactions in flight (pause, and resume's undo which pauses again). */
 export const pauseWaitParams = {
   deadlineSeconds: z.number().positive().default(60),
   pollSeconds: z.number().positive().default(0.5),
 };
+
+/** `with:` of pgbouncer.pause and pgbouncer.resume, alike because resume's undo pauses again. */
+export const pauseParams = z
+  .object({
+    ...databaseParam,
+    ...pauseWaitParams,
+    ...consoleParams,
+  })
+  .strict();

@@ -3,20 +3,13 @@
  * the transactions in flight have finished and PgBouncer has closed its server connections — on
  * every pod of the deployment (or the one PgBouncer outside the cluster), all or nothing.
  */
-import { z } from 'zod';
+import type { z } from 'zod';
 import { configValue, databaseEntry, poolState, sharedAdmin } from '../../pgbouncer/admin.ts';
-import { consoleParams, consolesFor } from '../../pgbouncer/consoles.ts';
 import { pauseAll, resumeAll } from '../../pgbouncer/pause.ts';
 import { defineStep, type Finding } from '../../core/step.ts';
-import { databaseParam, entryOf, pauseWaitParams } from './params.ts';
+import { entryAndConsoles, pauseParams } from './params.ts';
 
-const params = z
-  .object({
-    ...databaseParam,
-    ...pauseWaitParams,
-    ...consoleParams,
-  })
-  .strict();
+const params = pauseParams;
 type Params = z.infer<typeof params>;
 type Result = { database: string; paused: boolean; waitedMs: number; consoles: string[] };
 
@@ -27,8 +20,7 @@ export const pgbouncerPause = defineStep<Params, Result>({
   requires: ['pgbouncer'],
   destructive: true,
   async probe(ctx, p) {
-    const entry = entryOf(ctx, p);
-    const consoles = await consolesFor(ctx, p);
+    const { entry, consoles } = await entryAndConsoles(ctx, p);
     const findings: Finding[] = [];
     const plan: string[] = [];
     let done = true;
@@ -58,8 +50,7 @@ export const pgbouncerPause = defineStep<Params, Result>({
     return { state: 'ready', findings, plan };
   },
   async apply(ctx, p) {
-    const entry = entryOf(ctx, p);
-    const consoles = await consolesFor(ctx, p);
+    const { entry, consoles } = await entryAndConsoles(ctx, p);
     const labels = consoles.map((c) => c.label);
     await ctx.record({ action: 'pause', database: entry, consoles: labels });
     const waitedMs = await pauseAll(ctx, consoles, entry, p);
@@ -67,9 +58,9 @@ export const pgbouncerPause = defineStep<Params, Result>({
     return { database: entry, paused: true, waitedMs, consoles: labels };
   },
   async check(ctx, p) {
-    const entry = entryOf(ctx, p);
+    const { entry, consoles } = await entryAndConsoles(ctx, p);
     const findings: Finding[] = [];
-    for (const console of await consolesFor(ctx, p)) {
+    for (const console of consoles) {
       if (!(await databaseEntry(await sharedAdmin(ctx, console), entry)).paused) {
         findings.push({ severity: 'error', object: `pgbouncer database ${entry} on ${console.label}`, message: 'is not paused', fix: 'someone resumed it (or the pod is new); re-run the step' });
       }
@@ -77,6 +68,7 @@ export const pgbouncerPause = defineStep<Params, Result>({
     return findings;
   },
   async undo(ctx, p) {
-    await resumeAll(ctx, await consolesFor(ctx, p), entryOf(ctx, p));
+    const { entry, consoles } = await entryAndConsoles(ctx, p);
+    await resumeAll(ctx, consoles, entry);
   },
 });

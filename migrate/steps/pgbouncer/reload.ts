@@ -13,10 +13,10 @@ import { z } from 'zod';
 import { adminCommand, databaseEntry, serverConnections, sharedAdmin, type DatabaseEntry } from '../../pgbouncer/admin.ts';
 import { consolesFor, type Console } from '../../pgbouncer/consoles.ts';
 import { kubeAccessParams } from '../../kube/client.ts';
-import { waitFor } from '../../aws/wait.ts';
+import { waitFor } from '../../core/wait.ts';
 import { readBackend, rewriteBackend, type Backend } from '../../pgbouncer/ini.ts';
 import { defineStep, StepError, type Json, type StepContext } from '../../core/step.ts';
-import { databaseParam, entryOf } from './params.ts';
+import { databaseParam, entryAndConsoles } from './params.ts';
 
 const backendSchema = z.object({ host: z.string().min(1), port: z.coerce.number().int().positive(), database: z.string().min(1).optional() }).strict();
 
@@ -93,6 +93,12 @@ async function pointAt(ctx: StepContext, console: Console, entry: string, config
   return now;
 }
 
+/** Where the entry points now, as the first console sees it. */
+async function assess(ctx: StepContext, p: Params): Promise<{ entry: string; consoles: Console[]; current: DatabaseEntry }> {
+  const { entry, consoles } = await entryAndConsoles(ctx, p);
+  return { entry, consoles, current: await databaseEntry(await sharedAdmin(ctx, consoles[0]!), entry) };
+}
+
 export const pgbouncerReload = defineStep<Params, Result>({
   kind: 'pgbouncer.reload',
   summary: 'RELOAD PgBouncer (every pod, or the one whose ini is here, optionally pointing a [databases] entry at a new backend first) and confirm where it points',
@@ -100,9 +106,7 @@ export const pgbouncerReload = defineStep<Params, Result>({
   requires: ['pgbouncer'],
   destructive: true,
   async probe(ctx, p) {
-    const entry = entryOf(ctx, p);
-    const consoles = await consolesFor(ctx, p);
-    const current = await databaseEntry(await sharedAdmin(ctx, consoles[0]!), entry);
+    const { entry, consoles, current } = await assess(ctx, p);
     if (p.backend && matches(current, p.backend)) return { state: 'done', result: resultOf(current, consoles) };
     if (!p.backend) return { state: 'ready', plan: consoles.map((c) => `${c.label}: RELOAD (database ${entry} now points at ${where(current)})`) };
     readIni(p.configFile!, entry);
@@ -112,9 +116,7 @@ export const pgbouncerReload = defineStep<Params, Result>({
     };
   },
   async apply(ctx, p) {
-    const entry = entryOf(ctx, p);
-    const consoles = await consolesFor(ctx, p);
-    const current = await databaseEntry(await sharedAdmin(ctx, consoles[0]!), entry);
+    const { entry, consoles, current } = await assess(ctx, p);
     const earlier = ctx.previousChanges.find((c): c is ReloadChange => (c as Partial<ReloadChange>)?.action === 'reload');
     if (!earlier) {
       await ctx.record({
@@ -133,9 +135,7 @@ export const pgbouncerReload = defineStep<Params, Result>({
   },
   async check(ctx, p) {
     if (!p.backend) return;
-    const entry = entryOf(ctx, p);
-    const [console] = await consolesFor(ctx, p);
-    const now = await databaseEntry(await sharedAdmin(ctx, console!), entry);
+    const { entry, current: now } = await assess(ctx, p);
     if (!matches(now, p.backend)) return [{ severity: 'error', object: `pgbouncer database ${entry}`, message: `points at ${where(now)}, not ${where(p.backend)}` }];
   },
   async undo(ctx, p, changes) {

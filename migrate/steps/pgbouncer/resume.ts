@@ -3,20 +3,13 @@
  * cluster). Its undo pauses again, so rolling back
  * pause → reload → resume runs pause, restore the backend, resume.
  */
-import { z } from 'zod';
+import type { z } from 'zod';
 import { databaseEntry, sharedAdmin } from '../../pgbouncer/admin.ts';
-import { consoleParams, consolesFor } from '../../pgbouncer/consoles.ts';
 import { pauseAll, resumeAll } from '../../pgbouncer/pause.ts';
 import { defineStep, type Finding } from '../../core/step.ts';
-import { databaseParam, entryOf, pauseWaitParams } from './params.ts';
+import { entryAndConsoles, pauseParams } from './params.ts';
 
-const params = z
-  .object({
-    ...databaseParam,
-    ...pauseWaitParams,
-    ...consoleParams,
-  })
-  .strict();
+const params = pauseParams;
 type Params = z.infer<typeof params>;
 /** `longestWaitMs`: how long the oldest held client had waited when released. */
 type Result = { database: string; longestWaitMs: number; consoles: string[] };
@@ -28,8 +21,7 @@ export const pgbouncerResume = defineStep<Params, Result>({
   requires: ['pgbouncer'],
   destructive: false,
   async probe(ctx, p) {
-    const entry = entryOf(ctx, p);
-    const consoles = await consolesFor(ctx, p);
+    const { entry, consoles } = await entryAndConsoles(ctx, p);
     const plan: string[] = [];
     for (const console of consoles) {
       const state = await databaseEntry(await sharedAdmin(ctx, console), entry);
@@ -39,8 +31,7 @@ export const pgbouncerResume = defineStep<Params, Result>({
     return { state: 'ready', plan };
   },
   async apply(ctx, p) {
-    const entry = entryOf(ctx, p);
-    const consoles = await consolesFor(ctx, p);
+    const { entry, consoles } = await entryAndConsoles(ctx, p);
     const labels = consoles.map((c) => c.label);
     await ctx.record({ action: 'resume', database: entry, consoles: labels });
     const longestWaitMs = await resumeAll(ctx, consoles, entry);
@@ -48,9 +39,9 @@ export const pgbouncerResume = defineStep<Params, Result>({
     return { database: entry, longestWaitMs, consoles: labels };
   },
   async check(ctx, p) {
-    const entry = entryOf(ctx, p);
+    const { entry, consoles } = await entryAndConsoles(ctx, p);
     const findings: Finding[] = [];
-    for (const console of await consolesFor(ctx, p)) {
+    for (const console of consoles) {
       if ((await databaseEntry(await sharedAdmin(ctx, console), entry)).paused) {
         findings.push({ severity: 'error', object: `pgbouncer database ${entry} on ${console.label}`, message: 'is still paused', fix: 'run RESUME on its console' });
       }
@@ -58,6 +49,7 @@ export const pgbouncerResume = defineStep<Params, Result>({
     return findings;
   },
   async undo(ctx, p) {
-    await pauseAll(ctx, await consolesFor(ctx, p), entryOf(ctx, p), p);
+    const { entry, consoles } = await entryAndConsoles(ctx, p);
+    await pauseAll(ctx, consoles, entry, p);
   },
 });

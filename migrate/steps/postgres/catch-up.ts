@@ -12,8 +12,8 @@ import { z } from 'zod';
 import { pool } from '../../postgres/connections.ts';
 import { replicationNames } from '../../postgres/replication-names.ts';
 import { slotInfo, subscriptionInfo } from '../../postgres/replication.ts';
-import { waitFor } from '../../aws/wait.ts';
-import { defineStep, StepError, unable, type Finding, type StepContext } from '../../core/step.ts';
+import { waitFor } from '../../core/wait.ts';
+import { blockedBy, blocks, defineStep, StepError, unable, type Finding, type StepContext } from '../../core/step.ts';
 
 const params = z
   .object({
@@ -53,7 +53,8 @@ function lsnDistance(from: string, to: string): bigint {
   return value(to) - value(from);
 }
 
-async function preconditions(ctx: StepContext, p: Params): Promise<Finding[]> {
+/** What stops the wait: no subscription, a disabled one, or no slot on the source. */
+async function assess(ctx: StepContext, p: Params): Promise<Finding[]> {
   const sub = await subscriptionInfo(await pool(ctx, 'target'), p.subscription);
   if (!sub) return [{ severity: 'error', object: `subscription ${p.subscription} (target)`, message: 'does not exist', fix: 'run postgres.replication-start first' }];
   const findings: Finding[] = [];
@@ -72,15 +73,15 @@ export const catchUp = defineStep<Params, Result>({
   destructive: false,
 
   async probe(ctx, p) {
-    const findings = await preconditions(ctx, p);
-    if (findings.length > 0) return { state: 'blocked', findings };
+    const findings = await assess(ctx, p);
+    if (blocks(findings)) return { state: 'blocked', findings };
     return { state: 'ready', plan: [`read the source WAL position${p.emitMessage ? ' (after a flushed logical message)' : ''} and wait up to ${p.deadlineSeconds} s for slot ${p.subscription} to confirm it`] };
   },
 
   async apply(ctx, p) {
     try {
-      const findings = await preconditions(ctx, p);
-      if (findings.length > 0) throw new StepError(findings.map((f) => `${f.object} ${f.message}`).join('; '), findings);
+      const findings = await assess(ctx, p);
+      if (blocks(findings)) throw blockedBy(findings);
       const source = await pool(ctx, 'source');
       const started = ctx.now();
       const lsn = await sourcePosition(ctx, p);

@@ -29,11 +29,12 @@ import {
   unfrozenMembers,
   writingSessions,
   type RoleFreezeChange,
+  type RoleState,
 } from '../../postgres/role-freeze.ts';
 import { createFenceSlot, DEFAULT_FENCE_SLOT, dropFenceSlot, fenceSlotExists, freeSlots, isFenceSlotChange, type FenceSlotChange } from '../../postgres/write-fence.ts';
 import { REPLICATION_NAME } from '../../postgres/sql.ts';
-import { waitFor } from '../../aws/wait.ts';
-import { defineStep, StepError, unable, type Finding, type StepContext } from '../../core/step.ts';
+import { waitFor } from '../../core/wait.ts';
+import { blockedBy, blocks, defineStep, StepError, unable, type Finding, type StepContext } from '../../core/step.ts';
 
 const params = z
   .object({
@@ -73,10 +74,12 @@ async function selectRoles(ctx: StepContext, p: Params): Promise<string[]> {
   return [...new Set([...chosen, ...earlier])].sort();
 }
 
-async function refusals(ctx: StepContext, p: Params, roles: string[]): Promise<Finding[]> {
+/** The roles to freeze, their current state, the source database, and what refuses or warns about the freeze. */
+async function assess(ctx: StepContext, p: Params): Promise<{ findings: Finding[]; roles: string[]; states: Map<string, RoleState>; database: string }> {
   const source = await pool(ctx, 'source');
+  const roles = await selectRoles(ctx, p);
   const states = await roleStates(source, roles);
-  const me = (await source.query<{ u: string }>('select current_user as u')).rows[0]!.u;
+  const { me, database } = (await source.query<{ me: string; database: string }>('select current_user as me, current_database() as database')).rows[0]!;
   const findings: Finding[] = [];
   for (const role of roles) {
     const state = states.get(role)!;
@@ -98,7 +101,7 @@ async function refusals(ctx: StepContext, p: Params, roles: string[]): Promise<F
       findings.push({ severity: 'error', object: 'source parameter max_replication_slots', message: `no free slot for the write fence ${p.fenceSlot}`, fix: 'raise max_replication_slots (a restart), drop an unused slot, or set with.fence: false' });
     }
   }
-  return findings;
+  return { findings, roles, states, database };
 }
 
 /** An earlier attempt of this step journalled (and may have created) the fence slot. */
@@ -114,12 +117,8 @@ export const freezeWrites = defineStep<Params, Result>({
   destructive: true,
 
   async probe(ctx, p) {
-    const roles = await selectRoles(ctx, p);
-    const findings = await refusals(ctx, p, roles);
-    if (findings.some((f) => f.severity === 'error')) return { state: 'blocked', findings };
-    const source = await pool(ctx, 'source');
-    const states = await roleStates(source, roles);
-    const database = (await source.query<{ d: string }>('select current_database() as d')).rows[0]!.d;
+    const { findings, roles, states, database } = await assess(ctx, p);
+    if (blocks(findings)) return { state: 'blocked', findings };
     return {
       state: 'ready',
       findings,
@@ -135,12 +134,9 @@ export const freezeWrites = defineStep<Params, Result>({
   async apply(ctx, p) {
     try {
       const source = await pool(ctx, 'source');
-      const roles = await selectRoles(ctx, p);
-      const blocking = (await refusals(ctx, p, roles)).filter((f) => f.severity === 'error');
-      if (blocking.length > 0) throw new StepError(blocking.map((f) => `${f.object} ${f.message}`).join('; '), blocking);
-      const database = (await source.query<{ d: string }>('select current_database() as d')).rows[0]!.d;
+      const { findings, roles, states, database } = await assess(ctx, p);
+      if (blocks(findings)) throw blockedBy(findings.filter((f) => f.severity === 'error'));
       const originals = originalStates(ctx.previousChanges);
-      const states = await roleStates(source, roles);
       for (const role of roles) {
         const state = states.get(role)!;
         const original = originals.get(role);

@@ -32,7 +32,7 @@ import { subscriptionReachFindings } from '../../postgres/subscription-reach.ts'
 import { publicationExists, subscriptionInfo } from '../../postgres/replication.ts';
 import { serverInfo, type ServerInfo } from '../../postgres/server.ts';
 import { redact } from '../../core/secret.ts';
-import { defineStep, StepError, unable, type Finding, type Json, type StepContext } from '../../core/step.ts';
+import { blockedBy, blocks, defineStep, unable, type Finding, type Json, type StepContext } from '../../core/step.ts';
 
 const params = z
   .object({
@@ -77,7 +77,8 @@ async function connect(ctx: StepContext, side: Side): Promise<{ info: ServerInfo
   }
 }
 
-async function inspect(ctx: StepContext, p: Params): Promise<Report> {
+/** Every check on both servers, run once for probe, apply and check alike. */
+async function assess(ctx: StepContext, p: Params): Promise<Report> {
   const [source, target] = await Promise.all([connect(ctx, 'source'), connect(ctx, 'target')]);
   const findings: Finding[] = [];
   if ('finding' in source) findings.push(source.finding);
@@ -163,8 +164,8 @@ export const preflight = defineStep<Params, Result>({
   destructive: false,
 
   async probe(ctx, p) {
-    const { findings, identity } = await inspect(ctx, p);
-    if (count(findings, 'error') > 0) return { state: 'blocked', findings };
+    const { findings, identity } = await assess(ctx, p);
+    if (blocks(findings)) return { state: 'blocked', findings };
     if (p.replicaIdentityFull && identity.length > 0) {
       return { state: 'ready', findings, plan: identity.map((i) => `ALTER TABLE ${i.table} REPLICA IDENTITY FULL on the source`) };
     }
@@ -173,9 +174,9 @@ export const preflight = defineStep<Params, Result>({
 
   async apply(ctx, p) {
     try {
-      const { findings, identity } = await inspect(ctx, p);
+      const { findings, identity } = await assess(ctx, p);
       const errors = findings.filter((f) => f.severity === 'error');
-      if (errors.length > 0) throw new StepError(`${errors.length} preflight checks failed`, errors);
+      if (errors.length > 0) throw blockedBy(errors, `${errors.length} preflight checks failed`);
       const fixed: string[] = [];
       if (p.replicaIdentityFull) {
         const source = await pool(ctx, 'source');
@@ -194,7 +195,7 @@ export const preflight = defineStep<Params, Result>({
   },
 
   async check(ctx, p) {
-    return (await inspect(ctx, p)).findings.filter((f) => f.severity === 'error');
+    return (await assess(ctx, p)).findings.filter((f) => f.severity === 'error');
   },
 
   async undo(ctx, _p, changes) {

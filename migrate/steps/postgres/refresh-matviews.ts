@@ -12,7 +12,7 @@
 import { z } from 'zod';
 import type pg from 'pg';
 import { pool } from '../../postgres/connections.ts';
-import { defineStep, StepError, unable, type Finding } from '../../core/step.ts';
+import { blockedBy, blocks, defineStep, unable, type Finding, type StepContext } from '../../core/step.ts';
 
 const params = z
   .object({
@@ -60,8 +60,9 @@ export function refreshOrder(views: MatView[]): string[] {
   return order;
 }
 
-async function plan(source: pg.Pool, target: pg.Pool): Promise<{ refresh: string[]; findings: Finding[] }> {
-  const [onSource, onTarget] = await Promise.all([matviews(source), matviews(target)]);
+/** The views to refresh, dependencies first, and the ones missing on the target (which block). */
+async function assess(ctx: StepContext): Promise<{ refresh: string[]; findings: Finding[] }> {
+  const [onSource, onTarget] = await Promise.all([matviews(await pool(ctx, 'source')), matviews(await pool(ctx, 'target'))]);
   const targetNames = new Set(onTarget.map((v) => v.name));
   const missing = onSource.filter((v) => !targetNames.has(v.name)).map((v) => v.name);
   const findings: Finding[] = missing.length
@@ -89,16 +90,16 @@ export const refreshMatviews = defineStep<Params, Result>({
   destructive: false,
 
   async probe(ctx, p) {
-    const { refresh, findings } = await plan(await pool(ctx, 'source'), await pool(ctx, 'target'));
-    if (findings.length > 0) return { state: 'blocked', findings };
+    const { refresh, findings } = await assess(ctx);
+    if (blocks(findings)) return { state: 'blocked', findings };
     if (refresh.length === 0) return { state: 'done', result: { refreshed: [], elapsedMs: 0 } };
     return { state: 'ready', plan: refresh.map((name) => `REFRESH MATERIALIZED VIEW${p.concurrently ? ' CONCURRENTLY' : ''} ${name} on the target`) };
   },
 
   async apply(ctx, p) {
     const target = await pool(ctx, 'target');
-    const { refresh, findings } = await plan(await pool(ctx, 'source'), target);
-    if (findings.length > 0) throw new StepError(findings.map((f) => `${f.object} ${f.message}`).join('; '), findings);
+    const { refresh, findings } = await assess(ctx);
+    if (blocks(findings)) throw blockedBy(findings);
     const started = ctx.now();
     await ctx.record({ action: 'refresh-matviews', views: refresh });
     for (const [i, name] of refresh.entries()) {

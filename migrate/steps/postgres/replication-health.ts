@@ -11,7 +11,7 @@ import { z } from 'zod';
 import { pool } from '../../postgres/connections.ts';
 import { replicationNames } from '../../postgres/replication-names.ts';
 import { replicationHealth, type Health } from '../../postgres/replication-health.ts';
-import { defineStep, StepError, unable, type StepContext } from '../../core/step.ts';
+import { blockedBy, blocks, defineStep, unable, type StepContext } from '../../core/step.ts';
 
 const params = z
   .object({
@@ -26,7 +26,8 @@ const params = z
 type Params = z.infer<typeof params>;
 type Result = { lagBytes: number | null; applyErrors: number | null; observedMs: number };
 
-async function examine(ctx: StepContext, p: Params): Promise<{ health: Health; observedMs: number }> {
+/** Watches the subscription for the observation window: its findings, and what the result reports. */
+async function assess(ctx: StepContext, p: Params): Promise<{ health: Health; observedMs: number }> {
   const [source, target] = [await pool(ctx, 'source'), await pool(ctx, 'target')];
   const started = ctx.now();
   const client = await source.connect();
@@ -53,8 +54,8 @@ export const replicationHealthStep = defineStep<Params, Result>({
 
   async probe(ctx, p) {
     try {
-      const { health, observedMs } = await examine(ctx, p);
-      if (health.findings.some((f) => f.severity === 'error')) return { state: 'blocked', findings: health.findings };
+      const { health, observedMs } = await assess(ctx, p);
+      if (blocks(health.findings)) return { state: 'blocked', findings: health.findings };
       return { state: 'done', findings: health.findings, result: { lagBytes: health.lagBytes, applyErrors: health.applyErrors, observedMs } };
     } catch (error) {
       throw unable(`check the health of subscription ${p.subscription}`, error);
@@ -64,9 +65,8 @@ export const replicationHealthStep = defineStep<Params, Result>({
   // probe decides: it is 'done' when healthy and 'blocked' otherwise; apply is reached only if the
   // engine is told to run it anyway, and then checks again.
   async apply(ctx, p) {
-    const { health, observedMs } = await examine(ctx, p);
-    const errors = health.findings.filter((f) => f.severity === 'error');
-    if (errors.length > 0) throw new StepError(`replication is not healthy: ${errors.map((f) => `${f.object} ${f.message}`).join('; ')}`, errors);
+    const { health, observedMs } = await assess(ctx, p);
+    if (blocks(health.findings)) throw blockedBy(health.findings.filter((f) => f.severity === 'error'), 'replication is not healthy');
     return { lagBytes: health.lagBytes, applyErrors: health.applyErrors, observedMs };
   },
 

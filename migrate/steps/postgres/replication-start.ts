@@ -7,12 +7,12 @@
 import { z } from 'zod';
 import { pool, subscriptionSourceUrl } from '../../postgres/connections.ts';
 import { replicationNames } from '../../postgres/replication-names.ts';
-import { dropPublication, dropSlot, dropSubscription, ensurePublication, publicationExists, slotInfo, subscriptionInfo } from '../../postgres/replication.ts';
+import { dropPublication, dropSlot, dropSubscription, ensurePublication, publicationExists, slotInfo, subscriptionInfo, type SubscriptionInfo } from '../../postgres/replication.ts';
 import { serverInfo } from '../../postgres/server.ts';
-import { ident, literal } from '../../postgres/sql.ts';
+import { escapeIdentifier, escapeLiteral } from 'pg';
 import { syncState, type SyncState } from '../../postgres/sync-state.ts';
-import { waitFor } from '../../aws/wait.ts';
-import { defineStep, StepError, unable, type Finding, type Json, type StepContext } from '../../core/step.ts';
+import { waitFor } from '../../core/wait.ts';
+import { blockedBy, blocks, defineStep, StepError, unable, type Finding, type Json, type StepContext } from '../../core/step.ts';
 
 const params = z
   .object({
@@ -100,15 +100,40 @@ async function waitForSync(ctx: StepContext, p: Params, subscriptionOid: number)
 async function createSubscription(ctx: StepContext, p: Params, o: Awaited<ReturnType<typeof options>>, copy: string[]): Promise<void> {
   const settings = [
     ...copy,
-    `slot_name = ${literal(p.subscription)}`,
-    `synchronous_commit = ${literal(p.synchronousCommit)}`,
+    `slot_name = ${escapeLiteral(p.subscription)}`,
+    `synchronous_commit = ${escapeLiteral(p.synchronousCommit)}`,
     ...(o.target.major >= 14 ? [`binary = ${o.binary}`, `streaming = ${o.streaming}`] : []),
   ];
   const conninfo = (await subscriptionSourceUrl(ctx)).reveal();
   await (await pool(ctx, 'target')).query(
-    `create subscription ${ident(p.subscription)} connection ${literal(conninfo)} publication ${ident(p.publication)} with (${settings.join(', ')})`,
+    `create subscription ${escapeIdentifier(p.subscription)} connection ${escapeLiteral(conninfo)} publication ${escapeIdentifier(p.publication)} with (${settings.join(', ')})`,
   );
   ctx.log.info(`created subscription ${p.subscription} on the target (${copy[0]}, binary ${o.binary}, streaming ${o.streaming})`);
+}
+
+/** What is in place on both sides, the options both allow, and what stops replication from starting. */
+async function assess(ctx: StepContext, p: Params): Promise<{ findings: Finding[]; published: boolean; sub: SubscriptionInfo | null; o: Awaited<ReturnType<typeof options>> }> {
+  const [source, target] = [await pool(ctx, 'source'), await pool(ctx, 'target')];
+  const [published, sub, o] = await Promise.all([publicationExists(source, p.publication), subscriptionInfo(target, p.subscription), options(ctx, p)]);
+  const findings: Finding[] = [];
+  if (sub && !sub.publications.includes(p.publication)) {
+    findings.push({
+      severity: 'error',
+      object: `subscription ${p.subscription}`,
+      message: `exists on the target but subscribes to ${sub.publications.join(', ')}, not ${p.publication}`,
+      fix: 'choose other names (with.subscription), or drop that subscription on the target if it is a leftover',
+    });
+  } else if (!sub && !p.copyData && !(await slotInfo(source, p.subscription))) {
+    findings.push({
+      severity: 'error',
+      object: `slot ${p.subscription} (source)`,
+      message: 'does not exist, and with copyData false the subscription attaches to it instead of copying the tables itself',
+      fix: 'run postgres.snapshot-copy first (it creates the slot and copies the tables from its snapshot), or set copyData: true',
+      awaitsEarlierStep: true,
+    });
+  }
+  if (p.binary && !o.binary) findings.push({ severity: 'info', object: 'with.binary', message: `binary transfer needs PostgreSQL 14+ on both sides (source ${o.source.major}, target ${o.target.major}); using text` });
+  return { findings, published, sub, o };
 }
 
 export const replicationStart = defineStep<Params, Result>({
@@ -119,32 +144,10 @@ export const replicationStart = defineStep<Params, Result>({
   destructive: false,
 
   async probe(ctx, p) {
-    const [source, target] = [await pool(ctx, 'source'), await pool(ctx, 'target')];
-    const [pub, sub] = await Promise.all([publicationExists(source, p.publication), subscriptionInfo(target, p.subscription)]);
-    const findings: Finding[] = [];
-    if (sub && !sub.publications.includes(p.publication)) {
-      findings.push({
-        severity: 'error',
-        object: `subscription ${p.subscription}`,
-        message: `exists on the target but subscribes to ${sub.publications.join(', ')}, not ${p.publication}`,
-        fix: 'choose other names (with.subscription), or drop that subscription on the target if it is a leftover',
-      });
-      return { state: 'blocked', findings };
-    }
-    if (!sub && !p.copyData && !(await slotInfo(source, p.subscription))) {
-      findings.push({
-        severity: 'error',
-        object: `slot ${p.subscription} (source)`,
-        message: 'does not exist, and with copyData false the subscription attaches to it instead of copying the tables itself',
-        fix: 'run postgres.snapshot-copy first (it creates the slot and copies the tables from its snapshot), or set copyData: true',
-        awaitsEarlierStep: true,
-      });
-      return { state: 'blocked', findings };
-    }
-    const o = await options(ctx, p);
-    if (p.binary && !o.binary) findings.push({ severity: 'info', object: 'with.binary', message: `binary transfer needs PostgreSQL 14+ on both sides (source ${o.source.major}, target ${o.target.major}); using text` });
+    const { findings, published: pub, sub, o } = await assess(ctx, p);
+    if (blocks(findings)) return { state: 'blocked', findings };
     if (pub && sub) {
-      const state = await syncState(target, sub.oid);
+      const state = await syncState(await pool(ctx, 'target'), sub.oid);
       if (!p.waitForSync || (state.total > 0 && state.ready === state.total)) {
         return { state: 'done', findings, result: { publication: p.publication, subscription: p.subscription, slot: sub.slotName ?? p.subscription, tables: state.total, binary: o.binary, streaming: o.streaming } };
       }
@@ -164,11 +167,12 @@ export const replicationStart = defineStep<Params, Result>({
   async apply(ctx, p) {
     try {
       const [source, target] = [await pool(ctx, 'source'), await pool(ctx, 'target')];
-      const o = await options(ctx, p);
+      const assessed = await assess(ctx, p);
+      if (blocks(assessed.findings)) throw blockedBy(assessed.findings);
+      const { o } = assessed;
       await ensurePublication(ctx, source, p.publication);
-      let sub = await subscriptionInfo(target, p.subscription);
+      let sub = assessed.sub;
       if (!sub && !p.copyData) {
-        if (!(await slotInfo(source, p.subscription))) throw new StepError(`slot ${p.subscription} does not exist on the source: run postgres.snapshot-copy first`);
         await ctx.record({ action: 'create-subscription', name: p.subscription, slot: p.subscription, attached: true });
         await createSubscription(ctx, p, o, ['copy_data = false', 'create_slot = false']);
         sub = (await subscriptionInfo(target, p.subscription))!;

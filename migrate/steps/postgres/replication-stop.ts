@@ -19,7 +19,8 @@ const params = z
 type Params = z.infer<typeof params>;
 type Result = { subscriptionDropped: boolean; slotDropped: boolean; publicationDropped: boolean };
 
-async function remaining(ctx: StepContext, p: Params) {
+/** Which of the replication objects are still there, read by probe, apply and check alike. */
+async function assess(ctx: StepContext, p: Params) {
   const [source, target] = [await pool(ctx, 'source'), await pool(ctx, 'target')];
   const [subscription, slot, publication] = await Promise.all([
     subscriptionInfo(target, p.subscription),
@@ -37,7 +38,7 @@ export const replicationStop = defineStep<Params, Result>({
   destructive: true,
 
   async probe(ctx, p) {
-    const left = await remaining(ctx, p);
+    const left = await assess(ctx, p);
     if (!left.subscription && !left.slot && !left.publication) {
       return { state: 'done', result: { subscriptionDropped: false, slotDropped: false, publicationDropped: false } };
     }
@@ -54,7 +55,7 @@ export const replicationStop = defineStep<Params, Result>({
   async apply(ctx, p) {
     try {
       const [source, target] = [await pool(ctx, 'source'), await pool(ctx, 'target')];
-      const left = await remaining(ctx, p);
+      const left = await assess(ctx, p);
       if (left.subscription) await ctx.record({ action: 'drop-subscription', name: p.subscription });
       const dropped = await dropSubscription(ctx, target, p.subscription);
       if (dropped.slotLeftBehind) ctx.log.warn(`slot ${dropped.slotLeftBehind} could not be dropped through the subscription; dropping it on the source directly`);
@@ -75,7 +76,7 @@ export const replicationStop = defineStep<Params, Result>({
   },
 
   async check(ctx, p) {
-    const left = await remaining(ctx, p);
+    const left = await assess(ctx, p);
     const findings: Finding[] = [];
     if (left.subscription) findings.push({ severity: 'error', object: `subscription ${p.subscription} (target)`, message: 'still exists' });
     if (left.slot) findings.push({ severity: 'error', object: `slot ${p.subscription} (source)`, message: 'still exists and holds WAL back on the source', fix: `select pg_drop_replication_slot('${p.subscription}') on the source` });

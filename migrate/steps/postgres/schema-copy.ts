@@ -17,6 +17,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type pg from 'pg';
+import { escapeIdentifier } from 'pg';
 import { z } from 'zod';
 import { sourceUrl, targetUrl, pool } from '../../postgres/connections.ts';
 import { clientBindir, runTool, runToolStatus, toolMajor } from '../../postgres/pg-tools.ts';
@@ -221,11 +222,9 @@ async function restoreReplicaIdentities(target: pg.Pool, differences: readonly S
     const wanted = d.properties?.['replica identity']?.source;
     if (!wanted?.startsWith('index ')) continue;
     const table = d.object.slice('table '.length);
-    await target.query(`alter table only ${table} replica identity using index ${quoteIdent(wanted.slice('index '.length))}`);
+    await target.query(`alter table only ${table} replica identity using index ${escapeIdentifier(wanted.slice('index '.length))}`);
   }
 }
-
-const quoteIdent = (name: string) => `"${name.replace(/"/g, '""')}"`;
 
 /** pg_restore -j needs an archive, so the post-data section goes through a custom-format dump file. */
 async function restorePostData(ctx: StepContext, p: Params, a: PostDataAssessment): Promise<number> {

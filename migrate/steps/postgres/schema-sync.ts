@@ -36,7 +36,8 @@ interface Plan {
   left: SchemaDifference[];
 }
 
-async function plan(ctx: StepContext): Promise<{ plan: Plan; findings: Finding[] }> {
+/** What the target lacks of the source schema, as the plan apply carries out. */
+async function assess(ctx: StepContext): Promise<{ plan: Plan; findings: Finding[] }> {
   const [source, target] = await Promise.all([readSchema(await pool(ctx, 'source')), readSchema(await pool(ctx, 'target'))]);
   const result: Plan = { relations: [], statements: [], left: [] };
   for (const d of compareSchemas(source, target)) {
@@ -64,7 +65,7 @@ export const schemaSync = defineStep<Params, Result>({
 
   async probe(ctx) {
     try {
-      const { plan: p, findings } = await plan(ctx);
+      const { plan: p, findings } = await assess(ctx);
       if (p.relations.length + p.statements.length === 0) return { state: 'done', findings, result: { applied: [] } };
       return { state: 'ready', findings, plan: [...lines(p), 'give new objects their source owner; refresh the subscription so new tables replicate'] };
     } catch (error) {
@@ -75,7 +76,7 @@ export const schemaSync = defineStep<Params, Result>({
   async apply(ctx, params) {
     try {
       const [source, target] = [await pool(ctx, 'source'), await pool(ctx, 'target')];
-      const { plan: p } = await plan(ctx);
+      const { plan: p } = await assess(ctx);
       const applied: string[] = [];
       const added = await arrangeMemberships(ctx, target, await owningRoles(source));
       try {
@@ -109,7 +110,7 @@ export const schemaSync = defineStep<Params, Result>({
   },
 
   async check(ctx) {
-    const { plan: p } = await plan(ctx);
+    const { plan: p } = await assess(ctx);
     return [...p.relations, ...p.statements.map((s) => s.object)].map((object) => ({ severity: 'error' as const, object, message: 'still missing on the target after schema-sync' }));
   },
 

@@ -8,8 +8,8 @@
  */
 import { z } from 'zod';
 import { pool } from '../../postgres/connections.ts';
-import { defineStep, StepError, unable, type Finding } from '../../core/step.ts';
-import { ident } from '../../postgres/sql.ts';
+import { blockedBy, blocks, defineStep, unable, type Finding, type StepContext } from '../../core/step.ts';
+import { qualified } from '../../postgres/sql.ts';
 import type pg from 'pg';
 
 const params = z
@@ -48,7 +48,7 @@ async function readSequences(db: pg.Pool): Promise<SequenceValue[]> {
   // One statement per chunk: every sequence is a relation of its own, read by name.
   for (let i = 0; i < readable.length; i += CHUNK) {
     const chunk = readable.slice(i, i + CHUNK);
-    const sql = chunk.map((r, j) => `select ${j}::int as i, last_value::text, is_called from ${ident(r.schemaname)}.${ident(r.sequencename)}`).join(' union all ');
+    const sql = chunk.map((r, j) => `select ${j}::int as i, last_value::text, is_called from ${qualified(r.schemaname, r.sequencename)}`).join(' union all ');
     for (const v of (await db.query(sql)).rows) state.set(`${chunk[v.i].schemaname}.${chunk[v.i].sequencename}`, { last: BigInt(v.last_value), called: v.is_called });
   }
   return rows.map((r) => {
@@ -115,6 +115,15 @@ function problems(source: SequenceValue[], target: Map<string, SequenceValue>): 
   return findings;
 }
 
+/** Both sides' sequences, what stops a sync, and the source sequences the target is behind. */
+async function assess(ctx: StepContext): Promise<{ findings: Finding[]; source: SequenceValue[]; target: Map<string, SequenceValue>; behind: SequenceValue[] }> {
+  const [source, onTarget] = await Promise.all([readSequences(await pool(ctx, 'source')), readSequences(await pool(ctx, 'target'))]);
+  const target = new Map(onTarget.map((s) => [s.name, s]));
+  const findings = problems(source, target);
+  const behind = source.filter((s) => target.has(s.name) && !ahead(target.get(s.name)!, s));
+  return { findings, source, target, behind };
+}
+
 export const sequenceSync = defineStep<Params, Result>({
   kind: 'postgres.sequence-sync',
   summary: 'Set every target sequence to its source value (after the freeze)',
@@ -123,11 +132,8 @@ export const sequenceSync = defineStep<Params, Result>({
   destructive: false,
 
   async probe(ctx, p) {
-    const [source, target] = await Promise.all([readSequences(await pool(ctx, 'source')), readSequences(await pool(ctx, 'target'))]);
-    const byName = new Map(target.map((s) => [s.name, s]));
-    const findings = problems(source, byName);
-    if (findings.length > 0) return { state: 'blocked', findings };
-    const behind = source.filter((s) => !ahead(byName.get(s.name)!, s));
+    const { findings, source, behind } = await assess(ctx);
+    if (blocks(findings)) return { state: 'blocked', findings };
     if (behind.length === 0 && p.margin === 0) return { state: 'done', result: { sequences: source.length, elapsedMs: 0 } };
     return { state: 'ready', plan: [`setval on the target for ${source.length} sequences (${behind.length} behind the source)${p.margin ? `, ${p.margin} increments ahead` : ''}`] };
   },
@@ -135,13 +141,11 @@ export const sequenceSync = defineStep<Params, Result>({
   async apply(ctx, p) {
     try {
       const started = ctx.now();
-      const [sourceDb, targetDb] = [await pool(ctx, 'source'), await pool(ctx, 'target')];
-      const [source, target] = await Promise.all([readSequences(sourceDb), readSequences(targetDb)]);
-      const findings = problems(source, new Map(target.map((s) => [s.name, s])));
-      if (findings.length > 0) throw new StepError(findings.map((f) => f.message).join('; '), findings);
+      const { findings, source } = await assess(ctx);
+      if (blocks(findings)) throw blockedBy(findings);
       const settings = source.map((s) => targetSetting(s, p.margin));
       await ctx.record({ action: 'sync-sequences', sequences: source.length, margin: p.margin });
-      await targetDb.query(
+      await (await pool(ctx, 'target')).query(
         `select count(setval(format('%I.%I', s, n)::regclass, v, c))
            from unnest($1::text[], $2::text[], $3::bigint[], $4::bool[]) as u(s, n, v, c)`,
         [source.map((s) => s.schema), source.map((s) => s.sequence), settings.map((s) => s.value.toString()), settings.map((s) => s.called)],
@@ -155,12 +159,9 @@ export const sequenceSync = defineStep<Params, Result>({
   },
 
   async check(ctx) {
-    const [source, target] = await Promise.all([readSequences(await pool(ctx, 'source')), readSequences(await pool(ctx, 'target'))]);
-    const byName = new Map(target.map((s) => [s.name, s]));
-    const findings = problems(source, byName);
-    for (const s of source) {
-      const t = byName.get(s.name);
-      if (t && !ahead(t, s)) findings.push({ severity: 'error', object: `sequence ${s.name}`, message: `target would hand out ${describeNext(t)}, the source ${describeNext(s)}`, fix: 'run this step again' });
+    const { findings, target, behind } = await assess(ctx);
+    for (const s of behind) {
+      findings.push({ severity: 'error', object: `sequence ${s.name}`, message: `target would hand out ${describeNext(target.get(s.name)!)}, the source ${describeNext(s)}`, fix: 'run this step again' });
     }
     return findings;
   },

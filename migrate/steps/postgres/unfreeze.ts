@@ -11,7 +11,7 @@ import { pool } from '../../postgres/connections.ts';
 import { READ_ONLY_SETTING, restoreRole, roleStates, type RoleFreezeChange } from '../../postgres/role-freeze.ts';
 import { REPLICATION_NAME } from '../../postgres/sql.ts';
 import { DEFAULT_FENCE_SLOT, dropFenceSlot, fenceSlotExists } from '../../postgres/write-fence.ts';
-import { defineStep, StepError, unable, type Finding, type StepContext } from '../../core/step.ts';
+import { blockedBy, blocks, defineStep, unable, type Finding, type StepContext } from '../../core/step.ts';
 
 const previousSchema = z.object({
   role: z.string().min(1),
@@ -41,11 +41,14 @@ async function plannedRestores(ctx: StepContext, p: Params): Promise<RoleFreezeC
   return p.roles!.map((role) => ({ action: 'freeze-role', role, database, previousReadOnly: null, previousCanLogin: p.login ? true : null }));
 }
 
-async function missingRoles(ctx: StepContext, restores: RoleFreezeChange[]): Promise<Finding[]> {
+/** The restores to make, and the roles among them that do not exist (which block). */
+async function assess(ctx: StepContext, p: Params): Promise<{ findings: Finding[]; restores: RoleFreezeChange[] }> {
+  const restores = await plannedRestores(ctx, p);
   const states = await roleStates(await pool(ctx, 'source'), restores.map((r) => r.role));
-  return restores
+  const findings = restores
     .filter((r) => !states.get(r.role)?.exists)
     .map((r) => ({ severity: 'error' as const, object: `role ${r.role}`, message: 'does not exist on the source', fix: 'remove it from the step parameters' }));
+  return { findings, restores };
 }
 
 export const unfreeze = defineStep<Params, Result>({
@@ -56,9 +59,8 @@ export const unfreeze = defineStep<Params, Result>({
   destructive: true,
 
   async probe(ctx, p) {
-    const restores = await plannedRestores(ctx, p);
-    const findings = await missingRoles(ctx, restores);
-    if (findings.length > 0) return { state: 'blocked', findings };
+    const { findings, restores } = await assess(ctx, p);
+    if (blocks(findings)) return { state: 'blocked', findings };
     const slot = (await fenceSlotExists(await pool(ctx, 'source'), p.fenceSlot)) ? [`drop the write-fence slot ${p.fenceSlot}`] : [];
     return {
       state: 'ready',
@@ -74,9 +76,8 @@ export const unfreeze = defineStep<Params, Result>({
 
   async apply(ctx, p) {
     try {
-      const restores = await plannedRestores(ctx, p);
-      const findings = await missingRoles(ctx, restores);
-      if (findings.length > 0) throw new StepError(findings.map((f) => `${f.object} ${f.message}`).join('; '), findings);
+      const { findings, restores } = await assess(ctx, p);
+      if (blocks(findings)) throw blockedBy(findings);
       const source = await pool(ctx, 'source');
       for (const restore of restores) {
         await ctx.record({ action: 'unfreeze-role', role: restore.role });

@@ -93,14 +93,7 @@ export const verify: StepKind<Params, Result> = defineStep<Params, Result>({
   async apply(ctx, p) {
     const [source, target] = await Promise.all([pool(ctx, 'source'), pool(ctx, 'target')]);
     try {
-      const report = await compareDatabases({ source, target }, {
-        ...p,
-        now: () => ctx.now(),
-        onTableDone: (progress, table) => {
-          const rate = progress.elapsedMs > 0 ? Math.round((progress.rows * 1000) / progress.elapsedMs) : progress.rows;
-          ctx.log.progress({ label: 'verify', done: progress.done, total: progress.total, unit: 'tables', detail: `${progress.rows} rows, ${rate} rows/s${differs(table) ? `; ${table.table} differs` : ''}` });
-        },
-      });
+      const report = await compareDatabases(ctx, { source, target }, p);
       const privileges = await privilegeDifferences(source, target);
       const { summary } = report;
       ctx.log.info(

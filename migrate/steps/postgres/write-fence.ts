@@ -12,7 +12,7 @@ import { replicationNames } from '../../postgres/replication-names.ts';
 import { REPLICATION_NAME } from '../../postgres/sql.ts';
 import { DEFAULT_FENCE_SLOT, dropFenceSlot, fenceSlotExists, peekFence } from '../../postgres/write-fence.ts';
 import type { RowChange } from '../../postgres/pgoutput.ts';
-import { defineStep, StepError, unable, type Finding, type Json, type StepContext } from '../../core/step.ts';
+import { blockedBy, blocks, defineStep, StepError, unable, type Finding, type Json, type StepContext } from '../../core/step.ts';
 
 const params = z
   .object({
@@ -41,7 +41,7 @@ const isFencePassed = (change: Json): change is FencePassed =>
 /** An earlier attempt proved the fence and was killed after dropping the slot. */
 const passedBefore = (ctx: StepContext, p: Params) => ctx.previousChanges.filter(isFencePassed).find((c) => c.slot === p.slot);
 
-function findings(changes: RowChange[], truncated: boolean, p: Params): Finding[] {
+function writtenFindings(changes: RowChange[], truncated: boolean, p: Params): Finding[] {
   const byTable = new Map<string, RowChange[]>();
   for (const change of changes) byTable.set(change.table, [...(byTable.get(change.table) ?? []), change]);
   return [...byTable].map(([table, list]) => {
@@ -61,6 +61,17 @@ function findings(changes: RowChange[], truncated: boolean, p: Params): Finding[
   });
 }
 
+/** Whether an earlier attempt passed, and the slot is there to read (it blocks when neither). */
+async function assess(ctx: StepContext, p: Params): Promise<{ findings: Finding[]; passed: FencePassed | undefined; exists: boolean }> {
+  const passed = passedBefore(ctx, p);
+  const exists = await fenceSlotExists(await pool(ctx, 'source'), p.slot);
+  const findings: Finding[] =
+    exists || passed
+      ? []
+      : [{ severity: 'error', object: `replication slot ${p.slot} (source)`, message: 'the write-fence slot does not exist', fix: 'postgres.freeze-writes creates it (with.fence: true, the default) with the same slot name', awaitsEarlierStep: true }];
+  return { findings, passed, exists };
+}
+
 export const writeFence = defineStep<Params, Result>({
   kind: 'postgres.write-fence',
   summary: 'Prove that nothing was written on the source since the freeze (else name the tables and keys)',
@@ -69,15 +80,9 @@ export const writeFence = defineStep<Params, Result>({
   destructive: false,
 
   async probe(ctx, p) {
-    const passed = passedBefore(ctx, p);
-    const exists = await fenceSlotExists(await pool(ctx, 'source'), p.slot);
+    const { findings, passed, exists } = await assess(ctx, p);
     if (!exists && passed) return { state: 'done', result: { slot: passed.slot, lsn: passed.lsn } };
-    if (!exists) {
-      return {
-        state: 'blocked',
-        findings: [{ severity: 'error', object: `replication slot ${p.slot} (source)`, message: 'the write-fence slot does not exist', fix: 'postgres.freeze-writes creates it (with.fence: true, the default) with the same slot name', awaitsEarlierStep: true }],
-      };
-    }
+    if (blocks(findings)) return { state: 'blocked', findings };
     return {
       state: 'ready',
       plan: [`read every row change of publication ${p.publication}'s tables committed since the freeze from slot ${p.slot}; none: drop the slot; any: stop before the switch and name them`],
@@ -87,12 +92,13 @@ export const writeFence = defineStep<Params, Result>({
   async apply(ctx, p) {
     try {
       const source = await pool(ctx, 'source');
-      const passed = passedBefore(ctx, p);
-      if (passed && !(await fenceSlotExists(source, p.slot))) return { slot: passed.slot, lsn: passed.lsn };
+      const { findings, passed, exists } = await assess(ctx, p);
+      if (!exists && passed) return { slot: passed.slot, lsn: passed.lsn };
+      if (blocks(findings)) throw blockedBy(findings);
       const lsn = (await source.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')).rows[0]!.lsn;
       const { changes, truncated } = await peekFence(source, p.slot, p.publication, p.maxMessages);
       if (changes.length > 0) {
-        const found = findings(changes, truncated, p);
+        const found = writtenFindings(changes, truncated, p);
         throw new StepError(`${changes.length}${truncated ? '+' : ''} row change(s) in ${found.length} table(s) were written on the source after the freeze`, found);
       }
       await ctx.record({ action: 'fence-passed', slot: p.slot, lsn } satisfies FencePassed);

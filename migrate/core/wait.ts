@@ -2,7 +2,7 @@
  * Polling with progress and a deadline, on the context's clock: tests inject `now`/`sleep` and run
  * an hour-long wait in microseconds.
  */
-import type { StepContext } from '../core/step.ts';
+import type { StepContext } from './step.ts';
 
 export type PollState<T> =
   | { ready: true; value: T }
