@@ -94,7 +94,7 @@ describe('dns.set-ttl', () => {
     ]);
     await assert.rejects(dnsSetTtl.apply(t.ctx, params()), (error: unknown) => {
       assert.ok(error instanceof StepError);
-      assert.match(error.message, /^Unable to lower DNS TTLs: not found in zone Z0123456789ABCDEFGHIJ$/);
+      assert.match(error.message, /^Unable to lower DNS TTLs: record webhooks\.billing\.example\.com A: not found in zone Z0123456789ABCDEFGHIJ$/);
       assert.deepEqual(error.findings.filter((f) => f.severity === 'error').map((f) => f.object), ['record webhooks.billing.example.com A']);
       return true;
     });

@@ -180,7 +180,7 @@ describe('rds.create-replicas', () => {
     assert.deepEqual(probe.findings?.filter((f) => f.severity === 'error').map((f) => f.object), [`db ${SOURCE}`, `db ${R2}`]);
     await assert.rejects(rdsCreateReplicas.apply(t.ctx, params()), (error: unknown) => {
       assert.ok(error instanceof StepError);
-      assert.match(error.message, /^Unable to create read replicas of billing-production: automated backups are off .*; exists but is not a read replica of billing-production \(replica of: someone-else\)$/);
+      assert.match(error.message, /^Unable to create read replicas of billing-production: db billing-production: automated backups are off .*; db billing-production-replica-2: exists but is not a read replica of billing-production \(replica of: someone-else\)$/);
       return true;
     });
     assert.equal(rds.mock.commandCalls(CreateDBInstanceReadReplicaCommand).length, 0);

@@ -208,7 +208,7 @@ describe('ssm.swap', () => {
     ssm.store.get(READERS)![0]!.labels.push('cutover-earlier-run');
     await assert.rejects(ssmSwap.apply(t.ctx, params()), (error: unknown) => {
       assert.ok(error instanceof StepError);
-      assert.match(error.message, /^current version 1 was written by another cutover run \(cutover-earlier-run\)/);
+      assert.match(error.message, /^parameter \/billing\/production\/database\/reader-urls: current version 1 was written by another cutover run \(cutover-earlier-run\)/);
       assert.deepEqual(error.findings.map((f) => f.object), [`parameter ${READERS}`]);
       return true;
     });
