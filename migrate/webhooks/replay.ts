@@ -18,6 +18,7 @@ import { ReplayLedger } from './ledger.ts';
 import { RateGate } from './rate-gate.ts';
 import type { RecordedQueue } from './recorded-queue.ts';
 import { describeRequest, type ReceivedMessage, type RecordedRequest } from './recorded-request.ts';
+import { forEachConcurrently } from '../core/pool.ts';
 
 export interface ReplayOptions {
   target: ForwardTarget;
@@ -132,24 +133,21 @@ export async function replay(ctx: StepContext, queue: RecordedQueue, options: Re
   };
 
   const processBatch = async (batch: ReceivedMessage[]): Promise<void> => {
-    const running = new Set<Promise<void>>();
-    let failure: unknown;
-    let next = 0;
-    for (; next < batch.length && failure === undefined && !ctx.signal.aborted; next++) {
-      while (running.size >= options.concurrency) await Promise.race(running);
-      if (failure !== undefined) break;
-      const task: Promise<void> = handle(batch[next]!)
-        .catch((error) => {
-          failure ??= error;
-        })
-        .finally(() => running.delete(task));
-      running.add(task);
-    }
-    await Promise.all(running);
-    if (failure !== undefined || ctx.signal.aborted) {
+    let started = 0;
+    try {
+      await forEachConcurrently(
+        batch,
+        options.concurrency,
+        (message, index) => {
+          started = index + 1;
+          return handle(message);
+        },
+        { signal: ctx.signal },
+      );
+    } catch (error) {
       // Hand back what was never started, so a rerun need not wait out their visibility timeout.
-      await Promise.allSettled(batch.slice(next).map((message) => queue.release(message)));
-      throw failure ?? new Error('interrupted');
+      await Promise.allSettled(batch.slice(started).map((message) => queue.release(message)));
+      throw ctx.signal.aborted ? new Error('interrupted') : error;
     }
   };
 
