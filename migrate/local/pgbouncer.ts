@@ -103,6 +103,8 @@ async function waitForListen(port: number, pidfile: string, logfile: string): Pr
       await client.end();
       return;
     } catch (error) {
+      // Else the refused login's socket stays open until PgBouncer's client_login_timeout (60 s).
+      await client.end().catch(() => {});
       // Any answer from PgBouncer (even "no such user") means it is listening.
       if ((error as { code?: string }).code !== 'ECONNREFUSED') return;
     }

@@ -4,7 +4,7 @@
  * NODE_TEST_CONTEXT in each test file's process; MIGRATE_LEAK_CHECK=1 or 0 forces the check on or
  * off), whatever still runs when the process exits is killed, named on stderr, and fails the process.
  */
-import { writeSync } from 'node:fs';
+import { readFileSync, writeSync } from 'node:fs';
 
 export interface Stoppable {
   stop(): Promise<void>;
@@ -52,14 +52,20 @@ function killLeftovers(): void {
   running.clear();
 }
 
-/** Whether `pid` is a live process. */
+/** Whether `pid` is a live process (a zombie is not: where PID 1 does not reap, one stays). */
 export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
-    return (error as { code?: string }).code === 'EPERM';
+    if ((error as { code?: string }).code !== 'EPERM') return false;
   }
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return true;
+  }
+  return stat[stat.lastIndexOf(') ') + 2] !== 'Z';
 }
 
 /** Blocks until `pid` is gone or `ms` have passed (for the exit handler, which cannot await). */
