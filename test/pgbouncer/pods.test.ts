@@ -53,7 +53,7 @@ after(async () => {
   await standin?.close();
   await Promise.all(bouncers.map((b) => b.stop()));
   await server?.stop();
-  rmSync(dir, { recursive: true, force: true });
+  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 function context() {

@@ -36,7 +36,7 @@ before(async () => {
 after(async () => {
   await bouncer?.stop();
   await Promise.all([a?.stop(), b?.stop()]);
-  rmSync(dir, { recursive: true, force: true });
+  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 const context = () => testContext({ outputs: localOutputs({ dir, source: a, target: b, database: 'app', pgbouncer: { port: bouncer.port, adminUrl: bouncer.adminUrl } }) });
