@@ -13,6 +13,7 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { freePort } from './postgres-server.ts';
 import { rewriteBackend, type Backend } from '../pgbouncer/ini.ts';
+import { alive, track, waitGoneSync } from './running.ts';
 
 const execFileAsync = promisify(execFile);
 
@@ -51,6 +52,8 @@ export interface LocalPgbouncer {
   /** The running process's log, for diagnosing a failed test. */
   log(): string;
   stop(): Promise<void>;
+  /** Leaves it running past this process on purpose (rehearse --keep): no longer killed and reported at exit. */
+  release(): void;
 }
 
 const OS_USER = 'postgres';
@@ -100,6 +103,8 @@ async function waitForListen(port: number, pidfile: string, logfile: string): Pr
       await client.end();
       return;
     } catch (error) {
+      // Else the refused login's socket stays open until PgBouncer's client_login_timeout (60 s).
+      await client.end().catch(() => {});
       // Any answer from PgBouncer (even "no such user") means it is listening.
       if ((error as { code?: string }).code !== 'ECONNREFUSED') return;
     }
@@ -157,13 +162,26 @@ export async function startPgbouncer(options: LocalPgbouncerOptions): Promise<Lo
   const pidfile = join(dir, 'pgbouncer.pid');
   const logfile = join(dir, 'pgbouncer.log');
   const [cmd, args] = asRoot() ? ['runuser', ['-u', OS_USER, '--', binary, '-d', configFile]] : [binary, ['-d', configFile]];
+  const running = {
+    description: `PgBouncer on 127.0.0.1:${port} in front of ${o.backend.host}:${o.backend.port}, config ${configFile}`,
+    kill: () => killPgbouncer(pidfile),
+  };
+  const untrack = track(running);
   try {
     await execFileAsync(cmd, args);
   } catch (error) {
+    running.kill();
+    untrack();
     const e = error as { stderr?: string; message: string };
     throw new Error(`pgbouncer failed to start: ${(e.stderr || e.message).trim()}`);
   }
-  await waitForListen(port, pidfile, logfile);
+  try {
+    await waitForListen(port, pidfile, logfile);
+  } catch (error) {
+    running.kill();
+    untrack();
+    throw error;
+  }
   const adminUrl = `postgres://${adminUser}:${encodeURIComponent(adminPassword)}@127.0.0.1:${port}/pgbouncer`;
 
   const admin = async (sql: string) => {
@@ -208,7 +226,18 @@ export async function startPgbouncer(options: LocalPgbouncerOptions): Promise<Lo
           await new Promise((r) => setTimeout(r, 50));
         }
       }
+      untrack();
       rmSync(dir, { recursive: true, force: true });
     },
+    release: untrack,
   };
+}
+
+/** SIGKILL (PgBouncer has no children to leave behind); false when it was not running. */
+function killPgbouncer(pidfile: string): boolean {
+  const pid = existsSync(pidfile) ? Number(readFileSync(pidfile, 'utf8').trim()) : 0;
+  if (!pid || !alive(pid)) return false;
+  process.kill(pid, 'SIGKILL');
+  if (!waitGoneSync(pid, 5000)) throw new Error(`pgbouncer ${pid} survived SIGKILL`);
+  return true;
 }

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { alive, track, waitGoneSync } from './running.ts';
 
 const execFileAsync = promisify(execFile);
 
@@ -41,6 +42,8 @@ export interface PostgresServer {
   url(database?: string, user?: string, password?: string): string;
   client(database?: string): Promise<pg.Client>;
   stop(options?: { keep?: boolean; mode?: 'fast' | 'immediate' }): Promise<void>;
+  /** Leaves it running past this process on purpose (rehearse --keep): no longer killed and reported at exit. */
+  release(): void;
 }
 
 const DEFAULT_SETTINGS: Record<string, string | number> = {
@@ -175,7 +178,16 @@ export async function startPostgres(options: PostgresServerOptions = {}): Promis
   // Replication connections from the other local server (the subscriber) authenticate like any other.
   appendFileSync(join(dataDir, 'pg_hba.conf'), 'host replication all 127.0.0.1/32 scram-sha-256\n');
 
-  await run(join(bindir, 'pg_ctl'), ['-D', dataDir, '-l', join(baseDir, 'server.log'), '-w', '-t', '120', 'start']);
+  const running = { description: `PostgreSQL server '${name}' on 127.0.0.1:${port}, data ${dataDir}`, kill: () => killServer(bindir, dataDir) };
+  const untrack = track(running);
+  try {
+    await run(join(bindir, 'pg_ctl'), ['-D', dataDir, '-l', join(baseDir, 'server.log'), '-w', '-t', '120', 'start']);
+  } catch (error) {
+    // A start that timed out may still have a postmaster running.
+    running.kill();
+    untrack();
+    throw error;
+  }
   const versionNum = Number(readFileSync(join(dataDir, 'PG_VERSION'), 'utf8').trim());
 
   const server: PostgresServer = {
@@ -203,8 +215,25 @@ export async function startPostgres(options: PostgresServerOptions = {}): Promis
       } catch (error) {
         if (existsSync(join(dataDir, 'postmaster.pid'))) throw error;
       }
+      untrack();
       if (!keep) rmSync(baseDir, { recursive: true, force: true });
     },
+    release: untrack,
   };
   return server;
+}
+
+/** `pg_ctl stop -m immediate`, else SIGKILL of the postmaster; false when no postmaster was running. */
+function killServer(bindir: string, dataDir: string): boolean {
+  const pidFile = join(dataDir, 'postmaster.pid');
+  const pid = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').split('\n')[0]) : 0;
+  if (!pid || !alive(pid)) return false;
+  const [cmd, argv] = asServerUser(join(bindir, 'pg_ctl'), ['-D', dataDir, '-m', 'immediate', '-w', '-t', '10', 'stop']);
+  try {
+    execFileSync(cmd, argv, { stdio: 'ignore' });
+  } catch {
+    process.kill(pid, 'SIGKILL');
+    if (!waitGoneSync(pid, 5000)) throw new Error(`postmaster ${pid} survived SIGKILL`);
+  }
+  return true;
 }

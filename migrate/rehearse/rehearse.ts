@@ -24,6 +24,7 @@ import { startKubeStandin, type KubeStandin } from '../local/kube-standin.ts';
 import { localOutputs } from '../local/outputs.ts';
 import { startPgbouncer, type LocalPgbouncer } from '../local/pgbouncer.ts';
 import { startPostgres, type PostgresServer } from '../local/postgres-server.ts';
+import { startAll } from '../local/running.ts';
 import { startWebhookStandin, type WebhookStandin } from '../local/webhook-standin.ts';
 import { targetAdvisoryLock } from '../postgres/run-lock.ts';
 import { goNoGoOf, timelineOf, toMarkdown, type RehearsalReport } from './report.ts';
@@ -99,7 +100,10 @@ async function stopAll(parts: Parts, keep: boolean): Promise<void> {
   await parts.stream?.close().catch(() => {});
   await parts.webhooks?.stop().catch(() => {});
   await parts.kube?.close().catch(() => {});
-  if (keep) return;
+  if (keep) {
+    for (const kept of [parts.pgbouncer, parts.source, parts.target]) kept?.release();
+    return;
+  }
   await parts.pgbouncer?.stop().catch(() => {});
   await Promise.all([parts.source?.stop().catch(() => {}), parts.target?.stop().catch(() => {})]);
   rmSync(parts.dir, { recursive: true, force: true });
@@ -133,7 +137,7 @@ export async function rehearse(options: RehearseOptions): Promise<RehearsalRepor
     options.announce(`Starting two PostgreSQL servers and PgBouncer in ${dir}`);
     mkdirSync(join(dir, 'source'));
     mkdirSync(join(dir, 'target'));
-    [parts.source, parts.target] = await Promise.all([
+    [parts.source, parts.target] = await startAll([
       startPostgres({ name: 'source', bindir: options.sourceBindir, baseDir: join(dir, 'source') }),
       startPostgres({ name: 'target', bindir: options.targetBindir, baseDir: join(dir, 'target') }),
     ]);

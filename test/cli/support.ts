@@ -13,8 +13,9 @@ import pg from 'pg';
 import type { StackOutputs } from '../../infra/contract.ts';
 import { readJournal, runState, type Entry, type RunState } from '../../migrate/core/journal.ts';
 import { localOutputs } from '../../migrate/local/outputs.ts';
-import { startPostgres, type PostgresServer } from '../../migrate/local/postgres-server.ts';
+import type { PostgresServer } from '../../migrate/local/postgres-server.ts';
 import { APP_DATABASE, prepareTargetRoles, seedSource } from '../../migrate/rehearse/seed.ts';
+import { orStop, startServers } from '../support/servers.ts';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BIN = join(ROOT, 'migrate', 'bin.mjs');
@@ -130,10 +131,13 @@ export interface Stack {
 export async function startStack(options: { customers: number; serverPassword?: string; appPassword?: string }): Promise<Stack> {
   const dir = mkdtempSync(join(tmpdir(), 'migrate-cli-test-'));
   const opened: pg.Client[] = [];
-  const [source, target] = await Promise.all([
-    startPostgres({ name: 'source', password: options.serverPassword }),
-    startPostgres({ name: 'target', password: options.serverPassword }),
-  ]);
+  const [source, target] = await startServers(
+    [
+      { name: 'source', password: options.serverPassword },
+      { name: 'target', password: options.serverPassword },
+    ],
+    { database: APP_DATABASE },
+  );
   const connect = async (side: 'source' | 'target') => {
     const c = new pg.Client({ connectionString: (side === 'source' ? source : target).url(APP_DATABASE) });
     c.on('error', () => {});
@@ -142,18 +146,10 @@ export async function startStack(options: { customers: number; serverPassword?: 
     return c;
   };
   const appPassword = options.appPassword ?? 'app-writer-password';
-  try {
-    for (const server of [source, target]) {
-      const admin = await server.client();
-      await admin.query(`create database ${APP_DATABASE}`);
-      await admin.end();
-    }
+  await orStop([source, target], async () => {
     await seedSource(await connect('source'), options.customers, appPassword);
     await prepareTargetRoles(await connect('target'), appPassword);
-  } catch (error) {
-    await Promise.all([source.stop(), target.stop()]);
-    throw error;
-  }
+  });
   const outputs = localOutputs({ dir, source, target, database: APP_DATABASE });
   const outputsFile = join(dir, 'outputs.json');
   writeFileSync(outputsFile, JSON.stringify(outputs, null, 2), { mode: 0o600 });

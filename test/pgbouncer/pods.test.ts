@@ -16,11 +16,13 @@ import { StepError } from '../../migrate/core/step.ts';
 import { startKubeStandin, type KubeStandin } from '../../migrate/local/kube-standin.ts';
 import { localOutputs } from '../../migrate/local/outputs.ts';
 import { startPgbouncer, type LocalPgbouncer } from '../../migrate/local/pgbouncer.ts';
-import { startPostgres, type PostgresServer } from '../../migrate/local/postgres-server.ts';
+import type { PostgresServer } from '../../migrate/local/postgres-server.ts';
 import { pgbouncerCheckBackend } from '../../migrate/steps/pgbouncer/check-backend.ts';
 import { pgbouncerPause } from '../../migrate/steps/pgbouncer/pause.ts';
 import { pgbouncerResume } from '../../migrate/steps/pgbouncer/resume.ts';
 import { testContext } from '../support/context.ts';
+import { LEDGER } from '../support/ledger.ts';
+import { startServers } from '../support/servers.ts';
 
 const PASSWORD = 'pods-app-password-3d7a';
 let server: PostgresServer;
@@ -31,13 +33,7 @@ let dir: string;
 let adminUrls: string[] = [];
 
 before(async () => {
-  server = await startPostgres({ name: 'pgb-pods', password: PASSWORD });
-  const c = await server.client();
-  await c.query('CREATE DATABASE app');
-  await c.end();
-  const app = await server.client('app');
-  await app.query('CREATE TABLE ledger (id bigint PRIMARY KEY, client int NOT NULL)');
-  await app.end();
+  [server] = await startServers([{ name: 'pgb-pods', password: PASSWORD }], { database: 'app', sql: LEDGER });
   // The pods of one deployment share their config, the console password included.
   const adminPassword = randomBytes(12).toString('base64url');
   for (let pod = 1; pod <= 2; pod++) {
@@ -57,7 +53,7 @@ after(async () => {
   await standin?.close();
   await Promise.all(bouncers.map((b) => b.stop()));
   await server?.stop();
-  rmSync(dir, { recursive: true, force: true });
+  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 function context() {

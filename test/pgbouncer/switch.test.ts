@@ -10,7 +10,7 @@ import { after, before, test } from 'node:test';
 import pg from 'pg';
 import { localOutputs } from '../../migrate/local/outputs.ts';
 import { startPgbouncer, type LocalPgbouncer } from '../../migrate/local/pgbouncer.ts';
-import { startPostgres, type PostgresServer } from '../../migrate/local/postgres-server.ts';
+import type { PostgresServer } from '../../migrate/local/postgres-server.ts';
 import { StepError } from '../../migrate/core/step.ts';
 import { startKubeStandin } from '../../migrate/local/kube-standin.ts';
 import { kubeRestart } from '../../migrate/steps/kube/restart.ts';
@@ -19,6 +19,8 @@ import { pgbouncerPause } from '../../migrate/steps/pgbouncer/pause.ts';
 import { pgbouncerReload } from '../../migrate/steps/pgbouncer/reload.ts';
 import { pgbouncerResume } from '../../migrate/steps/pgbouncer/resume.ts';
 import { testContext } from '../support/context.ts';
+import { LEDGER, ledgerIds as ids, startLedgerClient, until } from '../support/ledger.ts';
+import { startServers } from '../support/servers.ts';
 
 const PASSWORD = 'shared-app-password-9f2c';
 let a: PostgresServer;
@@ -27,77 +29,20 @@ let bouncer: LocalPgbouncer;
 let dir: string;
 
 before(async () => {
-  [a, b] = await Promise.all([startPostgres({ name: 'pgb-a', password: PASSWORD }), startPostgres({ name: 'pgb-b', password: PASSWORD })]);
-  for (const server of [a, b]) {
-    const c = await server.client();
-    await c.query('CREATE DATABASE app');
-    await c.end();
-    const app = await server.client('app');
-    await app.query('CREATE TABLE ledger (id bigint PRIMARY KEY, client int NOT NULL)');
-    await app.end();
-  }
+  [a, b] = await startServers([{ name: 'pgb-a', password: PASSWORD }, { name: 'pgb-b', password: PASSWORD }], { database: 'app', sql: LEDGER });
   bouncer = await startPgbouncer({ database: 'app', backend: { host: a.host, port: a.port }, user: 'postgres', password: PASSWORD });
   dir = mkdtempSync(join(tmpdir(), 'pgb-test-'));
 });
 after(async () => {
   await bouncer?.stop();
   await Promise.all([a?.stop(), b?.stop()]);
-  rmSync(dir, { recursive: true, force: true });
+  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 const context = () => testContext({ outputs: localOutputs({ dir, source: a, target: b, database: 'app', pgbouncer: { port: bouncer.port, adminUrl: bouncer.adminUrl } }) });
 const adminPassword = () => decodeURIComponent(new URL(bouncer.adminUrl).password);
 
-interface Commit {
-  id: number;
-  port: number;
-  latencyMs: number;
-}
-
-/** A client committing small transactions through PgBouncer until told to stop (bounded). */
-function startClient(index: number, stop: { now: boolean }) {
-  const log: Commit[] = [];
-  const errors: string[] = [];
-  const done = (async () => {
-    const client = new pg.Client({ connectionString: bouncer.url() });
-    await client.connect();
-    try {
-      for (let n = 0; n < 20_000 && !stop.now; n++) {
-        const id = index * 1_000_000 + n;
-        const started = performance.now();
-        try {
-          await client.query('BEGIN');
-          const { rows } = await client.query(`INSERT INTO ledger VALUES (${id}, ${index}) RETURNING inet_server_port() AS port`);
-          // Keep the transaction open a little, so PAUSE has something in flight to wait for.
-          await client.query('SELECT pg_sleep(0.003)');
-          await client.query('COMMIT');
-          log.push({ id, port: Number(rows[0].port), latencyMs: performance.now() - started });
-        } catch (error) {
-          errors.push(`client ${index} transaction ${id}: ${(error as Error).message}`);
-          await client.query('ROLLBACK').catch(() => {});
-        }
-      }
-    } finally {
-      await client.end();
-    }
-  })();
-  return { log, errors, done };
-}
-
-async function until(condition: () => boolean, what: string, ms = 60_000) {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-async function ids(server: PostgresServer): Promise<Set<number>> {
-  const c = await server.client('app');
-  const { rows } = await c.query('SELECT id FROM ledger');
-  await c.end();
-  return new Set(rows.map((r) => Number(r.id)));
-}
+const startClient = (index: number, stop: { now: boolean }) => startLedgerClient(bouncer.url(), index, stop, 0.003);
 
 test('the admin console answers node-postgres simple queries; a dry run plans the pause without pausing', async () => {
   const t = context();

@@ -14,17 +14,11 @@ import { replicationStop } from '../../migrate/steps/postgres/replication-stop.t
 import { schemaCopy } from '../../migrate/steps/postgres/schema-copy.ts';
 import { sequenceSync } from '../../migrate/steps/postgres/sequence-sync.ts';
 import { snapshotCopy } from '../../migrate/steps/postgres/snapshot-copy.ts';
-import { testContext, type TestContext } from '../support/context.ts';
 import { ROLES, SCHEMA, SEED, startPair, startWriter, tableDigests, type Pair } from './fixtures.ts';
 
 describe('PostgreSQL 13 source into a PostgreSQL 17 target', () => {
   let pair: Pair;
-  const contexts: TestContext[] = [];
-  const context = () => {
-    const t = testContext({ outputs: pair.outputs });
-    contexts.push(t);
-    return t;
-  };
+  const context = () => pair.context();
 
   before(async () => {
     pair = await startPair({ source: { bindir: embeddedBindir('pg13-bin') }, target: { bindir: embeddedBindir('pg17-bin') } });
@@ -32,7 +26,6 @@ describe('PostgreSQL 13 source into a PostgreSQL 17 target', () => {
     await pair.sql('source', SCHEMA + SEED + ROLES + 'alter table crm.audit_log replica identity full;');
   });
   after(async () => {
-    for (const t of contexts) await t.close();
     await pair?.stop();
   });
 
@@ -48,7 +41,7 @@ describe('PostgreSQL 13 source into a PostgreSQL 17 target', () => {
     await crashed.ctx.record({ action: 'create-subscription', name: p.subscription, slot: p.subscription });
     await pair.sql('source', `select pg_create_logical_replication_slot('${p.subscription}', 'pgoutput')`);
     const resumed = crashed.retry();
-    contexts.push(resumed);
+    pair.contexts.push(resumed);
     const started = await replicationStart.apply(resumed.ctx, p);
     assert.equal(started.binary, false, 'binary transfer needs 14+ on both sides');
     assert.equal(started.streaming, false);
@@ -79,11 +72,7 @@ describe('PostgreSQL 13 source into a PostgreSQL 17 target', () => {
     // A second target database on the 17 server; the source is frozen by now, so both must end equal at once.
     await pair.sql('target', 'create database app_snapshot');
     const outputs = { ...pair.outputs, database: { ...pair.outputs.database, name: 'app_snapshot' } };
-    const step = () => {
-      const t = testContext({ outputs });
-      contexts.push(t);
-      return t;
-    };
+    const step = () => pair.context({ outputs });
     await schemaCopy.apply(step().ctx, schemaCopy.params.parse({ section: 'pre-data' }));
     const copy = step();
     const copied = await snapshotCopy.apply(copy.ctx, snapshotCopy.params.parse({ binary: true }));

@@ -15,19 +15,13 @@ import { schemaCopy } from '../../migrate/steps/postgres/schema-copy.ts';
 import { sequenceSync } from '../../migrate/steps/postgres/sequence-sync.ts';
 import { replicationStatus } from '../../migrate/postgres/status.ts';
 import type { Json } from '../../migrate/core/step.ts';
-import { testContext, type TestContext } from '../support/context.ts';
 import { ROLES, SCHEMA, SEED, startPair, startWriter, TARGET_ROLES, tableDigests, type Pair, type Writer } from './fixtures.ts';
 
 describe('postgres cutover steps', () => {
   let pair: Pair;
   let writer: Writer;
-  const contexts: TestContext[] = [];
   const results: Json[] = [];
-  const context = (stepId: string) => {
-    const t = testContext({ outputs: pair.outputs, stepId });
-    contexts.push(t);
-    return t;
-  };
+  const context = (stepId: string) => pair.context({ stepId });
 
   before(async () => {
     pair = await startPair();
@@ -37,7 +31,6 @@ describe('postgres cutover steps', () => {
   after(async () => {
     writer?.stop();
     await writer?.finished.catch(() => {});
-    for (const t of contexts) await t.close();
     await pair?.stop();
   });
 
@@ -159,7 +152,7 @@ describe('postgres cutover steps', () => {
   });
 
   it('undoing the freeze lets the application write again', async () => {
-    const freeze = contexts.find((t) => t.ctx.stepId === 'freeze')!;
+    const freeze = pair.contexts.find((t) => t.ctx.stepId === 'freeze')!;
     await freezeWrites.undo!(freeze.ctx, freezeWrites.params.parse({}), freeze.changes, undefined);
     const again = startWriter(pair.source, 3);
     assert.deepEqual(await again.finished, { committed: 3, stoppedBy: 'bound' });
@@ -167,7 +160,7 @@ describe('postgres cutover steps', () => {
 
   it('never lets the source password out: not in lines, changes, progress or results', () => {
     const secret = pair.source.password;
-    for (const t of contexts) {
+    for (const t of pair.contexts) {
       const text = JSON.stringify({ lines: t.lines, changes: t.changes, progress: t.progress });
       assert.ok(!text.includes(secret), `${t.ctx.stepId} leaked the password`);
     }

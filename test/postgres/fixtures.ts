@@ -8,7 +8,9 @@ import { join } from 'node:path';
 import pg from 'pg';
 import type { StackOutputs } from '../../infra/contract.ts';
 import { localOutputs } from '../../migrate/local/outputs.ts';
-import { startPostgres, type PostgresServerOptions, type PostgresServer } from '../../migrate/local/postgres-server.ts';
+import type { PostgresServerOptions, PostgresServer } from '../../migrate/local/postgres-server.ts';
+import { testContext, type TestContext } from '../support/context.ts';
+import { startServers } from '../support/servers.ts';
 
 export const DATABASE = 'app';
 export const APP_PASSWORD = 'app-writer-pw';
@@ -19,19 +21,15 @@ export interface Pair {
   outputs: StackOutputs;
   dir: string;
   sql(side: 'source' | 'target', text: string, values?: unknown[]): Promise<pg.QueryResult>;
+  /** A step context on this pair's outputs (unless others are given), closed by `stop` before the servers stop. */
+  context(options?: Omit<Parameters<typeof testContext>[0], 'outputs'> & { outputs?: StackOutputs }): TestContext;
+  /** The contexts `context` made and any others to close with them, in order. */
+  contexts: TestContext[];
   stop(): Promise<void>;
 }
 
 export async function startPair(options: { source?: PostgresServerOptions; target?: PostgresServerOptions } = {}): Promise<Pair> {
-  const [source, target] = await Promise.all([
-    startPostgres({ name: 'source', ...options.source }),
-    startPostgres({ name: 'target', ...options.target }),
-  ]);
-  for (const server of [source, target]) {
-    const admin = await server.client();
-    await admin.query(`create database ${DATABASE}`);
-    await admin.end();
-  }
+  const [source, target] = await startServers([{ name: 'source', ...options.source }, { name: 'target', ...options.target }], { database: DATABASE });
   const dir = mkdtempSync(join(tmpdir(), 'migrate-pg-test-'));
   const clients = new Map<string, pg.Client>();
   const client = async (side: 'source' | 'target') => {
@@ -44,13 +42,22 @@ export async function startPair(options: { source?: PostgresServerOptions; targe
     }
     return c;
   };
+  const outputs = localOutputs({ dir, source, target, database: DATABASE });
+  const contexts: TestContext[] = [];
   return {
     source,
     target,
     dir,
-    outputs: localOutputs({ dir, source, target, database: DATABASE }),
+    outputs,
     sql: async (side, text, values) => (await client(side)).query(text, values),
+    contexts,
+    context(options) {
+      const t = testContext({ ...options, outputs: options?.outputs ?? outputs });
+      contexts.push(t);
+      return t;
+    },
     async stop() {
+      for (const t of contexts) await t.close();
       for (const c of clients.values()) await c.end().catch(() => {});
       await Promise.all([source.stop(), target.stop()]);
     },

@@ -10,16 +10,17 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import pg from 'pg';
 import { localOutputs } from '../../migrate/local/outputs.ts';
 import { startPgbouncer, type LocalPgbouncer } from '../../migrate/local/pgbouncer.ts';
-import { startPostgres, type PostgresServer } from '../../migrate/local/postgres-server.ts';
+import type { PostgresServer } from '../../migrate/local/postgres-server.ts';
 import { freezeWrites } from '../../migrate/steps/postgres/freeze-writes.ts';
 import { writeFence } from '../../migrate/steps/postgres/write-fence.ts';
 import { pgbouncerPause } from '../../migrate/steps/pgbouncer/pause.ts';
 import { pgbouncerReload } from '../../migrate/steps/pgbouncer/reload.ts';
 import { pgbouncerResume } from '../../migrate/steps/pgbouncer/resume.ts';
 import { testContext, type TestContext } from '../support/context.ts';
+import { LEDGER, ledgerIds as ids, startLedgerClient, until } from '../support/ledger.ts';
+import { startServers } from '../support/servers.ts';
 
 const PASSWORD = 'app-user-pw-7c1d';
 let source: PostgresServer;
@@ -29,17 +30,9 @@ let dir: string;
 const contexts: TestContext[] = [];
 
 before(async () => {
-  [source, target] = await Promise.all([startPostgres({ name: 'fzb-source' }), startPostgres({ name: 'fzb-target' })]);
-  for (const server of [source, target]) {
-    const c = await server.client();
-    await c.query('create database app');
-    await c.query(`create role app_user login password '${PASSWORD}'`);
-    await c.end();
-    const app = await server.client('app');
-    // The hostile case: the app's login role owns its table.
-    await app.query('create table ledger (id bigint primary key, client int not null); alter table ledger owner to app_user; create publication migrate_pub for all tables');
-    await app.end();
-  }
+  // The hostile case: the app's login role owns its table.
+  const app = `${LEDGER}; create role app_user login password '${PASSWORD}'; alter table ledger owner to app_user; create publication migrate_pub for all tables`;
+  [source, target] = await startServers([{ name: 'fzb-source' }, { name: 'fzb-target' }], { database: 'app', sql: app });
   bouncer = await startPgbouncer({ database: 'app', backend: { host: source.host, port: source.port }, user: 'app_user', password: PASSWORD, queryWaitTimeout: 30 });
   dir = mkdtempSync(join(tmpdir(), 'freeze-pgb-'));
 });
@@ -56,47 +49,7 @@ const context = () => {
   return t;
 };
 
-function startClient(index: number, stop: { now: boolean }) {
-  const log: { id: number; port: number }[] = [];
-  const errors: string[] = [];
-  const done = (async () => {
-    const client = new pg.Client({ connectionString: bouncer.url() });
-    await client.connect();
-    try {
-      for (let n = 0; n < 20_000 && !stop.now; n++) {
-        const id = index * 1_000_000 + n;
-        try {
-          await client.query('begin');
-          const { rows } = await client.query(`insert into ledger values (${id}, ${index}) returning inet_server_port() as port`);
-          await client.query('select pg_sleep(0.002)');
-          await client.query('commit');
-          log.push({ id, port: Number(rows[0].port) });
-        } catch (error) {
-          errors.push(`client ${index} transaction ${id}: ${(error as Error).message}`);
-          await client.query('rollback').catch(() => {});
-        }
-      }
-    } finally {
-      await client.end();
-    }
-  })();
-  return { log, errors, done };
-}
-
-async function until(condition: () => boolean, what: string) {
-  const deadline = Date.now() + 60_000;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-async function ids(server: PostgresServer): Promise<Set<number>> {
-  const c = await server.client('app');
-  const { rows } = await c.query('select id from ledger');
-  await c.end();
-  return new Set(rows.map((r) => Number(r.id)));
-}
+const startClient = (index: number, stop: { now: boolean }) => startLedgerClient(bouncer.url(), index, stop, 0.002);
 
 test('pause → enforced freeze → fence → reload → resume: held clients continue on the new server, nothing written on the source after the freeze', async () => {
   const stop = { now: false };

@@ -8,7 +8,6 @@ import { after, before, describe, it } from 'node:test';
 import { embeddedBindir } from '../../migrate/local/postgres-server.ts';
 import { preflight } from '../../migrate/steps/postgres/preflight.ts';
 import { snapshotCopy } from '../../migrate/steps/postgres/snapshot-copy.ts';
-import { testContext, type TestContext } from '../support/context.ts';
 import { startPair, type Pair } from './fixtures.ts';
 
 const DDL = `
@@ -18,12 +17,7 @@ create table public.fine (id int primary key, f "char");
 
 describe('high-bit "char" values on a PostgreSQL 13 source', () => {
   let pair: Pair;
-  const contexts: TestContext[] = [];
-  const context = () => {
-    const t = testContext({ outputs: pair.outputs });
-    contexts.push(t);
-    return t;
-  };
+  const context = () => pair.context();
 
   before(async () => {
     pair = await startPair({ source: { bindir: embeddedBindir('pg13-bin') } });
@@ -31,7 +25,6 @@ describe('high-bit "char" values on a PostgreSQL 13 source', () => {
     await pair.sql('target', DDL);
   });
   after(async () => {
-    for (const t of contexts) await t.close();
     await pair?.stop();
   });
 

@@ -10,7 +10,6 @@ import pg from 'pg';
 import { refreshMatviews } from '../../migrate/steps/postgres/refresh-matviews.ts';
 import { replicationStart } from '../../migrate/steps/postgres/replication-start.ts';
 import { verify } from '../../migrate/steps/postgres/verify.ts';
-import { testContext, type TestContext } from '../support/context.ts';
 import { APP_PASSWORD, DATABASE, startPair, type Pair } from './fixtures.ts';
 
 const SCHEMA = (data: 'with data' | 'with no data') => `
@@ -29,12 +28,7 @@ grant select on all tables in schema reports to app_reader;
 
 describe('postgres.refresh-matviews', () => {
   let pair: Pair;
-  const contexts: TestContext[] = [];
-  const context = () => {
-    const t = testContext({ outputs: pair.outputs, stepId: 'refresh-matviews' });
-    contexts.push(t);
-    return t;
-  };
+  const context = () => pair.context({ stepId: 'refresh-matviews' });
 
   before(async () => {
     pair = await startPair();
@@ -45,7 +39,6 @@ describe('postgres.refresh-matviews', () => {
     await replicationStart.apply(context().ctx, replicationStart.params.parse({ pollMs: 50 }));
   });
   after(async () => {
-    for (const t of contexts) await t.close();
     await pair?.stop();
   });
 

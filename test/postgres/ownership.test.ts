@@ -25,7 +25,6 @@ import { sequenceSync } from '../../migrate/steps/postgres/sequence-sync.ts';
 import { snapshotCopy } from '../../migrate/steps/postgres/snapshot-copy.ts';
 import { verify } from '../../migrate/steps/postgres/verify.ts';
 import { writeFence } from '../../migrate/steps/postgres/write-fence.ts';
-import { testContext, type TestContext } from '../support/context.ts';
 import { APP_ROLE_PASSWORD, capabilities, HOSTILE_ROLES, HOSTILE_SCHEMA, HOSTILE_SEED } from '../support/hostile-app.ts';
 import { DATABASE, startPair, type Pair } from './fixtures.ts';
 
@@ -35,12 +34,7 @@ describe('owners and privileges arrive as on the source, copied by a migration u
   let pair: Pair;
   let restricted: StackOutputs;
   let onSource: Record<string, Record<string, string>>;
-  const contexts: TestContext[] = [];
-  const context = (stepId: string, outputs: StackOutputs = pair.outputs) => {
-    const t = testContext({ outputs, stepId });
-    contexts.push(t);
-    return t;
-  };
+  const context = (stepId: string, outputs: StackOutputs = pair.outputs) => pair.context({ outputs, stepId });
   const actions = (changes: Json[]) => changes.map((c) => `${(c as { action: string }).action}${(c as { role?: string }).role ? ` ${(c as { role: string }).role}` : ''}`);
 
   before(async () => {
@@ -56,7 +50,6 @@ describe('owners and privileges arrive as on the source, copied by a migration u
     onSource = await capabilities(pair.source, DATABASE);
   });
   after(async () => {
-    for (const t of contexts) await t.close();
     await pair?.stop();
   });
 
@@ -176,7 +169,7 @@ describe('owners and privileges arrive as on the source, copied by a migration u
   });
 
   it('never lets a password out', () => {
-    for (const t of contexts) {
+    for (const t of pair.contexts) {
       const text = JSON.stringify({ lines: t.lines, changes: t.changes, progress: t.progress });
       for (const secret of [pair.source.password, MIGRATOR_PASSWORD, APP_ROLE_PASSWORD]) assert.ok(!text.includes(secret), `${t.ctx.stepId} leaked a password`);
     }

@@ -10,19 +10,13 @@ import { embeddedBindir, freePort } from '../../migrate/local/postgres-server.ts
 import { preflight } from '../../migrate/steps/postgres/preflight.ts';
 import { replicationStart } from '../../migrate/steps/postgres/replication-start.ts';
 import { schemaCopy } from '../../migrate/steps/postgres/schema-copy.ts';
-import { testContext, type TestContext } from '../support/context.ts';
 import { DATABASE, startPair, type Pair } from './fixtures.ts';
 
 const PLANTED = 'Planted-Secret-9f3kQ';
 
 describe('postgres.preflight on a badly configured pair', () => {
   let pair: Pair;
-  const contexts: TestContext[] = [];
-  const context = (outputs = pair.outputs) => {
-    const t = testContext({ outputs });
-    contexts.push(t);
-    return t;
-  };
+  const context = (outputs = pair.outputs) => pair.context({ outputs });
 
   before(async () => {
     pair = await startPair({
@@ -41,7 +35,6 @@ describe('postgres.preflight on a badly configured pair', () => {
     await pair.sql('target', 'create table public.keyed (id int primary key); insert into public.keyed values (1);');
   });
   after(async () => {
-    for (const t of contexts) await t.close();
     await pair?.stop();
   });
 
@@ -86,7 +79,7 @@ describe('postgres.preflight on a badly configured pair', () => {
     const start = replicationStart.apply(subscribe.ctx, replicationStart.params.parse({}));
     await assert.rejects(start, (error: Error) => (texts.push(error.message), /could not connect to the publisher/.test(error.message)));
 
-    for (const t of contexts) texts.push(...t.lines, JSON.stringify(t.changes), JSON.stringify(t.progress));
+    for (const t of pair.contexts) texts.push(...t.lines, JSON.stringify(t.changes), JSON.stringify(t.progress));
     for (const text of texts) {
       assert.ok(!text.includes(PLANTED), `leaked: ${text.slice(0, 200)}`);
       assert.ok(!text.includes(encodeURIComponent(PLANTED)));

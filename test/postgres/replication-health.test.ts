@@ -16,7 +16,6 @@ import { preflight } from '../../migrate/steps/postgres/preflight.ts';
 import { replicationHealthStep } from '../../migrate/steps/postgres/replication-health.ts';
 import { replicationStart } from '../../migrate/steps/postgres/replication-start.ts';
 import { cli, describeResult, journalFiles } from '../cli/support.ts';
-import { testContext, type TestContext } from '../support/context.ts';
 import { startPair, type Pair } from './fixtures.ts';
 
 const AWKWARD = `
@@ -45,12 +44,7 @@ create table public.steady (id int primary key, v text);
 describe('replica identity without equality, and a stalled subscription', () => {
   let pair: Pair;
   let outputsFile: string;
-  const contexts: TestContext[] = [];
-  const context = (stepId = 'step') => {
-    const t = testContext({ outputs: pair.outputs, stepId });
-    contexts.push(t);
-    return t;
-  };
+  const context = (stepId = 'step') => pair.context({ stepId });
 
   before(async () => {
     // A logging collector so that the error's text can be read back from the target's log.
@@ -60,7 +54,6 @@ describe('replica identity without equality, and a stalled subscription', () => 
     writeFileSync(outputsFile, JSON.stringify(pair.outputs), { mode: 0o600 });
   });
   after(async () => {
-    for (const t of contexts) await t.close();
     await pair?.stop();
   });
 
@@ -124,12 +117,7 @@ describe('replica identity without equality, and a stalled subscription', () => 
 
 describe('a stalled subscription on a PostgreSQL 13 target (no pg_stat_subscription_stats)', () => {
   let pair: Pair;
-  const contexts: TestContext[] = [];
-  const context = () => {
-    const t = testContext({ outputs: pair.outputs });
-    contexts.push(t);
-    return t;
-  };
+  const context = () => pair.context();
 
   before(async () => {
     pair = await startPair({ target: { bindir: embeddedBindir('pg13-bin'), settings: { wal_retrieve_retry_interval: "'1s'" } } });
@@ -139,7 +127,6 @@ describe('a stalled subscription on a PostgreSQL 13 target (no pg_stat_subscript
     await replicationStart.apply(context().ctx, replicationStart.params.parse({ pollMs: 50 }));
   });
   after(async () => {
-    for (const t of contexts) await t.close();
     await pair?.stop();
   });
 

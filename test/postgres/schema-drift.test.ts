@@ -23,7 +23,6 @@ import { snapshotCopy } from '../../migrate/steps/postgres/snapshot-copy.ts';
 import { verify } from '../../migrate/steps/postgres/verify.ts';
 import { awsOutputs } from '../aws/fixtures.ts';
 import { cli, describeResult } from '../cli/support.ts';
-import { testContext, type TestContext } from '../support/context.ts';
 import { HOSTILE_ROLES, HOSTILE_SCHEMA, HOSTILE_SEED } from '../support/hostile-app.ts';
 import { DATABASE, startPair, type Pair } from './fixtures.ts';
 
@@ -42,12 +41,7 @@ insert into shop.refunds (order_id, amount) select i, i from generate_series(1, 
 describe('schema drift during the replication week', () => {
   let pair: Pair;
   let baseline: string;
-  const contexts: TestContext[] = [];
-  const context = (stepId: string) => {
-    const t = testContext({ outputs: pair.outputs, stepId });
-    contexts.push(t);
-    return t;
-  };
+  const context = (stepId: string) => pair.context({ stepId });
 
   before(async () => {
     pair = await startPair();
@@ -61,7 +55,6 @@ describe('schema drift during the replication week', () => {
     await replicationStart.apply(context('replication').ctx, replicationStart.params.parse({ copyData: false, pollMs: 50 }));
   });
   after(async () => {
-    for (const t of contexts) await t.close();
     await pair?.stop();
   });
 

@@ -10,18 +10,12 @@ import { embeddedBindir } from '../../migrate/local/postgres-server.ts';
 import { schemaCopy } from '../../migrate/steps/postgres/schema-copy.ts';
 import { schemaParity } from '../../migrate/steps/postgres/schema-parity.ts';
 import { snapshotCopy } from '../../migrate/steps/postgres/snapshot-copy.ts';
-import { testContext, type TestContext } from '../support/context.ts';
 import { HOSTILE_ROLES, HOSTILE_SCHEMA, HOSTILE_SEED } from '../support/hostile-app.ts';
 import { DATABASE, startPair, type Pair } from './fixtures.ts';
 
 describe('schema parity from PostgreSQL 13 to 17 on the hostile application', () => {
   let pair: Pair;
-  const contexts: TestContext[] = [];
-  const context = (stepId: string) => {
-    const t = testContext({ outputs: pair.outputs, stepId });
-    contexts.push(t);
-    return t;
-  };
+  const context = (stepId: string) => pair.context({ stepId });
 
   before(async () => {
     pair = await startPair({ source: { bindir: embeddedBindir('pg13-bin') }, target: { bindir: embeddedBindir('pg17-bin') } });
@@ -30,7 +24,6 @@ describe('schema parity from PostgreSQL 13 to 17 on the hostile application', ()
     await pair.sql('source', HOSTILE_SCHEMA + HOSTILE_SEED);
   });
   after(async () => {
-    for (const t of contexts) await t.close();
     await pair?.stop();
   });
 

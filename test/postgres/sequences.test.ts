@@ -6,7 +6,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { sequenceSync } from '../../migrate/steps/postgres/sequence-sync.ts';
-import { testContext, type TestContext } from '../support/context.ts';
 import { startPair, type Pair } from './fixtures.ts';
 
 const DDL = `
@@ -44,12 +43,7 @@ const SEQUENCES = ['app.fresh', 'app.restarted', 'app.set_false', 'app.called', 
 
 describe('postgres.sequence-sync', () => {
   let pair: Pair;
-  const contexts: TestContext[] = [];
-  const context = () => {
-    const t = testContext({ outputs: pair.outputs, stepId: 'sequences' });
-    contexts.push(t);
-    return t;
-  };
+  const context = () => pair.context({ stepId: 'sequences' });
   const next = async (side: 'source' | 'target', sequence: string) => {
     try {
       return (await pair.sql(side, `select nextval($1)::text as v`, [sequence])).rows[0].v as string;
@@ -64,7 +58,6 @@ describe('postgres.sequence-sync', () => {
     await pair.sql('target', DDL);
   });
   after(async () => {
-    for (const t of contexts) await t.close();
     await pair?.stop();
   });
 

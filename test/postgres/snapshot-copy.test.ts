@@ -16,7 +16,6 @@ import { replicationStart } from '../../migrate/steps/postgres/replication-start
 import { replicationStop } from '../../migrate/steps/postgres/replication-stop.ts';
 import { schemaCopy } from '../../migrate/steps/postgres/schema-copy.ts';
 import { snapshotCopy } from '../../migrate/steps/postgres/snapshot-copy.ts';
-import { testContext, type TestContext } from '../support/context.ts';
 import { ROLES, SCHEMA, SEED, startPair, startWriter, tableDigests, type Pair, type Writer } from './fixtures.ts';
 
 /** A table with rows but no columns: legal, replicated, and a COPY with no column list. */
@@ -25,12 +24,7 @@ const ZERO_COLUMNS = 'create table public.markers (); alter table public.markers
 describe('postgres.snapshot-copy between schema pre-data and post-data', () => {
   let pair: Pair;
   let writer: Writer;
-  const contexts: TestContext[] = [];
-  const context = (stepId: string, previousChanges: Json[] = []) => {
-    const t = testContext({ outputs: pair.outputs, stepId, previousChanges });
-    contexts.push(t);
-    return t;
-  };
+  const context = (stepId: string, previousChanges: Json[] = []) => pair.context({ stepId, previousChanges });
   const actions = (changes: Json[]) => changes.map((c) => (c as { action: string }).action);
 
   before(async () => {
@@ -40,7 +34,6 @@ describe('postgres.snapshot-copy between schema pre-data and post-data', () => {
   after(async () => {
     writer?.stop();
     await writer?.finished.catch(() => {});
-    for (const t of contexts) await t.close();
     await pair?.stop();
   });
 

@@ -9,7 +9,6 @@ import { after, before, describe, it } from 'node:test';
 import type { StackOutputs } from '../../infra/contract.ts';
 import { freePort } from '../../migrate/local/postgres-server.ts';
 import { preflight } from '../../migrate/steps/postgres/preflight.ts';
-import { testContext, type TestContext } from '../support/context.ts';
 import { DATABASE, startPair, type Pair } from './fixtures.ts';
 
 const WRONG = 'Wrong-Planted-pw-77x';
@@ -18,7 +17,6 @@ const REACH = 'target → source connection (the subscription)';
 
 describe('preflight: the target reaches the source as its subscription will', () => {
   let pair: Pair;
-  const contexts: TestContext[] = [];
   const findingsWith = async (subscriptionUrl: string | null, extra: Record<string, unknown> = {}) => {
     process.env.MIGRATE_TEST_SUBSCRIPTION_URL = subscriptionUrl ?? '';
     const outputs: StackOutputs = {
@@ -26,8 +24,7 @@ describe('preflight: the target reaches the source as its subscription will', ()
       network: { ...pair.outputs.network, natPublicIps: NAT },
       source: subscriptionUrl ? { ...pair.outputs.source, subscriptionUrlRef: 'env:MIGRATE_TEST_SUBSCRIPTION_URL' } : pair.outputs.source,
     };
-    const t = testContext({ outputs });
-    contexts.push(t);
+    const t = pair.context({ outputs });
     const probe = await preflight.probe(t.ctx, preflight.params.parse({ ...extra }));
     return probe.findings!.filter((f) => f.object === REACH);
   };
@@ -44,7 +41,6 @@ describe('preflight: the target reaches the source as its subscription will', ()
   });
   after(async () => {
     delete process.env.MIGRATE_TEST_SUBSCRIPTION_URL;
-    for (const t of contexts) await t.close();
     await pair?.stop();
   });
 

@@ -11,10 +11,11 @@ import { after, describe, it } from 'node:test';
 import pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { localOutputs } from '../../migrate/local/outputs.ts';
-import { embeddedBindir, startPostgres, type PostgresServer } from '../../migrate/local/postgres-server.ts';
+import { embeddedBindir, type PostgresServer } from '../../migrate/local/postgres-server.ts';
 import type { VerifyReport } from '../../migrate/postgres/compare/types.ts';
 import { verify } from '../../migrate/steps/postgres/verify.ts';
 import { testContext } from '../support/context.ts';
+import { startServers } from '../support/servers.ts';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -116,9 +117,9 @@ async function scenario(label: string, sourceBindir: string | undefined, targetB
   };
 
   it(`${label}: every built-in type copied as the migration copies it verifies identical, xml declarations included`, async () => {
-    const [source, target] = await Promise.all([
-      startPostgres({ name: 'types-source', ...(sourceBindir ? { bindir: sourceBindir } : {}) }),
-      startPostgres({ name: 'types-target', ...(targetBindir ? { bindir: targetBindir } : {}) }),
+    const [source, target] = await startServers([
+      { name: 'types-source', ...(sourceBindir ? { bindir: sourceBindir } : {}) },
+      { name: 'types-target', ...(targetBindir ? { bindir: targetBindir } : {}) },
     ]);
     servers.push(source, target);
     for (const server of [source, target]) {
