@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 import type pg from 'pg';
 import type { PostgresServer } from '../migrate/local/postgres-server.ts';
 import { defaultBindir, startPostgres } from '../migrate/local/postgres-server.ts';
+import { startAll } from '../migrate/local/running.ts';
 
 const execFileAsync = promisify(execFile);
 
@@ -39,15 +40,10 @@ export interface Bench {
 
 export async function startBench(): Promise<Bench> {
   const password = randomBytes(18).toString('base64url');
-  const started = await Promise.allSettled([
+  const [source, target] = await startAll<[PostgresServer, PostgresServer]>([
     startPostgres({ name: 'bench-source', password, settings: SETTINGS }),
     startPostgres({ name: 'bench-target', password, settings: SETTINGS }),
   ]);
-  const [source, target] = started.map((s) => (s.status === 'fulfilled' ? s.value : undefined));
-  if (!source || !target) {
-    await Promise.allSettled([source?.stop(), target?.stop()]);
-    throw started.find((s): s is PromiseRejectedResult => s.status === 'rejected')!.reason;
-  }
   const cleanups: (() => Promise<void>)[] = [];
   return {
     source,
