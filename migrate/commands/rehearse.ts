@@ -7,7 +7,8 @@ import { ensureTools } from '../local/tools.ts';
 import { toText } from '../rehearse/report.ts';
 import { rehearse } from '../rehearse/rehearse.ts';
 import { action } from './action.ts';
-import { parseSets, reporterFor, type GlobalOptions } from './environment.ts';
+import { parseSets } from '../core/environment.ts';
+import { reporterFor, type GlobalOptions } from './environment.ts';
 import { EXIT } from './exit-codes.ts';
 
 const WHY = 'the rehearsal and the tests run local PostgreSQL servers and PgBouncer, and the schema copy runs pg_dump and psql';
