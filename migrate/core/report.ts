@@ -25,9 +25,14 @@ export interface Reporter {
   flush(): void;
 }
 
+/** One line of every command's `--json` output: an object with a `type` and a time `t` (ms), secrets redacted. */
+export function jsonLine<E extends { type: string }>(event: E): string {
+  return JSON.stringify(redactValue({ t: Date.now(), ...event })) + '\n';
+}
+
 export function jsonReporter(write: (line: string) => void = (l) => process.stdout.write(l)): Reporter {
   return {
-    emit: (event) => write(JSON.stringify(redactValue({ t: Date.now(), ...event })) + '\n'),
+    emit: (event) => write(jsonLine(event)),
     flush: () => {},
   };
 }
