@@ -45,9 +45,12 @@ const program = new Command('migrate')
   .configureOutput({ outputError: (text, write) => write(`migrate: ${text.replace(/^error: /, '').trim()} (see --help)\n`) })
   .exitOverride();
 
-// The client tools' directory is not a runbook setting: every runbook's pg_dump/psql come from it.
-program.hook('preAction', (root, actionCommand) => {
+program.hook('preAction', (_root, actionCommand) => {
   command = actionCommand.name();
+});
+
+// The client tools' directory is not a runbook setting: every runbook's pg_dump/psql come from it.
+program.hook('preAction', (root) => {
   const sets = root.opts<GlobalOptions>().set ?? [];
   const bindir = sets.find((s) => s.startsWith('pgBinDir='));
   if (!bindir) return;
