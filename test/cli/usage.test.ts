@@ -71,9 +71,11 @@ describe('usage errors and help', { concurrency: true }, () => {
 
   it('every subcommand: unknown option, missing option argument, too many arguments, missing required option: one line each, exit 2', async () => {
     const cases: [string[], RegExp][] = [
-      ...['plan', 'run', 'resume', 'preflight', 'verify', 'schema-sync', 'rollback', 'status', 'runs', 'kinds', 'iam-policy', 'rehearse', 'tools', 'outputs'].map(
+      ...['plan', 'run', 'resume', 'preflight', 'verify', 'schema-sync', 'rollback', 'status', 'runs', 'kinds', 'iam-policy', 'rehearse', 'tools'].map(
         (command): [string[], RegExp] => [[command, '--nope'], /unknown option '--nope'/],
       ),
+      // Commander checks required options before unknown ones.
+      [['outputs', '--source', 'env:S', '--target', 'postgres://p@db/app', '--target-password', 'env:T', '--nope'], /unknown option '--nope'/],
       [['plan', 'x.yaml', '--from'], /option '--from <step>' argument missing/],
       [['resume', '--run'], /option '--run <id>' argument missing/],
       [['status', 'extra'], /too many arguments for 'status'/],
