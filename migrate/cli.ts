@@ -42,7 +42,8 @@ const program = new Command('migrate')
   // Inherited by every subcommand: its --help lists these options too, and a usage error is one line
   // and exit 2 (commander's own default is the whole help text and exit 1).
   .configureHelp({ showGlobalOptions: true })
-  .configureOutput({ outputError: (text, write) => write(`migrate: ${text.replace(/^error: /, '').trim()} (see --help)\n`) })
+  // Commander puts its "(Did you mean …?)" on a second line.
+  .configureOutput({ outputError: (text, write) => write(`migrate: ${text.replace(/^error: /, '').trim().replace(/\s*\n\s*/g, ' ')} (see --help)\n`) })
   .exitOverride();
 
 program.hook('preAction', (_root, actionCommand) => {
