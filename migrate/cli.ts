@@ -1,5 +1,6 @@
 /** The `migrate` command line: one file per command family under migrate/commands/. */
 import { Command, CommanderError } from 'commander';
+import { readFileSync } from 'node:fs';
 import { EXIT } from './commands/exit-codes.ts';
 import type { GlobalOptions } from './commands/environment.ts';
 import { registerInspect } from './commands/inspect.ts';
@@ -11,6 +12,23 @@ import { registerStatus } from './commands/status.ts';
 import { redact } from './core/secret.ts';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
+const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+
+/** Commands that only print: a closed stdout (`migrate kinds | head -3`) ends them at once, exit 0. */
+const PRINT_ONLY = new Set(['runs', 'kinds', 'status', 'plan', 'preflight', 'iam-policy', 'outputs', 'help']);
+let command = '';
+let stdoutClosed = false;
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code !== 'EPIPE') throw error;
+  if (command === '' || PRINT_ONLY.has(command)) process.exit(EXIT.ok);
+  // Every later write fails the same way.
+  if (stdoutClosed) return;
+  stdoutClosed = true;
+  // A run, a rollback or a rehearsal never stops halfway because its reader went away: it goes on
+  // without stdout (Node drops later writes to the closed stream), the journal records every step,
+  // and the exit code is the command's own.
+  process.stderr.write(`migrate: stdout was closed; ${command} goes on without it (\`migrate runs\` and the journal show how it ends)\n`);
+});
 
 const program = new Command('migrate')
   .description('Scripts a PostgreSQL cutover from self-managed servers onto the RDS/EKS stack, from runbooks, with a journal.')
@@ -20,11 +38,17 @@ const program = new Command('migrate')
   .option('--set <key=value>', 'override a runbook config value (repeatable); --set pgBinDir=DIR is PG_BINDIR=DIR', collect, [])
   .option('--without <capabilities>', 'skip steps needing these (comma-separated: aws,kube,pgbouncer,shell,http,postgres)')
   .option('--json', 'machine-readable output (JSON lines of events)')
+  .version(version, '--version', 'print the version of migrate')
   // Inherited by every subcommand: its --help lists these options too, and a usage error is one line
   // and exit 2 (commander's own default is the whole help text and exit 1).
   .configureHelp({ showGlobalOptions: true })
-  .configureOutput({ outputError: (text, write) => write(`migrate: ${text.replace(/^error: /, '').trim()} (see --help)\n`) })
+  // Commander puts its "(Did you mean …?)" on a second line.
+  .configureOutput({ outputError: (text, write) => write(`migrate: ${text.replace(/^error: /, '').trim().replace(/\s*\n\s*/g, ' ')} (see --help)\n`) })
   .exitOverride();
+
+program.hook('preAction', (_root, actionCommand) => {
+  command = actionCommand.name();
+});
 
 // The client tools' directory is not a runbook setting: every runbook's pg_dump/psql come from it.
 program.hook('preAction', (root) => {
@@ -41,7 +65,7 @@ registerStandalone(program, globals);
 registerStatus(program, globals);
 registerInspect(program, globals);
 registerRehearse(program, globals);
-registerOutputs(program);
+registerOutputs(program, globals);
 
 try {
   await program.parseAsync(process.argv);

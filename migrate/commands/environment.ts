@@ -1,25 +1,27 @@
 /**
  * What every command needs: the stack outputs, the state dir, a reporter, the secret resolver, the
- * step kinds (including the built-in run.undo), confirmation on a terminal, and Ctrl-C handling.
+ * step kinds (core/environment.ts), confirmation on a terminal, and Ctrl-C handling.
  */
 import { createInterface } from 'node:readline/promises';
 import { resolve } from 'node:path';
 import type { StackOutputs } from '../../infra/contract.ts';
+import { kindLookup, parseSets } from '../core/environment.ts';
 import { ALL_CAPABILITIES, RunNotStartedError, UsageError, type EngineEnvironment } from '../core/engine.ts';
 import type { RunServices } from '../core/context.ts';
 import { OutputsError, readOutputsFile, readStackOutputs } from '../core/outputs.ts';
-import { stepKinds } from '../core/registry.ts';
 import { humanReporter, jsonReporter, type Reporter } from '../core/report.ts';
-import { RunbookError, type KindLookup, type LoadOptions, type Runbook } from '../core/runbook.ts';
+import { RunbookError, type LoadOptions, type Runbook } from '../core/runbook.ts';
 import { createSecretResolver } from '../core/secret-refs.ts';
 import { UnresolvedReferencesError } from '../core/secret-preflight.ts';
 import { redact } from '../core/secret.ts';
-import type { Capability, StepKind } from '../core/step.ts';
-import { undoStepKind } from '../core/undo.ts';
+import type { Capability } from '../core/step.ts';
 import { LockHeldError } from '../core/lock.ts';
 import { StateDirError } from '../core/state-dir.ts';
 import { targetAdvisoryLock } from '../postgres/run-lock.ts';
 import { EXIT } from './exit-codes.ts';
+
+// Several tests load runbooks with the CLI's kind lookup from here.
+export { kindLookup } from '../core/environment.ts';
 
 export interface GlobalOptions {
   stack?: string;
@@ -28,33 +30,6 @@ export interface GlobalOptions {
   json?: boolean;
   set?: string[];
   without?: string;
-}
-
-export function kindLookup(stateDir: string): { kinds: KindLookup; knownKinds: () => string[] } {
-  let undo: StepKind | undefined;
-  const knownKinds = () => ['run.undo', ...stepKinds.keys()].sort();
-  const kinds: KindLookup = (name) => {
-    if (name === 'run.undo') return (undo ??= undoStepKind({ stateDir, kinds, knownKinds }) as StepKind);
-    return stepKinds.get(name);
-  };
-  return { kinds, knownKinds };
-}
-
-export function parseSets(sets: string[] = []): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const item of sets) {
-    const eq = item.indexOf('=');
-    if (eq <= 0) throw new UsageError(`--set ${item}: expected key=value`);
-    const raw = item.slice(eq + 1);
-    let value: unknown = raw;
-    try {
-      value = JSON.parse(raw);
-    } catch {
-      /* a plain string */
-    }
-    out[item.slice(0, eq)] = value;
-  }
-  return out;
 }
 
 export async function loadOutputs(options: GlobalOptions): Promise<{ outputs: StackOutputs; stack: string }> {

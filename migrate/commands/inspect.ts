@@ -1,9 +1,8 @@
 /** `migrate runs`, `migrate kinds` and `migrate iam-policy`: read-only views. */
 import type { Command } from 'commander';
 import { listRuns, type RunState } from '../core/journal.ts';
-import { formatDuration } from '../core/report.ts';
+import { formatDuration, jsonLine } from '../core/report.ts';
 import { stepKinds } from '../core/registry.ts';
-import { redactValue } from '../core/secret.ts';
 import { cliIamPolicy } from '../aws/iam-policy.ts';
 import { action } from './action.ts';
 import { commandEnvironment, loadOutputs, type GlobalOptions } from './environment.ts';
@@ -33,7 +32,7 @@ export function registerInspect(program: Command, globals: () => GlobalOptions):
         const { env, dispose } = await commandEnvironment(options);
         try {
           const runs = listRuns(env.stateDir, env.stack).map(runSummary);
-          if (options.json) process.stdout.write(JSON.stringify(runs, null, 2) + '\n');
+          if (options.json) for (const r of runs) process.stdout.write(jsonLine({ type: 'run', ...r }));
           else {
             for (const r of runs) {
               const took = r.steps.reduce((sum, s) => sum + (s.durationMs ?? 0), 0);
@@ -55,7 +54,7 @@ export function registerInspect(program: Command, globals: () => GlobalOptions):
       action(async () => {
         const kinds = [...stepKinds.values()].map((k) => ({ kind: k.kind, summary: k.summary, requires: k.requires, destructive: k.destructive, undo: Boolean(k.undo) }));
         kinds.push({ kind: 'run.undo', summary: 'Undo every run of a runbook not undone yet (or one run) from their journals, newest change first', requires: [], destructive: true, undo: false });
-        if (globals().json) process.stdout.write(JSON.stringify(kinds, null, 2) + '\n');
+        if (globals().json) for (const k of kinds) process.stdout.write(jsonLine({ type: 'kind', ...k }));
         else for (const k of kinds) process.stdout.write(`${k.kind.padEnd(28)} ${k.summary}${k.destructive ? ' (asks to confirm)' : ''}\n`);
         return EXIT.ok;
       }),
@@ -66,8 +65,10 @@ export function registerInspect(program: Command, globals: () => GlobalOptions):
     .description('Print the least-privilege IAM policy the CLI needs for this stack (JSON)')
     .action(
       action(async () => {
-        const { outputs } = await loadOutputs(globals());
-        process.stdout.write(JSON.stringify(cliIamPolicy(outputs), null, 2) + '\n');
+        const options = globals();
+        const { outputs } = await loadOutputs(options);
+        const policy = cliIamPolicy(outputs);
+        process.stdout.write(options.json ? jsonLine({ type: 'iam-policy', policy }) : JSON.stringify(policy, null, 2) + '\n');
         return EXIT.ok;
       }),
     );

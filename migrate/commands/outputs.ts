@@ -8,8 +8,10 @@ import { type Command } from 'commander';
 import { secretRefSchema } from '../../infra/contract.ts';
 import { UsageError } from '../core/engine.ts';
 import { parseOutputs } from '../core/outputs.ts';
+import { jsonLine } from '../core/report.ts';
 import { serverOutputs } from '../local/outputs.ts';
 import { action } from './action.ts';
+import type { GlobalOptions } from './environment.ts';
 import { EXIT } from './exit-codes.ts';
 
 const SSL_MODES = ['disable', 'require', 'verify-full'] as const;
@@ -35,7 +37,7 @@ function targetParts(value: string): { host: string; port: number; user: string;
   return { host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || 5432), user: decodeURIComponent(url.username), database, sslMode: sslMode as (typeof SSL_MODES)[number] };
 }
 
-export function registerOutputs(program: Command): void {
+export function registerOutputs(program: Command, globals: () => GlobalOptions): void {
   program
     .command('outputs')
     .description('Print an outputs file (JSON, to stdout) for two PostgreSQL servers of yours, to use with --outputs; passwords stay references')
@@ -54,7 +56,8 @@ export function registerOutputs(program: Command): void {
           sourceUrlRef: reference('--source', opts.source, "SOURCE_URL='postgres://…' migrate outputs --source env:SOURCE_URL …"),
           ...(opts.pgbouncerAdmin ? { pgbouncer: { port: 6432, adminUrlRef: reference('--pgbouncer-admin', opts.pgbouncerAdmin, '--pgbouncer-admin env:PGBOUNCER_ADMIN_URL') } } : {}),
         });
-        process.stdout.write(JSON.stringify(parseOutputs(outputs, 'migrate outputs'), null, 2) + '\n');
+        const file = parseOutputs(outputs, 'migrate outputs');
+        process.stdout.write(globals().json ? jsonLine({ type: 'outputs', outputs: file }) : JSON.stringify(file, null, 2) + '\n');
         return EXIT.ok;
       }),
     );

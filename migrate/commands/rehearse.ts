@@ -1,13 +1,14 @@
 /** `migrate rehearse`: the whole cutover on local servers, with a timeline report. */
 import { InvalidArgumentError, type Command } from 'commander';
 import { resolve } from 'node:path';
-import { redactValue } from '../core/secret.ts';
+import { jsonLine } from '../core/report.ts';
 import { embeddedBindir } from '../local/postgres-server.ts';
 import { ensureTools } from '../local/tools.ts';
 import { toText } from '../rehearse/report.ts';
 import { rehearse } from '../rehearse/rehearse.ts';
 import { action } from './action.ts';
-import { parseSets, reporterFor, type GlobalOptions } from './environment.ts';
+import { parseSets } from '../core/environment.ts';
+import { reporterFor, type GlobalOptions } from './environment.ts';
 import { EXIT } from './exit-codes.ts';
 
 const WHY = 'the rehearsal and the tests run local PostgreSQL servers and PgBouncer, and the schema copy runs pg_dump and psql';
@@ -62,7 +63,7 @@ export function registerRehearse(program: Command, globals: () => GlobalOptions)
           process.off('SIGINT', onSignal);
           process.off('SIGTERM', onSignal);
         });
-        process.stdout.write(json ? JSON.stringify({ type: 'rehearsal-report', report: redactValue(report) }) + '\n' : toText(report));
+        process.stdout.write(json ? jsonLine({ type: 'rehearsal-report', report }) : toText(report));
         if (controller.signal.aborted) return EXIT.interrupted;
         return report.outcome === 'passed' ? EXIT.ok : EXIT.failed;
       }),

@@ -7,7 +7,8 @@ import { dryRun, run, UsageError } from '../core/engine.ts';
 import { listRuns } from '../core/journal.ts';
 import { runbookFromObject } from '../core/runbook.ts';
 import { action } from './action.ts';
-import { commandEnvironment, parseSets, type GlobalOptions } from './environment.ts';
+import { parseSets } from '../core/environment.ts';
+import { commandEnvironment, type GlobalOptions } from './environment.ts';
 import { exitCodeOf } from './run.ts';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { ResourcePool, createStepContext } from '../core/context.ts';
 import { listRuns } from '../core/journal.ts';
+import { jsonLine } from '../core/report.ts';
 import { redactValue } from '../core/secret.ts';
 import { schemaDrift } from '../postgres/schema-compare/drift.ts';
 import { replicationStatus } from '../postgres/status.ts';
@@ -30,7 +31,7 @@ export function registerStatus(program: Command, globals: () => GlobalOptions): 
           const latest = listRuns(env.stateDir, env.stack).at(-1);
           const schema = await schemaDrift(ctx);
           const status = redactValue({ stack: env.stack, journal: latest ? runSummary(latest) : null, replication, schema });
-          if (options.json) process.stdout.write(JSON.stringify(status, null, 2) + '\n');
+          if (options.json) process.stdout.write(jsonLine({ type: 'status', ...status }));
           else process.stdout.write(renderStatus(status) + '\n');
           // A stalled subscription, or schema drift while replicating (D-day's go/no-go would refuse), must
           // be loud: scripts and operators see a failing status. Before week-prior the target is empty by design.

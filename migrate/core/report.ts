@@ -1,8 +1,9 @@
 /**
  * What the operator sees. The engine emits events; a reporter renders them as readable text (with
- * an in-place progress line on a terminal, colours unless NO_COLOR) or as JSON lines for machines.
- * Every byte goes through `redact` first.
+ * an in-place progress line on a terminal, colours as Node decides them: FORCE_COLOR, NO_COLOR, a
+ * terminal) or as JSON lines for machines. Every byte goes through `redact` first.
  */
+import { styleText } from 'node:util';
 import { redact, redactValue } from './secret.ts';
 import type { Finding, Progress } from './step.ts';
 
@@ -24,9 +25,14 @@ export interface Reporter {
   flush(): void;
 }
 
+/** One line of every command's `--json` output: an object with a `type` and a time `t` (ms), secrets redacted. */
+export function jsonLine<E extends { type: string }>(event: E): string {
+  return JSON.stringify(redactValue({ t: Date.now(), ...event })) + '\n';
+}
+
 export function jsonReporter(write: (line: string) => void = (l) => process.stdout.write(l)): Reporter {
   return {
-    emit: (event) => write(JSON.stringify(redactValue({ t: Date.now(), ...event })) + '\n'),
+    emit: (event) => write(jsonLine(event)),
     flush: () => {},
   };
 }
@@ -39,9 +45,27 @@ export interface HumanReporterOptions {
   now?: () => number;
 }
 
+/** Node's own rule (what `styleText` checks on Node 22.13+): FORCE_COLOR wins, then NO_COLOR, a dumb terminal, a terminal. */
 export function colorEnabled(stream: NodeJS.WriteStream = process.stdout): boolean {
-  return !('NO_COLOR' in process.env && process.env.NO_COLOR !== '') && Boolean(stream.isTTY) && process.env.TERM !== 'dumb';
+  const force = process.env.FORCE_COLOR;
+  if (force !== undefined) return ['', '1', '2', '3', 'true'].includes(force);
+  if (process.env.NO_COLOR) return false;
+  return Boolean(stream.isTTY) && process.env.TERM !== 'dumb';
 }
+
+type Style = Parameters<typeof styleText>[0];
+
+/**
+ * Colours decided once, by `colorEnabled`, then applied by `styleText`. validateStream is off because
+ * the decision is already made (and may be for a writer that is not process.stdout); Node 20, whose
+ * styleText always colours, only validates with it.
+ */
+function painter(color: boolean): (style: Style, text: string) => string {
+  return (style, text) => (color ? styleText(style, text, { validateStream: false }) : text);
+}
+
+/** Clears an in-place line on a terminal: cursor control, which styleText does not do. */
+const CLEAR_LINE = '\r\x1b[2K';
 
 export function formatDuration(ms: number): string {
   if (ms < 1000) return `${Math.round(ms)} ms`;
@@ -67,16 +91,16 @@ export function humanReporter(options: HumanReporterOptions = {}): Reporter {
   const color = options.color ?? colorEnabled();
   const live = options.live ?? (Boolean(process.stdout.isTTY) && color);
   const now = options.now ?? Date.now;
-  const paint = (code: number, text: string) => (color ? `\x1b[${code}m${text}\x1b[0m` : text);
-  const green = (t: string) => paint(32, t);
-  const yellow = (t: string) => paint(33, t);
-  const red = (t: string) => paint(31, t);
-  const dim = (t: string) => paint(2, t);
-  const bold = (t: string) => paint(1, t);
+  const paint = painter(color);
+  const green = (t: string) => paint('green', t);
+  const yellow = (t: string) => paint('yellow', t);
+  const red = (t: string) => paint('red', t);
+  const dim = (t: string) => paint('dim', t);
+  const bold = (t: string) => paint('bold', t);
   let liveLine = false;
   let lastProgressPrint = 0;
   const flush = () => {
-    if (liveLine) write('\r\x1b[2K');
+    if (liveLine) write(CLEAR_LINE);
     liveLine = false;
   };
   const line = (text: string) => {

@@ -25,7 +25,7 @@ function unreachableServer(name: string): PostgresServer {
 function cliAsNobody(args: string[]): Promise<CliResult> {
   const child = spawn('runuser', ['-u', 'nobody', '--', process.execPath, join(ROOT, 'migrate', 'bin.mjs'), ...args], {
     cwd: ROOT,
-    env: { ...process.env, NO_COLOR: '1', MIGRATE_STATE_DIR: '', HOME: tmpdir() },
+    env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: undefined, MIGRATE_STATE_DIR: '', HOME: tmpdir() },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';

@@ -41,7 +41,8 @@ export interface CliProcess {
 export function startCli(args: string[], env: NodeJS.ProcessEnv = {}): CliProcess {
   const child = spawn(process.execPath, [BIN, ...args], {
     cwd: ROOT,
-    env: { ...process.env, NO_COLOR: '1', MIGRATE_STATE_DIR: '', ...env },
+    // node --test sets FORCE_COLOR=1 for test files when it writes to a colour terminal; FORCE_COLOR would win over NO_COLOR.
+    env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: undefined, MIGRATE_STATE_DIR: '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
