@@ -21,7 +21,6 @@ import { targetAdvisoryLock } from '../postgres/run-lock.ts';
 import { EXIT } from './exit-codes.ts';
 
 // Several tests load runbooks with the CLI's kind lookup from here.
-export { kindLookup } from '../core/environment.ts';
 
 export interface GlobalOptions {
   stack?: string;

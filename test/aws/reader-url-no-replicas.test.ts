@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
 import { PutParameterCommand } from '@aws-sdk/client-ssm';
-import { kindLookup } from '../../migrate/commands/environment.ts';
+import { kindLookup } from '../../migrate/core/environment.ts';
 import { loadRunbook, resolveParams } from '../../migrate/core/runbook.ts';
 import { Secret } from '../../migrate/core/secret.ts';
 import { StepError, type Json } from '../../migrate/core/step.ts';

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
 import type { StackOutputs } from '../../infra/contract.ts';
-import { kindLookup } from '../../migrate/commands/environment.ts';
+import { kindLookup } from '../../migrate/core/environment.ts';
 import { run, type EngineEnvironment, type RunSelection } from '../../migrate/core/engine.ts';
 import { listRuns } from '../../migrate/core/journal.ts';
 import { jsonReporter } from '../../migrate/core/report.ts';

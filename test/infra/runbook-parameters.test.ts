@@ -12,7 +12,7 @@ import { before, describe, it } from 'node:test';
 import { stackOutputsSchema, type StackOutputs } from '../../infra/contract.ts';
 import { parameterArn } from '../../migrate/aws/arns.ts';
 import { cliIamPolicy } from '../../migrate/aws/iam-policy.ts';
-import { kindLookup } from '../../migrate/commands/environment.ts';
+import { kindLookup } from '../../migrate/core/environment.ts';
 import { displayParams, loadRunbook } from '../../migrate/core/runbook.ts';
 import { runStack, type StackRun } from './harness.ts';
 

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { kindLookup } from '../../migrate/commands/environment.ts';
+import { kindLookup } from '../../migrate/core/environment.ts';
 import { loadRunbook } from '../../migrate/core/runbook.ts';
 import { pool } from '../../migrate/postgres/connections.ts';
 import { readSchema } from '../../migrate/postgres/schema-compare/catalog.ts';

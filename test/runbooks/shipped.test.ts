@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { kindLookup } from '../../migrate/commands/environment.ts';
+import { kindLookup } from '../../migrate/core/environment.ts';
 import { displayParams, loadRunbook } from '../../migrate/core/runbook.ts';
 import { awsOutputs } from '../aws/fixtures.ts';
 
