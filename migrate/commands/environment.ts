@@ -20,7 +20,6 @@ import { StateDirError } from '../core/state-dir.ts';
 import { targetAdvisoryLock } from '../postgres/run-lock.ts';
 import { EXIT } from './exit-codes.ts';
 
-// Several tests load runbooks with the CLI's kind lookup from here.
 
 export interface GlobalOptions {
   stack?: string;
