@@ -11,8 +11,8 @@ import type { StackOutputs } from '../infra/contract.ts';
 import { createStepContext, ResourcePool, type RunServices } from '../migrate/core/context.ts';
 import { createSecretResolver } from '../migrate/core/secret-refs.ts';
 import type { Finding, Json, StepKind } from '../migrate/core/step.ts';
-import type { LocalPgbouncer } from '../migrate/local/pgbouncer.ts';
 import { localOutputs } from '../migrate/local/outputs.ts';
+import type { LocalPgbouncer } from '../migrate/local/pgbouncer.ts';
 import type { Bench } from './servers.ts';
 
 export interface StepRun<R> {
@@ -29,13 +29,19 @@ export interface BenchSteps {
 }
 
 const describe = (findings: Finding[] | undefined) =>
-  (findings ?? []).filter((f) => f.severity === 'error').map((f) => `${f.object}: ${f.message}`).join('; ');
+  (findings ?? [])
+    .filter((f) => f.severity === 'error')
+    .map((f) => `${f.object}: ${f.message}`)
+    .join('; ');
 
 /**
  * Steps against `sourceDatabase` on the source and `targetDatabase` (default: the same name) on the
  * target, and against `pgbouncer`'s console when given.
  */
-export function benchSteps(bench: Bench, options: { sourceDatabase: string; targetDatabase?: string; pgbouncer?: LocalPgbouncer }): BenchSteps {
+export function benchSteps(
+  bench: Bench,
+  options: { sourceDatabase: string; targetDatabase?: string; pgbouncer?: LocalPgbouncer },
+): BenchSteps {
   const dir = mkdtempSync(join(tmpdir(), 'bench-outputs-'));
   const local = localOutputs({
     dir,
@@ -79,7 +85,11 @@ export function benchSteps(bench: Bench, options: { sourceDatabase: string; targ
   };
 }
 
-export async function withSteps<T>(bench: Bench, options: Parameters<typeof benchSteps>[1], fn: (steps: BenchSteps) => Promise<T>): Promise<T> {
+export async function withSteps<T>(
+  bench: Bench,
+  options: Parameters<typeof benchSteps>[1],
+  fn: (steps: BenchSteps) => Promise<T>,
+): Promise<T> {
   const steps = benchSteps(bench, options);
   try {
     return await fn(steps);

@@ -9,7 +9,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultBindir } from '../migrate/local/postgres-server.ts';
-import type { Bench } from './servers.ts';
 import type { ReplicationNames } from '../migrate/postgres/replication-names.ts';
 import { catchUp } from '../migrate/steps/postgres/catch-up.ts';
 import { replicationStart } from '../migrate/steps/postgres/replication-start.ts';
@@ -17,6 +16,7 @@ import { replicationStop } from '../migrate/steps/postgres/replication-stop.ts';
 import { schemaCopy } from '../migrate/steps/postgres/schema-copy.ts';
 import { snapshotCopy } from '../migrate/steps/postgres/snapshot-copy.ts';
 import { withSteps } from './context.ts';
+import type { Bench } from './servers.ts';
 import { createDatabase, DATABASE, tool, withClient } from './servers.ts';
 
 async function timed(fn: () => Promise<unknown>): Promise<number> {
@@ -50,7 +50,13 @@ export async function pgcopydbClone(bench: Bench, database: string): Promise<num
     const env = { ...bench.toolEnv, PATH: `${defaultBindir()}:${process.env.PATH}` };
     return await timed(() =>
       tool({ ...bench, toolEnv: env }, '/usr/bin/pgcopydb', [
-        'clone', '--source', bench.url(bench.source, DATABASE), '--target', bench.url(bench.target, database), '--dir', join(dir, 'work'),
+        'clone',
+        '--source',
+        bench.url(bench.source, DATABASE),
+        '--target',
+        bench.url(bench.target, database),
+        '--dir',
+        join(dir, 'work'),
       ]),
     );
   } finally {
@@ -72,7 +78,14 @@ export interface Replicated {
  */
 export async function replicate(
   bench: Bench,
-  options: { sourceDatabase: string; targetDatabase: string; names: ReplicationNames; method: 'snapshot' | 'subscription'; binary: boolean; synchronousCommit: string },
+  options: {
+    sourceDatabase: string;
+    targetDatabase: string;
+    names: ReplicationNames;
+    method: 'snapshot' | 'subscription';
+    binary: boolean;
+    synchronousCommit: string;
+  },
 ): Promise<Replicated> {
   await createDatabase(bench, bench.target, options.targetDatabase);
   return withSteps(bench, options, async (steps) => {
@@ -99,7 +112,10 @@ export async function replicate(
   });
 }
 
-export async function stopReplication(bench: Bench, options: { sourceDatabase: string; targetDatabase: string; names: ReplicationNames }): Promise<void> {
+export async function stopReplication(
+  bench: Bench,
+  options: { sourceDatabase: string; targetDatabase: string; names: ReplicationNames },
+): Promise<void> {
   await withSteps(bench, options, (steps) => steps.run(replicationStop, options.names));
 }
 
@@ -118,12 +134,15 @@ export interface Burst {
 
 /** A write burst on the source (pgbench's simple-update transactions), then postgres.catch-up. */
 export async function catchUpAfterBurst(bench: Bench, names: ReplicationNames, seconds: number): Promise<Burst> {
-  const lsn = () => withClient(bench.source, DATABASE, async (c) => (await c.query('SELECT pg_current_wal_lsn()::text AS l')).rows[0].l as string);
+  const lsn = () =>
+    withClient(bench.source, DATABASE, async (c) => (await c.query('SELECT pg_current_wal_lsn()::text AS l')).rows[0].l as string);
   const before = await lsn();
   const out = await tool(bench, 'pgbench', ['-N', '-c', '4', '-j', '2', '-T', String(seconds), '-n', bench.url(bench.source, DATABASE)]);
   const after = await lsn();
   const step = await withSteps(bench, { sourceDatabase: DATABASE }, (steps) => steps.run(catchUp, names));
-  const walBytes = await withClient(bench.source, DATABASE, async (c) => Number((await c.query('SELECT pg_wal_lsn_diff($1, $2)::int8 AS b', [after, before])).rows[0].b));
+  const walBytes = await withClient(bench.source, DATABASE, async (c) =>
+    Number((await c.query('SELECT pg_wal_lsn_diff($1, $2)::int8 AS b', [after, before])).rows[0].b),
+  );
   const transactions = Number(/number of transactions actually processed: (\d+)/.exec(out)?.[1] ?? 0);
   return { transactions, walBytes, catchUpSeconds: step.seconds, waitedMs: step.result.waitedMs };
 }

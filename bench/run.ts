@@ -9,7 +9,7 @@
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { redact, registerSecret } from '../migrate/core/secret.ts';
-import { catchUpAfterBurst, dropDatabase, dumpRestore, pgcopydbClone, replicate, stopReplication, type Burst } from './copy.ts';
+import { type Burst, catchUpAfterBurst, dropDatabase, dumpRestore, pgcopydbClone, replicate, stopReplication } from './copy.ts';
 import { prepareSequences, timeSequenceSync } from './sequences.ts';
 import type { Bench } from './servers.ts';
 import { createAppRole, DATABASE, loadSource, startBench } from './servers.ts';
@@ -83,12 +83,23 @@ async function main(bench: Bench) {
   // The small database first: a short end-to-end pass that fails fast, and the switch's first size.
   say(`small database: pgbench -s ${small.scale} and ${small.docs} docs rows`);
   const smallMb = (await loadSource(bench, SMALL_DATABASE, small)) / 1e6;
-  const smallSync = await replicate(bench, { sourceDatabase: SMALL_DATABASE, targetDatabase: SMALL_DATABASE, names: SMALL, method: 'snapshot', binary: false, synchronousCommit });
+  const smallSync = await replicate(bench, {
+    sourceDatabase: SMALL_DATABASE,
+    targetDatabase: SMALL_DATABASE,
+    names: SMALL,
+    method: 'snapshot',
+    binary: false,
+    synchronousCommit,
+  });
   const smallSwitch = await switchAt(bench, SMALL_DATABASE, SMALL, small.scale * 100_000);
 
   say(`${flags.sequences} sequences`);
   await prepareSequences(bench, Number(flags.sequences));
-  const sequences = await repeated(repeat, () => timeSequenceSync(bench), (r) => r.seconds);
+  const sequences = await repeated(
+    repeat,
+    () => timeSequenceSync(bench),
+    (r) => r.seconds,
+  );
 
   say(`main database: pgbench -s ${scale} and ${docs} docs rows`);
   const bytes = await loadSource(bench, DATABASE, { scale, docs });
@@ -115,17 +126,36 @@ async function main(bench: Bench) {
   await dropDatabase(bench, 'bench_binary');
 
   say('week-prior.yaml as shipped (text; the target kept for the rest of the run)');
-  const sync = await replicate(bench, { sourceDatabase: DATABASE, targetDatabase: DATABASE, names: MAIN, method: 'snapshot', binary: false, synchronousCommit });
+  const sync = await replicate(bench, {
+    sourceDatabase: DATABASE,
+    targetDatabase: DATABASE,
+    names: MAIN,
+    method: 'snapshot',
+    binary: false,
+    synchronousCommit,
+  });
 
   say(`${repeat} write bursts of ${burstSeconds} s, each followed by postgres.catch-up`);
-  const burst = await repeated(repeat, () => catchUpAfterBurst(bench, MAIN, burstSeconds), (b: Burst) => b.catchUpSeconds);
+  const burst = await repeated(
+    repeat,
+    () => catchUpAfterBurst(bench, MAIN, burstSeconds),
+    (b: Burst) => b.catchUpSeconds,
+  );
   const burstMedian = burst.runs.find((b) => b.catchUpSeconds === burst.median)!;
 
   say('verification');
   const tables = await benchTables(bench);
-  const verifyCounts = await repeated(repeat, () => runVerify(bench, DATABASE, 'counts'), (v) => v.seconds);
+  const verifyCounts = await repeated(
+    repeat,
+    () => runVerify(bench, DATABASE, 'counts'),
+    (v) => v.seconds,
+  );
   const rows = verifyCounts.runs[0]!.report.summary.rows;
-  const verifyFull = await repeated(repeat, () => runVerify(bench, DATABASE, 'full'), (v) => v.seconds);
+  const verifyFull = await repeated(
+    repeat,
+    () => runVerify(bench, DATABASE, 'full'),
+    (v) => v.seconds,
+  );
   const baseline = async (sql: typeof countSql, sides: 'sequential' | 'concurrent') =>
     (
       await repeated(
@@ -133,7 +163,8 @@ async function main(bench: Bench) {
         async () => {
           const { seconds, results } = await perTableBaseline(bench, DATABASE, tables, sql, sides);
           // Results alternate source, target: they must agree, or the comparison is of different data.
-          for (let i = 0; i < results.length; i += 2) if (results[i] !== results[i + 1]) throw new Error(`baseline disagrees on ${tables[i / 2]!.qualified}`);
+          for (let i = 0; i < results.length; i += 2)
+            if (results[i] !== results[i + 1]) throw new Error(`baseline disagrees on ${tables[i / 2]!.qualified}`);
           return seconds;
         },
         (x) => x,
@@ -168,14 +199,32 @@ async function main(bench: Bench) {
     switchRow(mainSwitch, `${mb.toFixed(0)} MB`),
   ];
   console.log(lines.join('\n'));
-  for (const sw of [smallSwitch, mainSwitch]) if (sw.firstErrors.length) say(`writer errors during the switch of ${sw.database}: ${sw.firstErrors.join(' | ')}`);
+  for (const sw of [smallSwitch, mainSwitch])
+    if (sw.firstErrors.length) say(`writer errors during the switch of ${sw.database}: ${sw.firstErrors.join(' | ')}`);
   if (flags.json) {
     const results = {
-      date: new Date().toISOString(), scale, docs, bytes, rows, repeat, small: { ...small, bytes: smallMb * 1e6, sync: smallSync },
-      dump, pgcopydb, sync, syncBinary, syncSubscription, burst: burst.runs, verifyCounts: verifyCounts.runs.map((r) => r.seconds), verifyFull: verifyFull.runs.map((r) => r.seconds),
-      countBoth, hashtextSequential, hashtextConcurrent, sequences: sequences.runs, switch: { small: smallSwitch, main: mainSwitch },
+      date: new Date().toISOString(),
+      scale,
+      docs,
+      bytes,
+      rows,
+      repeat,
+      small: { ...small, bytes: smallMb * 1e6, sync: smallSync },
+      dump,
+      pgcopydb,
+      sync,
+      syncBinary,
+      syncSubscription,
+      burst: burst.runs,
+      verifyCounts: verifyCounts.runs.map((r) => r.seconds),
+      verifyFull: verifyFull.runs.map((r) => r.seconds),
+      countBoth,
+      hashtextSequential,
+      hashtextConcurrent,
+      sequences: sequences.runs,
+      switch: { small: smallSwitch, main: mainSwitch },
     };
-    writeFileSync(flags.json, JSON.stringify(results, null, 2) + '\n');
+    writeFileSync(flags.json, `${JSON.stringify(results, null, 2)}\n`);
   }
   const lost = smallSwitch.lostWrites + mainSwitch.lostWrites;
   if (lost !== 0) throw new Error(`${lost} writes a writer saw commit are missing on the target`);

@@ -79,7 +79,10 @@ class Writers {
         // Both inserts take a sequence value: an unsynced sequence fails them on the target.
         await client.query('INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (1, 1, $1, 1, now())', [aid]);
         await client.query(`INSERT INTO docs (title, body, created) VALUES ('written by the workload', '{}', now())`);
-        const { rows } = await client.query('INSERT INTO bench_writes (writer, n) VALUES ($1, $2) RETURNING inet_server_port() AS port', [writer, n]);
+        const { rows } = await client.query('INSERT INTO bench_writes (writer, n) VALUES ($1, $2) RETURNING inet_server_port() AS port', [
+          writer,
+          n,
+        ]);
         await client.query('COMMIT');
         const at = performance.now();
         this.commits.push({ writer, n, port: Number(rows[0].port), at });
@@ -113,14 +116,20 @@ export async function measureSwitch(
   options: { database: string; names: ReplicationNames; writers: number; accounts: number; warmupMs: number; afterMs: number },
 ): Promise<SwitchResult> {
   const { database } = options;
-  const pgbouncer = await startPgbouncer({ database, backend: { host: bench.source.host, port: bench.source.port }, user: APP_ROLE, password: bench.password });
+  const pgbouncer = await startPgbouncer({
+    database,
+    backend: { host: bench.source.host, port: bench.source.port },
+    user: APP_ROLE,
+    password: bench.password,
+  });
   // Also removed if the bench is interrupted while this runs (Ctrl-C exits before the finally below).
   bench.onStop(() => pgbouncer.stop());
   const writers = new Writers(pgbouncer.url());
   try {
     writers.start(options.writers, options.accounts);
     await delay(options.warmupMs);
-    if (writers.commits.length === 0) throw new Error(`the writers committed nothing through PgBouncer during the warm-up: ${writers.errors.slice(0, 3).join('; ')}`);
+    if (writers.commits.length === 0)
+      throw new Error(`the writers committed nothing through PgBouncer during the warm-up: ${writers.errors.slice(0, 3).join('; ')}`);
     const steps: SwitchResult['steps'] = [];
     let sequences = 0;
     const from = performance.now();
@@ -140,7 +149,10 @@ export async function measureSwitch(
     });
     const stepsSeconds = (performance.now() - from) / 1000;
     const switched = writers.commits.length;
-    await until(() => writers.commits.slice(switched).some((c) => c.port === bench.target.port), () => `a write committed on the target after the switch (writer errors: ${[...new Set(writers.errors)].slice(-3).join(' | ') || 'none'})`,
+    await until(
+      () => writers.commits.slice(switched).some((c) => c.port === bench.target.port),
+      () =>
+        `a write committed on the target after the switch (writer errors: ${[...new Set(writers.errors)].slice(-3).join(' | ') || 'none'})`,
       30_000,
     );
     await delay(options.afterMs);

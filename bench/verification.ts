@@ -11,7 +11,11 @@ import { withSteps } from './context.ts';
 import type { Bench } from './servers.ts';
 import { DATABASE } from './servers.ts';
 
-export async function runVerify(bench: Bench, database: string, mode: 'counts' | 'full'): Promise<{ seconds: number; report: VerifyReport }> {
+export async function runVerify(
+  bench: Bench,
+  database: string,
+  mode: 'counts' | 'full',
+): Promise<{ seconds: number; report: VerifyReport }> {
   // Differences fail the step's check, so a run that returns compared equal data.
   return withSteps(bench, { sourceDatabase: DATABASE, targetDatabase: database }, async (steps) => {
     const { seconds, result } = await steps.run(verify, { mode });

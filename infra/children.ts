@@ -13,7 +13,10 @@ export interface Children {
   /** The child's logical name: `<component>-<child>`. */
   name(child: string): string;
   /** The child's options: `extra` plus the component as parent and the alias to the bare name. */
-  opts<O extends pulumi.CustomResourceOptions | pulumi.ComponentResourceOptions>(child: string, extra?: O): O & { parent: pulumi.Resource; aliases: pulumi.Alias[] };
+  opts<O extends pulumi.CustomResourceOptions | pulumi.ComponentResourceOptions>(
+    child: string,
+    extra?: O,
+  ): O & { parent: pulumi.Resource; aliases: pulumi.Alias[] };
 }
 
 export function children(component: pulumi.ComponentResource, componentName: string): Children {

@@ -61,7 +61,10 @@ export function parseV4(cidr: string): { address: number; prefix: number } {
   const prefix = Number(match?.[5]);
   if (!match || !octets || octets.some((o) => o > 255) || prefix > 32) throw new RangeError(`'${cidr}' is not an IPv4 CIDR block`);
   const address = octets.reduce((acc, o) => acc * 256 + o, 0);
-  if (address % 2 ** (32 - prefix) !== 0) throw new RangeError(`'${cidr}' has host bits set (the network address is ${formatV4(address - (address % 2 ** (32 - prefix)))}/${prefix})`);
+  if (address % 2 ** (32 - prefix) !== 0)
+    throw new RangeError(
+      `'${cidr}' has host bits set (the network address is ${formatV4(address - (address % 2 ** (32 - prefix)))}/${prefix})`,
+    );
   return { address, prefix };
 }
 
@@ -82,7 +85,8 @@ function formatV4(address: number): string {
 export function cidrSubnetV6(cidr: string, newPrefix: number, netNum: number): string {
   const [text, prefixText] = cidr.split('/');
   const prefix = Number(prefixText);
-  if (!text || !Number.isInteger(prefix) || prefix > newPrefix) throw new RangeError(`'${cidr}' is not an IPv6 block wider than /${newPrefix}`);
+  if (!text || !Number.isInteger(prefix) || prefix > newPrefix)
+    throw new RangeError(`'${cidr}' is not an IPv6 block wider than /${newPrefix}`);
   const bits = BigInt(newPrefix - prefix);
   if (netNum < 0 || BigInt(netNum) >= 1n << bits) throw new RangeError(`netNum ${netNum} does not fit in ${bits} bits of ${cidr}`);
   const base = parseV6(text);

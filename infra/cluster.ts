@@ -7,8 +7,8 @@ import * as aws from '@pulumi/aws';
 import * as eks from '@pulumi/eks';
 import * as pulumi from '@pulumi/pulumi';
 import { children } from './children.ts';
-import { assumedByService } from './iam.ts';
 import type { AccessEntryConfig, StackConfig } from './config.ts';
+import { assumedByService } from './iam.ts';
 import { tagsFor } from './tags.ts';
 
 export interface ClusterArgs {
@@ -45,60 +45,90 @@ export class Cluster extends pulumi.ComponentResource {
     const { config } = args;
     const publicEndpoint = config.publicAccessCidrs.length > 0;
 
-    const cluster = new eks.Cluster(child.name('eks'), {
-      name: args.prefix,
-      version: config.kubernetesVersion,
-      vpcId: args.vpcId,
-      publicSubnetIds: args.publicSubnetIds,
-      privateSubnetIds: args.privateSubnetIds,
-      nodeAssociatePublicIpAddress: false,
-      // Managed node groups below; with no default group the component's own node security group
-      // is unused, and skipping it makes nodeSecurityGroupId the EKS cluster security group that
-      // managed nodes actually carry (the one RDS must admit).
-      skipDefaultNodeGroup: true,
-      skipDefaultSecurityGroups: true,
-      authenticationMode: eks.AuthenticationMode.Api,
-      accessEntries: accessEntries(config.accessEntries),
-      createOidcProvider: true,
-      enabledClusterLogTypes: config.logTypes,
-      endpointPrivateAccess: true,
-      endpointPublicAccess: publicEndpoint,
-      ...(publicEndpoint ? { publicAccessCidrs: config.publicAccessCidrs } : {}),
-      encryptionConfigKeyArn: args.kmsKeyArn,
-      tags: tagsFor(args.tags, args.prefix),
-    }, child.opts('eks'));
+    const cluster = new eks.Cluster(
+      child.name('eks'),
+      {
+        name: args.prefix,
+        version: config.kubernetesVersion,
+        vpcId: args.vpcId,
+        publicSubnetIds: args.publicSubnetIds,
+        privateSubnetIds: args.privateSubnetIds,
+        nodeAssociatePublicIpAddress: false,
+        // Managed node groups below; with no default group the component's own node security group
+        // is unused, and skipping it makes nodeSecurityGroupId the EKS cluster security group that
+        // managed nodes actually carry (the one RDS must admit).
+        skipDefaultNodeGroup: true,
+        skipDefaultSecurityGroups: true,
+        authenticationMode: eks.AuthenticationMode.Api,
+        accessEntries: accessEntries(config.accessEntries),
+        createOidcProvider: true,
+        enabledClusterLogTypes: config.logTypes,
+        endpointPrivateAccess: true,
+        endpointPublicAccess: publicEndpoint,
+        ...(publicEndpoint ? { publicAccessCidrs: config.publicAccessCidrs } : {}),
+        encryptionConfigKeyArn: args.kmsKeyArn,
+        tags: tagsFor(args.tags, args.prefix),
+      },
+      child.opts('eks'),
+    );
 
-    const nodeRole = new aws.iam.Role(child.name('nodes'), {
-      assumeRolePolicy: assumedByService('ec2.amazonaws.com'),
-      tags: tagsFor(args.tags, `${args.prefix}-nodes`),
-    }, child.opts('nodes'));
+    const nodeRole = new aws.iam.Role(
+      child.name('nodes'),
+      {
+        assumeRolePolicy: assumedByService('ec2.amazonaws.com'),
+        tags: tagsFor(args.tags, `${args.prefix}-nodes`),
+      },
+      child.opts('nodes'),
+    );
     const attachments = NODE_POLICIES.map((policyArn) => {
       const attachment = `nodes-${policyArn.split('/').pop()}`;
       return new aws.iam.RolePolicyAttachment(child.name(attachment), { role: nodeRole.name, policyArn }, child.opts(attachment));
     });
 
-    const nodeGroup = (groupName: string, group: { capacityType: 'ON_DEMAND' | 'SPOT'; instanceTypes: string[]; scale: { min: number; desired: number; max: number }; labels: Record<string, string> }) =>
-      new eks.ManagedNodeGroup(child.name(groupName), {
-        cluster,
-        nodeRole,
-        // A prefix, not a fixed name: changing instance types replaces the group, and the new one
-        // must come up (create-before-delete) while the old one still exists.
-        nodeGroupNamePrefix: `${args.prefix}-${groupName}-`,
-        subnetIds: args.privateSubnetIds,
-        capacityType: group.capacityType,
-        instanceTypes: group.instanceTypes,
-        scalingConfig: { minSize: group.scale.min, desiredSize: group.scale.desired, maxSize: group.scale.max },
-        // The cluster autoscaler owns desiredSize once nodes are running.
-        ignoreScalingChanges: true,
-        labels: group.labels,
-        // IMDSv2 only: session-token metadata requests, so an SSRF in a pod cannot read the node
-        // role's credentials with a plain GET.
-        enableIMDSv2: true,
-        tags: tagsFor(args.tags, `${args.prefix}-${groupName}`),
-      }, child.opts(groupName, { dependsOn: attachments }));
+    const nodeGroup = (
+      groupName: string,
+      group: {
+        capacityType: 'ON_DEMAND' | 'SPOT';
+        instanceTypes: string[];
+        scale: { min: number; desired: number; max: number };
+        labels: Record<string, string>;
+      },
+    ) =>
+      new eks.ManagedNodeGroup(
+        child.name(groupName),
+        {
+          cluster,
+          nodeRole,
+          // A prefix, not a fixed name: changing instance types replaces the group, and the new one
+          // must come up (create-before-delete) while the old one still exists.
+          nodeGroupNamePrefix: `${args.prefix}-${groupName}-`,
+          subnetIds: args.privateSubnetIds,
+          capacityType: group.capacityType,
+          instanceTypes: group.instanceTypes,
+          scalingConfig: { minSize: group.scale.min, desiredSize: group.scale.desired, maxSize: group.scale.max },
+          // The cluster autoscaler owns desiredSize once nodes are running.
+          ignoreScalingChanges: true,
+          labels: group.labels,
+          // IMDSv2 only: session-token metadata requests, so an SSRF in a pod cannot read the node
+          // role's credentials with a plain GET.
+          enableIMDSv2: true,
+          tags: tagsFor(args.tags, `${args.prefix}-${groupName}`),
+        },
+        child.opts(groupName, { dependsOn: attachments }),
+      );
 
-    nodeGroup('system', { capacityType: 'ON_DEMAND', instanceTypes: [config.systemInstanceType], scale: config.systemNodes, labels: { 'node-role': 'system' } });
-    nodeGroup('spot', { capacityType: 'SPOT', instanceTypes: config.spotInstanceTypes, scale: config.spotNodes, labels: { 'node-role': 'workload', lifecycle: 'spot' } });
+    nodeGroup('system', {
+      capacityType: 'ON_DEMAND',
+      instanceTypes: [config.systemInstanceType],
+      scale: config.systemNodes,
+      labels: { 'node-role': 'system' },
+    });
+    nodeGroup('spot', {
+      capacityType: 'SPOT',
+      instanceTypes: config.spotInstanceTypes,
+      scale: config.spotNodes,
+      labels: { 'node-role': 'workload', lifecycle: 'spot' },
+    });
 
     this.name = cluster.eksCluster.name;
     this.kubeconfig = pulumi.secret(cluster.kubeconfigJson);
@@ -110,17 +140,19 @@ export class Cluster extends pulumi.ComponentResource {
 }
 
 function accessEntries(entries: AccessEntryConfig[]): Record<string, eks.types.input.AccessEntryArgs> {
-  return Object.fromEntries(entries.map((entry) => [
-    // Keyed by the principal's own name: stable when entries are reordered in config.
-    entry.principalArn.split('/').pop()!,
-    {
-      principalArn: entry.principalArn,
-      accessPolicies: {
-        [entry.access]: {
-          policyArn: entry.policyArn,
-          accessScope: entry.namespaces ? { type: 'namespace', namespaces: entry.namespaces } : { type: 'cluster' },
+  return Object.fromEntries(
+    entries.map((entry) => [
+      // Keyed by the principal's own name: stable when entries are reordered in config.
+      entry.principalArn.split('/').pop()!,
+      {
+        principalArn: entry.principalArn,
+        accessPolicies: {
+          [entry.access]: {
+            policyArn: entry.policyArn,
+            accessScope: entry.namespaces ? { type: 'namespace', namespaces: entry.namespaces } : { type: 'cluster' },
+          },
         },
       },
-    },
-  ]));
+    ]),
+  );
 }

@@ -6,8 +6,8 @@
  */
 import * as pulumi from '@pulumi/pulumi';
 import { z } from 'zod';
-import { recordValueSchema } from './contract.ts';
 import { MAX_AZS, overlapsV4, parseV4 } from './cidr.ts';
+import { recordValueSchema } from './contract.ts';
 
 export const SIZES = ['small', 'medium', 'large'] as const;
 export type Size = (typeof SIZES)[number];
@@ -19,14 +19,17 @@ interface NodeGroupScale {
 }
 
 /** What `size` picks when the specific key is not set. */
-const SIZE_PRESETS: Record<Size, {
-  systemInstanceType: string;
-  systemNodes: NodeGroupScale;
-  spotInstanceTypes: string[];
-  spotNodes: NodeGroupScale;
-  dbInstanceClass: string;
-  dbAllocatedStorageGb: number;
-}> = {
+const SIZE_PRESETS: Record<
+  Size,
+  {
+    systemInstanceType: string;
+    systemNodes: NodeGroupScale;
+    spotInstanceTypes: string[];
+    spotNodes: NodeGroupScale;
+    dbInstanceClass: string;
+    dbAllocatedStorageGb: number;
+  }
+> = {
   small: {
     systemInstanceType: 't3.large',
     systemNodes: { min: 1, desired: 2, max: 3 },
@@ -101,7 +104,10 @@ const recorderSchema = z.object({
    */
   customDomain: z.boolean().default(true),
   /** Content types the recorder accepts (one mapping template each); others get 415 and the sender retries. */
-  contentTypes: z.array(z.string().regex(/^[\w.+-]+\/[\w.+-]+$/, 'must be a media type like application/json')).min(1).optional(),
+  contentTypes: z
+    .array(z.string().regex(/^[\w.+-]+\/[\w.+-]+$/, 'must be a media type like application/json'))
+    .min(1)
+    .optional(),
   /**
    * Receives before SQS itself moves a message to the dead-letter queue. High on purpose: every
    * dry-run sample and every resumed replay counts as a receive, and webhooks.replay dead-letters
@@ -111,14 +117,17 @@ const recorderSchema = z.object({
   visibilityTimeoutSeconds: z.number().int().min(0).max(43200).default(120),
 });
 
-const cidrSchema = z.string().refine((c) => {
-  try {
-    parseV4(c);
-    return true;
-  } catch {
-    return false;
-  }
-}, { message: 'must be an IPv4 CIDR block with no host bits set', abort: true });
+const cidrSchema = z.string().refine(
+  (c) => {
+    try {
+      parseV4(c);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { message: 'must be an IPv4 CIDR block with no host bits set', abort: true },
+);
 
 export const SOURCE_VIAS = ['nat', 'vpn-gateway', 'transit-gateway', 'peering'] as const;
 
@@ -129,16 +138,25 @@ export const SOURCE_VIAS = ['nat', 'vpn-gateway', 'transit-gateway', 'peering'] 
  */
 const sourceBase = {
   /** The legacy server's addresses as seen from the VPC (public IPs for nat, private ones otherwise). */
-  cidrs: z.array(cidrSchema.refine((c) => parseV4(c).prefix >= 8, 'must be a specific network (/8 or longer), never the whole internet')).min(1, 'needs at least one CIDR'),
+  cidrs: z
+    .array(cidrSchema.refine((c) => parseV4(c).prefix >= 8, 'must be a specific network (/8 or longer), never the whole internet'))
+    .min(1, 'needs at least one CIDR'),
   port: z.number().int().min(1).max(65535).default(5432),
 };
-const awsId = (prefix: string, what: string) => z.string({ message: `is required with this via: the ${what} id (${prefix}-...)` }).regex(new RegExp(`^${prefix}-[0-9a-f]{8,17}$`), `must be a ${what} id like ${prefix}-0123456789abcdef0`);
-const sourceNetworkSchema = z.discriminatedUnion('via', [
-  z.strictObject({ ...sourceBase, via: z.literal('nat') }),
-  z.strictObject({ ...sourceBase, via: z.literal('vpn-gateway'), vpnGatewayId: awsId('vgw', 'virtual private gateway') }),
-  z.strictObject({ ...sourceBase, via: z.literal('transit-gateway'), transitGatewayId: awsId('tgw', 'transit gateway') }),
-  z.strictObject({ ...sourceBase, via: z.literal('peering'), peeringConnectionId: awsId('pcx', 'VPC peering connection') }),
-], { message: `via must be one of ${SOURCE_VIAS.join(', ')}` });
+const awsId = (prefix: string, what: string) =>
+  z
+    .string({ message: `is required with this via: the ${what} id (${prefix}-...)` })
+    .regex(new RegExp(`^${prefix}-[0-9a-f]{8,17}$`), `must be a ${what} id like ${prefix}-0123456789abcdef0`);
+const sourceNetworkSchema = z.discriminatedUnion(
+  'via',
+  [
+    z.strictObject({ ...sourceBase, via: z.literal('nat') }),
+    z.strictObject({ ...sourceBase, via: z.literal('vpn-gateway'), vpnGatewayId: awsId('vgw', 'virtual private gateway') }),
+    z.strictObject({ ...sourceBase, via: z.literal('transit-gateway'), transitGatewayId: awsId('tgw', 'transit gateway') }),
+    z.strictObject({ ...sourceBase, via: z.literal('peering'), peeringConnectionId: awsId('pcx', 'VPC peering connection') }),
+  ],
+  { message: `via must be one of ${SOURCE_VIAS.join(', ')}` },
+);
 export type SourceNetworkConfig = z.infer<typeof sourceNetworkSchema>;
 
 export const DEFAULT_RECORDER_CONTENT_TYPES = [
@@ -196,19 +214,24 @@ export interface StackConfig {
   dns: DnsConfig;
   appNamespaces: string[];
   pgbouncer: { namespace: string; image: string; replicas: number; awsCliImage: string };
-  webhookRecorder: { enabled: false } | {
-    enabled: true;
-    /** The webhook record's name when the recorder has a custom domain. */
-    customDomain?: string;
-    contentTypes: string[];
-    maxReceiveCount: number;
-    visibilityTimeoutSeconds: number;
-  };
+  webhookRecorder:
+    | { enabled: false }
+    | {
+        enabled: true;
+        /** The webhook record's name when the recorder has a custom domain. */
+        customDomain?: string;
+        contentTypes: string[];
+        maxReceiveCount: number;
+        visibilityTimeoutSeconds: number;
+      };
 }
 
 /** Raised for any invalid stack config value; the message starts with the full key. */
 export class ConfigError extends Error {
-  constructor(readonly key: string, problem: string) {
+  constructor(
+    readonly key: string,
+    problem: string,
+  ) {
     super(`Stack config ${key}: ${problem}. Fix it in Pulumi.${pulumi.getStack()}.yaml (pulumi config set ${key} ...).`);
   }
 }
@@ -266,11 +289,29 @@ export function loadConfig(): StackConfig {
 
   const vpcCidr = read('vpcCidr', cidrSchema) ?? '10.0.0.0/16';
   const vpcPrefix = parseV4(vpcCidr).prefix;
-  check(vpcPrefix >= 16 && vpcPrefix <= 20, 'vpcCidr', `prefix /${vpcPrefix} is outside /16../20 (AWS allows /16 at most; the subnet layout needs /20 at least)`);
+  check(
+    vpcPrefix >= 16 && vpcPrefix <= 20,
+    'vpcCidr',
+    `prefix /${vpcPrefix} is outside /16../20 (AWS allows /16 at most; the subnet layout needs /20 at least)`,
+  );
 
-  const availabilityZones = readObject('availabilityZones', z.array(z.string().regex(/^[a-z]{2}-[a-z]+-\d[a-z]$/, 'must be AZ names like eu-west-1a')).min(1).max(MAX_AZS));
-  const availabilityZoneCount = read('availabilityZoneCount', z.number().int().min(1, 'must be at least 1').max(MAX_AZS, `must be at most ${MAX_AZS}`));
-  if (availabilityZones && availabilityZoneCount !== undefined) check(availabilityZones.length === availabilityZoneCount, 'availabilityZoneCount', `is ${availabilityZoneCount} but availabilityZones pins ${availabilityZones.length} zones`);
+  const availabilityZones = readObject(
+    'availabilityZones',
+    z
+      .array(z.string().regex(/^[a-z]{2}-[a-z]+-\d[a-z]$/, 'must be AZ names like eu-west-1a'))
+      .min(1)
+      .max(MAX_AZS),
+  );
+  const availabilityZoneCount = read(
+    'availabilityZoneCount',
+    z.number().int().min(1, 'must be at least 1').max(MAX_AZS, `must be at most ${MAX_AZS}`),
+  );
+  if (availabilityZones && availabilityZoneCount !== undefined)
+    check(
+      availabilityZones.length === availabilityZoneCount,
+      'availabilityZoneCount',
+      `is ${availabilityZoneCount} but availabilityZones pins ${availabilityZones.length} zones`,
+    );
   for (const az of availabilityZones ?? []) check(az.startsWith(region), 'availabilityZones', `${az} is not in region ${region}`);
 
   const natGateways = read('natGateways', z.enum(['single', 'per-az'])) ?? (production ? 'per-az' : 'single');
@@ -281,19 +322,39 @@ export function loadConfig(): StackConfig {
   }));
 
   const engineVersion = read('dbEngineVersion', z.string().regex(/^\d+(\.\d+)?$/, 'must be a PostgreSQL version like 16.8')) ?? '16.8';
-  const instanceClass = read('dbInstanceClass', z.string().regex(/^db\./, 'must be an RDS class like db.r6g.large')) ?? preset.dbInstanceClass;
+  const instanceClass =
+    read('dbInstanceClass', z.string().regex(/^db\./, 'must be an RDS class like db.r6g.large')) ?? preset.dbInstanceClass;
   const allocatedStorageGb = read('dbAllocatedStorageGb', z.number().int().min(20).max(65536)) ?? preset.dbAllocatedStorageGb;
   const maxAllocatedStorageGb = read('dbMaxAllocatedStorageGb', z.number().int().max(65536)) ?? allocatedStorageGb * 4;
-  check(maxAllocatedStorageGb > allocatedStorageGb, 'dbMaxAllocatedStorageGb', `must exceed dbAllocatedStorageGb (${allocatedStorageGb}) for storage autoscaling`);
-  const backupRetentionDays = read('dbBackupRetentionDays', z.number().int().min(1, 'must be at least 1 (read replicas need backups)').max(35)) ?? (production ? 14 : 3);
-  check(!production || backupRetentionDays >= 14, 'dbBackupRetentionDays', `is ${backupRetentionDays}; production stacks keep at least 14 days`);
+  check(
+    maxAllocatedStorageGb > allocatedStorageGb,
+    'dbMaxAllocatedStorageGb',
+    `must exceed dbAllocatedStorageGb (${allocatedStorageGb}) for storage autoscaling`,
+  );
+  const backupRetentionDays =
+    read('dbBackupRetentionDays', z.number().int().min(1, 'must be at least 1 (read replicas need backups)').max(35)) ??
+    (production ? 14 : 3);
+  check(
+    !production || backupRetentionDays >= 14,
+    'dbBackupRetentionDays',
+    `is ${backupRetentionDays}; production stacks keep at least 14 days`,
+  );
   const replicaCount = read('dbReplicaCount', z.number().int().min(0).max(15)) ?? 0;
   const cutoverReplicaCount = read('dbCutoverReplicaCount', z.number().int().min(0).max(15)) ?? replicaCount;
-  check(cutoverReplicaCount >= replicaCount, 'dbCutoverReplicaCount', `(${cutoverReplicaCount}) is below dbReplicaCount (${replicaCount}); it is the total readers wanted after cutover`);
+  check(
+    cutoverReplicaCount >= replicaCount,
+    'dbCutoverReplicaCount',
+    `(${cutoverReplicaCount}) is below dbReplicaCount (${replicaCount}); it is the total readers wanted after cutover`,
+  );
 
   const sourceNetwork = readObject('sourceNetwork', sourceNetworkSchema);
-  if (!sourceNetwork) throw new ConfigError(fullKey('sourceNetwork'), `is required: how RDS reaches the legacy source ({cidrs, port, via: ${SOURCE_VIAS.join(' | ')}})`);
-  for (const cidr of sourceNetwork.cidrs) check(!overlapsV4(cidr, vpcCidr), 'sourceNetwork', `cidrs: ${cidr} overlaps vpcCidr ${vpcCidr}; the source must be outside the VPC`);
+  if (!sourceNetwork)
+    throw new ConfigError(
+      fullKey('sourceNetwork'),
+      `is required: how RDS reaches the legacy source ({cidrs, port, via: ${SOURCE_VIAS.join(' | ')}})`,
+    );
+  for (const cidr of sourceNetwork.cidrs)
+    check(!overlapsV4(cidr, vpcCidr), 'sourceNetwork', `cidrs: ${cidr} overlaps vpcCidr ${vpcCidr}; the source must be outside the VPC`);
 
   const dns = readObject('dns', dnsSchema);
   if (!dns) throw new ConfigError(fullKey('dns'), 'is required: the hosted zone and the app and webhook records');
@@ -308,9 +369,17 @@ export function loadConfig(): StackConfig {
   const numberOrDefault = (key: string, fallback: number, min: number) => read(key, z.number().int().min(min)) ?? fallback;
   const cidrList = (key: string) => readObject(key, z.array(cidrSchema)) ?? [];
   const publicAccessCidrs = cidrList('clusterPublicAccessCidrs');
-  check(!publicAccessCidrs.includes('0.0.0.0/0'), 'clusterPublicAccessCidrs', 'must not contain 0.0.0.0/0; list the operator networks, or none for a private-only endpoint');
+  check(
+    !publicAccessCidrs.includes('0.0.0.0/0'),
+    'clusterPublicAccessCidrs',
+    'must not contain 0.0.0.0/0; list the operator networks, or none for a private-only endpoint',
+  );
   const migrationCidrs = cidrList('dbMigrationCidrs');
-  check(!migrationCidrs.some((c) => parseV4(c).prefix < 8), 'dbMigrationCidrs', 'must be specific networks (/8 or longer), never the whole internet');
+  check(
+    !migrationCidrs.some((c) => parseV4(c).prefix < 8),
+    'dbMigrationCidrs',
+    'must be specific networks (/8 or longer), never the whole internet',
+  );
 
   return {
     project,
@@ -330,10 +399,16 @@ export function loadConfig(): StackConfig {
       kubernetesVersion: read('kubernetesVersion', z.string().regex(/^1\.\d+$/, 'must be a Kubernetes minor like 1.33')) ?? '1.33',
       publicAccessCidrs,
       accessEntries,
-      logTypes: readObject('clusterLogTypes', z.array(z.enum(ALL_CLUSTER_LOG_TYPES))) ?? (production ? [...ALL_CLUSTER_LOG_TYPES] : ['api', 'audit']),
+      logTypes:
+        readObject('clusterLogTypes', z.array(z.enum(ALL_CLUSTER_LOG_TYPES))) ??
+        (production ? [...ALL_CLUSTER_LOG_TYPES] : ['api', 'audit']),
       systemInstanceType: read('systemInstanceType', z.string().min(1)) ?? preset.systemInstanceType,
       systemNodes: readObject('systemNodes', scaleSchema) ?? preset.systemNodes,
-      spotInstanceTypes: readObject('spotInstanceTypes', z.array(z.string().min(1)).min(2, 'needs at least 2 types so a spot shortage in one does not empty the group')) ?? preset.spotInstanceTypes,
+      spotInstanceTypes:
+        readObject(
+          'spotInstanceTypes',
+          z.array(z.string().min(1)).min(2, 'needs at least 2 types so a spot shortage in one does not empty the group'),
+        ) ?? preset.spotInstanceTypes,
       spotNodes: readObject('spotNodes', scaleSchema) ?? preset.spotNodes,
     },
     database: {
@@ -342,19 +417,26 @@ export function loadConfig(): StackConfig {
       allocatedStorageGb,
       maxAllocatedStorageGb,
       name: read('dbName', z.string().regex(/^[a-z][a-z0-9_]{0,62}$/, 'must be a lower-case PostgreSQL identifier')) ?? 'app',
-      masterUsername: read('dbMasterUsername', z.string().regex(/^[a-z][a-z0-9_]{0,15}$/, 'must be a lower-case identifier up to 16 characters')) ?? 'app_admin',
+      masterUsername:
+        read('dbMasterUsername', z.string().regex(/^[a-z][a-z0-9_]{0,15}$/, 'must be a lower-case identifier up to 16 characters')) ??
+        'app_admin',
       backupRetentionDays,
       caCertIdentifier: read('dbCaCertIdentifier', z.string().min(1)) ?? 'rds-ca-rsa2048-g1',
       migrationCidrs,
       replicaCount,
       cutoverReplicaCount,
-      replicaInstanceClass: read('dbReplicaInstanceClass', z.string().regex(/^db\./, 'must be an RDS class like db.r6g.large')) ?? instanceClass,
+      replicaInstanceClass:
+        read('dbReplicaInstanceClass', z.string().regex(/^db\./, 'must be an RDS class like db.r6g.large')) ?? instanceClass,
       adoptReplicas: read('dbAdoptReplicas', z.boolean()) ?? false,
     },
     sourceNetwork,
-    parameterPrefix: read('parameterPrefix', z.string().regex(/^(\/[A-Za-z0-9_.-]+)+$/, 'must look like /team/app/env')) ?? `/${project}/${environment}`,
+    parameterPrefix:
+      read('parameterPrefix', z.string().regex(/^(\/[A-Za-z0-9_.-]+)+$/, 'must look like /team/app/env')) ?? `/${project}/${environment}`,
     dns: { ...dns, zoneName: zone },
-    appNamespaces: readObject('appNamespaces', z.array(z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be Kubernetes namespace names')).min(1)) ?? ['app'],
+    appNamespaces: readObject(
+      'appNamespaces',
+      z.array(z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be Kubernetes namespace names')).min(1),
+    ) ?? ['app'],
     pgbouncer: {
       namespace: read('pgbouncerNamespace', z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/)) ?? 'pgbouncer',
       image: read('pgbouncerImage', z.string().min(1)) ?? 'edoburu/pgbouncer:v1.24.1-p1',

@@ -5,9 +5,9 @@
 import * as aws from '@pulumi/aws';
 import * as pulumi from '@pulumi/pulumi';
 import * as random from '@pulumi/random';
-import type { ReplicaSpec } from './contract.ts';
-import { children, type Children } from './children.ts';
+import { type Children, children } from './children.ts';
 import type { StackConfig } from './config.ts';
+import type { ReplicaSpec } from './contract.ts';
 import { assumedByService } from './iam.ts';
 import { parameterGroupFamily, replicaIdentifier } from './naming.ts';
 import { tagsFor } from './tags.ts';
@@ -69,60 +69,90 @@ export class Database extends pulumi.ComponentResource {
     // replaces the group by first creating the new one, moving the instance onto it, and only then
     // deleting the old one, which by then is no longer in use. Value changes are in-place updates
     // and never touch the instance beyond "pending-reboot".
-    const parameterGroup = new aws.rds.ParameterGroup(child.name('postgres'), {
-      namePrefix: `${identifier}-`,
-      family: parameterGroupFamily(config.engineVersion),
-      description: `${identifier}: logical replication, TLS only`,
-      parameters: REPLICATION_PARAMETERS,
-      tags: tags(`${identifier}-params`),
-    }, child.opts('postgres'));
+    const parameterGroup = new aws.rds.ParameterGroup(
+      child.name('postgres'),
+      {
+        namePrefix: `${identifier}-`,
+        family: parameterGroupFamily(config.engineVersion),
+        description: `${identifier}: logical replication, TLS only`,
+        parameters: REPLICATION_PARAMETERS,
+        tags: tags(`${identifier}-params`),
+      },
+      child.opts('postgres'),
+    );
 
-    const subnetGroup = new aws.rds.SubnetGroup(child.name('postgres'), {
-      name: identifier,
-      subnetIds: args.subnetIds,
-      tags: tags(`${identifier}-subnets`),
-    }, child.opts('postgres'));
+    const subnetGroup = new aws.rds.SubnetGroup(
+      child.name('postgres'),
+      {
+        name: identifier,
+        subnetIds: args.subnetIds,
+        tags: tags(`${identifier}-subnets`),
+      },
+      child.opts('postgres'),
+    );
 
-    const securityGroup = new aws.ec2.SecurityGroup(child.name('postgres'), {
-      vpcId: args.vpcId,
-      description: `${identifier}: PostgreSQL from the EKS nodes and the migration networks only`,
-      // No inline egress: the provider then revokes AWS's default allow-all, and the one rule below
-      // is all the group may send.
-      tags: tags(`${identifier}-postgres`),
-    }, child.opts('postgres'));
-    new aws.vpc.SecurityGroupIngressRule(child.name('postgres-from-nodes'), {
-      securityGroupId: securityGroup.id,
-      referencedSecurityGroupId: args.clientSecurityGroupId,
-      ipProtocol: 'tcp',
-      fromPort: PORT,
-      toPort: PORT,
-      description: 'EKS nodes and pods',
-      tags: tags(`${identifier}-from-nodes`),
-    }, child.opts('postgres-from-nodes'));
+    const securityGroup = new aws.ec2.SecurityGroup(
+      child.name('postgres'),
+      {
+        vpcId: args.vpcId,
+        description: `${identifier}: PostgreSQL from the EKS nodes and the migration networks only`,
+        // No inline egress: the provider then revokes AWS's default allow-all, and the one rule below
+        // is all the group may send.
+        tags: tags(`${identifier}-postgres`),
+      },
+      child.opts('postgres'),
+    );
+    new aws.vpc.SecurityGroupIngressRule(
+      child.name('postgres-from-nodes'),
+      {
+        securityGroupId: securityGroup.id,
+        referencedSecurityGroupId: args.clientSecurityGroupId,
+        ipProtocol: 'tcp',
+        fromPort: PORT,
+        toPort: PORT,
+        description: 'EKS nodes and pods',
+        tags: tags(`${identifier}-from-nodes`),
+      },
+      child.opts('postgres-from-nodes'),
+    );
     const cidrName = (cidr: string) => cidr.replace(/[./]/g, '-');
-    config.migrationCidrs.forEach((cidr) => new aws.vpc.SecurityGroupIngressRule(child.name(`postgres-from-${cidrName(cidr)}`), {
-      securityGroupId: securityGroup.id,
-      cidrIpv4: cidr,
-      ipProtocol: 'tcp',
-      fromPort: PORT,
-      toPort: PORT,
-      description: 'migration network path (legacy server / VPN)',
-      tags: tags(`${identifier}-from-migration`),
-    }, child.opts(`postgres-from-${cidrName(cidr)}`)));
+    config.migrationCidrs.forEach(
+      (cidr) =>
+        new aws.vpc.SecurityGroupIngressRule(
+          child.name(`postgres-from-${cidrName(cidr)}`),
+          {
+            securityGroupId: securityGroup.id,
+            cidrIpv4: cidr,
+            ipProtocol: 'tcp',
+            fromPort: PORT,
+            toPort: PORT,
+            description: 'migration network path (legacy server / VPN)',
+            tags: tags(`${identifier}-from-migration`),
+          },
+          child.opts(`postgres-from-${cidrName(cidr)}`),
+        ),
+    );
 
     // The subscription's apply and table-sync workers connect from RDS to the source. Replies to
     // the connections the nodes and migration networks open come back through the group's
     // connection tracking, so this rule is the only outbound traffic the group needs. The reverse
     // (the source opening connections to RDS) gets no ingress rule: logical replication never does.
-    args.source.cidrs.forEach((cidr) => new aws.vpc.SecurityGroupEgressRule(child.name(`postgres-to-source-${cidrName(cidr)}`), {
-      securityGroupId: securityGroup.id,
-      cidrIpv4: cidr,
-      ipProtocol: 'tcp',
-      fromPort: args.source.port,
-      toPort: args.source.port,
-      description: 'logical replication: the subscription connects to the legacy source',
-      tags: tags(`${identifier}-to-source`),
-    }, child.opts(`postgres-to-source-${cidrName(cidr)}`)));
+    args.source.cidrs.forEach(
+      (cidr) =>
+        new aws.vpc.SecurityGroupEgressRule(
+          child.name(`postgres-to-source-${cidrName(cidr)}`),
+          {
+            securityGroupId: securityGroup.id,
+            cidrIpv4: cidr,
+            ipProtocol: 'tcp',
+            fromPort: args.source.port,
+            toPort: args.source.port,
+            description: 'logical replication: the subscription connects to the legacy source',
+            tags: tags(`${identifier}-to-source`),
+          },
+          child.opts(`postgres-to-source-${cidrName(cidr)}`),
+        ),
+    );
 
     // Letters and digits only: the password is embedded in connection URLs and PgBouncer's auth file.
     const password = new random.RandomPassword(child.name('master'), { length: 40, special: false }, child.opts('master'));
@@ -135,64 +165,72 @@ export class Database extends pulumi.ComponentResource {
       ...(monitoringRoleArn ? { monitoringRoleArn } : {}),
     };
 
-    const instance = new aws.rds.Instance(child.name('postgres'), {
-      identifier,
-      engine: 'postgres',
-      engineVersion: config.engineVersion,
-      // The version is pinned in config; RDS must not move it underneath the stack.
-      autoMinorVersionUpgrade: false,
-      allowMajorVersionUpgrade: true,
-      instanceClass: config.instanceClass,
-      allocatedStorage: config.allocatedStorageGb,
-      maxAllocatedStorage: config.maxAllocatedStorageGb,
-      storageType: 'gp3',
-      storageEncrypted: true,
-      kmsKeyId: args.kmsKeyArn,
-      dbName: config.name,
-      username: config.masterUsername,
-      password: password.result,
-      port: PORT,
-      dbSubnetGroupName: subnetGroup.name,
-      vpcSecurityGroupIds: [securityGroup.id],
-      parameterGroupName: parameterGroup.name,
-      publiclyAccessible: false,
-      multiAz: production,
-      deletionProtection: production,
-      skipFinalSnapshot: !production,
-      ...(production ? { finalSnapshotIdentifier: `${identifier}-final` } : {}),
-      backupRetentionPeriod: config.backupRetentionDays,
-      backupWindow: '02:00-03:00',
-      maintenanceWindow: 'sun:03:30-sun:04:30',
-      copyTagsToSnapshot: true,
-      iamDatabaseAuthenticationEnabled: true,
-      caCertIdentifier: config.caCertIdentifier,
-      enabledCloudwatchLogsExports: ['postgresql', 'upgrade'],
-      applyImmediately: !production,
-      ...observability,
-      tags: tags(identifier),
-    }, child.opts('postgres', { protect: production }));
-
-    const replicas = Array.from({ length: config.replicaCount }, (_, i) => {
-      const id = replicaIdentifier(identifier, i + 1);
-      return new aws.rds.Instance(child.name(`replica-${i + 1}`), {
-        identifier: id,
-        replicateSourceDb: instance.identifier,
-        instanceClass: config.replicaInstanceClass,
-        availabilityZone: replicaZone(args.zones, i + 1),
+    const instance = new aws.rds.Instance(
+      child.name('postgres'),
+      {
+        identifier,
+        engine: 'postgres',
+        engineVersion: config.engineVersion,
+        // The version is pinned in config; RDS must not move it underneath the stack.
+        autoMinorVersionUpgrade: false,
+        allowMajorVersionUpgrade: true,
+        instanceClass: config.instanceClass,
+        allocatedStorage: config.allocatedStorageGb,
+        maxAllocatedStorage: config.maxAllocatedStorageGb,
+        storageType: 'gp3',
         storageEncrypted: true,
         kmsKeyId: args.kmsKeyArn,
+        dbName: config.name,
+        username: config.masterUsername,
+        password: password.result,
+        port: PORT,
+        dbSubnetGroupName: subnetGroup.name,
         vpcSecurityGroupIds: [securityGroup.id],
         parameterGroupName: parameterGroup.name,
         publiclyAccessible: false,
-        autoMinorVersionUpgrade: false,
+        multiAz: production,
+        deletionProtection: production,
+        skipFinalSnapshot: !production,
+        ...(production ? { finalSnapshotIdentifier: `${identifier}-final` } : {}),
+        backupRetentionPeriod: config.backupRetentionDays,
+        backupWindow: '02:00-03:00',
+        maintenanceWindow: 'sun:03:30-sun:04:30',
+        copyTagsToSnapshot: true,
         iamDatabaseAuthenticationEnabled: true,
         caCertIdentifier: config.caCertIdentifier,
-        skipFinalSnapshot: true,
+        enabledCloudwatchLogsExports: ['postgresql', 'upgrade'],
+        applyImmediately: !production,
         ...observability,
-        tags: tags(id),
-        // dbAdoptReplicas: the CLI created this replica on D-day under the same identifier; take
-        // it into the stack instead of failing on "already exists".
-      }, child.opts(`replica-${i + 1}`, config.adoptReplicas ? { import: id } : undefined));
+        tags: tags(identifier),
+      },
+      child.opts('postgres', { protect: production }),
+    );
+
+    const replicas = Array.from({ length: config.replicaCount }, (_, i) => {
+      const id = replicaIdentifier(identifier, i + 1);
+      return new aws.rds.Instance(
+        child.name(`replica-${i + 1}`),
+        {
+          identifier: id,
+          replicateSourceDb: instance.identifier,
+          instanceClass: config.replicaInstanceClass,
+          availabilityZone: replicaZone(args.zones, i + 1),
+          storageEncrypted: true,
+          kmsKeyId: args.kmsKeyArn,
+          vpcSecurityGroupIds: [securityGroup.id],
+          parameterGroupName: parameterGroup.name,
+          publiclyAccessible: false,
+          autoMinorVersionUpgrade: false,
+          iamDatabaseAuthenticationEnabled: true,
+          caCertIdentifier: config.caCertIdentifier,
+          skipFinalSnapshot: true,
+          ...observability,
+          tags: tags(id),
+          // dbAdoptReplicas: the CLI created this replica on D-day under the same identifier; take
+          // it into the stack instead of failing on "already exists".
+        },
+        child.opts(`replica-${i + 1}`, config.adoptReplicas ? { import: id } : undefined),
+      );
     });
 
     this.cutoverReplicas = [];
@@ -218,14 +256,22 @@ export class Database extends pulumi.ComponentResource {
   }
 
   private monitoringRole(child: Children, identifier: string, tags: (resource: string) => Record<string, string>): aws.iam.Role {
-    const role = new aws.iam.Role(child.name('rds-monitoring'), {
-      assumeRolePolicy: assumedByService('monitoring.rds.amazonaws.com'),
-      tags: tags(`${identifier}-monitoring`),
-    }, child.opts('rds-monitoring'));
-    new aws.iam.RolePolicyAttachment(child.name('rds-monitoring'), {
-      role: role.name,
-      policyArn: 'arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole',
-    }, child.opts('rds-monitoring'));
+    const role = new aws.iam.Role(
+      child.name('rds-monitoring'),
+      {
+        assumeRolePolicy: assumedByService('monitoring.rds.amazonaws.com'),
+        tags: tags(`${identifier}-monitoring`),
+      },
+      child.opts('rds-monitoring'),
+    );
+    new aws.iam.RolePolicyAttachment(
+      child.name('rds-monitoring'),
+      {
+        role: role.name,
+        policyArn: 'arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole',
+      },
+      child.opts('rds-monitoring'),
+    );
     return role;
   }
 }

@@ -21,13 +21,17 @@ export class StackKey extends pulumi.ComponentResource {
   constructor(name: string, args: StackKeyArgs, opts?: pulumi.ComponentResourceOptions) {
     super('cutover:infra:StackKey', name, {}, opts);
     const child = children(this, name);
-    const key = new aws.kms.Key(child.name('stack'), {
-      description: `${args.prefix}: RDS, Parameter Store, SQS and EKS secrets`,
-      enableKeyRotation: true,
-      // Deleting the key makes every snapshot and parameter under it unreadable: wait the maximum.
-      deletionWindowInDays: 30,
-      tags: tagsFor(args.tags, `${args.prefix}-stack`),
-    }, child.opts('stack', { protect: args.production }));
+    const key = new aws.kms.Key(
+      child.name('stack'),
+      {
+        description: `${args.prefix}: RDS, Parameter Store, SQS and EKS secrets`,
+        enableKeyRotation: true,
+        // Deleting the key makes every snapshot and parameter under it unreadable: wait the maximum.
+        deletionWindowInDays: 30,
+        tags: tagsFor(args.tags, `${args.prefix}-stack`),
+      },
+      child.opts('stack', { protect: args.production }),
+    );
     new aws.kms.Alias(child.name('stack'), { name: `alias/${args.prefix}`, targetKeyId: key.keyId }, child.opts('stack'));
     this.arn = key.arn;
     this.keyId = key.keyId;

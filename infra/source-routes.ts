@@ -4,7 +4,7 @@
  * a propagated 0.0.0.0/0 (or anything the far side advertises) would be a way out nobody reviewed.
  */
 import * as aws from '@pulumi/aws';
-import * as pulumi from '@pulumi/pulumi';
+import type * as pulumi from '@pulumi/pulumi';
 import type { SourceNetworkConfig } from './config.ts';
 
 type RouteTarget = Pick<aws.types.input.ec2.RouteTableRoute, 'natGatewayId' | 'gatewayId' | 'transitGatewayId' | 'vpcPeeringConnectionId'>;
@@ -28,7 +28,12 @@ export interface SourcePathArgs {
  * peering connection must already be active: which side requests and which accepts depends on the
  * accounts, so it is made outside the stack (README).
  */
-export function sourcePath(name: string, opts: pulumi.CustomResourceOptions, source: SourceNetworkConfig, args: SourcePathArgs): SourcePath {
+export function sourcePath(
+  name: string,
+  opts: pulumi.CustomResourceOptions,
+  source: SourceNetworkConfig,
+  args: SourcePathArgs,
+): SourcePath {
   switch (source.via) {
     case 'nat':
       return { target: (nat) => ({ natGatewayId: nat }), dependsOn: [] };
@@ -38,12 +43,16 @@ export function sourcePath(name: string, opts: pulumi.CustomResourceOptions, sou
     }
     case 'transit-gateway': {
       // One ENI per database subnet: the TGW returns the source's replies into the zone they left from.
-      const attachment = new aws.ec2transitgateway.VpcAttachment(name, {
-        transitGatewayId: source.transitGatewayId,
-        vpcId: args.vpcId,
-        subnetIds: args.databaseSubnetIds,
-        tags: args.tags,
-      }, opts);
+      const attachment = new aws.ec2transitgateway.VpcAttachment(
+        name,
+        {
+          transitGatewayId: source.transitGatewayId,
+          vpcId: args.vpcId,
+          subnetIds: args.databaseSubnetIds,
+          tags: args.tags,
+        },
+        opts,
+      );
       return { target: () => ({ transitGatewayId: source.transitGatewayId }), dependsOn: [attachment] };
     }
     case 'peering':

@@ -5,7 +5,7 @@
  * the exact bytes, encoded. Every line ends in `##` (a VTL comment that swallows the newline):
  * the output is one form-encoded line, as the SQS query API expects.
  */
-import { EMPTY_BODY_PLACEHOLDER, WEBHOOK_MESSAGE_ATTRIBUTES as A, WEBHOOK_MESSAGE_GROUP_ID } from './webhook-message-format.ts';
+import { WEBHOOK_MESSAGE_ATTRIBUTES as A, EMPTY_BODY_PLACEHOLDER, WEBHOOK_MESSAGE_GROUP_ID } from './webhook-message-format.ts';
 
 const attribute = (n: number, name: string, dataType: 'String' | 'Number', value: string) =>
   `&MessageAttribute.${n}.Name=${name}&MessageAttribute.${n}.Value.DataType=${dataType}&MessageAttribute.${n}.Value.StringValue=${value}`;

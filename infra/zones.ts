@@ -12,12 +12,18 @@ export function chooseZones(available: readonly string[], wanted: { count?: numb
   if (wanted.pinned) {
     const missing = wanted.pinned.filter((zone) => !sorted.includes(zone));
     if (missing.length > 0) {
-      throw new ConfigError(`${keyPrefix}:availabilityZones`, `${missing.join(', ')} not available in this region (available: ${sorted.join(', ') || 'none'})`);
+      throw new ConfigError(
+        `${keyPrefix}:availabilityZones`,
+        `${missing.join(', ')} not available in this region (available: ${sorted.join(', ') || 'none'})`,
+      );
     }
     return [...wanted.pinned];
   }
   if (wanted.count !== undefined && wanted.count > sorted.length) {
-    throw new ConfigError(`${keyPrefix}:availabilityZoneCount`, `is ${wanted.count} but the region has only ${sorted.length} available zones (${sorted.join(', ')})`);
+    throw new ConfigError(
+      `${keyPrefix}:availabilityZoneCount`,
+      `is ${wanted.count} but the region has only ${sorted.length} available zones (${sorted.join(', ')})`,
+    );
   }
   if (sorted.length === 0) throw new ConfigError(`${keyPrefix}:availabilityZoneCount`, 'the region reports no available zones');
   // Sorted names: the same region always yields the same zones in the same order, so AZ index i

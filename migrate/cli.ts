@@ -1,8 +1,9 @@
 /** The `migrate` command line: one file per command family under migrate/commands/. */
-import { Command, CommanderError } from 'commander';
+
 import { readFileSync } from 'node:fs';
-import { EXIT } from './commands/exit-codes.ts';
+import { Command, CommanderError } from 'commander';
 import type { GlobalOptions } from './commands/environment.ts';
+import { EXIT } from './commands/exit-codes.ts';
 import { registerInspect } from './commands/inspect.ts';
 import { registerOutputs } from './commands/outputs.ts';
 import { registerRehearse } from './commands/rehearse.ts';
@@ -43,7 +44,15 @@ const program = new Command('migrate')
   // and exit 2 (commander's own default is the whole help text and exit 1).
   .configureHelp({ showGlobalOptions: true })
   // Commander puts its "(Did you mean …?)" on a second line.
-  .configureOutput({ outputError: (text, write) => write(`migrate: ${text.replace(/^error: /, '').trim().replace(/\s*\n\s*/g, ' ')} (see --help)\n`) })
+  .configureOutput({
+    outputError: (text, write) =>
+      write(
+        `migrate: ${text
+          .replace(/^error: /, '')
+          .trim()
+          .replace(/\s*\n\s*/g, ' ')} (see --help)\n`,
+      ),
+  })
   .exitOverride();
 
 program.hook('preAction', (_root, actionCommand) => {
@@ -56,7 +65,10 @@ program.hook('preAction', (root) => {
   const bindir = sets.find((s) => s.startsWith('pgBinDir='));
   if (!bindir) return;
   process.env.PG_BINDIR = bindir.slice('pgBinDir='.length);
-  root.setOptionValue('set', sets.filter((s) => s !== bindir));
+  root.setOptionValue(
+    'set',
+    sets.filter((s) => s !== bindir),
+  );
 });
 
 const globals = () => program.opts<GlobalOptions>();

@@ -54,7 +54,8 @@ export async function ask(server: string, name: string, type: 'A' | 'AAAA' | 'CN
   const resolver = new dns.Resolver({ timeout: 2000, tries: 2 });
   resolver.setServers([server]);
   try {
-    const values = type === 'A' ? await resolver.resolve4(name) : type === 'AAAA' ? await resolver.resolve6(name) : await resolver.resolveCname(name);
+    const values =
+      type === 'A' ? await resolver.resolve4(name) : type === 'AAAA' ? await resolver.resolve6(name) : await resolver.resolveCname(name);
     return { values };
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? String(error);
@@ -67,7 +68,12 @@ export async function ask(server: string, name: string, type: 'A' | 'AAAA' | 'CN
 const bare = (name: string) => name.toLowerCase().replace(/\.$/, '');
 
 /** Whether `answer` shows the name pointing at `wanted` (see the module comment for aliases). */
-export async function isNewAnswer(lookups: DnsLookups, answer: Answer, wanted: RecordSet, previous: readonly RecordSet[]): Promise<boolean> {
+export async function isNewAnswer(
+  lookups: DnsLookups,
+  answer: Answer,
+  wanted: RecordSet,
+  previous: readonly RecordSet[],
+): Promise<boolean> {
   if ('error' in answer || answer.values.length === 0) return false;
   const got = new Set(answer.values.map(bare));
   if (!wanted.AliasTarget) {

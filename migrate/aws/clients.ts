@@ -49,7 +49,11 @@ export function awsClient<S extends Service>(ctx: Pick<StepContext, 'outputs' | 
 }
 
 /** Runs `use` with a client of its own, destroyed afterwards, for work outside a run's resources. */
-export async function withAwsClient<S extends Service, T>(service: S, region: string, use: (client: ClientOf<S>) => Promise<T>): Promise<T> {
+export async function withAwsClient<S extends Service, T>(
+  service: S,
+  region: string,
+  use: (client: ClientOf<S>) => Promise<T>,
+): Promise<T> {
   const client = createAwsClient(service, region);
   try {
     return await use(client);

@@ -36,11 +36,23 @@ export const IAM_PREFIX: Record<string, string> = {
  * (rds:AddTagsToResource) and the KMS operations RDS and Parameter Store perform with the
  * caller's identity on the stack key.
  */
-export const IMPLIED_ACTIONS = ['rds:AddTagsToResource', 'kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey', 'kms:DescribeKey', 'kms:CreateGrant'];
+export const IMPLIED_ACTIONS = [
+  'rds:AddTagsToResource',
+  'kms:Decrypt',
+  'kms:Encrypt',
+  'kms:GenerateDataKey',
+  'kms:DescribeKey',
+  'kms:CreateGrant',
+];
 
 /** Every `ssm:/…` secret reference in the outputs: the CLI reads (and decrypts) them. */
 function secretParameters(outputs: StackOutputs): string[] {
-  const refs = [outputs.database.masterPasswordRef, outputs.source.urlRef, outputs.source.subscriptionUrlRef, outputs.pgbouncer.adminUrlRef];
+  const refs = [
+    outputs.database.masterPasswordRef,
+    outputs.source.urlRef,
+    outputs.source.subscriptionUrlRef,
+    outputs.pgbouncer.adminUrlRef,
+  ];
   return refs.filter((ref): ref is string => !!ref && ref.startsWith('ssm:')).map((ref) => ref.slice(4));
 }
 
@@ -60,7 +72,9 @@ export function cliIamPolicy(outputs: StackOutputs): PolicyDocument {
       Resource: [outputs.database.arn, ...replicas, parameterGroupArn(outputs, outputs.database.parameterGroupName)],
     },
     // Undo deletes replicas only; the writer is not in this list.
-    ...(replicas.length > 0 ? [{ Sid: 'DeleteReadReplicas', Effect: 'Allow' as const, Action: ['rds:DeleteDBInstance'], Resource: replicas }] : []),
+    ...(replicas.length > 0
+      ? [{ Sid: 'DeleteReadReplicas', Effect: 'Allow' as const, Action: ['rds:DeleteDBInstance'], Resource: replicas }]
+      : []),
     {
       Sid: 'StackParameters',
       Effect: 'Allow',
@@ -68,7 +82,14 @@ export function cliIamPolicy(outputs: StackOutputs): PolicyDocument {
       Resource: [prefixArn],
     },
     ...(secretParameters(outputs).some((name) => !name.startsWith(`${outputs.parameters.prefix}/`))
-      ? [{ Sid: 'SecretReferences', Effect: 'Allow' as const, Action: ['ssm:GetParameter'], Resource: secretParameters(outputs).map((n) => parameterArn(outputs, n)) }]
+      ? [
+          {
+            Sid: 'SecretReferences',
+            Effect: 'Allow' as const,
+            Action: ['ssm:GetParameter'],
+            Resource: secretParameters(outputs).map((n) => parameterArn(outputs, n)),
+          },
+        ]
       : []),
     {
       Sid: 'StackKeyThroughServices',
@@ -76,7 +97,9 @@ export function cliIamPolicy(outputs: StackOutputs): PolicyDocument {
       Action: ['kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey', 'kms:DescribeKey', 'kms:CreateGrant'],
       Resource: [outputs.kms.keyArn],
       // SQS too when the webhook queues are encrypted with the stack key.
-      Condition: { StringEquals: { 'kms:ViaService': ['ssm', 'rds', ...(outputs.webhooks ? ['sqs'] : [])].map((s) => `${s}.${region}.amazonaws.com`) } },
+      Condition: {
+        StringEquals: { 'kms:ViaService': ['ssm', 'rds', ...(outputs.webhooks ? ['sqs'] : [])].map((s) => `${s}.${region}.amazonaws.com`) },
+      },
     },
     { Sid: 'ReadZone', Effect: 'Allow', Action: ['route53:GetHostedZone', 'route53:ListResourceRecordSets'], Resource: [zone] },
     {

@@ -1,10 +1,10 @@
 /** RDS requests the replica step makes, each with the IAM action it needs. */
 import {
   CreateDBInstanceReadReplicaCommand,
-  DeleteDBInstanceCommand,
-  paginateDescribeDBInstances,
   type CreateDBInstanceReadReplicaCommandInput,
   type DBInstance,
+  DeleteDBInstanceCommand,
+  paginateDescribeDBInstances,
 } from '@aws-sdk/client-rds';
 import type { ReplicaSpec, StackOutputs } from '../../infra/contract.ts';
 import type { StepContext } from '../core/step.ts';
@@ -56,7 +56,10 @@ export async function describeInstances(ctx: StepContext, identifiers: readonly 
   const rds = await awsClient(ctx, 'rds');
   const found = new Map<string, InstanceState>();
   await callAws('rds:DescribeDBInstances', dbInstanceArn(ctx.outputs, '*'), async () => {
-    for await (const page of paginateDescribeDBInstances({ client: rds }, { Filters: [{ Name: 'db-instance-id', Values: [...identifiers] }] })) {
+    for await (const page of paginateDescribeDBInstances(
+      { client: rds },
+      { Filters: [{ Name: 'db-instance-id', Values: [...identifiers] }] },
+    )) {
       for (const instance of page.DBInstances ?? []) {
         const state = toState(instance);
         found.set(state.identifier.toLowerCase(), state);

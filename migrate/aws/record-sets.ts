@@ -37,7 +37,11 @@ export function buildSet(name: string, type: MovableType, ttl: number, value: Re
     return {
       Name: fqdn(name),
       Type: type,
-      AliasTarget: { HostedZoneId: value.alias.hostedZoneId, DNSName: fqdn(value.alias.dnsName), EvaluateTargetHealth: value.alias.evaluateTargetHealth },
+      AliasTarget: {
+        HostedZoneId: value.alias.hostedZoneId,
+        DNSName: fqdn(value.alias.dnsName),
+        EvaluateTargetHealth: value.alias.evaluateTargetHealth,
+      },
     };
   }
   return { Name: fqdn(name), Type: type, TTL: ttl, ResourceRecords: value.values.map((Value) => ({ Value })) };
@@ -47,7 +51,12 @@ export function buildSet(name: string, type: MovableType, ttl: number, value: Re
 export function plainSet(set: RecordSet): RecordSet {
   if (set['SetIdentifier'] !== undefined) {
     throw new StepError(`record ${bare(set.Name)} ${set.Type} uses a routing policy (SetIdentifier ${String(set['SetIdentifier'])})`, [
-      { severity: 'error', object: `record ${bare(set.Name)} ${set.Type}`, message: 'weighted, latency, failover and geo records are not supported', fix: 'switch this record by hand, or make it a simple record first' },
+      {
+        severity: 'error',
+        object: `record ${bare(set.Name)} ${set.Type}`,
+        message: 'weighted, latency, failover and geo records are not supported',
+        fix: 'switch this record by hand, or make it a simple record first',
+      },
     ]);
   }
   return {
@@ -56,7 +65,13 @@ export function plainSet(set: RecordSet): RecordSet {
     ...(set.TTL !== undefined ? { TTL: set.TTL } : {}),
     ...(set.ResourceRecords ? { ResourceRecords: set.ResourceRecords.map((r) => ({ Value: r.Value })) } : {}),
     ...(set.AliasTarget
-      ? { AliasTarget: { HostedZoneId: set.AliasTarget.HostedZoneId, DNSName: set.AliasTarget.DNSName, EvaluateTargetHealth: set.AliasTarget.EvaluateTargetHealth ?? false } }
+      ? {
+          AliasTarget: {
+            HostedZoneId: set.AliasTarget.HostedZoneId,
+            DNSName: set.AliasTarget.DNSName,
+            EvaluateTargetHealth: set.AliasTarget.EvaluateTargetHealth ?? false,
+          },
+        }
       : {}),
   };
 }
@@ -75,7 +90,11 @@ export function sameSet(a: RecordSet | undefined, b: RecordSet | undefined): boo
       a.AliasTarget.EvaluateTargetHealth === b.AliasTarget.EvaluateTargetHealth
     );
   }
-  const values = (s: RecordSet) => (s.ResourceRecords ?? []).map((r) => normalValue(s.Type, r.Value)).sort().join('\n');
+  const values = (s: RecordSet) =>
+    (s.ResourceRecords ?? [])
+      .map((r) => normalValue(s.Type, r.Value))
+      .sort()
+      .join('\n');
   return values(a) === values(b);
 }
 

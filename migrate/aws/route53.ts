@@ -12,13 +12,23 @@ import {
   type RRType,
 } from '@aws-sdk/client-route-53';
 import type { RecordValue } from '../../infra/contract.ts';
-import { StepError, type Json, type StepContext } from '../core/step.ts';
+import { type Json, type StepContext, StepError } from '../core/step.ts';
+import { waitFor } from '../core/wait.ts';
 import { hostedZoneArn, route53ChangeArn } from './arns.ts';
 import { ask, describeAnswer, dnsLookups, isNewAnswer } from './authoritative.ts';
 import { callAws } from './call.ts';
 import { awsClient } from './clients.ts';
-import { buildSet, changesFor, describeChange, fqdn, MOVABLE_TYPES, plainSet, typesReplacedBy, type Change, type RecordSet } from './record-sets.ts';
-import { waitFor } from '../core/wait.ts';
+import {
+  buildSet,
+  type Change,
+  changesFor,
+  describeChange,
+  fqdn,
+  MOVABLE_TYPES,
+  plainSet,
+  type RecordSet,
+  typesReplacedBy,
+} from './record-sets.ts';
 
 export interface RecordTarget {
   type: 'A' | 'AAAA' | 'CNAME';
@@ -97,7 +107,12 @@ export async function submitChange(ctx: StepContext, zone: DnsZone, changes: Cha
     },
     timedOut: ({ detail }) =>
       new StepError(`Route53 change ${changeId} for ${names} not INSYNC by the deadline (${detail})`, [
-        { severity: 'error', object: `change ${changeId}`, message: 'Route53 accepted the change but has not propagated it to all its name servers', fix: `check \`aws route53 get-change --id ${changeId}\`; resume the run to keep waiting` },
+        {
+          severity: 'error',
+          object: `change ${changeId}`,
+          message: 'Route53 accepted the change but has not propagated it to all its name servers',
+          fix: `check \`aws route53 get-change --id ${changeId}\`; resume the run to keep waiting`,
+        },
       ]),
   });
   return changeId;
@@ -105,19 +120,29 @@ export async function submitChange(ctx: StepContext, zone: DnsZone, changes: Cha
 
 async function getChangeStatus(ctx: StepContext, changeId: string): Promise<string> {
   const route53 = await awsClient(ctx, 'route53');
-  const out = await callAws('route53:GetChange', route53ChangeArn(ctx.outputs, changeId), () => route53.send(new GetChangeCommand({ Id: changeId })));
+  const out = await callAws('route53:GetChange', route53ChangeArn(ctx.outputs, changeId), () =>
+    route53.send(new GetChangeCommand({ Id: changeId })),
+  );
   return out.ChangeInfo?.Status ?? 'PENDING';
 }
 
 /** The zone's delegation set (empty for a private zone, which has none). */
 export async function zoneNameServers(ctx: StepContext, zone: DnsZone): Promise<string[]> {
   const route53 = await awsClient(ctx, 'route53');
-  const out = await callAws('route53:GetHostedZone', hostedZoneArn(ctx.outputs, zone.hostedZoneId), () => route53.send(new GetHostedZoneCommand({ Id: zoneId(zone) })));
+  const out = await callAws('route53:GetHostedZone', hostedZoneArn(ctx.outputs, zone.hostedZoneId), () =>
+    route53.send(new GetHostedZoneCommand({ Id: zoneId(zone) })),
+  );
   return out.DelegationSet?.NameServers ?? [];
 }
 
 /** Asks every authoritative server until each gives the new answer, or fails at the deadline. */
-export async function verifyAuthoritatively(ctx: StepContext, zone: DnsZone, wanted: RecordSet, previous: readonly RecordSet[], deadline: number): Promise<void> {
+export async function verifyAuthoritatively(
+  ctx: StepContext,
+  zone: DnsZone,
+  wanted: RecordSet,
+  previous: readonly RecordSet[],
+  deadline: number,
+): Promise<void> {
   const nameServers = await zoneNameServers(ctx, zone);
   const name = wanted.Name.replace(/\.$/, '');
   if (nameServers.length === 0) {
@@ -168,7 +193,10 @@ export interface PointPlan {
 export async function planPointRecord(ctx: StepContext, zone: DnsZone, name: string, target: RecordTarget): Promise<PointPlan> {
   const current = await readMovableSets(ctx, zone, name);
   const wanted = buildSet(name, target.type, target.ttl, target.value);
-  const touched = typesReplacedBy(target.type, current.map((s) => s.Type));
+  const touched = typesReplacedBy(
+    target.type,
+    current.map((s) => s.Type),
+  );
   const changes = changesFor(current, [wanted], touched);
   return { name, changes, previous: { touched, sets: current.filter((s) => touched.includes(s.Type)) }, wanted };
 }
@@ -200,12 +228,19 @@ export async function pointRecord(
 function asPrevious(previous: Json | null): Previous | null {
   if (!previous || typeof previous !== 'object' || Array.isArray(previous)) return null;
   const { touched, sets } = previous as unknown as Previous;
-  if (!Array.isArray(touched) || !Array.isArray(sets)) throw new Error(`not a record set captured by pointRecord: ${JSON.stringify(previous)}`);
+  if (!Array.isArray(touched) || !Array.isArray(sets))
+    throw new Error(`not a record set captured by pointRecord: ${JSON.stringify(previous)}`);
   return { touched, sets };
 }
 
 /** Puts back a record set captured by pointRecord (`previous`), same batch rules. */
-export async function restoreRecord(ctx: StepContext, zone: DnsZone, name: string, previous: Json | null, options?: { deadlineMs?: number }): Promise<void> {
+export async function restoreRecord(
+  ctx: StepContext,
+  zone: DnsZone,
+  name: string,
+  previous: Json | null,
+  options?: { deadlineMs?: number },
+): Promise<void> {
   const captured = asPrevious(previous);
   if (!captured) return;
   const current = await readMovableSets(ctx, zone, name);
@@ -217,4 +252,3 @@ export async function restoreRecord(ctx: StepContext, zone: DnsZone, name: strin
   await submitChange(ctx, zone, changes, ctx.now() + (options?.deadlineMs ?? DEFAULT_DEADLINE_MS));
   for (const change of changes) ctx.log.info(`route53 (restore): ${describeChange(change)}`);
 }
-

@@ -2,12 +2,12 @@
 import {
   GetParameterCommand,
   LabelParameterVersionCommand,
-  paginateGetParameterHistory,
-  PutParameterCommand,
   type ParameterType,
+  PutParameterCommand,
+  paginateGetParameterHistory,
 } from '@aws-sdk/client-ssm';
 import { Secret } from '../core/secret.ts';
-import { StepError, type StepContext } from '../core/step.ts';
+import { type StepContext, StepError } from '../core/step.ts';
 import { parameterArn } from './arns.ts';
 import { callAws, isAwsError } from './call.ts';
 import { awsClient } from './clients.ts';
@@ -51,7 +51,12 @@ export async function labelVersion(ctx: StepContext, name: string, version: numb
   // SSM reports a rejected label in the response, not as an error.
   if (out.InvalidLabels && out.InvalidLabels.length > 0) {
     throw new StepError(`Parameter Store rejected label '${label}' on ${name} version ${version}`, [
-      { severity: 'error', object: `parameter ${name}`, message: `label '${label}' is invalid`, fix: 'labels are letters, digits, . - _, up to 100 characters, not starting with a digit, aws or ssm' },
+      {
+        severity: 'error',
+        object: `parameter ${name}`,
+        message: `label '${label}' is invalid`,
+        fix: 'labels are letters, digits, . - _, up to 100 characters, not starting with a digit, aws or ssm',
+      },
     ]);
   }
 }
@@ -74,7 +79,11 @@ export async function putParameter(ctx: StepContext, name: string, value: Secret
 }
 
 /** A version's value (decrypted) and type; `selector` is a version number or a label. */
-export async function readParameter(ctx: StepContext, name: string, selector?: string | number): Promise<{ value: Secret; type: ParameterType; version: number }> {
+export async function readParameter(
+  ctx: StepContext,
+  name: string,
+  selector?: string | number,
+): Promise<{ value: Secret; type: ParameterType; version: number }> {
   const ssm = await awsClient(ctx, 'ssm');
   const out = await callAws('ssm:GetParameter', parameterArn(ctx.outputs, name), () =>
     ssm.send(new GetParameterCommand({ Name: selector === undefined ? name : `${name}:${selector}`, WithDecryption: true })),

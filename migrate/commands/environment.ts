@@ -2,24 +2,24 @@
  * What every command needs: the stack outputs, the state dir, a reporter, the secret resolver, the
  * step kinds (core/environment.ts), confirmation on a terminal, and Ctrl-C handling.
  */
-import { createInterface } from 'node:readline/promises';
+
 import { resolve } from 'node:path';
+import { createInterface } from 'node:readline/promises';
 import type { StackOutputs } from '../../infra/contract.ts';
-import { kindLookup, parseSets } from '../core/environment.ts';
-import { ALL_CAPABILITIES, RunNotStartedError, UsageError, type EngineEnvironment } from '../core/engine.ts';
 import type { RunServices } from '../core/context.ts';
+import { ALL_CAPABILITIES, type EngineEnvironment, RunNotStartedError, UsageError } from '../core/engine.ts';
+import { kindLookup, parseSets } from '../core/environment.ts';
+import { LockHeldError } from '../core/lock.ts';
 import { OutputsError, readOutputsFile, readStackOutputs } from '../core/outputs.ts';
 import { humanReporter, jsonReporter, type Reporter } from '../core/report.ts';
-import { RunbookError, type LoadOptions, type Runbook } from '../core/runbook.ts';
-import { createSecretResolver } from '../core/secret-refs.ts';
-import { UnresolvedReferencesError } from '../core/secret-preflight.ts';
+import { type LoadOptions, type Runbook, RunbookError } from '../core/runbook.ts';
 import { redact } from '../core/secret.ts';
-import type { Capability } from '../core/step.ts';
-import { LockHeldError } from '../core/lock.ts';
+import { UnresolvedReferencesError } from '../core/secret-preflight.ts';
+import { createSecretResolver } from '../core/secret-refs.ts';
 import { StateDirError } from '../core/state-dir.ts';
+import type { Capability } from '../core/step.ts';
 import { targetAdvisoryLock } from '../postgres/run-lock.ts';
 import { EXIT } from './exit-codes.ts';
-
 
 export interface GlobalOptions {
   stack?: string;
@@ -36,7 +36,9 @@ export async function loadOutputs(options: GlobalOptions): Promise<{ outputs: St
     return { outputs, stack: options.stack ?? outputs.environment };
   }
   if (options.stack) return { outputs: await readStackOutputs(options.stack), stack: options.stack };
-  throw new UsageError('Which stack? Pass --stack NAME (reads `pulumi stack output`) or --outputs FILE (a JSON file of the outputs contract).');
+  throw new UsageError(
+    'Which stack? Pass --stack NAME (reads `pulumi stack output`) or --outputs FILE (a JSON file of the outputs contract).',
+  );
 }
 
 export function reporterFor(options: Pick<GlobalOptions, 'json'>): Reporter {
@@ -44,8 +46,13 @@ export function reporterFor(options: Pick<GlobalOptions, 'json'>): Reporter {
 }
 
 function capabilities(without?: string): Set<Capability> {
-  const off = (without ?? '').split(',').map((s) => s.trim()).filter(Boolean);
-  for (const c of off) if (!ALL_CAPABILITIES.includes(c as Capability)) throw new UsageError(`--without ${c}: unknown capability (one of ${ALL_CAPABILITIES.join(', ')})`);
+  const off = (without ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const c of off)
+    if (!ALL_CAPABILITIES.includes(c as Capability))
+      throw new UsageError(`--without ${c}: unknown capability (one of ${ALL_CAPABILITIES.join(', ')})`);
   return new Set(ALL_CAPABILITIES.filter((c) => !off.includes(c)));
 }
 
@@ -119,7 +126,7 @@ async function lockOnTarget(runbook: Runbook, services: RunServices): Promise<()
     throw new RunNotStartedError(
       `Run not started: could not take the run lock on the target database ${endpoint}:${port} (database.endpoint/port in the outputs), ` +
         `needed because step(s) ${needing.join(', ')} use PostgreSQL: ${redact((error as Error).message ?? String(error))}. ` +
-        'Nothing was changed. Fix the connection, or leave those steps out (--only <step>, --without postgres): the state dir\'s lock file alone then guards the run.',
+        "Nothing was changed. Fix the connection, or leave those steps out (--only <step>, --without postgres): the state dir's lock file alone then guards the run.",
       { cause: error },
     );
   }
@@ -128,7 +135,8 @@ async function lockOnTarget(runbook: Runbook, services: RunServices): Promise<()
 /** One place that turns an error into a message and an exit code. Secrets are scrubbed. */
 export function exitCodeFor(error: unknown): { code: number; message: string } {
   const message = redact(error instanceof Error ? error.message : String(error));
-  if (error instanceof UsageError || error instanceof RunbookError || error instanceof OutputsError || error instanceof StateDirError) return { code: EXIT.usage, message };
+  if (error instanceof UsageError || error instanceof RunbookError || error instanceof OutputsError || error instanceof StateDirError)
+    return { code: EXIT.usage, message };
   if (error instanceof LockHeldError) return { code: EXIT.locked, message };
   if (error instanceof UnresolvedReferencesError) return { code: EXIT.blocked, message };
   return { code: EXIT.failed, message };

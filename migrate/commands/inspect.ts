@@ -1,11 +1,11 @@
 /** `migrate runs`, `migrate kinds` and `migrate iam-policy`: read-only views. */
 import type { Command } from 'commander';
-import { listRuns, type RunState } from '../core/journal.ts';
-import { formatDuration, jsonLine } from '../core/report.ts';
-import { stepKinds } from '../core/registry.ts';
 import { cliIamPolicy } from '../aws/iam-policy.ts';
+import { listRuns, type RunState } from '../core/journal.ts';
+import { stepKinds } from '../core/registry.ts';
+import { formatDuration, jsonLine } from '../core/report.ts';
 import { action } from './action.ts';
-import { commandEnvironment, loadOutputs, type GlobalOptions } from './environment.ts';
+import { commandEnvironment, type GlobalOptions, loadOutputs } from './environment.ts';
 import { EXIT } from './exit-codes.ts';
 
 export function runSummary(run: RunState) {
@@ -36,7 +36,9 @@ export function registerInspect(program: Command, globals: () => GlobalOptions):
           else {
             for (const r of runs) {
               const took = r.steps.reduce((sum, s) => sum + (s.durationMs ?? 0), 0);
-              process.stdout.write(`${r.runId}  ${r.runbook.padEnd(12)} ${r.status.padEnd(11)} ${r.position.padStart(5)} steps  ${formatDuration(took)}\n`);
+              process.stdout.write(
+                `${r.runId}  ${r.runbook.padEnd(12)} ${r.status.padEnd(11)} ${r.position.padStart(5)} steps  ${formatDuration(took)}\n`,
+              );
             }
             if (runs.length === 0) process.stdout.write(`No runs for stack ${env.stack} in ${env.stateDir}\n`);
           }
@@ -52,8 +54,20 @@ export function registerInspect(program: Command, globals: () => GlobalOptions):
     .description('List the step kinds a runbook can use')
     .action(
       action(async () => {
-        const kinds = [...stepKinds.values()].map((k) => ({ kind: k.kind, summary: k.summary, requires: k.requires, destructive: k.destructive, undo: Boolean(k.undo) }));
-        kinds.push({ kind: 'run.undo', summary: 'Undo every run of a runbook not undone yet (or one run) from their journals, newest change first', requires: [], destructive: true, undo: false });
+        const kinds = [...stepKinds.values()].map((k) => ({
+          kind: k.kind,
+          summary: k.summary,
+          requires: k.requires,
+          destructive: k.destructive,
+          undo: Boolean(k.undo),
+        }));
+        kinds.push({
+          kind: 'run.undo',
+          summary: 'Undo every run of a runbook not undone yet (or one run) from their journals, newest change first',
+          requires: [],
+          destructive: true,
+          undo: false,
+        });
         if (globals().json) for (const k of kinds) process.stdout.write(jsonLine({ type: 'kind', ...k }));
         else for (const k of kinds) process.stdout.write(`${k.kind.padEnd(28)} ${k.summary}${k.destructive ? ' (asks to confirm)' : ''}\n`);
         return EXIT.ok;
@@ -68,7 +82,7 @@ export function registerInspect(program: Command, globals: () => GlobalOptions):
         const options = globals();
         const { outputs } = await loadOutputs(options);
         const policy = cliIamPolicy(outputs);
-        process.stdout.write(options.json ? jsonLine({ type: 'iam-policy', policy }) : JSON.stringify(policy, null, 2) + '\n');
+        process.stdout.write(options.json ? jsonLine({ type: 'iam-policy', policy }) : `${JSON.stringify(policy, null, 2)}\n`);
         return EXIT.ok;
       }),
     );

@@ -4,7 +4,7 @@
  * the source URL and the target password are references (env:NAME, file:/path, ssm:/name) resolved
  * when a command runs.
  */
-import { type Command } from 'commander';
+import type { Command } from 'commander';
 import { secretRefSchema } from '../../infra/contract.ts';
 import { UsageError } from '../core/engine.ts';
 import { parseOutputs } from '../core/outputs.ts';
@@ -18,7 +18,9 @@ const SSL_MODES = ['disable', 'require', 'verify-full'] as const;
 
 function reference(flag: string, value: string, example: string): string {
   if (secretRefSchema.safeParse(value).success) return value;
-  throw new UsageError(`${flag}: expected a reference (env:NAME, file:/path or ssm:/name), not a value, so that no password lands in the outputs file; e.g. ${example}`);
+  throw new UsageError(
+    `${flag}: expected a reference (env:NAME, file:/path or ssm:/name), not a value, so that no password lands in the outputs file; e.g. ${example}`,
+  );
 }
 
 function targetParts(value: string): { host: string; port: number; user: string; database: string; sslMode: (typeof SSL_MODES)[number] } {
@@ -29,18 +31,31 @@ function targetParts(value: string): { host: string; port: number; user: string;
     throw new UsageError('--target: expected a URL like postgres://postgres@db.example.com:5432/app?sslmode=require');
   }
   if (!/^postgres(ql)?:$/.test(url.protocol)) throw new UsageError(`--target: expected a postgres:// URL, got ${url.protocol}//…`);
-  if (url.password) throw new UsageError("--target: the URL holds a password; leave it out and pass --target-password env:NAME (or file:/path) instead, so it never lands in the outputs file");
+  if (url.password)
+    throw new UsageError(
+      '--target: the URL holds a password; leave it out and pass --target-password env:NAME (or file:/path) instead, so it never lands in the outputs file',
+    );
   const database = decodeURIComponent(url.pathname.replace(/^\//, ''));
-  if (!url.username || !database) throw new UsageError('--target: the URL needs a user and a database, e.g. postgres://postgres@db.example.com:5432/app');
+  if (!url.username || !database)
+    throw new UsageError('--target: the URL needs a user and a database, e.g. postgres://postgres@db.example.com:5432/app');
   const sslMode = url.searchParams.get('sslmode') ?? 'disable';
-  if (!(SSL_MODES as readonly string[]).includes(sslMode)) throw new UsageError(`--target: sslmode=${sslMode} is not one of ${SSL_MODES.join(', ')}`);
-  return { host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || 5432), user: decodeURIComponent(url.username), database, sslMode: sslMode as (typeof SSL_MODES)[number] };
+  if (!(SSL_MODES as readonly string[]).includes(sslMode))
+    throw new UsageError(`--target: sslmode=${sslMode} is not one of ${SSL_MODES.join(', ')}`);
+  return {
+    host: url.hostname.replace(/^\[|\]$/g, ''),
+    port: Number(url.port || 5432),
+    user: decodeURIComponent(url.username),
+    database,
+    sslMode: sslMode as (typeof SSL_MODES)[number],
+  };
 }
 
 export function registerOutputs(program: Command, globals: () => GlobalOptions): void {
   program
     .command('outputs')
-    .description('Print an outputs file (JSON, to stdout) for two PostgreSQL servers of yours, to use with --outputs; passwords stay references')
+    .description(
+      'Print an outputs file (JSON, to stdout) for two PostgreSQL servers of yours, to use with --outputs; passwords stay references',
+    )
     .requiredOption('--source <ref>', "reference to the source's URL: env:NAME, file:/path or ssm:/name")
     .requiredOption('--target <url>', 'the target, without its password: postgres://user@host:port/database[?sslmode=require]')
     .requiredOption('--target-password <ref>', "reference to the target user's password: env:NAME, file:/path or ssm:/name")
@@ -52,12 +67,23 @@ export function registerOutputs(program: Command, globals: () => GlobalOptions):
         const target = targetParts(opts.target);
         const outputs = serverOutputs({
           environment: opts.name,
-          target: { ...target, version: 'unknown', passwordRef: reference('--target-password', opts.targetPassword, '--target-password env:TARGET_PASSWORD') },
+          target: {
+            ...target,
+            version: 'unknown',
+            passwordRef: reference('--target-password', opts.targetPassword, '--target-password env:TARGET_PASSWORD'),
+          },
           sourceUrlRef: reference('--source', opts.source, "SOURCE_URL='postgres://…' migrate outputs --source env:SOURCE_URL …"),
-          ...(opts.pgbouncerAdmin ? { pgbouncer: { port: 6432, adminUrlRef: reference('--pgbouncer-admin', opts.pgbouncerAdmin, '--pgbouncer-admin env:PGBOUNCER_ADMIN_URL') } } : {}),
+          ...(opts.pgbouncerAdmin
+            ? {
+                pgbouncer: {
+                  port: 6432,
+                  adminUrlRef: reference('--pgbouncer-admin', opts.pgbouncerAdmin, '--pgbouncer-admin env:PGBOUNCER_ADMIN_URL'),
+                },
+              }
+            : {}),
         });
         const file = parseOutputs(outputs, 'migrate outputs');
-        process.stdout.write(globals().json ? jsonLine({ type: 'outputs', outputs: file }) : JSON.stringify(file, null, 2) + '\n');
+        process.stdout.write(globals().json ? jsonLine({ type: 'outputs', outputs: file }) : `${JSON.stringify(file, null, 2)}\n`);
         return EXIT.ok;
       }),
     );

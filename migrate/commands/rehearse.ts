@@ -1,14 +1,15 @@
 /** `migrate rehearse`: the whole cutover on local servers, with a timeline report. */
-import { InvalidArgumentError, type Command } from 'commander';
+
 import { resolve } from 'node:path';
+import { type Command, InvalidArgumentError } from 'commander';
+import { parseSets } from '../core/environment.ts';
 import { jsonLine } from '../core/report.ts';
 import { embeddedBindir } from '../local/postgres-server.ts';
 import { ensureTools } from '../local/tools.ts';
-import { toText } from '../rehearse/report.ts';
 import { rehearse } from '../rehearse/rehearse.ts';
+import { toText } from '../rehearse/report.ts';
 import { action } from './action.ts';
-import { parseSets } from '../core/environment.ts';
-import { reporterFor, type GlobalOptions } from './environment.ts';
+import { type GlobalOptions, reporterFor } from './environment.ts';
 import { EXIT } from './exit-codes.ts';
 
 const WHY = 'the rehearsal and the tests run local PostgreSQL servers and PgBouncer, and the schema copy runs pg_dump and psql';
@@ -45,7 +46,8 @@ export function registerRehearse(program: Command, globals: () => GlobalOptions)
         // Ctrl-C stops the running runbook as `migrate run` would; the servers and files are then removed
         // (unless --keep). A second Ctrl-C does not wait.
         const controller = new AbortController();
-        const onSignal = (signal: NodeJS.Signals) => (controller.signal.aborted ? process.exit(EXIT.interrupted) : controller.abort(new Error(`interrupted by ${signal}`)));
+        const onSignal = (signal: NodeJS.Signals) =>
+          controller.signal.aborted ? process.exit(EXIT.interrupted) : controller.abort(new Error(`interrupted by ${signal}`));
         process.on('SIGINT', onSignal);
         process.on('SIGTERM', onSignal);
         const report = await rehearse({
@@ -71,7 +73,9 @@ export function registerRehearse(program: Command, globals: () => GlobalOptions)
 
   program
     .command('tools')
-    .description('Install (apt-get, with a notice) or name what the rehearsal and the tests need: PostgreSQL server and client tools, PgBouncer')
+    .description(
+      'Install (apt-get, with a notice) or name what the rehearsal and the tests need: PostgreSQL server and client tools, PgBouncer',
+    )
     .action(
       action(async () => {
         ensureTools(WHY, say);

@@ -1,8 +1,8 @@
 /** `migrate run <runbook>`, `migrate plan <runbook>` and `migrate resume`. */
 import type { Command } from 'commander';
-import { ALL_CAPABILITIES, dryRun, findResumableRun, planRunbook, resume, run, type RunOutcome } from '../core/engine.ts';
-import type { Capability } from '../core/step.ts';
+import { ALL_CAPABILITIES, dryRun, findResumableRun, planRunbook, type RunOutcome, resume, run } from '../core/engine.ts';
 import { loadRunbook } from '../core/runbook.ts';
+import type { Capability } from '../core/step.ts';
 import { action } from './action.ts';
 import { commandEnvironment, type GlobalOptions } from './environment.ts';
 import { EXIT } from './exit-codes.ts';
@@ -72,7 +72,10 @@ export function registerRun(program: Command, globals: () => GlobalOptions): voi
         try {
           const state = findResumableRun(env.stateDir, env.stack, opts.run);
           // The run goes on as it was started (e.g. --without aws): only an explicit --without changes that.
-          if (options.without === undefined) env.capabilities = new Set(state.options.capabilities.filter((c): c is Capability => ALL_CAPABILITIES.includes(c as Capability)));
+          if (options.without === undefined)
+            env.capabilities = new Set(
+              state.options.capabilities.filter((c): c is Capability => ALL_CAPABILITIES.includes(c as Capability)),
+            );
           const runbook = loadRunbook(state.runbook.path, { ...load, configOverrides: { ...state.config, ...load.configOverrides } });
           return exitCodeOf(await resume(state, runbook, env));
         } finally {

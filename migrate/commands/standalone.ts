@@ -4,10 +4,10 @@
  */
 import type { Command } from 'commander';
 import { dryRun, run, UsageError } from '../core/engine.ts';
+import { parseSets } from '../core/environment.ts';
 import { listRuns } from '../core/journal.ts';
 import { runbookFromObject } from '../core/runbook.ts';
 import { action } from './action.ts';
-import { parseSets } from '../core/environment.ts';
 import { commandEnvironment, type GlobalOptions } from './environment.ts';
 import { exitCodeOf } from './run.ts';
 
@@ -25,7 +25,9 @@ function checkRollbackTarget(stateDir: string, stack: string, opts: { runbook?: 
   const runs = listRuns(stateDir, stack).filter((r) => r.started);
   if (opts.run && !runs.some((r) => r.runId === opts.run)) {
     const ids = runs.map((r) => r.runId).slice(-10);
-    throw new UsageError(`rollback --run ${opts.run}: stack '${stack}' has no such run in ${stateDir} (${ids.length > 0 ? `newest runs: ${ids.join(', ')}` : 'no runs at all'}). Nothing was done.`);
+    throw new UsageError(
+      `rollback --run ${opts.run}: stack '${stack}' has no such run in ${stateDir} (${ids.length > 0 ? `newest runs: ${ids.join(', ')}` : 'no runs at all'}). Nothing was done.`,
+    );
   }
   if (opts.runbook && !runs.some((r) => r.runbook.name === opts.runbook)) {
     const names = [...new Set(runs.map((r) => r.runbook.name))];
@@ -78,7 +80,11 @@ export function registerStandalone(program: Command, globals: () => GlobalOption
       action(async (opts: { param: string[]; dryRun?: boolean }) => {
         const { env, load, dispose } = await commandEnvironment({ ...globals(), yes: true });
         try {
-          const runbook = runbookFromObject(oneStep('schema-sync', 'postgres.schema-sync', parseSets(opts.param)), '(migrate schema-sync)', load);
+          const runbook = runbookFromObject(
+            oneStep('schema-sync', 'postgres.schema-sync', parseSets(opts.param)),
+            '(migrate schema-sync)',
+            load,
+          );
           return exitCodeOf(opts.dryRun ? await dryRun(runbook, env) : await run(runbook, env));
         } finally {
           dispose();

@@ -1,6 +1,6 @@
 /** `migrate status`: replication state on both servers and where the stack's newest run stands. */
 import type { Command } from 'commander';
-import { ResourcePool, createStepContext } from '../core/context.ts';
+import { createStepContext, ResourcePool } from '../core/context.ts';
 import { listRuns } from '../core/journal.ts';
 import { jsonLine } from '../core/report.ts';
 import { redactValue } from '../core/secret.ts';
@@ -24,7 +24,17 @@ export function registerStatus(program: Command, globals: () => GlobalOptions): 
         const resources = new ResourcePool();
         try {
           const ctx = createStepContext(
-            { runId: 'status', stack: env.stack, outputs: env.outputs, dryRun: true, signal: env.signal!, secret: env.secret, resources, record: async () => {}, log: { info() {}, warn() {}, progress() {} } },
+            {
+              runId: 'status',
+              stack: env.stack,
+              outputs: env.outputs,
+              dryRun: true,
+              signal: env.signal!,
+              secret: env.secret,
+              resources,
+              record: async () => {},
+              log: { info() {}, warn() {}, progress() {} },
+            },
             'status',
           );
           const replication = await replicationStatus(ctx, { publication: opts.publication, subscription: opts.subscription });
@@ -32,7 +42,7 @@ export function registerStatus(program: Command, globals: () => GlobalOptions): 
           const schema = await schemaDrift(ctx);
           const status = redactValue({ stack: env.stack, journal: latest ? runSummary(latest) : null, replication, schema });
           if (options.json) process.stdout.write(jsonLine({ type: 'status', ...status }));
-          else process.stdout.write(renderStatus(status) + '\n');
+          else process.stdout.write(`${renderStatus(status)}\n`);
           // A stalled subscription, or schema drift while replicating (D-day's go/no-go would refuse), must
           // be loud: scripts and operators see a failing status. Before week-prior the target is empty by design.
           const view = replication as { health?: { healthy?: boolean }; target?: { exists?: boolean } };
@@ -51,7 +61,12 @@ type View = Record<string, any>;
 
 const bytes = (n: unknown) => (typeof n === 'number' ? (n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB` : `${n} B`) : 'unknown');
 
-function renderStatus(status: { stack: string; journal: ReturnType<typeof runSummary> | null; replication: unknown; schema: unknown }): string {
+function renderStatus(status: {
+  stack: string;
+  journal: ReturnType<typeof runSummary> | null;
+  replication: unknown;
+  schema: unknown;
+}): string {
   const lines = [`Stack ${status.stack}`];
   const j = status.journal;
   lines.push(
@@ -65,7 +80,9 @@ function renderStatus(status: { stack: string; journal: ReturnType<typeof runSum
   if (source.error) lines.push(`Source:       unreachable: ${source.error}`);
   else {
     const slot = source.slot as View | null;
-    lines.push(`Source:       publication ${source.publication} ${source.publicationExists ? 'exists' : 'absent'}, WAL at ${source.currentLsn}`);
+    lines.push(
+      `Source:       publication ${source.publication} ${source.publicationExists ? 'exists' : 'absent'}, WAL at ${source.currentLsn}`,
+    );
     lines.push(
       slot
         ? `Slot:         ${slot.name} ${slot.active ? 'active' : 'INACTIVE'}, wal_status ${slot.walStatus}, retaining ${bytes(slot.retainedBytes)}${slot.safeWalSizeBytes !== null && slot.safeWalSizeBytes !== undefined ? `, ${bytes(slot.safeWalSizeBytes)} before it is lost` : ''}`
@@ -76,21 +93,31 @@ function renderStatus(status: { stack: string; journal: ReturnType<typeof runSum
   else if (!target.exists) lines.push(`Subscription: ${target.subscription} absent`);
   else {
     const tables = target.tables as View;
-    lines.push(`Subscription: ${target.subscription} ${target.enabled ? 'enabled' : 'DISABLED'}, tables ready ${tables.ready}/${tables.total}${target.copyingBytes ? `, copying ${bytes(target.copyingBytes)}` : ''}`);
+    lines.push(
+      `Subscription: ${target.subscription} ${target.enabled ? 'enabled' : 'DISABLED'}, tables ready ${tables.ready}/${tables.total}${target.copyingBytes ? `, copying ${bytes(target.copyingBytes)}` : ''}`,
+    );
     const notReady = Object.entries(tables.byTable as Record<string, string>).filter(([, state]) => state !== 'ready');
     for (const [table, state] of notReady) lines.push(`              ${table}: ${state}`);
     const errors = target.errors as { sync: number; apply: number } | null;
-    if (errors && errors.sync + errors.apply > 0) lines.push(`              errors since created: ${errors.sync} in table sync, ${errors.apply} in apply (see the target's log)`);
+    if (errors && errors.sync + errors.apply > 0)
+      lines.push(`              errors since created: ${errors.sync} in table sync, ${errors.apply} in apply (see the target's log)`);
   }
   const health = (r.health ?? { findings: [] }) as View;
-  for (const f of health.findings as View[]) lines.push(`${f.severity === 'error' ? 'UNHEALTHY:' : 'Note:'}    ${f.object} ${f.message}${f.fix ? `\n              fix: ${f.fix}` : ''}`);
+  for (const f of health.findings as View[])
+    lines.push(
+      `${f.severity === 'error' ? 'UNHEALTHY:' : 'Note:'}    ${f.object} ${f.message}${f.fix ? `\n              fix: ${f.fix}` : ''}`,
+    );
   const lag = (r.lag ?? {}) as View;
-  lines.push(`Lag:          ${bytes(lag.bytes)}${typeof lag.seconds === 'number' ? `, last confirmed ${lag.seconds.toFixed(1)} s ago` : ''}`);
+  lines.push(
+    `Lag:          ${bytes(lag.bytes)}${typeof lag.seconds === 'number' ? `, last confirmed ${lag.seconds.toFixed(1)} s ago` : ''}`,
+  );
   const schema = status.schema as View;
   if (schema.error) lines.push(`Schema:       could not be compared: ${schema.error}`);
   else if (schema.identical) lines.push(`Schema:       identical on both servers (source fingerprint ${schema.sourceFingerprint})`);
   else {
-    lines.push(`Schema:       DRIFT, ${schema.count} difference(s); D-day's go-no-go-schema refuses until they are gone (additive ones: migrate schema-sync)`);
+    lines.push(
+      `Schema:       DRIFT, ${schema.count} difference(s); D-day's go-no-go-schema refuses until they are gone (additive ones: migrate schema-sync)`,
+    );
     for (const d of schema.differences as View[]) lines.push(`              ${d.object}: ${d.difference} — fix: ${d.fix}`);
   }
   return lines.join('\n');

@@ -6,15 +6,15 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { StackOutputs } from '../../infra/contract.ts';
-import { ResourcePool, createStepContext, type RunServices } from './context.ts';
-import { DeferredJournal, journalPath, listRuns, newestRunResult, runState, type RunState, type StepStatus } from './journal.ts';
+import { createStepContext, ResourcePool, type RunServices } from './context.ts';
+import { DeferredJournal, journalPath, listRuns, newestRunResult, type RunState, runState, type StepStatus } from './journal.ts';
 import { acquireLock } from './lock.ts';
 import type { EngineEvent, Reporter, StepOutcome } from './report.ts';
-import { displayParams, evaluateCondition, resolveParams, type Runbook, type RunbookStep } from './runbook.ts';
-import type { SecretResolver } from './secret-refs.ts';
-import { checkReferences, refuseUnresolvable } from './secret-preflight.ts';
+import { displayParams, evaluateCondition, type Runbook, type RunbookStep, resolveParams } from './runbook.ts';
 import { redact } from './secret.ts';
-import { StepError, type Capability, type Finding, type Json, type Logger } from './step.ts';
+import { checkReferences, refuseUnresolvable } from './secret-preflight.ts';
+import type { SecretResolver } from './secret-refs.ts';
+import { type Capability, type Finding, type Json, type Logger, StepError } from './step.ts';
 
 export interface EngineEnvironment {
   stack: string;
@@ -68,8 +68,12 @@ export function newRunId(runbook: string, now = new Date()): string {
 
 function selectSteps(runbook: Runbook, selection: RunSelection): RunbookStep[] {
   const ids = runbook.steps.map((s) => s.id);
-  for (const [flag, id] of [['--from', selection.from], ['--only', selection.only]] as const) {
-    if (id !== undefined && !ids.includes(id)) throw new UsageError(`${flag} ${id}: ${runbook.path} has no step '${id}' (steps: ${ids.join(', ')})`);
+  for (const [flag, id] of [
+    ['--from', selection.from],
+    ['--only', selection.only],
+  ] as const) {
+    if (id !== undefined && !ids.includes(id))
+      throw new UsageError(`${flag} ${id}: ${runbook.path} has no step '${id}' (steps: ${ids.join(', ')})`);
   }
   if (selection.only) return runbook.steps.filter((s) => s.id === selection.only);
   if (selection.from) return runbook.steps.slice(ids.indexOf(selection.from));
@@ -96,12 +100,31 @@ function errorFindings(findings: Finding[] | void): Finding[] {
 }
 
 /** Plans without touching anything: each step's resolved parameters (secrets as ***). */
-export function planRunbook(runbook: Runbook, env: Pick<EngineEnvironment, 'reporter' | 'outputs' | 'stack'>, selection: RunSelection = {}): void {
+export function planRunbook(
+  runbook: Runbook,
+  env: Pick<EngineEnvironment, 'reporter' | 'outputs' | 'stack'>,
+  selection: RunSelection = {},
+): void {
   const steps = selectSteps(runbook, selection);
-  env.reporter.emit({ type: 'run-start', runId: 'plan', runbook: runbook.path, stack: env.stack, dryRun: true, resumed: false, steps: steps.map((s) => ({ id: s.id, kind: s.uses })) });
+  env.reporter.emit({
+    type: 'run-start',
+    runId: 'plan',
+    runbook: runbook.path,
+    stack: env.stack,
+    dryRun: true,
+    resumed: false,
+    steps: steps.map((s) => ({ id: s.id, kind: s.uses })),
+  });
   steps.forEach((step, index) => {
     env.reporter.emit({ type: 'step-start', step: step.id, kind: step.uses, index, total: steps.length });
-    env.reporter.emit({ type: 'step-plan', step: step.id, kind: step.uses, params: displayParams(runbook, step, env.outputs), lines: [step.kind.summary, ...(step.if ? [`only if ${step.if}`] : [])], confirm: step.confirm });
+    env.reporter.emit({
+      type: 'step-plan',
+      step: step.id,
+      kind: step.uses,
+      params: displayParams(runbook, step, env.outputs),
+      lines: [step.kind.summary, ...(step.if ? [`only if ${step.if}`] : [])],
+      confirm: step.confirm,
+    });
   });
 }
 
@@ -114,7 +137,15 @@ export async function dryRun(runbook: Runbook, env: EngineEnvironment, selection
   const findings: Finding[] = [];
   let earlierStepWouldRun = false;
   const earlierSteps = new Set<string>();
-  env.reporter.emit({ type: 'run-start', runId, runbook: runbook.path, stack: env.stack, dryRun: true, resumed: false, steps: steps.map((s) => ({ id: s.id, kind: s.uses })) });
+  env.reporter.emit({
+    type: 'run-start',
+    runId,
+    runbook: runbook.path,
+    stack: env.stack,
+    dryRun: true,
+    resumed: false,
+    steps: steps.map((s) => ({ id: s.id, kind: s.uses })),
+  });
   try {
     for (const [index, step] of steps.entries()) {
       // Ctrl-C ends a dry run too: what was probed so far is reported, and the exit says interrupted.
@@ -125,11 +156,24 @@ export async function dryRun(runbook: Runbook, env: EngineEnvironment, selection
         env.reporter.emit({ type: 'step-end', step: step.id, outcome, durationMs: (env.now ?? Date.now)() - t0, reason });
       const missing = missingCapability(step, env);
       if (missing) {
-        env.reporter.emit({ type: 'step-plan', step: step.id, kind: step.uses, params: displayParams(runbook, step, env.outputs), lines: [], confirm: step.confirm });
+        env.reporter.emit({
+          type: 'step-plan',
+          step: step.id,
+          kind: step.uses,
+          params: displayParams(runbook, step, env.outputs),
+          lines: [],
+          confirm: step.confirm,
+        });
         end('skipped', missing);
         continue;
       }
-      const stepsSoFar = { outputs: env.outputs, runId, stack: env.stack, results: new Map<string, Json>(), otherRun: newestRunResult(env.stateDir, env.stack, runId) };
+      const stepsSoFar = {
+        outputs: env.outputs,
+        runId,
+        stack: env.stack,
+        results: new Map<string, Json>(),
+        otherRun: newestRunResult(env.stateDir, env.stack, runId),
+      };
       let runs = true;
       try {
         runs = evaluateCondition(runbook, step, stepsSoFar);
@@ -137,21 +181,47 @@ export async function dryRun(runbook: Runbook, env: EngineEnvironment, selection
         // The condition depends on results of steps a dry run does not execute: assume it holds.
       }
       if (!runs) {
-        env.reporter.emit({ type: 'step-plan', step: step.id, kind: step.uses, params: displayParams(runbook, step, env.outputs), lines: [], confirm: step.confirm });
+        env.reporter.emit({
+          type: 'step-plan',
+          step: step.id,
+          kind: step.uses,
+          params: displayParams(runbook, step, env.outputs),
+          lines: [],
+          confirm: step.confirm,
+        });
         end('skipped', `condition ${step.if} is false`);
         continue;
       }
       earlierSteps.add(step.id);
       const services = servicesFor(env, runId, resources, signal, true, async () => {});
       let params: unknown;
-      const resolveContext = { outputs: env.outputs, runId, stack: env.stack, results: new Map<string, Json>(), otherRun: newestRunResult(env.stateDir, env.stack, runId), secret: env.secret };
+      const resolveContext = {
+        outputs: env.outputs,
+        runId,
+        stack: env.stack,
+        results: new Map<string, Json>(),
+        otherRun: newestRunResult(env.stateDir, env.stack, runId),
+        secret: env.secret,
+      };
       try {
         params = await resolveParams(runbook, step, resolveContext);
       } catch (error) {
         // Blocking unless the only thing missing is a result an earlier step of this run will produce.
         const { problems, awaiting } = await checkReferences(runbook, step, { ...resolveContext, pending: earlierSteps }, error);
-        const lines = problems.length === 0 ? [`parameters depend on earlier step${awaiting.length === 1 ? '' : 's'} ${awaiting.map((id) => `'${id}'`).join(', ')}: probed when the run gets there`] : [];
-        env.reporter.emit({ type: 'step-plan', step: step.id, kind: step.uses, params: displayParams(runbook, step, env.outputs), lines, confirm: step.confirm });
+        const lines =
+          problems.length === 0
+            ? [
+                `parameters depend on earlier step${awaiting.length === 1 ? '' : 's'} ${awaiting.map((id) => `'${id}'`).join(', ')}: probed when the run gets there`,
+              ]
+            : [];
+        env.reporter.emit({
+          type: 'step-plan',
+          step: step.id,
+          kind: step.uses,
+          params: displayParams(runbook, step, env.outputs),
+          lines,
+          confirm: step.confirm,
+        });
         for (const finding of problems) {
           findings.push(finding);
           env.reporter.emit({ type: 'finding', step: step.id, finding });
@@ -166,19 +236,41 @@ export async function dryRun(runbook: Runbook, env: EngineEnvironment, selection
         probe = await step.kind.probe(ctx, params);
       } catch (error) {
         // One probe that cannot run (no credentials, a server down) must not hide the rest of the plan.
-        const finding: Finding = { severity: 'error', object: `step ${step.id}`, message: `probe failed: ${redact((error as Error).message)}`, fix: 'fix the cause and dry-run again' };
+        const finding: Finding = {
+          severity: 'error',
+          object: `step ${step.id}`,
+          message: `probe failed: ${redact((error as Error).message)}`,
+          fix: 'fix the cause and dry-run again',
+        };
         probe = { state: 'blocked', findings: [finding] };
       }
       if (probe.state === 'blocked' && earlierStepWouldRun && errorFindings(probe.findings).every((f) => f.awaitsEarlierStep)) {
-        const expected = (f: Finding): Finding => (f.severity === 'error' ? { ...f, severity: 'info', message: `${f.message} (expected before the earlier steps have run; probed again when the run gets here)` } : f);
+        const expected = (f: Finding): Finding =>
+          f.severity === 'error'
+            ? {
+                ...f,
+                severity: 'info',
+                message: `${f.message} (expected before the earlier steps have run; probed again when the run gets here)`,
+              }
+            : f;
         probe = { ...probe, state: 'ready', findings: probe.findings?.map(expected) };
       }
-      env.reporter.emit({ type: 'step-plan', step: step.id, kind: step.uses, params: displayParams(runbook, step, env.outputs), lines: probe.plan ?? [], confirm: step.confirm });
+      env.reporter.emit({
+        type: 'step-plan',
+        step: step.id,
+        kind: step.uses,
+        params: displayParams(runbook, step, env.outputs),
+        lines: probe.plan ?? [],
+        confirm: step.confirm,
+      });
       for (const finding of probe.findings ?? []) {
         findings.push(finding);
         env.reporter.emit({ type: 'finding', step: step.id, finding });
       }
-      end(probe.state === 'done' ? (probe.skip ? 'skipped' : 'already-done') : probe.state === 'blocked' ? 'blocked' : 'would-run', probe.skip);
+      end(
+        probe.state === 'done' ? (probe.skip ? 'skipped' : 'already-done') : probe.state === 'blocked' ? 'blocked' : 'would-run',
+        probe.skip,
+      );
       if (probe.state === 'ready') earlierStepWouldRun = true;
     }
   } finally {
@@ -189,7 +281,14 @@ export async function dryRun(runbook: Runbook, env: EngineEnvironment, selection
   return outcome;
 }
 
-function servicesFor(env: EngineEnvironment, runId: string, resources: ResourcePool, signal: AbortSignal, isDryRun: boolean, record: RunServices['record']): RunServices {
+function servicesFor(
+  env: EngineEnvironment,
+  runId: string,
+  resources: ResourcePool,
+  signal: AbortSignal,
+  isDryRun: boolean,
+  record: RunServices['record'],
+): RunServices {
   return {
     runId,
     stack: env.stack,
@@ -216,8 +315,14 @@ export function findResumableRun(stateDir: string, stack: string, runId?: string
   const runs = listRuns(stateDir, stack);
   if (runId) {
     const found = runs.find((r) => r.runId === runId);
-    if (!found) throw new UsageError(`No run '${runId}' for stack '${stack}' in ${stateDir} (runs: ${runs.map((r) => r.runId).join(', ') || 'none'})`);
-    if (!found.started) throw new UsageError(`Run ${runId} never started (it stopped before its first step, changing nothing): nothing to resume; start a new run.`);
+    if (!found)
+      throw new UsageError(
+        `No run '${runId}' for stack '${stack}' in ${stateDir} (runs: ${runs.map((r) => r.runId).join(', ') || 'none'})`,
+      );
+    if (!found.started)
+      throw new UsageError(
+        `Run ${runId} never started (it stopped before its first step, changing nothing): nothing to resume; start a new run.`,
+      );
     return found;
   }
   const open = runs.filter((r) => r.status !== 'finished' && r.started);
@@ -261,11 +366,25 @@ function stepsToRun(steps: RunbookStep[], env: EngineEnvironment, done: Readonly
   return steps.filter((s) => !done.has(s.id) && !missingCapability(s, env));
 }
 
-async function execute(runbook: Runbook, env: EngineEnvironment, steps: RunbookStep[], previous: RunState | undefined, selection: RunSelection): Promise<RunOutcome> {
+async function execute(
+  runbook: Runbook,
+  env: EngineEnvironment,
+  steps: RunbookStep[],
+  previous: RunState | undefined,
+  selection: RunSelection,
+): Promise<RunOutcome> {
   await askConfirmations(steps, env);
   const now = env.now ?? Date.now;
   const runId = previous?.runId ?? newRunId(runbook.name);
-  await refuseUnresolvable(runbook, steps, { outputs: env.outputs, runId, stack: env.stack, secret: env.secret, otherRun: newestRunResult(env.stateDir, env.stack, runId), previous, canRun: (s) => !missingCapability(s, env) });
+  await refuseUnresolvable(runbook, steps, {
+    outputs: env.outputs,
+    runId,
+    stack: env.stack,
+    secret: env.secret,
+    otherRun: newestRunResult(env.stateDir, env.stack, runId),
+    previous,
+    canRun: (s) => !missingCapability(s, env),
+  });
   const done = new Map<string, RunState['steps'][number]>();
   const results = new Map<string, Json>();
   for (const step of previous?.steps ?? []) {
@@ -280,7 +399,9 @@ async function execute(runbook: Runbook, env: EngineEnvironment, steps: RunbookS
   const controller = new AbortController();
   const onAbort = () => controller.abort(env.signal?.reason);
   env.signal?.addEventListener('abort', onAbort, { once: true });
-  const services = servicesFor(env, runId, resources, controller.signal, false, async (step, change) => journal.append({ type: 'step-change', step, change }, now()));
+  const services = servicesFor(env, runId, resources, controller.signal, false, async (step, change) =>
+    journal.append({ type: 'step-change', step, change }, now()),
+  );
   const started = now();
   const findings: Finding[] = [];
   let releaseExtra: (() => Promise<void>) | undefined;
@@ -290,9 +411,22 @@ async function execute(runbook: Runbook, env: EngineEnvironment, steps: RunbookS
     // The cross-machine lock covers what this run's steps touch, not the whole runbook: `--only` an AWS
     // step or `--without postgres` needs no database connection for it.
     releaseExtra = await env.extraLocks?.({ ...runbook, steps: stepsToRun(steps, env, done) }, services);
-    env.reporter.emit({ type: 'run-start', runId, runbook: runbook.path, stack: env.stack, dryRun: false, resumed: Boolean(previous), steps: steps.map((s) => ({ id: s.id, kind: s.uses })) });
-    if (lock.takenOverFrom) loggerFor(env, '').warn(`took over a stale lock of run ${lock.takenOverFrom.runId} (pid ${lock.takenOverFrom.pid} is gone)`);
-    if (previous) journal.append({ type: 'run-resumed', attempt: Math.max(1, ...previous.steps.map((s) => s.attempts)), capabilities: [...env.capabilities] }, now());
+    env.reporter.emit({
+      type: 'run-start',
+      runId,
+      runbook: runbook.path,
+      stack: env.stack,
+      dryRun: false,
+      resumed: Boolean(previous),
+      steps: steps.map((s) => ({ id: s.id, kind: s.uses })),
+    });
+    if (lock.takenOverFrom)
+      loggerFor(env, '').warn(`took over a stale lock of run ${lock.takenOverFrom.runId} (pid ${lock.takenOverFrom.pid} is gone)`);
+    if (previous)
+      journal.append(
+        { type: 'run-resumed', attempt: Math.max(1, ...previous.steps.map((s) => s.attempts)), capabilities: [...env.capabilities] },
+        now(),
+      );
     else {
       journal.append(
         {
@@ -311,7 +445,13 @@ async function execute(runbook: Runbook, env: EngineEnvironment, steps: RunbookS
       if (controller.signal.aborted) throw controller.signal.reason ?? new Error('interrupted');
       const earlier = done.get(step.id);
       if (earlier) {
-        env.reporter.emit({ type: 'step-end', step: step.id, outcome: earlier.status as StepOutcome, durationMs: 0, reason: 'finished before the resume' });
+        env.reporter.emit({
+          type: 'step-end',
+          step: step.id,
+          outcome: earlier.status as StepOutcome,
+          durationMs: 0,
+          reason: 'finished before the resume',
+        });
         continue;
       }
       current = step.id;
@@ -329,7 +469,15 @@ async function execute(runbook: Runbook, env: EngineEnvironment, steps: RunbookS
         finish('skipped', null, missing);
         continue;
       }
-      if (!evaluateCondition(runbook, step, { outputs: env.outputs, runId, stack: env.stack, results, otherRun: newestRunResult(env.stateDir, env.stack, runId) })) {
+      if (
+        !evaluateCondition(runbook, step, {
+          outputs: env.outputs,
+          runId,
+          stack: env.stack,
+          results,
+          otherRun: newestRunResult(env.stateDir, env.stack, runId),
+        })
+      ) {
         finish('skipped', null, `condition ${step.if} is false`);
         continue;
       }
@@ -337,12 +485,22 @@ async function execute(runbook: Runbook, env: EngineEnvironment, steps: RunbookS
       try {
         let params: unknown;
         try {
-          params = await resolveParams(runbook, step, { outputs: env.outputs, runId, stack: env.stack, results, otherRun: newestRunResult(env.stateDir, env.stack, runId), secret: env.secret });
+          params = await resolveParams(runbook, step, {
+            outputs: env.outputs,
+            runId,
+            stack: env.stack,
+            results,
+            otherRun: newestRunResult(env.stateDir, env.stack, runId),
+            secret: env.secret,
+          });
         } catch (error) {
           if (journal.started || controller.signal.aborted) throw error;
           const message = redact(error instanceof Error ? error.message : String(error));
           env.reporter.emit({ type: 'step-end', step: step.id, outcome: 'failed', durationMs: now() - t0, error: message });
-          throw new RunNotStartedError(`Run not started: step '${step.id}' cannot get its parameters: ${message}. Nothing was changed and no run was journaled.`, { cause: error });
+          throw new RunNotStartedError(
+            `Run not started: step '${step.id}' cannot get its parameters: ${message}. Nothing was changed and no run was journaled.`,
+            { cause: error },
+          );
         }
         journal.start();
         const previousChanges = previous?.steps.find((s) => s.id === step.id)?.changes ?? [];
@@ -387,7 +545,15 @@ async function execute(runbook: Runbook, env: EngineEnvironment, steps: RunbookS
         for (const finding of stepFindings) if (!findings.includes(finding)) env.reporter.emit({ type: 'finding', step: step.id, finding });
         env.reporter.emit({ type: 'step-end', step: step.id, outcome: 'failed', durationMs, error: message });
         env.reporter.emit({ type: 'run-end', runId, outcome: 'failed', durationMs: now() - started, journal: journal.path });
-        return { runId, outcome: 'failed', blocked, journal: journal.path, failedStep: step.id, error: message, findings: [...findings, ...stepFindings] };
+        return {
+          runId,
+          outcome: 'failed',
+          blocked,
+          journal: journal.path,
+          failedStep: step.id,
+          error: message,
+          findings: [...findings, ...stepFindings],
+        };
       }
     }
     // Every step skipped or finished before a resume: the run still happened, and says so.

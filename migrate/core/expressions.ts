@@ -35,7 +35,8 @@ export class ExpressionError extends Error {}
 export function parseReference(expression: string): Reference {
   const [body = '', ...filterNames] = expression.split('|').map((p) => p.trim());
   for (const name of filterNames) {
-    if (!(name in FILTERS)) throw new ExpressionError(`'\${{ ${expression} }}': unknown filter '${name}' (known: ${Object.keys(FILTERS).join(', ')})`);
+    if (!(name in FILTERS))
+      throw new ExpressionError(`'\${{ ${expression} }}': unknown filter '${name}' (known: ${Object.keys(FILTERS).join(', ')})`);
   }
   const parts = body.split('.').map((p) => p.trim());
   const [scope, ...path] = parts;

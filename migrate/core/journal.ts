@@ -53,7 +53,7 @@ export class Journal {
   }
 
   append(event: JournalEvent, now = Date.now()): void {
-    const line = JSON.stringify(redactValue({ t: now, ...event })) + '\n';
+    const line = `${JSON.stringify(redactValue({ t: now, ...event }))}\n`;
     writeSync(this.#fd, line);
     fsyncSync(this.#fd);
   }
@@ -166,7 +166,14 @@ export function runState(path: string): RunState {
         step?.changes.push(entry.change);
         break;
       case 'step-finished':
-        if (step) Object.assign(step, { status: entry.status, result: entry.result, reason: entry.reason, finishedAt: entry.t, durationMs: entry.durationMs });
+        if (step)
+          Object.assign(step, {
+            status: entry.status,
+            result: entry.result,
+            reason: entry.reason,
+            finishedAt: entry.t,
+            durationMs: entry.durationMs,
+          });
         break;
       case 'step-failed':
         if (step) Object.assign(step, { status: 'failed', error: entry.error, finishedAt: entry.t, durationMs: entry.durationMs });

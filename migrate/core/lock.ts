@@ -5,8 +5,9 @@
  * process that no longer exists on this host is taken over; the server drops an advisory lock when
  * its session dies, so `kill -9` never leaves a run locked out.
  */
+
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { mkdirSync, openSync, readFileSync, rmSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { stateDirFailure, writableStateDir } from './state-dir.ts';
 

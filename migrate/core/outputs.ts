@@ -4,7 +4,7 @@
  * the document is validated against the contract, and each problem names the field.
  */
 import { readFileSync } from 'node:fs';
-import { stackOutputsSchema, type StackOutputs } from '../../infra/contract.ts';
+import { type StackOutputs, stackOutputsSchema } from '../../infra/contract.ts';
 import { registerSecret } from './secret.ts';
 
 export class OutputsError extends Error {

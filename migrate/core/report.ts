@@ -10,7 +10,15 @@ import type { Finding, Progress } from './step.ts';
 export type StepOutcome = 'applied' | 'already-done' | 'skipped' | 'failed' | 'would-run' | 'blocked' | 'undone';
 
 export type EngineEvent =
-  | { type: 'run-start'; runId: string; runbook: string; stack: string; dryRun: boolean; resumed: boolean; steps: { id: string; kind: string }[] }
+  | {
+      type: 'run-start';
+      runId: string;
+      runbook: string;
+      stack: string;
+      dryRun: boolean;
+      resumed: boolean;
+      steps: { id: string; kind: string }[];
+    }
   | { type: 'step-start'; step: string; kind: string; index: number; total: number }
   | { type: 'step-plan'; step: string; kind: string; params: unknown; lines: string[]; confirm: boolean }
   | { type: 'finding'; step: string; finding: Finding }
@@ -27,7 +35,7 @@ export interface Reporter {
 
 /** One line of every command's `--json` output: an object with a `type` and a time `t` (ms), secrets redacted. */
 export function jsonLine<E extends { type: string }>(event: E): string {
-  return JSON.stringify(redactValue({ t: Date.now(), ...event })) + '\n';
+  return `${JSON.stringify(redactValue({ t: Date.now(), ...event }))}\n`;
 }
 
 export function jsonReporter(write: (line: string) => void = (l) => process.stdout.write(l)): Reporter {
@@ -105,7 +113,7 @@ export function humanReporter(options: HumanReporterOptions = {}): Reporter {
   };
   const line = (text: string) => {
     flush();
-    write(redact(text) + '\n');
+    write(`${redact(text)}\n`);
   };
   const icon: Record<StepOutcome, string> = {
     applied: green('✔'),
@@ -121,7 +129,10 @@ export function humanReporter(options: HumanReporterOptions = {}): Reporter {
     emit(event) {
       switch (event.type) {
         case 'run-start':
-          line(bold(`${event.dryRun ? 'Dry run of' : event.resumed ? 'Resuming' : 'Running'} ${event.runbook} on stack ${event.stack}`) + dim(` (run ${event.runId}, ${event.steps.length} steps)`));
+          line(
+            bold(`${event.dryRun ? 'Dry run of' : event.resumed ? 'Resuming' : 'Running'} ${event.runbook} on stack ${event.stack}`) +
+              dim(` (run ${event.runId}, ${event.steps.length} steps)`),
+          );
           break;
         case 'step-start':
           line(`${dim(`[${event.index + 1}/${event.total}]`)} ${bold(event.step)} ${dim(event.kind)}`);
@@ -159,7 +170,9 @@ export function humanReporter(options: HumanReporterOptions = {}): Reporter {
         }
         case 'run-end': {
           const outcome = event.outcome === 'finished' || event.outcome === 'dry-run' ? green(event.outcome) : red(event.outcome);
-          line(`${bold('Run')} ${event.runId} ${outcome} in ${formatDuration(event.durationMs)}${event.journal ? dim(` — journal ${event.journal}`) : ''}`);
+          line(
+            `${bold('Run')} ${event.runId} ${outcome} in ${formatDuration(event.durationMs)}${event.journal ? dim(` — journal ${event.journal}`) : ''}`,
+          );
           break;
         }
       }

@@ -8,8 +8,8 @@ import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
-import { secretRefSchema, type StackOutputs } from '../../infra/contract.ts';
-import { collectReferences, lookup, substitute, truthy, ExpressionError, type Reference } from './expressions.ts';
+import { type StackOutputs, secretRefSchema } from '../../infra/contract.ts';
+import { collectReferences, ExpressionError, lookup, type Reference, substitute, truthy } from './expressions.ts';
 import { REDACTED, type Secret } from './secret.ts';
 import type { Json, StepKind } from './step.ts';
 
@@ -98,7 +98,11 @@ export function loadRunbook(path: string, options: LoadOptions): Runbook {
     throw new RunbookError(file, [`cannot read the file (${(error as NodeJS.ErrnoException).code ?? error})`]);
   }
   const doc = parseDocument(text, { prettyErrors: true });
-  if (doc.errors.length > 0) throw new RunbookError(file, doc.errors.map((e) => `YAML: ${e.message}`));
+  if (doc.errors.length > 0)
+    throw new RunbookError(
+      file,
+      doc.errors.map((e) => `YAML: ${e.message}`),
+    );
   return validateRunbook(doc.toJS(), path, createHash('sha256').update(text).digest('hex'), options);
 }
 
@@ -111,7 +115,10 @@ function validateRunbook(document: unknown, path: string, sha256: string, option
   const file = displayPath(path);
   const parsed = runbookSchema.safeParse(document);
   if (!parsed.success) {
-    throw new RunbookError(file, parsed.error.issues.map((i) => `${where(i.path as (string | number)[]) || '(top level)'}: ${i.message}`));
+    throw new RunbookError(
+      file,
+      parsed.error.issues.map((i) => `${where(i.path as (string | number)[]) || '(top level)'}: ${i.message}`),
+    );
   }
   const raw = parsed.data;
   const problems: string[] = [];
@@ -129,7 +136,8 @@ function validateRunbook(document: unknown, path: string, sha256: string, option
     }
   }
   for (const [key, value] of Object.entries(options.configOverrides ?? {})) {
-    if (!(key in config)) problems.push(`--set ${key}: the runbook has no config key '${key}' (it has: ${Object.keys(config).join(', ') || 'none'})`);
+    if (!(key in config))
+      problems.push(`--set ${key}: the runbook has no config key '${key}' (it has: ${Object.keys(config).join(', ') || 'none'})`);
     else config[key] = value;
   }
 
@@ -159,7 +167,15 @@ function validateRunbook(document: unknown, path: string, sha256: string, option
     const stepProblems = validateStep(step, kind, options.outputs, config, raw.secrets, seen);
     problems.push(...stepProblems.map((p) => `${label}: ${p}`));
     seen.add(step.id);
-    steps.push({ id: step.id, uses: step.uses, kind, description: step.description, confirm: step.confirm ?? kind.destructive, if: step.if, with: step.with });
+    steps.push({
+      id: step.id,
+      uses: step.uses,
+      kind,
+      description: step.description,
+      confirm: step.confirm ?? kind.destructive,
+      if: step.if,
+      with: step.with,
+    });
   }
   if (problems.length > 0) throw new RunbookError(file, problems);
   return {
@@ -277,7 +293,10 @@ export async function resolveParams(runbook: Runbook, step: RunbookStep, context
   const parsed = step.kind.params.safeParse(value);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `with.${where(i.path as (string | number)[])}: ${i.message}`);
-    throw new RunbookError(runbook.path, problems.map((p) => `step '${step.id}': ${p}`));
+    throw new RunbookError(
+      runbook.path,
+      problems.map((p) => `step '${step.id}': ${p}`),
+    );
   }
   return parsed.data;
 }

@@ -7,7 +7,7 @@
  * "Depends on an earlier step" is said only of a `steps.<id>` reference to an earlier step that
  * this run will execute first; anything else that does not resolve is an error.
  */
-import { ExpressionError, collectReferences, lookup, substitute, type Reference } from './expressions.ts';
+import { collectReferences, ExpressionError, lookup, type Reference, substitute } from './expressions.ts';
 import type { RunState } from './journal.ts';
 import { evaluateCondition, isSecretOutput, type ResolveContext, type Runbook, type RunbookStep } from './runbook.ts';
 import { redact } from './secret.ts';
@@ -37,7 +37,11 @@ function fixFor(ref: string, outputs: ResolveContext['outputs']): string {
 
 /** Every secret the step uses, resolved once; a failure is a problem naming the secret and its reference. */
 async function checkSecrets(runbook: Runbook, step: RunbookStep, context: ReferenceContext): Promise<Finding[]> {
-  const names = new Set(collectReferences(step.with).filter(({ ref }) => ref.scope === 'secrets').map(({ ref }) => ref.path[0]!));
+  const names = new Set(
+    collectReferences(step.with)
+      .filter(({ ref }) => ref.scope === 'secrets')
+      .map(({ ref }) => ref.path[0]!),
+  );
   const problems: Finding[] = [];
   for (const name of names) {
     const ref = runbook.secrets[name]!;
@@ -59,13 +63,23 @@ async function checkSecrets(runbook: Runbook, step: RunbookStep, context: Refere
  * Checks one step's references as the engine will resolve them. `failure` is the error the engine
  * got resolving them, reported when nothing else explains it (e.g. a result of the wrong shape).
  */
-export async function checkReferences(runbook: Runbook, step: RunbookStep, context: ReferenceContext, failure?: unknown): Promise<ReferenceCheck> {
+export async function checkReferences(
+  runbook: Runbook,
+  step: RunbookStep,
+  context: ReferenceContext,
+  failure?: unknown,
+): Promise<ReferenceCheck> {
   const problems = await checkSecrets(runbook, step, context);
   const awaiting = new Set<string>();
   const unresolved = (ref: Reference, message: string) => {
     // An alternative of `a || b` that fails lets the next one be tried, as at run time.
     if (ref.optional) throw new ExpressionError(message);
-    problems.push({ severity: 'error', object: `step ${step.id}`, message: `${ref.text}: ${message}`, fix: 'run what produces it first, or change the reference' });
+    problems.push({
+      severity: 'error',
+      object: `step ${step.id}`,
+      message: `${ref.text}: ${message}`,
+      fix: 'run what produces it first, or change the reference',
+    });
     return `<${ref.path.join('.')}>`;
   };
   substitute(step.with, (ref) => {
@@ -94,13 +108,21 @@ export async function checkReferences(runbook: Runbook, step: RunbookStep, conte
           awaiting.add(id!);
           return `<${ref.path.join('.')}>`;
         }
-        return unresolved(ref, `step '${id}' does not run before '${step.id}' in this run (not selected, or skipped), so nothing produces it`);
+        return unresolved(
+          ref,
+          `step '${id}' does not run before '${step.id}' in this run (not selected, or skipped), so nothing produces it`,
+        );
       }
     }
   });
   if (problems.length === 0 && awaiting.size === 0 && failure !== undefined) {
     const message = redact(failure instanceof Error ? failure.message : String(failure));
-    problems.push({ severity: 'error', object: `step ${step.id}`, message: `parameters do not resolve: ${message}`, fix: 'fix the runbook or what it references' });
+    problems.push({
+      severity: 'error',
+      object: `step ${step.id}`,
+      message: `parameters do not resolve: ${message}`,
+      fix: 'fix the runbook or what it references',
+    });
   }
   return { problems, awaiting: [...awaiting] };
 }

@@ -3,7 +3,7 @@
  * run. A permission error is an error naming the path and the fix, never "no runs": after a crash,
  * switching between sudo and not is the usual way to end up with a state dir you cannot read.
  */
-import { accessSync, constants, statSync, type Stats } from 'node:fs';
+import { accessSync, constants, type Stats, statSync } from 'node:fs';
 import { dirname, relative, resolve, sep } from 'node:path';
 
 export class StateDirError extends Error {
@@ -36,7 +36,9 @@ export function stateDirFailure(error: unknown, path: string, stateDir: string):
     case 'ENOTDIR':
       return notADirectory(stateDir);
     case 'EROFS':
-      return new StateDirError(`State dir ${stateDir} is on a read-only file system (${path}). Fix: pass --state-dir (or MIGRATE_STATE_DIR) naming a directory on a writable disk`);
+      return new StateDirError(
+        `State dir ${stateDir} is on a read-only file system (${path}). Fix: pass --state-dir (or MIGRATE_STATE_DIR) naming a directory on a writable disk`,
+      );
     default:
       return error as Error;
   }

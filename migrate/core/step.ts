@@ -133,7 +133,10 @@ export function blocks(findings: readonly Finding[]): boolean {
  * `5 preflight checks failed`), then `object: message` of every error finding, as the report prints them.
  */
 export function blockedBy(findings: Finding[], summary?: string): StepError {
-  const errors = findings.filter((f) => f.severity === 'error').map((f) => `${f.object}: ${f.message}`).join('; ');
+  const errors = findings
+    .filter((f) => f.severity === 'error')
+    .map((f) => `${f.object}: ${f.message}`)
+    .join('; ');
   return new StepError(summary ? `${summary}: ${errors}` : errors, findings);
 }
 

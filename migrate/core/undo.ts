@@ -7,8 +7,8 @@
  */
 import { z } from 'zod';
 import { listRuns, newestRunResult, type RunState, type StepState } from './journal.ts';
-import { loadRunbook, resolveParams, type KindLookup, type Runbook } from './runbook.ts';
-import { defineStep, StepError, type Json, type StepContext, type StepKind } from './step.ts';
+import { type KindLookup, loadRunbook, type Runbook, resolveParams } from './runbook.ts';
+import { defineStep, type Json, type StepContext, StepError, type StepKind } from './step.ts';
 
 export interface UndoDependencies {
   stateDir: string;
@@ -135,7 +135,12 @@ export function undoStepKind(deps: UndoDependencies): StepKind<Params, UndoResul
       const runbookOf = (run: RunState) => {
         let runbook = runbooks.get(run.runId);
         if (!runbook) {
-          runbook = loadRunbook(run.runbook.path, { outputs: ctx.outputs, configOverrides: run.config, kinds: deps.kinds, knownKinds: deps.knownKinds });
+          runbook = loadRunbook(run.runbook.path, {
+            outputs: ctx.outputs,
+            configOverrides: run.config,
+            kinds: deps.kinds,
+            knownKinds: deps.knownKinds,
+          });
           runbooks.set(run.runId, runbook);
         }
         return runbook;
@@ -152,7 +157,14 @@ export function undoStepKind(deps: UndoDependencies): StepKind<Params, UndoResul
         }
         await ctx.record({ undoing: state.id, run: run.runId });
         const results = new Map<string, Json>(run.steps.filter((s) => s.result !== undefined).map((s) => [s.id, s.result ?? null]));
-        const stepParams = await resolveParams(runbook, step, { outputs: ctx.outputs, runId: run.runId, stack: ctx.stack, results, otherRun: newestRunResult(deps.stateDir, ctx.stack, run.runId), secret: ctx.secret });
+        const stepParams = await resolveParams(runbook, step, {
+          outputs: ctx.outputs,
+          runId: run.runId,
+          stack: ctx.stack,
+          results,
+          otherRun: newestRunResult(deps.stateDir, ctx.stack, run.runId),
+          secret: ctx.secret,
+        });
         // The undo's own records land in this (rollback) run's journal, tagged with the step they undo.
         const undoCtx: StepContext = { ...ctx, record: (change) => ctx.record({ step: state.id, change }) };
         ctx.log.info(`undoing ${state.id} (${state.kind}) of run ${run.runId}`);
@@ -161,7 +173,10 @@ export function undoStepKind(deps: UndoDependencies): StepKind<Params, UndoResul
         undone.push({ run: run.runId, step: state.id });
       }
       ctx.log.info(`undid ${undone.length} step(s)${undone.length > 0 ? `: ${list(undone)}` : ''}`);
-      const remains = [...notUndoable.map((r) => `${r.step} of run ${r.run} (no undo)`), ...found.kept.map((r) => `${r.step} of run ${r.run} (kept as asked)`)];
+      const remains = [
+        ...notUndoable.map((r) => `${r.step} of run ${r.run} (no undo)`),
+        ...found.kept.map((r) => `${r.step} of run ${r.run} (kept as asked)`),
+      ];
       ctx.log.info(remains.length > 0 ? `remains as it is: ${remains.join(', ')}` : 'nothing of those runs remains to undo');
       return { runs: found.runs.map((r) => r.runId), undone, notUndoable, kept: found.kept };
     },

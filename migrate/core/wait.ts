@@ -4,9 +4,7 @@
  */
 import type { StepContext } from './step.ts';
 
-export type PollState<T> =
-  | { ready: true; value: T }
-  | { ready: false; detail: string; done?: number; total?: number };
+export type PollState<T> = { ready: true; value: T } | { ready: false; detail: string; done?: number; total?: number };
 
 export interface WaitOptions<T> {
   /** Progress label, e.g. `waiting for replicas`. */

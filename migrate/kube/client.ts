@@ -5,8 +5,8 @@
  */
 import { ApiException, AppsV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { z } from 'zod';
-import { StepError, type StepContext } from '../core/step.ts';
-import { loadKubeConfig, type KubeconfigChoice } from './config.ts';
+import { type StepContext, StepError } from '../core/step.ts';
+import { type KubeconfigChoice, loadKubeConfig } from './config.ts';
 
 /** `with:` fields every kube step accepts. */
 export const kubeAccessParams = {
@@ -17,11 +17,15 @@ export const kubeAccessParams = {
 
 /** The run's KubeConfig for this choice (API clients and port-forwards share its credentials). */
 export function kubeConfigFor(ctx: Pick<StepContext, 'outputs' | 'resource'>, choice: KubeconfigChoice): Promise<KubeConfig> {
-  return ctx.resource(`kubeconfig:${choice.kubeconfig}:${choice.context ?? ''}`, () => loadKubeConfig(choice, { kubeconfig: ctx.outputs.cluster.kubeconfig, region: ctx.outputs.region }));
+  return ctx.resource(`kubeconfig:${choice.kubeconfig}:${choice.context ?? ''}`, () =>
+    loadKubeConfig(choice, { kubeconfig: ctx.outputs.cluster.kubeconfig, region: ctx.outputs.region }),
+  );
 }
 
 export function appsApi(ctx: Pick<StepContext, 'outputs' | 'resource'>, choice: KubeconfigChoice): Promise<AppsV1Api> {
-  return ctx.resource(`kube:${choice.kubeconfig}:${choice.context ?? ''}`, async () => (await kubeConfigFor(ctx, choice)).makeApiClient(AppsV1Api));
+  return ctx.resource(`kube:${choice.kubeconfig}:${choice.context ?? ''}`, async () =>
+    (await kubeConfigFor(ctx, choice)).makeApiClient(AppsV1Api),
+  );
 }
 
 export function statusCode(error: unknown): number | undefined {
@@ -45,12 +49,22 @@ function serverMessage(error: ApiException<unknown>): string {
  * "Unable to <what>: <cause>" with a finding on `object`. `verb` and `resource` name the RBAC
  * permission a 403 means is missing.
  */
-export function kubeError(what: string, object: string, error: unknown, rbac?: { verb: string; resource: string; namespace: string }): StepError {
+export function kubeError(
+  what: string,
+  object: string,
+  error: unknown,
+  rbac?: { verb: string; resource: string; namespace: string },
+): StepError {
   if (error instanceof StepError) return new StepError(`Unable to ${what}: ${error.message}`, error.findings);
   if (!(error instanceof ApiException)) {
     const message = error instanceof Error ? error.message : String(error);
     return new StepError(`Unable to ${what}: ${message}`, [
-      { severity: 'error', object, message, fix: 'check that the API server in the kubeconfig is reachable from here (VPN, endpoint access) and the credentials are valid' },
+      {
+        severity: 'error',
+        object,
+        message,
+        fix: 'check that the API server in the kubeconfig is reachable from here (VPN, endpoint access) and the credentials are valid',
+      },
     ]);
   }
   const message = `${error.code} ${serverMessage(error)}`;

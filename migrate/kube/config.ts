@@ -4,8 +4,9 @@
  * A user whose credentials come from `aws eks get-token` (or aws-iam-authenticator) gets the token
  * from the SDK instead, so the machine running the cutover needs no aws CLI.
  */
-import { KubeConfig, type User } from '@kubernetes/client-node';
+
 import { defaultProvider } from '@aws-sdk/credential-provider-node';
+import { KubeConfig, type User } from '@kubernetes/client-node';
 import { StepError } from '../core/step.ts';
 import { eksToken } from './eks-token.ts';
 
@@ -99,17 +100,35 @@ export function loadKubeConfig(choice: KubeconfigChoice, stack: { kubeconfig: st
     if (choice.kubeconfig === 'stack') raw.loadFromString(stack.kubeconfig);
     else raw.loadFromDefault();
   } catch (error) {
-    throw unableToLoad(where, error, choice.kubeconfig === 'stack' ? 'check the stack outputs (pulumi stack output cluster --show-secrets)' : 'set KUBECONFIG or write ~/.kube/config');
+    throw unableToLoad(
+      where,
+      error,
+      choice.kubeconfig === 'stack'
+        ? 'check the stack outputs (pulumi stack output cluster --show-secrets)'
+        : 'set KUBECONFIG or write ~/.kube/config',
+    );
   }
   if (choice.context) {
     if (!raw.getContexts().some((c) => c.name === choice.context)) {
-      const known = raw.getContexts().map((c) => c.name).join(', ') || 'none';
-      throw unableToLoad(where, new Error(`context '${choice.context}' does not exist (known: ${known})`), 'pass a context from `kubectl config get-contexts`');
+      const known =
+        raw
+          .getContexts()
+          .map((c) => c.name)
+          .join(', ') || 'none';
+      throw unableToLoad(
+        where,
+        new Error(`context '${choice.context}' does not exist (known: ${known})`),
+        'pass a context from `kubectl config get-contexts`',
+      );
     }
     raw.setCurrentContext(choice.context);
   }
   if (!raw.getCurrentCluster()) {
-    throw unableToLoad(where, new Error(`the current context '${raw.getCurrentContext()}' names no cluster`), 'set current-context or pass `context:`');
+    throw unableToLoad(
+      where,
+      new Error(`the current context '${raw.getCurrentContext()}' names no cluster`),
+      'set current-context or pass `context:`',
+    );
   }
   const users = raw.getUsers().map((user): User => {
     const eks = eksExecOf(user);

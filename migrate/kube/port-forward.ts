@@ -6,7 +6,7 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { Writable } from 'node:stream';
-import { PortForward, type KubeConfig } from '@kubernetes/client-node';
+import { type KubeConfig, PortForward } from '@kubernetes/client-node';
 import type { PodRef } from './pods.ts';
 
 export interface Forward {

@@ -3,8 +3,8 @@
  * replica counts to settle.
  */
 import type { AppsV1Api } from '@kubernetes/client-node';
+import { type Json, type StepContext, StepError } from '../core/step.ts';
 import { waitFor } from '../core/wait.ts';
-import { StepError, type Json, type StepContext } from '../core/step.ts';
 import { parseWorkloadKey, readWorkload, scaleWorkload, type WorkloadState } from './workloads.ts';
 
 /** Journalled before each scale call. `previous` is what undo puts back. */
@@ -17,7 +17,14 @@ export interface ScaleChange {
 }
 
 export function isScaleChange(change: Json): change is ScaleChange {
-  return typeof change === 'object' && change !== null && !Array.isArray(change) && change.action === 'scale' && typeof change.workload === 'string' && typeof change.previous === 'number';
+  return (
+    typeof change === 'object' &&
+    change !== null &&
+    !Array.isArray(change) &&
+    change.action === 'scale' &&
+    typeof change.workload === 'string' &&
+    typeof change.previous === 'number'
+  );
 }
 
 /**
@@ -26,7 +33,8 @@ export function isScaleChange(change: Json): change is ScaleChange {
  */
 export function originalCounts(changes: readonly Json[]): Map<string, number> {
   const originals = new Map<string, number>();
-  for (const change of changes) if (isScaleChange(change) && !originals.has(change.workload)) originals.set(change.workload, change.previous);
+  for (const change of changes)
+    if (isScaleChange(change) && !originals.has(change.workload)) originals.set(change.workload, change.previous);
   return originals;
 }
 
@@ -40,7 +48,13 @@ export interface WaitSettings {
   pollSeconds: number;
 }
 
-export async function waitForCounts(ctx: StepContext, api: AppsV1Api, counts: ReadonlyMap<string, number>, label: string, wait: WaitSettings): Promise<void> {
+export async function waitForCounts(
+  ctx: StepContext,
+  api: AppsV1Api,
+  counts: ReadonlyMap<string, number>,
+  label: string,
+  wait: WaitSettings,
+): Promise<void> {
   const keys = [...counts.keys()];
   if (keys.length === 0) return;
   let pending: string[] = keys;

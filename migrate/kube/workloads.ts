@@ -2,7 +2,7 @@
  * Deployments and StatefulSets as the scale steps see them: a key `namespace/kind/name` (kind in
  * lower case, e.g. `app/deployment/web`), the desired replica count and how many pods still run.
  */
-import { PatchStrategy, setHeaderOptions, type AppsV1Api, type V1Deployment, type V1StatefulSet } from '@kubernetes/client-node';
+import { type AppsV1Api, PatchStrategy, setHeaderOptions, type V1Deployment, type V1StatefulSet } from '@kubernetes/client-node';
 import { kubeError } from './client.ts';
 
 export type WorkloadKind = 'deployment' | 'statefulset';

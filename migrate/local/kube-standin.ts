@@ -12,7 +12,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { connect, type AddressInfo } from 'node:net';
+import { type AddressInfo, connect } from 'node:net';
 import type { Duplex } from 'node:stream';
 
 export type StandinKind = 'Deployment' | 'StatefulSet';
@@ -119,7 +119,8 @@ function tick(w: Workload): void {
   for (const pod of w.pods) pod.ready = true;
   const current = w.pods.filter((p) => p.revision === w.revision);
   const old = w.pods.filter((p) => p.revision !== w.revision);
-  if (current.length < desired && w.pods.length < desired + 1) w.pods.push({ name: `${w.spec.name}-${++w.podsStarted}`, revision: w.revision, ready: false });
+  if (current.length < desired && w.pods.length < desired + 1)
+    w.pods.push({ name: `${w.spec.name}-${++w.podsStarted}`, revision: w.revision, ready: false });
   else if (old.length > 0) w.pods.splice(w.pods.indexOf(old[0]!), 1);
   else if (current.length > desired) w.pods.pop();
 }
@@ -182,12 +183,20 @@ function renderPod(w: Workload, pod: Pod): Record<string, any> {
 }
 
 const matchesSelector = (labels: Record<string, string>, selector: string | null) =>
-  !selector || selector.split(',').every((term) => {
+  !selector ||
+  selector.split(',').every((term) => {
     const [key, value] = term.split('=');
     return labels[key!] === value;
   });
 
-const statusBody = (code: number, reason: string, message: string) => ({ apiVersion: 'v1', kind: 'Status', status: 'Failure', code, reason, message });
+const statusBody = (code: number, reason: string, message: string) => ({
+  apiVersion: 'v1',
+  kind: 'Status',
+  status: 'Failure',
+  code,
+  reason,
+  message,
+});
 
 export async function startKubeStandin(options: KubeStandinOptions): Promise<KubeStandin> {
   const token = randomBytes(16).toString('hex');
@@ -226,12 +235,15 @@ export async function startKubeStandin(options: KubeStandinOptions): Promise<Kub
   const handle = async (req: IncomingMessage, body: unknown): Promise<[number, unknown]> => {
     const auth = req.headers.authorization ?? '';
     const presented = auth.startsWith('Bearer ') ? auth.slice(7) : '';
-    if (presented !== token && !(presented && options.acceptToken?.(presented))) return [401, statusBody(401, 'Unauthorized', 'Unauthorized')];
+    if (presented !== token && !(presented && options.acceptToken?.(presented)))
+      return [401, statusBody(401, 'Unauthorized', 'Unauthorized')];
     const url = new URL(req.url ?? '/', 'http://standin');
     const podList = /^\/api\/v1\/namespaces\/([^/]+)\/pods$/.exec(url.pathname);
     if (podList && req.method === 'GET') {
       const owners = [...workloads.values()].filter((w) => w.spec.namespace === podList[1]);
-      const items = owners.flatMap((w) => w.pods.map((pod) => renderPod(w, pod))).filter((pod) => matchesSelector(pod.metadata.labels, url.searchParams.get('labelSelector')));
+      const items = owners
+        .flatMap((w) => w.pods.map((pod) => renderPod(w, pod)))
+        .filter((pod) => matchesSelector(pod.metadata.labels, url.searchParams.get('labelSelector')));
       return [200, { apiVersion: 'v1', kind: 'PodList', metadata: { resourceVersion: '1' }, items }];
     }
     const m = /^\/apis\/apps\/v1\/namespaces\/([^/]+)\/(deployments|statefulsets)(?:\/([^/]+))?(?:\/(scale))?$/.exec(url.pathname);
@@ -256,7 +268,8 @@ export async function startKubeStandin(options: KubeStandinOptions): Promise<Kub
     if (req.method !== 'PATCH' && req.method !== 'PUT') return [405, statusBody(405, 'MethodNotAllowed', 'method not allowed')];
     if (sub) {
       const replicas = (req.method === 'PUT' ? (body as any)?.spec?.replicas : mergePatch(scaleOf(w), body).spec?.replicas) as unknown;
-      if (!Number.isInteger(replicas) || (replicas as number) < 0) return [422, statusBody(422, 'Invalid', 'spec.replicas must be a non-negative integer')];
+      if (!Number.isInteger(replicas) || (replicas as number) < 0)
+        return [422, statusBody(422, 'Invalid', 'spec.replicas must be a non-negative integer')];
       if (w.spec.replicas !== replicas) {
         w.spec.replicas = replicas as number;
         w.generation++;
@@ -264,7 +277,8 @@ export async function startKubeStandin(options: KubeStandinOptions): Promise<Kub
       }
       return [200, scaleOf(w)];
     }
-    if (req.method !== 'PATCH' || kind !== 'Deployment') return [405, statusBody(405, 'MethodNotAllowed', 'only PATCH of deployments is implemented')];
+    if (req.method !== 'PATCH' || kind !== 'Deployment')
+      return [405, statusBody(405, 'MethodNotAllowed', 'only PATCH of deployments is implemented')];
     const patched = mergePatch(render(w), body);
     const annotations = (patched.spec?.template?.metadata?.annotations ?? {}) as Record<string, string>;
     const templateChanged = JSON.stringify(annotations) !== JSON.stringify(w.template.metadata.annotations);
@@ -298,7 +312,8 @@ export async function startKubeStandin(options: KubeStandinOptions): Promise<Kub
       requests.push({ method: req.method ?? '', path: req.url ?? '', contentType: req.headers['content-type'], body });
       handle(req, body).then(
         ([code, payload]) => res.writeHead(code, { 'content-type': 'application/json' }).end(JSON.stringify(payload)),
-        (error: unknown) => res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify(statusBody(500, 'InternalError', String(error)))),
+        (error: unknown) =>
+          res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify(statusBody(500, 'InternalError', String(error)))),
       );
     });
   });
@@ -315,7 +330,12 @@ export async function startKubeStandin(options: KubeStandinOptions): Promise<Kub
     if (presented !== token && !(presented && options.acceptToken?.(presented))) return refuse('401 Unauthorized');
     const pod = m && [...workloads.values()].find((w) => w.spec.namespace === m[1] && w.pods.some((p) => p.name === m[2]));
     if (!m || !pod) return refuse('404 Not Found');
-    portForward(req, socket, Number(url.searchParams.get('ports')), options.podAddress?.({ namespace: m[1]!, name: m[2]!, port: Number(url.searchParams.get('ports')) }));
+    portForward(
+      req,
+      socket,
+      Number(url.searchParams.get('ports')),
+      options.podAddress?.({ namespace: m[1]!, name: m[2]!, port: Number(url.searchParams.get('ports')) }),
+    );
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -366,12 +386,28 @@ export async function startKubeStandin(options: KubeStandinOptions): Promise<Kub
  */
 function portForward(req: IncomingMessage, socket: Duplex, port: number, address: { host: string; port: number } | undefined): void {
   const accept = createHash('sha1').update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
-  const offered = String(req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
+  const offered = String(req.headers['sec-websocket-protocol'] ?? '')
+    .split(',')
+    .map((p) => p.trim());
   const protocol = offered.includes('v4.channel.k8s.io') ? 'v4.channel.k8s.io' : (offered[0] ?? '');
-  socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\nSec-WebSocket-Protocol: ${protocol}\r\n\r\n`);
+  socket.write(
+    `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\nSec-WebSocket-Protocol: ${protocol}\r\n\r\n`,
+  );
   const frame = (opcode: number, payload: Buffer) => {
     const length = payload.length;
-    const header = length < 126 ? Buffer.from([0x80 | opcode, length]) : length < 65536 ? Buffer.from([0x80 | opcode, 126, length >> 8, length & 255]) : Buffer.concat([Buffer.from([0x80 | opcode, 127]), (() => { const b = Buffer.alloc(8); b.writeBigUInt64BE(BigInt(length)); return b; })()]);
+    const header =
+      length < 126
+        ? Buffer.from([0x80 | opcode, length])
+        : length < 65536
+          ? Buffer.from([0x80 | opcode, 126, length >> 8, length & 255])
+          : Buffer.concat([
+              Buffer.from([0x80 | opcode, 127]),
+              (() => {
+                const b = Buffer.alloc(8);
+                b.writeBigUInt64BE(BigInt(length));
+                return b;
+              })(),
+            ]);
     if (!socket.destroyed) socket.write(Buffer.concat([header, payload]));
   };
   const send = (channel: number, data: Buffer) => frame(2, Buffer.concat([Buffer.from([channel]), data]));

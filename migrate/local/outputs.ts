@@ -29,9 +29,19 @@ export function localOutputs(options: LocalOutputsOptions): StackOutputs {
   const { dir, source, target, database } = options;
   return serverOutputs({
     environment: 'rehearsal',
-    target: { host: target.host, port: target.port, user: target.user, database, sslMode: 'disable', version: String(target.major), passwordRef: secretFile(dir, 'target.password', target.password) },
+    target: {
+      host: target.host,
+      port: target.port,
+      user: target.user,
+      database,
+      sslMode: 'disable',
+      version: String(target.major),
+      passwordRef: secretFile(dir, 'target.password', target.password),
+    },
     sourceUrlRef: secretFile(dir, 'source.url', source.url(database)),
-    ...(options.pgbouncer ? { pgbouncer: { port: options.pgbouncer.port, adminUrlRef: secretFile(dir, 'pgbouncer-admin.url', options.pgbouncer.adminUrl) } } : {}),
+    ...(options.pgbouncer
+      ? { pgbouncer: { port: options.pgbouncer.port, adminUrlRef: secretFile(dir, 'pgbouncer-admin.url', options.pgbouncer.adminUrl) } }
+      : {}),
     webhooks: options.webhooks,
   });
 }
@@ -39,7 +49,15 @@ export function localOutputs(options: LocalOutputsOptions): StackOutputs {
 export interface ServerOutputsOptions {
   /** The stack name the CLI files journals under. */
   environment: string;
-  target: { host: string; port: number; user: string; database: string; sslMode: 'disable' | 'require' | 'verify-full'; version: string; passwordRef: string };
+  target: {
+    host: string;
+    port: number;
+    user: string;
+    database: string;
+    sslMode: 'disable' | 'require' | 'verify-full';
+    version: string;
+    passwordRef: string;
+  };
   sourceUrlRef: string;
   pgbouncer?: { port: number; adminUrlRef?: string };
   webhooks?: StackOutputs['webhooks'];

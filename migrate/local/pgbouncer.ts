@@ -6,13 +6,24 @@
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { accessSync, chownSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  accessSync,
+  chownSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { type Backend, rewriteBackend } from '../pgbouncer/ini.ts';
 import { freePort } from './postgres-server.ts';
-import { rewriteBackend, type Backend } from '../pgbouncer/ini.ts';
 import { alive, track, waitGoneSync } from './running.ts';
 
 const execFileAsync = promisify(execFile);
@@ -68,7 +79,12 @@ function ownByServerUser(path: string): void {
 
 const quoted = (s: string) => `"${s.replace(/"/g, '""')}"`;
 
-function iniText(o: Required<Omit<LocalPgbouncerOptions, 'binary' | 'dir' | 'adminPassword'>>, dir: string, port: number, adminUser: string): string {
+function iniText(
+  o: Required<Omit<LocalPgbouncerOptions, 'binary' | 'dir' | 'adminPassword'>>,
+  dir: string,
+  port: number,
+  adminUser: string,
+): string {
   const backend = o.backend;
   return [
     '[databases]',
@@ -110,7 +126,9 @@ async function waitForListen(port: number, pidfile: string, logfile: string): Pr
     }
     if (Date.now() > until) {
       const log = existsSync(logfile) ? readFileSync(logfile, 'utf8').slice(-2000) : '(no log)';
-      throw new Error(`PgBouncer did not listen on 127.0.0.1:${port} within 15 s (pidfile ${existsSync(pidfile) ? 'present' : 'absent'}). Log:\n${log}`);
+      throw new Error(
+        `PgBouncer did not listen on 127.0.0.1:${port} within 15 s (pidfile ${existsSync(pidfile) ? 'present' : 'absent'}). Log:\n${log}`,
+      );
     }
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -128,7 +146,13 @@ export function pgbouncerBinary(env: NodeJS.ProcessEnv = process.env): string {
     if (!isExecutable(explicit)) throw new Error(`PGBOUNCER_BIN=${explicit} is not an executable file: ${PGBOUNCER_INSTALL}`);
     return explicit;
   }
-  const candidates = [...(env.PATH ?? '').split(delimiter).filter(Boolean).map((d) => join(d, 'pgbouncer')), '/usr/sbin/pgbouncer'];
+  const candidates = [
+    ...(env.PATH ?? '')
+      .split(delimiter)
+      .filter(Boolean)
+      .map((d) => join(d, 'pgbouncer')),
+    '/usr/sbin/pgbouncer',
+  ];
   const found = candidates.find(isExecutable);
   if (!found) throw new Error(`PgBouncer not found (looked on PATH and in /usr/sbin): ${PGBOUNCER_INSTALL}`);
   return found;
@@ -202,7 +226,8 @@ export async function startPgbouncer(options: LocalPgbouncerOptions): Promise<Lo
     dir,
     adminUser,
     adminUrl,
-    url: () => `postgres://${encodeURIComponent(o.user)}:${encodeURIComponent(o.password)}@127.0.0.1:${port}/${encodeURIComponent(o.database)}`,
+    url: () =>
+      `postgres://${encodeURIComponent(o.user)}:${encodeURIComponent(o.password)}@127.0.0.1:${port}/${encodeURIComponent(o.database)}`,
     async switchBackend(backend) {
       writeFileSync(configFile, rewriteBackend(readFileSync(configFile, 'utf8'), o.database, backend));
       await admin('RELOAD');

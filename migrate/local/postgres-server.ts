@@ -5,12 +5,23 @@
  */
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, chmodSync, chownSync, cpSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  chmodSync,
+  chownSync,
+  cpSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import pg from 'pg';
 import { alive, track, waitGoneSync } from './running.ts';
 
@@ -151,7 +162,9 @@ export async function startPostgres(options: PostgresServerOptions = {}): Promis
     try {
       execFileSync('id', [SERVER_OS_USER], { stdio: 'ignore' });
     } catch {
-      throw new Error(`Running as root, and there is no '${SERVER_OS_USER}' OS user to run PostgreSQL as (apt-get install postgresql creates it).`);
+      throw new Error(
+        `Running as root, and there is no '${SERVER_OS_USER}' OS user to run PostgreSQL as (apt-get install postgresql creates it).`,
+      );
     }
   }
   const bindir = options.bindir ?? defaultBindir();
@@ -168,17 +181,35 @@ export async function startPostgres(options: PostgresServerOptions = {}): Promis
   chownToServerUser(pwfile);
 
   await run(join(bindir, 'initdb'), [
-    '-D', dataDir, '-U', 'postgres', '--pwfile', pwfile, '--auth-local=trust', '--auth-host=scram-sha-256',
-    '--encoding=UTF8', '--locale=C', '--lc-messages=C', '--no-sync',
+    '-D',
+    dataDir,
+    '-U',
+    'postgres',
+    '--pwfile',
+    pwfile,
+    '--auth-local=trust',
+    '--auth-host=scram-sha-256',
+    '--encoding=UTF8',
+    '--locale=C',
+    '--lc-messages=C',
+    '--no-sync',
   ]);
   rmSync(pwfile);
   const port = await freePort();
   const settings = { ...DEFAULT_SETTINGS, port, unix_socket_directories: `'${baseDir}'`, ...options.settings };
-  appendFileSync(join(dataDir, 'postgresql.conf'), Object.entries(settings).map(([k, v]) => `${k} = ${v}`).join('\n') + '\n');
+  appendFileSync(
+    join(dataDir, 'postgresql.conf'),
+    `${Object.entries(settings)
+      .map(([k, v]) => `${k} = ${v}`)
+      .join('\n')}\n`,
+  );
   // Replication connections from the other local server (the subscriber) authenticate like any other.
   appendFileSync(join(dataDir, 'pg_hba.conf'), 'host replication all 127.0.0.1/32 scram-sha-256\n');
 
-  const running = { description: `PostgreSQL server '${name}' on 127.0.0.1:${port}, data ${dataDir}`, kill: () => killServer(bindir, dataDir) };
+  const running = {
+    description: `PostgreSQL server '${name}' on 127.0.0.1:${port}, data ${dataDir}`,
+    kill: () => killServer(bindir, dataDir),
+  };
   const untrack = track(running);
   try {
     await run(join(bindir, 'pg_ctl'), ['-D', dataDir, '-l', join(baseDir, 'server.log'), '-w', '-t', '120', 'start']);

@@ -42,7 +42,9 @@ export function ensureTools(why: string, say: (line: string) => void, env: NodeJ
   if (packages.length === 0) return;
   const command = `sudo apt-get install -y ${packages.join(' ')}`;
   const refuse = (reason: string) => {
-    throw new Error(`${packages.join(' and ')} ${packages.length > 1 ? 'are' : 'is'} missing (${why}), and ${reason}. Install ${packages.length > 1 ? 'them' : 'it'}: ${command}  (elsewhere: your system's PostgreSQL server + client and PgBouncer packages; PG_BINDIR and PGBOUNCER_BIN point at other installs)`);
+    throw new Error(
+      `${packages.join(' and ')} ${packages.length > 1 ? 'are' : 'is'} missing (${why}), and ${reason}. Install ${packages.length > 1 ? 'them' : 'it'}: ${command}  (elsewhere: your system's PostgreSQL server + client and PgBouncer packages; PG_BINDIR and PGBOUNCER_BIN point at other installs)`,
+    );
   };
   if (env.MIGRATE_INSTALL === 'no') refuse('MIGRATE_INSTALL=no forbids installing them');
   if (!succeeds('apt-get', ['--version'])) refuse('this machine has no apt-get');
@@ -50,11 +52,19 @@ export function ensureTools(why: string, say: (line: string) => void, env: NodeJ
   if (!root && !succeeds('sudo', ['-n', 'true'])) refuse('installing needs root (sudo asks for a password)');
   say(`Installing ${packages.join(' ')} with apt-get (${why})`);
   const prefix = root ? [] : ['sudo', '-n'];
-  for (const args of [['apt-get', 'update', '-qq'], ['apt-get', 'install', '-y', '-qq', '--no-install-recommends', ...packages]]) {
+  for (const args of [
+    ['apt-get', 'update', '-qq'],
+    ['apt-get', 'install', '-y', '-qq', '--no-install-recommends', ...packages],
+  ]) {
     const [cmd, ...rest] = [...prefix, ...args];
-    const result = spawnSync(cmd!, rest, { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-    if (result.status !== 0) throw new Error(`${[...prefix, ...args].join(' ')} failed (exit ${result.status}); install by hand: ${command}`);
+    const result = spawnSync(cmd!, rest, {
+      stdio: ['ignore', 'inherit', 'inherit'],
+      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+    });
+    if (result.status !== 0)
+      throw new Error(`${[...prefix, ...args].join(' ')} failed (exit ${result.status}); install by hand: ${command}`);
   }
   const still = missingPackages(env);
-  if (still.length > 0) throw new Error(`${still.join(' and ')} still not found after installing; set PG_BINDIR (PostgreSQL's bin directory) or PGBOUNCER_BIN`);
+  if (still.length > 0)
+    throw new Error(`${still.join(' and ')} still not found after installing; set PG_BINDIR (PostgreSQL's bin directory) or PGBOUNCER_BIN`);
 }

@@ -5,8 +5,8 @@
  */
 import pg from 'pg';
 import { z } from 'zod';
+import { type StepContext, StepError } from '../core/step.ts';
 import type { Console } from './consoles.ts';
-import { StepError, type StepContext } from '../core/step.ts';
 
 /** A [databases] entry name as the console's parser accepts it unquoted. */
 export const entryNameSchema = z.string().regex(/^[A-Za-z0-9_.-]+$/, 'must be a PgBouncer [databases] entry name (letters, digits, _ . -)');
@@ -57,7 +57,11 @@ export async function connectAdmin(console: Console): Promise<pg.Client> {
 
 /** The connection to `console` shared by the run's steps. */
 export function sharedAdmin(ctx: StepContext, console: Console): Promise<pg.Client> {
-  return ctx.resource(`pgbouncer:admin:${console.label}`, () => connectAdmin(console), (client) => client.end());
+  return ctx.resource(
+    `pgbouncer:admin:${console.label}`,
+    () => connectAdmin(console),
+    (client) => client.end(),
+  );
 }
 
 export async function adminCommand(client: pg.Client, command: string): Promise<pg.QueryResult> {
@@ -79,7 +83,12 @@ export async function databaseEntry(client: pg.Client, name: string): Promise<Da
       {
         severity: 'error',
         object: `pgbouncer database ${name}`,
-        message: `no [databases] entry '${name}' (entries: ${rows.map((r) => r.name).filter((n) => n !== 'pgbouncer').join(', ') || 'none'})`,
+        message: `no [databases] entry '${name}' (entries: ${
+          rows
+            .map((r) => r.name)
+            .filter((n) => n !== 'pgbouncer')
+            .join(', ') || 'none'
+        })`,
         fix: 'pass with.database: the entry name clients connect to (defaults to outputs.database.name)',
       },
     ]);
@@ -114,7 +123,9 @@ export interface ServerConnection {
 
 export async function serverConnections(client: pg.Client, name: string): Promise<ServerConnection[]> {
   const { rows } = await adminCommand(client, 'SHOW SERVERS');
-  return rows.filter((r) => r.database === name).map((r) => ({ state: String(r.state), port: Number(r.port), closeNeeded: Number(r.close_needed) === 1 }));
+  return rows
+    .filter((r) => r.database === name)
+    .map((r) => ({ state: String(r.state), port: Number(r.port), closeNeeded: Number(r.close_needed) === 1 }));
 }
 
 /**
@@ -144,7 +155,9 @@ export async function commandThenPoll(
     }
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
-    throw new StepError(`Unable to run '${command}' on the PgBouncer admin console of ${console.label}: ${message}`, [{ severity: 'error', object: console.label, message }]);
+    throw new StepError(`Unable to run '${command}' on the PgBouncer admin console of ${console.label}: ${message}`, [
+      { severity: 'error', object: console.label, message },
+    ]);
   } finally {
     // Leaving does not cancel a pending PAUSE: the database stays paused until RESUME.
     await waiter.end().catch(() => {});

@@ -7,11 +7,11 @@
  * console at that admin URL.
  */
 import { z } from 'zod';
+import { Secret } from '../core/secret.ts';
+import { type StepContext, StepError } from '../core/step.ts';
 import { kubeAccessParams, kubeConfigFor } from '../kube/client.ts';
 import { deploymentPods } from '../kube/pods.ts';
 import { forwardPodPort } from '../kube/port-forward.ts';
-import { Secret } from '../core/secret.ts';
-import { StepError, type StepContext } from '../core/step.ts';
 
 export interface Console {
   /** `pod pgbouncer/pgbouncer-7d9f-abcde`, or `PgBouncer` for the one outside the cluster. */
@@ -55,7 +55,11 @@ export async function consolesFor(ctx: StepContext, p: ConsoleParams): Promise<C
   return pods.map((pod) => ({
     label: `pod ${pod.namespace}/${pod.name}`,
     url: async () => {
-      const forward = await ctx.resource(`pgbouncer:forward:${pod.namespace}/${pod.name}`, () => forwardPodPort(config, pod, port), (f) => f.close());
+      const forward = await ctx.resource(
+        `pgbouncer:forward:${pod.namespace}/${pod.name}`,
+        () => forwardPodPort(config, pod, port),
+        (f) => f.close(),
+      );
       const url = new URL((await adminUrl(ctx)).reveal());
       url.hostname = '127.0.0.1';
       url.port = String(forward.port);

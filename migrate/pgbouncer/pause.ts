@@ -4,7 +4,7 @@
  * connections once the transactions in flight finish, so the backend can be switched with nothing
  * connected to the old one.
  */
-import { StepError, type StepContext } from '../core/step.ts';
+import { type StepContext, StepError } from '../core/step.ts';
 import { adminCommand, commandThenPoll, databaseEntry, poolState, sharedAdmin } from './admin.ts';
 import type { Console } from './consoles.ts';
 
@@ -34,14 +34,17 @@ export async function pauseDatabase(ctx: StepContext, console: Console, entry: s
   if (!paused) {
     // Holding clients longer would turn a slow transaction into an outage: let them go.
     await adminCommand(admin, `RESUME ${entry}`);
-    throw new StepError(`Unable to pause PgBouncer database ${entry} on ${console.label}: transactions still running after ${timing.deadlineSeconds} s (${last}); resumed it`, [
-      {
-        severity: 'error',
-        object: `pgbouncer database ${entry} on ${console.label}`,
-        message: `PAUSE waits for transactions in flight, and some did not finish within ${timing.deadlineSeconds} s`,
-        fix: 'find the long transactions (SHOW SERVERS on the console, pg_stat_activity on the server), end them or raise deadlineSeconds, then re-run',
-      },
-    ]);
+    throw new StepError(
+      `Unable to pause PgBouncer database ${entry} on ${console.label}: transactions still running after ${timing.deadlineSeconds} s (${last}); resumed it`,
+      [
+        {
+          severity: 'error',
+          object: `pgbouncer database ${entry} on ${console.label}`,
+          message: `PAUSE waits for transactions in flight, and some did not finish within ${timing.deadlineSeconds} s`,
+          fix: 'find the long transactions (SHOW SERVERS on the console, pg_stat_activity on the server), end them or raise deadlineSeconds, then re-run',
+        },
+      ],
+    );
   }
   return ctx.now() - started;
 }
@@ -68,9 +71,17 @@ export async function pauseAll(ctx: StepContext, consoles: readonly Console[], e
     }
   }
   const findings = failed.flatMap(({ console, error }) =>
-    error instanceof StepError && error.findings.length > 0 ? error.findings : [{ severity: 'error' as const, object: console.label, message: (error as Error).message }],
+    error instanceof StepError && error.findings.length > 0
+      ? error.findings
+      : [{ severity: 'error' as const, object: console.label, message: (error as Error).message }],
   );
-  if (stuck.length > 0) findings.push({ severity: 'error', object: `pgbouncer database ${entry}`, message: `could not be resumed on ${stuck.join(', ')}`, fix: `RESUME ${entry} on those consoles by hand` });
+  if (stuck.length > 0)
+    findings.push({
+      severity: 'error',
+      object: `pgbouncer database ${entry}`,
+      message: `could not be resumed on ${stuck.join(', ')}`,
+      fix: `RESUME ${entry} on those consoles by hand`,
+    });
   throw new StepError(
     `Unable to pause PgBouncer database ${entry} on every pod: ${failed.map(({ console, error }) => `${console.label}: ${(error as Error).message}`).join('; ')}; resumed ${resumed.join(', ') || 'none'}`,
     findings,
@@ -92,7 +103,12 @@ export async function resumeAll(ctx: StepContext, consoles: readonly Console[], 
   const failed = outcomes.flatMap((o, i) => (o.status === 'rejected' ? [`${consoles[i]!.label}: ${(o.reason as Error).message}`] : []));
   if (failed.length > 0) {
     throw new StepError(`Unable to resume PgBouncer database ${entry} on every pod: ${failed.join('; ')}`, [
-      { severity: 'error', object: `pgbouncer database ${entry}`, message: `still paused or unreachable: ${failed.join('; ')}`, fix: `RESUME ${entry} on those consoles, or re-run the step` },
+      {
+        severity: 'error',
+        object: `pgbouncer database ${entry}`,
+        message: `still paused or unreachable: ${failed.join('; ')}`,
+        fix: `RESUME ${entry} on those consoles, or re-run the step`,
+      },
     ]);
   }
   return Math.max(0, ...outcomes.map((o) => (o as PromiseFulfilledResult<number>).value));

@@ -9,7 +9,16 @@ import { escapeIdentifier } from 'pg';
 import type { StepContext } from '../core/step.ts';
 import { MIGRATION_USER, readSchema, type SchemaObject } from './schema-compare/catalog.ts';
 
-const ON: Record<string, string> = { table: 'TABLE', view: 'TABLE', 'materialized view': 'TABLE', 'foreign table': 'TABLE', sequence: 'SEQUENCE', function: 'ROUTINE', schema: 'SCHEMA', type: 'TYPE' };
+const ON: Record<string, string> = {
+  table: 'TABLE',
+  view: 'TABLE',
+  'materialized view': 'TABLE',
+  'foreign table': 'TABLE',
+  sequence: 'SEQUENCE',
+  function: 'ROUTINE',
+  schema: 'SCHEMA',
+  type: 'TYPE',
+};
 
 const entries = (acl: string | undefined) => new Set(acl && acl !== '(none)' ? acl.split(' ') : []);
 const grantee = (name: string) => (name === 'PUBLIC' ? 'PUBLIC' : name === MIGRATION_USER ? 'current_user' : escapeIdentifier(name));
@@ -22,8 +31,14 @@ function statements(object: SchemaObject, want: Set<string>, have: Set<string>):
     const privilege = entry.slice(at + 1);
     return { role: grantee(entry.slice(0, at)), privilege: privilege.replace('*', ''), grantable: privilege.endsWith('*') };
   };
-  const revokes = [...have].filter((e) => !want.has(e)).map(parse).map((e) => `revoke ${e.privilege}${columns} on ${on} from ${e.role} cascade`);
-  const grants = [...want].filter((e) => !have.has(e)).map(parse).map((e) => `grant ${e.privilege}${columns} on ${on} to ${e.role}${e.grantable ? ' with grant option' : ''}`);
+  const revokes = [...have]
+    .filter((e) => !want.has(e))
+    .map(parse)
+    .map((e) => `revoke ${e.privilege}${columns} on ${on} from ${e.role} cascade`);
+  const grants = [...want]
+    .filter((e) => !have.has(e))
+    .map(parse)
+    .map((e) => `grant ${e.privilege}${columns} on ${on} to ${e.role}${e.grantable ? ' with grant option' : ''}`);
   return [...revokes, ...grants];
 }
 

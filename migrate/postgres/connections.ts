@@ -10,9 +10,9 @@
 import { connect as tcpConnect } from 'node:net';
 import pg from 'pg';
 import type { StackOutputs } from '../../infra/contract.ts';
-import type { StepContext } from '../core/step.ts';
 import type { Secret } from '../core/secret.ts';
 import { redact, Secret as SecretValue } from '../core/secret.ts';
+import type { StepContext } from '../core/step.ts';
 
 export type Side = 'source' | 'target';
 
@@ -79,7 +79,12 @@ export function endpointOf(outputs: StackOutputs, side: Side, url?: Secret): End
       label: describeSide(outputs, side),
       host: db.endpoint,
       port: db.port,
-      fields: { address: 'outputs database.endpoint / database.port', auth: 'outputs database.masterUsername / database.masterPasswordRef', database: 'outputs database.name', ssl: 'outputs database.sslMode' },
+      fields: {
+        address: 'outputs database.endpoint / database.port',
+        auth: 'outputs database.masterUsername / database.masterPasswordRef',
+        database: 'outputs database.name',
+        ssl: 'outputs database.sslMode',
+      },
     };
   }
   const parsed = url ? new URL(url.reveal()) : undefined;
@@ -89,7 +94,12 @@ export function endpointOf(outputs: StackOutputs, side: Side, url?: Secret): End
     label: describeSide(outputs, side),
     host: parsed ? parsed.hostname.replace(/^\[|\]$/g, '') : '?',
     port: parsed ? Number(parsed.port || 5432) : 5432,
-    fields: { address: `${field}: host and port`, auth: `${field}: user and password`, database: `${field}: database name`, ssl: `${field}: sslmode` },
+    fields: {
+      address: `${field}: host and port`,
+      auth: `${field}: user and password`,
+      database: `${field}: database name`,
+      ssl: `${field}: sslmode`,
+    },
   };
 }
 
@@ -111,10 +121,13 @@ export function connectionError(error: unknown, where: Endpoint): ConnectionErro
   if (e?.code === '28P01' || e?.code === '28000') field = where.fields.auth;
   else if (e?.code === '3D000') field = where.fields.database;
   else if (/ssl|certificate|self.signed/i.test(reason)) field = where.fields.ssl;
-  else if (/timeout/i.test(reason)) hint = ` (no answer within ${connectTimeoutSeconds()} s: a firewall dropping packets, or a server that accepts but does not answer; PGCONNECT_TIMEOUT sets the wait)`;
+  else if (/timeout/i.test(reason))
+    hint = ` (no answer within ${connectTimeoutSeconds()} s: a firewall dropping packets, or a server that accepts but does not answer; PGCONNECT_TIMEOUT sets the wait)`;
   else if (e?.code === 'ECONNREFUSED') hint = ' (nothing listens there)';
   else if (e?.code && !ADDRESS_CODES.has(e.code)) field = `${where.fields.auth}, ${where.fields.database}`;
-  return new ConnectionError(`cannot connect to the ${where.label} at ${where.host}:${where.port}: ${reason}${hint}. Check ${field}, and that this machine can reach it.`);
+  return new ConnectionError(
+    `cannot connect to the ${where.label} at ${where.host}:${where.port}: ${reason}${hint}. Check ${field}, and that this machine can reach it.`,
+  );
 }
 
 /** Connects `client`, giving up when `signal` aborts (Ctrl-C) as well as on the connect timeout. */
@@ -158,35 +171,39 @@ function cancelRunningQuery(client: pg.Client): Promise<void> {
 
 /** A pool on one side, shared by all steps of the run; closed when the run ends. */
 export async function pool(ctx: StepContext, side: Side): Promise<pg.Pool> {
-  return ctx.resource(`pg:${side}`, async () => {
-    const url = side === 'source' ? await sourceUrl(ctx) : await targetUrl(ctx);
-    const p = new pg.Pool({ ...connectionConfig(url, 'migrate'), max: 8 });
-    // A client dropped by the server (terminated by the freeze, a restart) must not crash the CLI,
-    // idle in the pool or checked out by a step: the step sees the failure on its next query.
-    p.on('error', () => {});
-    p.on('connect', (client) => client.on('error', () => {}));
-    // Ctrl-C must not wait for a statement blocked on the server (a lock, a long scan): cancel what
-    // every checked-out client runs (a cancel reaching an idle session is ignored by the server).
-    const checkedOut = new Set<pg.Client>();
-    p.on('acquire', (client) => checkedOut.add(client));
-    p.on('release', (_error, client) => checkedOut.delete(client));
-    p.on('remove', (client) => checkedOut.delete(client));
-    const onAbort = () => {
-      for (const client of checkedOut) void cancelRunningQuery(client);
-    };
-    ctx.signal.addEventListener('abort', onAbort, { once: true });
-    // Connect once first, so that a server that cannot be reached is named with the field to fix, and
-    // Ctrl-C does not wait for the connect timeout.
-    const probe = new pg.Client(connectionConfig(url, 'migrate'));
-    try {
-      await connectClient(probe, endpointOf(ctx.outputs, side, url), ctx.signal);
-    } catch (error) {
-      await p.end().catch(() => {});
-      throw error;
-    }
-    await probe.end().catch(() => {});
-    return p;
-  }, (p) => p.end());
+  return ctx.resource(
+    `pg:${side}`,
+    async () => {
+      const url = side === 'source' ? await sourceUrl(ctx) : await targetUrl(ctx);
+      const p = new pg.Pool({ ...connectionConfig(url, 'migrate'), max: 8 });
+      // A client dropped by the server (terminated by the freeze, a restart) must not crash the CLI,
+      // idle in the pool or checked out by a step: the step sees the failure on its next query.
+      p.on('error', () => {});
+      p.on('connect', (client) => client.on('error', () => {}));
+      // Ctrl-C must not wait for a statement blocked on the server (a lock, a long scan): cancel what
+      // every checked-out client runs (a cancel reaching an idle session is ignored by the server).
+      const checkedOut = new Set<pg.Client>();
+      p.on('acquire', (client) => checkedOut.add(client));
+      p.on('release', (_error, client) => checkedOut.delete(client));
+      p.on('remove', (client) => checkedOut.delete(client));
+      const onAbort = () => {
+        for (const client of checkedOut) void cancelRunningQuery(client);
+      };
+      ctx.signal.addEventListener('abort', onAbort, { once: true });
+      // Connect once first, so that a server that cannot be reached is named with the field to fix, and
+      // Ctrl-C does not wait for the connect timeout.
+      const probe = new pg.Client(connectionConfig(url, 'migrate'));
+      try {
+        await connectClient(probe, endpointOf(ctx.outputs, side, url), ctx.signal);
+      } catch (error) {
+        await p.end().catch(() => {});
+        throw error;
+      }
+      await probe.end().catch(() => {});
+      return p;
+    },
+    (p) => p.end(),
+  );
 }
 
 export function describeSide(outputs: StackOutputs, side: Side): string {

@@ -13,7 +13,8 @@ import type { Finding, Json, StepContext } from '../core/step.ts';
 import { MIGRATION_USER } from './schema-compare/catalog.ts';
 
 const SYSTEM = `n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_toast%' and n.nspname not like 'pg\\_temp%'`;
-const NOT_EXTENSION = (catalog: string, oid: string) => `not exists (select 1 from pg_depend d where d.classid = '${catalog}'::regclass and d.objid = ${oid} and d.deptype = 'e')`;
+const NOT_EXTENSION = (catalog: string, oid: string) =>
+  `not exists (select 1 from pg_depend d where d.classid = '${catalog}'::regclass and d.objid = ${oid} and d.deptype = 'e')`;
 const ROLE = (oid: string) =>
   `(select case when r.rolsuper or r.rolname = current_user or r.rolname = 'pg_database_owner' then '${MIGRATION_USER}' else r.rolname end from pg_roles r where r.oid = ${oid})`;
 
@@ -84,7 +85,8 @@ export async function arrangeMemberships(ctx: StepContext, target: pg.Pool, role
     await target.query(`grant ${escapeIdentifier(role)} to current_user`);
     added.push(role);
   }
-  if (added.length > 0) ctx.log.info(`made the migration user a member of ${added.join(', ')} (to give them their objects; taken back afterwards)`);
+  if (added.length > 0)
+    ctx.log.info(`made the migration user a member of ${added.join(', ')} (to give them their objects; taken back afterwards)`);
   return added;
 }
 
@@ -103,7 +105,9 @@ export async function applyOwners(ctx: StepContext, source: pg.Pool, target: pg.
   const [want, have, me] = await Promise.all([
     owners(source),
     owners(target),
-    target.query<{ superuser: boolean; database: string }>('select rolsuper as superuser, current_database() as database from pg_roles where rolname = current_user'),
+    target.query<{ superuser: boolean; database: string }>(
+      'select rolsuper as superuser, current_database() as database from pg_roles where rolname = current_user',
+    ),
   ]);
   const { superuser, database } = me.rows[0]!;
   let changed = 0;
@@ -116,7 +120,9 @@ export async function applyOwners(ctx: StepContext, source: pg.Pool, target: pg.
     let granted = false;
     if (!superuser && object.owner !== MIGRATION_USER) {
       const { rows } = await target.query<{ ok: boolean }>(
-        object.schema === null ? `select has_database_privilege($1, current_database(), 'CREATE') as ok` : `select has_schema_privilege($1, $2::regnamespace, 'CREATE') as ok`,
+        object.schema === null
+          ? `select has_database_privilege($1, current_database(), 'CREATE') as ok`
+          : `select has_schema_privilege($1, $2::regnamespace, 'CREATE') as ok`,
         object.schema === null ? [object.owner] : [object.owner, object.schema],
       );
       if (!rows[0]!.ok) {
@@ -176,7 +182,9 @@ export async function ownershipFindings(source: pg.Pool, target: pg.Pool): Promi
                    else (select rolcreaterole from pg_roles where rolname = current_user) end as grantable
          from pg_roles r`,
     ),
-    target.query<{ superuser: boolean; user: string }>('select rolsuper as superuser, current_user as user from pg_roles where rolname = current_user'),
+    target.query<{ superuser: boolean; user: string }>(
+      'select rolsuper as superuser, current_user as user from pg_roles where rolname = current_user',
+    ),
   ]);
   const onTarget = new Map(targetRoles.rows.map((r) => [r.rolname, r]));
   const { superuser, user } = me.rows[0]!;
@@ -219,7 +227,12 @@ async function databasePrivilegeFindings(source: pg.Pool, target: pg.Pool, missi
     if (missingRoles.has(role)) continue;
     const exists = (await target.query('select 1 from pg_roles where rolname = $1', [role])).rows.length > 0;
     if (!exists) continue;
-    const { ok, db } = (await target.query<{ ok: boolean; db: string }>('select has_database_privilege($1, current_database(), $2) as ok, current_database() as db', [role, privilege])).rows[0]!;
+    const { ok, db } = (
+      await target.query<{ ok: boolean; db: string }>(
+        'select has_database_privilege($1, current_database(), $2) as ok, current_database() as db',
+        [role, privilege],
+      )
+    ).rows[0]!;
     if (ok) continue;
     findings.push({
       severity: 'error',

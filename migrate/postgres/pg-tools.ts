@@ -8,13 +8,14 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Secret } from '../core/secret.ts';
+import { redact } from '../core/secret.ts';
 import type { Finding } from '../core/step.ts';
 import { connectTimeoutSeconds } from './connections.ts';
-import { redact } from '../core/secret.ts';
 
 const execFileAsync = promisify(execFile);
 
-const INSTALL_CLIENT = 'install the PostgreSQL client tools (Debian/Ubuntu: sudo apt-get install postgresql-client), or point PG_BINDIR (or --set pgBinDir=DIR, or the step\'s with.pgBinDir) at a directory holding pg_dump, pg_restore and psql';
+const INSTALL_CLIENT =
+  "install the PostgreSQL client tools (Debian/Ubuntu: sudo apt-get install postgresql-client), or point PG_BINDIR (or --set pgBinDir=DIR, or the step's with.pgBinDir) at a directory holding pg_dump, pg_restore and psql";
 
 /**
  * Where pg_dump, pg_restore and psql are: the step's `pgBinDir` when given, else PG_BINDIR (which
@@ -37,16 +38,36 @@ const CLIENT_TOOLS = ['pg_dump', 'pg_restore', 'psql'] as const;
  * would fail after preflight already changed the source); a pg_dump older than the source cannot
  * dump it (reported with the versions); older than the target, it is a warning.
  */
-export async function clientToolFindings(explicit: string | undefined, target?: { major: number }): Promise<{ findings: Finding[]; bindir: string | null; dumpMajor: number | null }> {
+export async function clientToolFindings(
+  explicit: string | undefined,
+  target?: { major: number },
+): Promise<{ findings: Finding[]; bindir: string | null; dumpMajor: number | null }> {
   let bindir: string;
   try {
     bindir = clientBindir(explicit);
   } catch (error) {
-    return { bindir: null, dumpMajor: null, findings: [{ severity: 'error', object: 'client tools (pg_dump, pg_restore, psql)', message: (error as Error).message.replace(/;.*$/, ''), fix: INSTALL_CLIENT }] };
+    return {
+      bindir: null,
+      dumpMajor: null,
+      findings: [
+        {
+          severity: 'error',
+          object: 'client tools (pg_dump, pg_restore, psql)',
+          message: (error as Error).message.replace(/;.*$/, ''),
+          fix: INSTALL_CLIENT,
+        },
+      ],
+    };
   }
   const missing = CLIENT_TOOLS.filter((tool) => !existsSync(join(bindir, tool)));
   if (missing.length > 0) {
-    return { bindir, dumpMajor: null, findings: [{ severity: 'error', object: `client tools in ${bindir}`, message: `${missing.join(', ')} not found there`, fix: INSTALL_CLIENT }] };
+    return {
+      bindir,
+      dumpMajor: null,
+      findings: [
+        { severity: 'error', object: `client tools in ${bindir}`, message: `${missing.join(', ')} not found there`, fix: INSTALL_CLIENT },
+      ],
+    };
   }
   const dumpMajor = await toolMajor(bindir, 'pg_dump');
   const findings: Finding[] = [];
@@ -89,7 +110,14 @@ export function libpqEnv(url: Secret): NodeJS.ProcessEnv {
 }
 
 /** Runs a client program and returns its stdout; failures carry its (redacted) stderr. */
-export async function runTool(bindir: string, tool: string, args: string[], url: Secret, stdin?: string, signal?: AbortSignal): Promise<{ stdout: string; stderr: string }> {
+export async function runTool(
+  bindir: string,
+  tool: string,
+  args: string[],
+  url: Secret,
+  stdin?: string,
+  signal?: AbortSignal,
+): Promise<{ stdout: string; stderr: string }> {
   const { code, stdout, stderr } = await runToolStatus(bindir, tool, args, url, stdin, signal);
   if (code !== 0) throw new Error(`${tool} exited with ${code}: ${stderr || '(no message)'}`);
   return { stdout, stderr };
@@ -99,15 +127,32 @@ export async function runTool(bindir: string, tool: string, args: string[], url:
  * Runs a client program to its end, whatever its exit code; stderr is redacted. An abort (Ctrl-C)
  * terminates it, so an interrupted step does not leave pg_dump or pg_restore working behind the CLI.
  */
-export function runToolStatus(bindir: string, tool: string, args: string[], url: Secret, stdin?: string, signal?: AbortSignal): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function runToolStatus(
+  bindir: string,
+  tool: string,
+  args: string[],
+  url: Secret,
+  stdin?: string,
+  signal?: AbortSignal,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const path = join(bindir, tool);
   return new Promise((resolve, reject) => {
-    const child = spawn(path, args, { env: libpqEnv(url), stdio: ['pipe', 'pipe', 'pipe'], ...(signal ? { signal, killSignal: 'SIGTERM' as const } : {}) });
+    const child = spawn(path, args, {
+      env: libpqEnv(url),
+      stdio: ['pipe', 'pipe', 'pipe'],
+      ...(signal ? { signal, killSignal: 'SIGTERM' as const } : {}),
+    });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
     child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
-    child.on('error', (error) => reject(error.name === 'AbortError' ? new Error(`${tool} stopped: ${(signal?.reason as Error)?.message ?? 'interrupted'}`) : new Error(`${tool} could not start: ${error.message}`)));
+    child.on('error', (error) =>
+      reject(
+        error.name === 'AbortError'
+          ? new Error(`${tool} stopped: ${(signal?.reason as Error)?.message ?? 'interrupted'}`)
+          : new Error(`${tool} could not start: ${error.message}`),
+      ),
+    );
     child.on('close', (code) => {
       resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: redact(Buffer.concat(err).toString('utf8').trim()) });
     });

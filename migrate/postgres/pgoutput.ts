@@ -72,7 +72,8 @@ function tuple(r: Reader): (string | null | undefined)[] {
 function describeKey(relation: Relation, values: (string | null | undefined)[]): string {
   const keyed = relation.columns.some((c) => c.key);
   const shown = relation.columns.map((c, i) => ({ ...c, value: values[i] })).filter((c) => (keyed ? c.key : c.value !== undefined));
-  const value = (v: string | null | undefined) => (v === null ? 'null' : v === undefined ? '(unchanged)' : v.length > MAX_VALUE ? `${v.slice(0, MAX_VALUE)}…` : v);
+  const value = (v: string | null | undefined) =>
+    v === null ? 'null' : v === undefined ? '(unchanged)' : v.length > MAX_VALUE ? `${v.slice(0, MAX_VALUE)}…` : v;
   return `(${shown.map((c) => c.name).join(', ')})=(${shown.map((c) => value(c.value)).join(', ')})`;
 }
 

@@ -17,12 +17,32 @@ const list = (names: string[], max = 8) => `${names.slice(0, max).join(', ')}${n
 
 export function versionFindings(source: ServerInfo, target: ServerInfo, dumpMajor: number | null, bindir: string): Finding[] {
   const findings: Finding[] = [
-    { severity: 'info', object: 'versions', message: `source PostgreSQL ${source.version}, target PostgreSQL ${target.version}${dumpMajor ? `, pg_dump ${dumpMajor}` : ''}` },
+    {
+      severity: 'info',
+      object: 'versions',
+      message: `source PostgreSQL ${source.version}, target PostgreSQL ${target.version}${dumpMajor ? `, pg_dump ${dumpMajor}` : ''}`,
+    },
   ];
-  if (source.major < 10) findings.push({ severity: 'error', object: 'source version', message: `PostgreSQL ${source.major} has no logical replication`, fix: 'upgrade the source to 10 or newer first' });
-  if (target.major < source.major) findings.push({ severity: 'warning', object: 'target version', message: `the target (${target.major}) is older than the source (${source.major}); the schema may use features it lacks` });
+  if (source.major < 10)
+    findings.push({
+      severity: 'error',
+      object: 'source version',
+      message: `PostgreSQL ${source.major} has no logical replication`,
+      fix: 'upgrade the source to 10 or newer first',
+    });
+  if (target.major < source.major)
+    findings.push({
+      severity: 'warning',
+      object: 'target version',
+      message: `the target (${target.major}) is older than the source (${source.major}); the schema may use features it lacks`,
+    });
   if (dumpMajor !== null && dumpMajor < source.major) {
-    findings.push({ severity: 'error', object: `${bindir}/pg_dump`, message: `pg_dump ${dumpMajor} cannot dump a PostgreSQL ${source.major} source`, fix: `install the PostgreSQL ${source.major} client and set with.pgBinDir` });
+    findings.push({
+      severity: 'error',
+      object: `${bindir}/pg_dump`,
+      message: `pg_dump ${dumpMajor} cannot dump a PostgreSQL ${source.major} source`,
+      fix: `install the PostgreSQL ${source.major} client and set with.pgBinDir`,
+    });
   }
   return findings;
 }
@@ -36,7 +56,9 @@ export async function sourceServerFindings(db: Db, source: ServerInfo, syncWorke
       severity: 'error',
       object: 'source parameter wal_level',
       message: `is ${s.get('wal_level')}, logical replication needs logical`,
-      fix: source.rds ? 'set rds.logical_replication = 1 in the parameter group and reboot' : "ALTER SYSTEM SET wal_level = 'logical', then restart the source",
+      fix: source.rds
+        ? 'set rds.logical_replication = 1 in the parameter group and reboot'
+        : "ALTER SYSTEM SET wal_level = 'logical', then restart the source",
     });
   }
   const { rows } = await db.query<{ slots: number; senders: number }>(
@@ -45,7 +67,10 @@ export async function sourceServerFindings(db: Db, source: ServerInfo, syncWorke
   const needed = 1 + syncWorkers;
   const freeSlots = Number(s.get('max_replication_slots')) - rows[0]!.slots;
   const freeSenders = Number(s.get('max_wal_senders')) - rows[0]!.senders;
-  for (const [name, free] of [['max_replication_slots', freeSlots], ['max_wal_senders', freeSenders]] as const) {
+  for (const [name, free] of [
+    ['max_replication_slots', freeSlots],
+    ['max_wal_senders', freeSenders],
+  ] as const) {
     if (free >= needed) continue;
     findings.push({
       severity: free < 1 ? 'error' : 'warning',
@@ -58,15 +83,37 @@ export async function sourceServerFindings(db: Db, source: ServerInfo, syncWorke
 }
 
 export async function targetServerFindings(db: Db): Promise<Finding[]> {
-  const s = await settings(db, ['max_logical_replication_workers', 'max_worker_processes', 'max_sync_workers_per_subscription', 'max_replication_slots']);
+  const s = await settings(db, [
+    'max_logical_replication_workers',
+    'max_worker_processes',
+    'max_sync_workers_per_subscription',
+    'max_replication_slots',
+  ]);
   const logical = Number(s.get('max_logical_replication_workers'));
   const workers = Number(s.get('max_worker_processes'));
   const { rows } = await db.query<{ n: number }>('select count(*)::int as n from pg_subscription');
   const findings: Finding[] = [];
-  if (logical < 2) findings.push({ severity: 'error', object: 'target parameter max_logical_replication_workers', message: `is ${logical}; the apply worker and at least one table-sync worker need 2`, fix: 'raise it (parameter group on RDS) and reboot' });
-  if (workers <= logical) findings.push({ severity: 'warning', object: 'target parameter max_worker_processes', message: `is ${workers}, not above max_logical_replication_workers (${logical})`, fix: `raise it to at least ${logical + 2}` });
+  if (logical < 2)
+    findings.push({
+      severity: 'error',
+      object: 'target parameter max_logical_replication_workers',
+      message: `is ${logical}; the apply worker and at least one table-sync worker need 2`,
+      fix: 'raise it (parameter group on RDS) and reboot',
+    });
+  if (workers <= logical)
+    findings.push({
+      severity: 'warning',
+      object: 'target parameter max_worker_processes',
+      message: `is ${workers}, not above max_logical_replication_workers (${logical})`,
+      fix: `raise it to at least ${logical + 2}`,
+    });
   if (Number(s.get('max_replication_slots')) <= rows[0]!.n) {
-    findings.push({ severity: 'error', object: 'target parameter max_replication_slots', message: 'a subscriber needs one replication origin per subscription, limited by max_replication_slots', fix: `raise it above ${rows[0]!.n}` });
+    findings.push({
+      severity: 'error',
+      object: 'target parameter max_replication_slots',
+      message: 'a subscriber needs one replication origin per subscription, limited by max_replication_slots',
+      fix: `raise it above ${rows[0]!.n}`,
+    });
   }
   return findings;
 }
@@ -89,7 +136,12 @@ export async function sourcePrivilegeFindings(db: Db, source: ServerInfo): Promi
     });
   }
   if (!source.superuser && !r.rds_superuser) {
-    findings.push({ severity: 'error', object: `source role ${source.user}`, message: 'CREATE PUBLICATION … FOR ALL TABLES needs a superuser', fix: 'run the migration as a superuser of the source (rds_superuser on RDS)' });
+    findings.push({
+      severity: 'error',
+      object: `source role ${source.user}`,
+      message: 'CREATE PUBLICATION … FOR ALL TABLES needs a superuser',
+      fix: 'run the migration as a superuser of the source (rds_superuser on RDS)',
+    });
   }
   return findings;
 }
@@ -107,8 +159,11 @@ export async function targetPrivilegeFindings(db: Db, target: ServerInfo): Promi
     {
       severity: 'error',
       object: `target role ${target.user}`,
-      message: 'cannot CREATE SUBSCRIPTION (needs superuser, rds_superuser on RDS, or pg_create_subscription and CREATE on the database on 16+)',
-      fix: target.rds ? `use the master user, or GRANT rds_superuser TO ${target.user}` : `GRANT pg_create_subscription TO ${target.user} (16+) or make it a superuser`,
+      message:
+        'cannot CREATE SUBSCRIPTION (needs superuser, rds_superuser on RDS, or pg_create_subscription and CREATE on the database on 16+)',
+      fix: target.rds
+        ? `use the master user, or GRANT rds_superuser TO ${target.user}`
+        : `GRANT pg_create_subscription TO ${target.user} (16+) or make it a superuser`,
     },
   ];
 }
@@ -134,7 +189,11 @@ export async function tablesWithoutIdentity(db: Db): Promise<IdentityProblem[]> 
 export function identityFindings(problems: IdentityProblem[], fixing: boolean): Finding[] {
   return problems.map((p) =>
     fixing
-      ? { severity: 'warning', object: `table ${p.table}`, message: 'has no primary key: apply sets REPLICA IDENTITY FULL (every UPDATE/DELETE logs the whole old row)' }
+      ? {
+          severity: 'warning',
+          object: `table ${p.table}`,
+          message: 'has no primary key: apply sets REPLICA IDENTITY FULL (every UPDATE/DELETE logs the whole old row)',
+        }
       : {
           severity: 'error',
           object: `table ${p.table}`,
@@ -147,7 +206,14 @@ export function identityFindings(problems: IdentityProblem[], fixing: boolean): 
 export async function largeObjectFindings(db: Db): Promise<Finding[]> {
   const { rows } = await db.query<{ n: number }>('select count(*)::int as n from pg_largeobject_metadata');
   if (rows[0]!.n === 0) return [];
-  return [{ severity: 'error', object: 'source large objects', message: `${rows[0]!.n} large objects exist; logical replication does not copy them`, fix: 'move them into bytea columns, or delete unused ones (vacuumlo), before the migration' }];
+  return [
+    {
+      severity: 'error',
+      object: 'source large objects',
+      message: `${rows[0]!.n} large objects exist; logical replication does not copy them`,
+      fix: 'move them into bytea columns, or delete unused ones (vacuumlo), before the migration',
+    },
+  ];
 }
 
 export async function unloggedFindings(db: Db): Promise<Finding[]> {
@@ -158,21 +224,40 @@ export async function unloggedFindings(db: Db): Promise<Finding[]> {
   const unlogged = rows.filter((r) => r.kind === 'r').map((r) => r.table);
   const views = rows.filter((r) => r.kind === 'm').map((r) => r.table);
   const findings: Finding[] = [];
-  if (unlogged.length > 0) findings.push({ severity: 'warning', object: `unlogged tables ${list(unlogged)}`, message: 'are not replicated: they arrive empty on the target', fix: 'ALTER TABLE … SET LOGGED before the migration if their rows matter' });
-  if (views.length > 0) findings.push({ severity: 'warning', object: `materialized views ${list(views)}`, message: 'are not replicated', fix: 'REFRESH MATERIALIZED VIEW on the target after the copy' });
+  if (unlogged.length > 0)
+    findings.push({
+      severity: 'warning',
+      object: `unlogged tables ${list(unlogged)}`,
+      message: 'are not replicated: they arrive empty on the target',
+      fix: 'ALTER TABLE … SET LOGGED before the migration if their rows matter',
+    });
+  if (views.length > 0)
+    findings.push({
+      severity: 'warning',
+      object: `materialized views ${list(views)}`,
+      message: 'are not replicated',
+      fix: 'REFRESH MATERIALIZED VIEW on the target after the copy',
+    });
   return findings;
 }
 
 export async function extensionFindings(source: Db, target: Db): Promise<Finding[]> {
   const [installed, available] = await Promise.all([
-    source.query<{ name: string; version: string }>("select extname as name, extversion as version from pg_extension where extname <> 'plpgsql' order by 1"),
+    source.query<{ name: string; version: string }>(
+      "select extname as name, extversion as version from pg_extension where extname <> 'plpgsql' order by 1",
+    ),
     target.query<{ name: string; default_version: string | null }>('select name, default_version from pg_available_extensions'),
   ]);
   const onTarget = new Map(available.rows.map((r) => [r.name, r.default_version]));
   const findings: Finding[] = [];
   for (const ext of installed.rows) {
     if (!onTarget.has(ext.name)) {
-      findings.push({ severity: 'error', object: `extension ${ext.name}`, message: `installed on the source (${ext.version}) but not available on the target`, fix: 'install it on the target (on RDS: check the supported extensions of this engine version), or drop it from the source' });
+      findings.push({
+        severity: 'error',
+        object: `extension ${ext.name}`,
+        message: `installed on the source (${ext.version}) but not available on the target`,
+        fix: 'install it on the target (on RDS: check the supported extensions of this engine version), or drop it from the source',
+      });
     }
   }
   return findings;
@@ -190,7 +275,10 @@ export async function nonEmptyTargetTables(db: Db): Promise<string[]> {
   for (let i = 0; i < rows.length; i += 200) {
     const chunk = rows.slice(i, i + 200);
     const sql = chunk.map((r, j) => `select $${j + 1}::text as t where exists (select 1 from only ${r.table} limit 1)`).join(' union all ');
-    const result = await db.query<{ t: string }>(sql, chunk.map((r) => r.table));
+    const result = await db.query<{ t: string }>(
+      sql,
+      chunk.map((r) => r.table),
+    );
     nonEmpty.push(...result.rows.map((r) => r.t));
   }
   return nonEmpty;
@@ -198,7 +286,14 @@ export async function nonEmptyTargetTables(db: Db): Promise<string[]> {
 
 export function nonEmptyFindings(tables: string[]): Finding[] {
   if (tables.length === 0) return [];
-  return [{ severity: 'error', object: `target tables ${list(tables)}`, message: `${tables.length} target tables already hold rows; the initial copy would duplicate them or stop on key conflicts`, fix: 'TRUNCATE them on the target (it must hold only the schema), or drop and recreate the target database' }];
+  return [
+    {
+      severity: 'error',
+      object: `target tables ${list(tables)}`,
+      message: `${tables.length} target tables already hold rows; the initial copy would duplicate them or stop on key conflicts`,
+      fix: 'TRUNCATE them on the target (it must hold only the schema), or drop and recreate the target database',
+    },
+  ];
 }
 
 export async function nameCollisionFindings(source: Db, target: Db, publication: string, subscription: string): Promise<Finding[]> {
@@ -208,9 +303,27 @@ export async function nameCollisionFindings(source: Db, target: Db, publication:
     target.query('select 1 from pg_subscription where subname = $1', [subscription]),
   ]);
   const findings: Finding[] = [];
-  if (pub.rows.length > 0) findings.push({ severity: 'error', object: `publication ${publication} (source)`, message: 'already exists', fix: `drop it on the source if it is a leftover (DROP PUBLICATION ${publication}), or choose another with.publication` });
-  if (slot.rows.length > 0) findings.push({ severity: 'error', object: `replication slot ${subscription} (source)`, message: 'already exists', fix: `drop it on the source if it is a leftover (select pg_drop_replication_slot('${subscription}')), or choose another with.subscription` });
-  if (sub.rows.length > 0) findings.push({ severity: 'error', object: `subscription ${subscription} (target)`, message: 'already exists', fix: `drop it on the target if it is a leftover (DROP SUBSCRIPTION ${subscription}), or choose another with.subscription` });
+  if (pub.rows.length > 0)
+    findings.push({
+      severity: 'error',
+      object: `publication ${publication} (source)`,
+      message: 'already exists',
+      fix: `drop it on the source if it is a leftover (DROP PUBLICATION ${publication}), or choose another with.publication`,
+    });
+  if (slot.rows.length > 0)
+    findings.push({
+      severity: 'error',
+      object: `replication slot ${subscription} (source)`,
+      message: 'already exists',
+      fix: `drop it on the source if it is a leftover (select pg_drop_replication_slot('${subscription}')), or choose another with.subscription`,
+    });
+  if (sub.rows.length > 0)
+    findings.push({
+      severity: 'error',
+      object: `subscription ${subscription} (target)`,
+      message: 'already exists',
+      fix: `drop it on the target if it is a leftover (DROP SUBSCRIPTION ${subscription}), or choose another with.subscription`,
+    });
   return findings;
 }
 

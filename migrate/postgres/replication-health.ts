@@ -65,15 +65,31 @@ export async function lastReplicationError(target: pg.Pool): Promise<string | nu
   }
 }
 
-export async function replicationHealth(ctx: Pick<StepContext, 'now' | 'sleep' | 'signal'>, source: pg.Pool, target: pg.Pool, o: HealthOptions): Promise<Health> {
+export async function replicationHealth(
+  ctx: Pick<StepContext, 'now' | 'sleep' | 'signal'>,
+  source: pg.Pool,
+  target: pg.Pool,
+  o: HealthOptions,
+): Promise<Health> {
   const subject = `subscription ${o.subscription} (target)`;
   const health: Health = { findings: [], logError: null, applyErrors: null, samples: 0, workerSeen: 0, slotActiveSeen: 0, lagBytes: null };
   const sub = await subscriptionInfo(target, o.subscription);
   if (!sub) {
-    health.findings.push({ severity: 'error', object: subject, message: 'does not exist: nothing replicates to the target', fix: 'run week-prior.yaml (postgres.replication-start)' });
+    health.findings.push({
+      severity: 'error',
+      object: subject,
+      message: 'does not exist: nothing replicates to the target',
+      fix: 'run week-prior.yaml (postgres.replication-start)',
+    });
     return health;
   }
-  if (!sub.enabled) health.findings.push({ severity: 'error', object: subject, message: 'is disabled: changes on the source are not applied', fix: `find why in the target's server log, fix it, then ALTER SUBSCRIPTION ${o.subscription} ENABLE` });
+  if (!sub.enabled)
+    health.findings.push({
+      severity: 'error',
+      object: subject,
+      message: 'is disabled: changes on the source are not applied',
+      fix: `find why in the target's server log, fix it, then ALTER SUBSCRIPTION ${o.subscription} ENABLE`,
+    });
   const slotName = sub.slotName ?? o.subscription;
   const deadline = ctx.now() + o.observeMs;
   let confirmed: string | null = null;
@@ -100,7 +116,13 @@ export async function replicationHealth(ctx: Pick<StepContext, 'now' | 'sleep' |
   const sync = await syncState(target, sub.oid);
   health.applyErrors = sync.errors?.apply ?? null;
 
-  if (slotMissing) health.findings.push({ severity: 'error', object: `replication slot ${slotName} (source)`, message: 'does not exist: the subscription has nothing to stream from', fix: 'replication is broken: recreate it (replication-stop, then week-prior.yaml)' });
+  if (slotMissing)
+    health.findings.push({
+      severity: 'error',
+      object: `replication slot ${slotName} (source)`,
+      message: 'does not exist: the subscription has nothing to stream from',
+      fix: 'replication is broken: recreate it (replication-stop, then week-prior.yaml)',
+    });
   if (health.applyErrors !== null && health.applyErrors > 0) {
     health.findings.push({
       severity: 'error',
@@ -113,15 +135,28 @@ export async function replicationHealth(ctx: Pick<StepContext, 'now' | 'sleep' |
     health.findings.push({
       severity: 'error',
       object: subject,
-      message: health.workerSeen === 0 ? `no apply worker is running (none in ${health.samples} samples)` : `its apply worker keeps exiting (missing in ${health.samples - health.workerSeen} of ${health.samples} samples)`,
+      message:
+        health.workerSeen === 0
+          ? `no apply worker is running (none in ${health.samples} samples)`
+          : `its apply worker keeps exiting (missing in ${health.samples - health.workerSeen} of ${health.samples} samples)`,
       fix: "read the target's server log for the worker's error and fix its cause; check max_logical_replication_workers",
     });
   }
   if (!slotMissing && health.slotActiveSeen === 0) {
-    health.findings.push({ severity: 'error', object: `replication slot ${slotName} (source)`, message: 'is inactive: no walsender streams it to the target', fix: "the target is not connected: see the target's server log (network, password, apply errors)" });
+    health.findings.push({
+      severity: 'error',
+      object: `replication slot ${slotName} (source)`,
+      message: 'is inactive: no walsender streams it to the target',
+      fix: "the target is not connected: see the target's server log (network, password, apply errors)",
+    });
   }
   if (health.lagBytes !== null && health.lagBytes > o.maxLagBytes) {
-    health.findings.push({ severity: 'error', object: `replication slot ${slotName} (source)`, message: `the target is ${health.lagBytes} bytes behind (bound ${o.maxLagBytes})`, fix: 'wait for the lag to shrink (migrate status) before freezing writes, or raise the bound' });
+    health.findings.push({
+      severity: 'error',
+      object: `replication slot ${slotName} (source)`,
+      message: `the target is ${health.lagBytes} bytes behind (bound ${o.maxLagBytes})`,
+      fix: 'wait for the lag to shrink (migrate status) before freezing writes, or raise the bound',
+    });
   }
   if (o.marker && !slotMissing && (confirmed === null || lsnValue(confirmed) < lsnValue(o.marker))) {
     health.findings.push({

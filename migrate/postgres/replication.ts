@@ -4,10 +4,10 @@
  * is shared by its undo and by replication-stop.
  */
 import type pg from 'pg';
+import { escapeIdentifier } from 'pg';
 import type { StepContext } from '../core/step.ts';
 import { waitFor } from '../core/wait.ts';
 import { serverInfo } from './server.ts';
-import { escapeIdentifier } from 'pg';
 
 export interface SubscriptionInfo {
   oid: number;
@@ -81,7 +81,11 @@ function publisherUnreachable(error: unknown): boolean {
  * Drops the subscription and, through it, its slot on the source. When the source cannot be reached
  * the slot is detached first so the drop succeeds; the caller learns that the slot was left behind.
  */
-export async function dropSubscription(ctx: StepContext, target: pg.Pool, name: string): Promise<{ dropped: boolean; slotLeftBehind: string | null }> {
+export async function dropSubscription(
+  ctx: StepContext,
+  target: pg.Pool,
+  name: string,
+): Promise<{ dropped: boolean; slotLeftBehind: string | null }> {
   const info = await subscriptionInfo(target, name);
   if (!info) return { dropped: false, slotLeftBehind: null };
   try {
@@ -89,7 +93,9 @@ export async function dropSubscription(ctx: StepContext, target: pg.Pool, name: 
     return { dropped: true, slotLeftBehind: null };
   } catch (error) {
     if (!publisherUnreachable(error)) throw error;
-    ctx.log.warn(`the target cannot reach the source to drop slot ${info.slotName}; detaching it from subscription ${name} and dropping the subscription`);
+    ctx.log.warn(
+      `the target cannot reach the source to drop slot ${info.slotName}; detaching it from subscription ${name} and dropping the subscription`,
+    );
     await target.query(`alter subscription ${escapeIdentifier(name)} disable`);
     await target.query(`alter subscription ${escapeIdentifier(name)} set (slot_name = none)`);
     await target.query(`drop subscription if exists ${escapeIdentifier(name)}`);
@@ -107,7 +113,9 @@ export async function dropSlot(ctx: StepContext, source: pg.Pool, slot: string, 
       const { rows } = await source.query<{ active: boolean }>('select active from pg_replication_slots where slot_name = $1', [slot]);
       if (rows.length === 0) return { ready: true, value: undefined };
       if (rows[0]!.active) return { ready: false, detail: 'slot still in use by a walsender' };
-      await source.query('select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = $1 and not active', [slot]);
+      await source.query('select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = $1 and not active', [
+        slot,
+      ]);
       return { ready: false, detail: 'dropped; confirming' };
     },
     timedOut: () =>

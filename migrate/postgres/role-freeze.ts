@@ -7,8 +7,8 @@
  * owner that cannot connect cannot write. NOLOGIN is cluster-wide, so it covers every database.
  */
 import type pg from 'pg';
-import type { Json } from '../core/step.ts';
 import { escapeIdentifier, escapeLiteral } from 'pg';
+import type { Json } from '../core/step.ts';
 
 export const READ_ONLY_SETTING = 'default_transaction_read_only';
 
@@ -25,7 +25,13 @@ export interface RoleFreezeChange {
 }
 
 export function isRoleFreezeChange(change: Json): change is RoleFreezeChange {
-  return typeof change === 'object' && change !== null && !Array.isArray(change) && change.action === 'freeze-role' && typeof change.role === 'string';
+  return (
+    typeof change === 'object' &&
+    change !== null &&
+    !Array.isArray(change) &&
+    change.action === 'freeze-role' &&
+    typeof change.role === 'string'
+  );
 }
 
 /** The first record of each role: after a crash and resume, later records would hold the frozen value. */
@@ -82,7 +88,9 @@ export async function freezeRole(db: pg.Pool, role: string, database: string, no
 export async function restoreRole(db: pg.Pool, original: RoleFreezeChange): Promise<void> {
   const target = `alter role ${escapeIdentifier(original.role)} in database ${escapeIdentifier(original.database)}`;
   await db.query(
-    original.previousReadOnly === null ? `${target} reset ${READ_ONLY_SETTING}` : `${target} set ${READ_ONLY_SETTING} = ${escapeLiteral(original.previousReadOnly)}`,
+    original.previousReadOnly === null
+      ? `${target} reset ${READ_ONLY_SETTING}`
+      : `${target} set ${READ_ONLY_SETTING} = ${escapeLiteral(original.previousReadOnly)}`,
   );
   if (original.previousCanLogin === true) await db.query(`alter role ${escapeIdentifier(original.role)} login`);
 }
@@ -109,7 +117,10 @@ export async function writingSessions(db: pg.Pool, roles: string[]): Promise<{ p
 
 export async function terminateSessions(db: pg.Pool, pids: number[]): Promise<number> {
   if (pids.length === 0) return 0;
-  const { rows } = await db.query<{ n: number }>('select count(*) filter (where pg_terminate_backend(pid))::int as n from unnest($1::int[]) as pid', [pids]);
+  const { rows } = await db.query<{ n: number }>(
+    'select count(*) filter (where pg_terminate_backend(pid))::int as n from unnest($1::int[]) as pid',
+    [pids],
+  );
   return rows[0]?.n ?? 0;
 }
 

@@ -4,8 +4,8 @@
  * exclude each other, and a killed CLI releases it with its session.
  */
 import pg from 'pg';
-import { LockHeldError } from '../core/lock.ts';
 import type { RunServices } from '../core/context.ts';
+import { LockHeldError } from '../core/lock.ts';
 import type { Runbook } from '../core/runbook.ts';
 import { connectClient, connectionConfig, endpointOf, targetUrl } from './connections.ts';
 
@@ -15,7 +15,12 @@ export async function targetAdvisoryLock(runbook: Runbook, services: RunServices
   if (!runbook.steps.some((s) => s.kind.requires.includes('postgres'))) return async () => {};
   const url = await targetUrl({ outputs: services.outputs, secret: services.secret });
   // The lock's queries are instant: a server that stops answering must fail the run, not hang it.
-  const client = new pg.Client({ ...connectionConfig(url, `${LOCK_PREFIX}${services.runId}`), statement_timeout: 30_000, lock_timeout: 10_000, query_timeout: 60_000 });
+  const client = new pg.Client({
+    ...connectionConfig(url, `${LOCK_PREFIX}${services.runId}`),
+    statement_timeout: 30_000,
+    lock_timeout: 10_000,
+    query_timeout: 60_000,
+  });
   await connectClient(client, endpointOf(services.outputs, 'target'), services.signal);
   const key = `migrate:${services.stack}`;
   const { rows } = await client.query<{ locked: boolean }>('select pg_try_advisory_lock(hashtext($1)) as locked', [key]);

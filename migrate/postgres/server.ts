@@ -22,5 +22,13 @@ export async function serverInfo(db: pg.Pool | pg.ClientBase): Promise<ServerInf
   );
   const row = rows[0]!;
   const versionNum = Number(row.num);
-  return { versionNum, major: Math.floor(versionNum / 10000), version: row.version, database: row.database, user: row.user, superuser: row.superuser, rds: row.rds };
+  return {
+    versionNum,
+    major: Math.floor(versionNum / 10000),
+    version: row.version,
+    database: row.database,
+    user: row.user,
+    superuser: row.superuser,
+    rds: row.rds,
+  };
 }

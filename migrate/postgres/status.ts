@@ -2,12 +2,13 @@
  * `migrate status`: the replication state of a cutover as JSON, read-only, from both servers.
  * Each side is read independently, so a source that is down still leaves the target's view.
  */
-import type { Json, StepContext } from '../core/step.ts';
+
 import { redact } from '../core/secret.ts';
+import type { Json, StepContext } from '../core/step.ts';
 import { pool } from './connections.ts';
-import { DEFAULT_PUBLICATION, DEFAULT_SUBSCRIPTION, type ReplicationNames } from './replication-names.ts';
 import { publicationExists, slotInfo, subscriptionInfo } from './replication.ts';
 import { replicationHealth } from './replication-health.ts';
+import { DEFAULT_PUBLICATION, DEFAULT_SUBSCRIPTION, type ReplicationNames } from './replication-names.ts';
 import { syncState } from './sync-state.ts';
 
 async function attempt<T>(read: () => Promise<T>): Promise<T | { error: string }> {
@@ -86,14 +87,29 @@ export async function replicationStatus(ctx: StepContext, names: Partial<Replica
   const health = attempt(async () => {
     const db = await pool(ctx, 'target');
     if (!(await subscriptionInfo(db, subscription))) return { healthy: true, findings: [], logError: null };
-    const h = await replicationHealth(ctx, await pool(ctx, 'source'), db, { subscription, observeMs: 2500, intervalMs: 100, maxLagBytes: Number.MAX_SAFE_INTEGER });
+    const h = await replicationHealth(ctx, await pool(ctx, 'source'), db, {
+      subscription,
+      observeMs: 2500,
+      intervalMs: 100,
+      maxLagBytes: Number.MAX_SAFE_INTEGER,
+    });
     return { healthy: !h.findings.some((f) => f.severity === 'error'), findings: h.findings as unknown as Json, logError: h.logError };
   });
 
   const [targetView, sourceView, healthView] = await Promise.all([target, source, health]);
   return {
-    health: 'error' in healthView ? { healthy: false, findings: [{ severity: 'error', object: 'replication health', message: `could not be checked: ${healthView.error}` }], logError: null } : healthView,
-    lag: { bytes: 'lagBytes' in sourceView ? sourceView.lagBytes : null, seconds: 'lagSeconds' in targetView ? targetView.lagSeconds : null },
+    health:
+      'error' in healthView
+        ? {
+            healthy: false,
+            findings: [{ severity: 'error', object: 'replication health', message: `could not be checked: ${healthView.error}` }],
+            logError: null,
+          }
+        : healthView,
+    lag: {
+      bytes: 'lagBytes' in sourceView ? sourceView.lagBytes : null,
+      seconds: 'lagSeconds' in targetView ? targetView.lagSeconds : null,
+    },
     source: sourceView,
     target: targetView,
   } as Json;

@@ -7,9 +7,9 @@
  * the CLI dies half-way. Runs as a superuser or rds_superuser (what replication-start needs anyway).
  */
 import type pg from 'pg';
-import type { Finding } from '../core/step.ts';
-import { redact } from '../core/secret.ts';
 import { escapeIdentifier, escapeLiteral } from 'pg';
+import { redact } from '../core/secret.ts';
+import type { Finding } from '../core/step.ts';
 
 const PROBE = 'migrate_reach_probe';
 
@@ -33,15 +33,34 @@ const allowList = (o: ReachOptions) =>
     : "the source's firewall and pg_hba.conf must allow the target's outbound address (outputs.network.natPublicIps is empty: over a private link, the target's subnets)";
 
 const CAUSES: Cause[] = [
-  { pattern: /password authentication failed|authentication failed|no password supplied|password is required/i, likely: 'the password (or user) in the subscription connection string', fix: () => 'check the user and password of outputs.source.subscriptionUrlRef (or urlRef) against the source' },
+  {
+    pattern: /password authentication failed|authentication failed|no password supplied|password is required/i,
+    likely: 'the password (or user) in the subscription connection string',
+    fix: () => 'check the user and password of outputs.source.subscriptionUrlRef (or urlRef) against the source',
+  },
   { pattern: /no pg_hba\.conf entry/i, likely: "the source's allow-list (pg_hba.conf)", fix: (o) => allowList(o) },
-  { pattern: /SSL|TLS|certificate|sslmode/i, likely: 'TLS', fix: () => 'match sslmode in the subscription connection string to what the source offers (ssl = on, a certificate the target trusts for verify-full)' },
-  { pattern: /could not translate host name|Name or service not known|nodename nor servname/i, likely: "the source's host name, which the target cannot resolve", fix: () => 'use a host name resolvable from the database subnets (VPC DNS), or an IP address' },
-  { pattern: /Connection refused/i, likely: 'the source port (nothing listens there, or a firewall rejects it)', fix: (o) => `check the port in the connection string and listen_addresses on the source; ${allowList(o)}` },
+  {
+    pattern: /SSL|TLS|certificate|sslmode/i,
+    likely: 'TLS',
+    fix: () =>
+      'match sslmode in the subscription connection string to what the source offers (ssl = on, a certificate the target trusts for verify-full)',
+  },
+  {
+    pattern: /could not translate host name|Name or service not known|nodename nor servname/i,
+    likely: "the source's host name, which the target cannot resolve",
+    fix: () => 'use a host name resolvable from the database subnets (VPC DNS), or an IP address',
+  },
+  {
+    pattern: /Connection refused/i,
+    likely: 'the source port (nothing listens there, or a firewall rejects it)',
+    fix: (o) => `check the port in the connection string and listen_addresses on the source; ${allowList(o)}`,
+  },
   {
     pattern: /timeout|timed out|canceling statement|No route to host|Network is unreachable/i,
-    likely: "the network path: the database security group's egress rule, the database subnets' route to the source, or the source's allow-list dropping packets",
-    fix: (o) => `check the DB security group allows egress to the source's address and port, the database subnets route there (NAT, VPN or transit gateway, peering), and ${allowList(o)}`,
+    likely:
+      "the network path: the database security group's egress rule, the database subnets' route to the source, or the source's allow-list dropping packets",
+    fix: (o) =>
+      `check the DB security group allows egress to the source's address and port, the database subnets route there (NAT, VPN or transit gateway, peering), and ${allowList(o)}`,
   },
 ];
 
@@ -72,7 +91,13 @@ export async function subscriptionReachFindings(target: pg.Pool, o: ReachOptions
       `create subscription ${escapeIdentifier(PROBE)} connection ${escapeLiteral(o.conninfo)} publication ${escapeIdentifier(PROBE)}
          with (connect = true, enabled = false, create_slot = false, slot_name = none, copy_data = false)`,
     );
-    return [{ severity: 'info', object: 'target → source connection (the subscription)', message: 'the target connected to the source as its subscription will' }];
+    return [
+      {
+        severity: 'info',
+        object: 'target → source connection (the subscription)',
+        message: 'the target connected to the source as its subscription will',
+      },
+    ];
   } catch (error) {
     const message = (error as Error).message;
     // The privilege check of preflight reports this one, with its fix.

@@ -46,10 +46,9 @@ export async function publishedTables(source: pg.Pool, publication: string): Pro
 
 /** Of `tables`, those missing on the target and those already holding rows. */
 export async function targetReadiness(target: pg.Pool, tables: readonly string[]): Promise<{ missing: string[]; notEmpty: string[] }> {
-  const { rows } = await target.query<{ name: string }>(
-    `select name from unnest($1::text[]) as name where to_regclass(name) is null`,
-    [tables],
-  );
+  const { rows } = await target.query<{ name: string }>(`select name from unnest($1::text[]) as name where to_regclass(name) is null`, [
+    tables,
+  ]);
   const missing = rows.map((r) => r.name);
   const present = tables.filter((t) => !missing.includes(t));
   const notEmpty: string[] = [];
@@ -179,7 +178,9 @@ export async function copyTables(options: {
       const columns = table.columns.join(', ');
       const list = columns ? ` (${columns})` : '';
       // COPY cannot read a partitioned table directly; a query over it reads every partition.
-      const read = table.partitioned ? `copy (select ${columns || '*'} from ${table.name}) to stdout ${with_}` : `copy ${table.name}${list} to stdout ${with_}`;
+      const read = table.partitioned
+        ? `copy (select ${columns || '*'} from ${table.name}) to stdout ${with_}`
+        : `copy ${table.name}${list} to stdout ${with_}`;
       // Emptied in the COPY's own transaction: a table copied again (a retry) never holds rows twice,
       // and FREEZE writes the rows already frozen and all-visible, so the new database does not face
       // a vacuum of every page it was just given. A partitioned table cannot be frozen this way.
@@ -187,7 +188,11 @@ export async function copyTables(options: {
       const write = copyFrom(`copy ${table.name}${list} from stdin (format ${options.format}${freeze})`);
       await target.query('begin');
       await target.query(`truncate ${table.partitioned ? '' : 'only '}${table.name}`);
-      await pipeline(source.query(copyTo(read)), counter((n) => (progress.bytes += n)), target.query(write)).catch((error: Error & { where?: string }) => {
+      await pipeline(
+        source.query(copyTo(read)),
+        counter((n) => (progress.bytes += n)),
+        target.query(write),
+      ).catch((error: Error & { where?: string }) => {
         throw copyError(table.name, error);
       });
       await target.query('commit');
@@ -238,7 +243,11 @@ export interface ExportedSlot {
 }
 
 export async function createSlotExportingSnapshot(sourceUrl: Secret, slot: string): Promise<ExportedSlot> {
-  const client = new pg.Client({ ...connectionConfig(sourceUrl, 'migrate-copy'), replication: 'database', connectionTimeoutMillis: 15_000 } as pg.ClientConfig);
+  const client = new pg.Client({
+    ...connectionConfig(sourceUrl, 'migrate-copy'),
+    replication: 'database',
+    connectionTimeoutMillis: 15_000,
+  } as pg.ClientConfig);
   client.on('error', () => {});
   await client.connect();
   try {

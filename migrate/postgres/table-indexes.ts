@@ -47,7 +47,10 @@ export async function buildIndexes(target: pg.ClientBase, statements: readonly I
     const { rows } =
       statement.kind === 'index'
         ? await target.query<{ present: boolean }>('select to_regclass($1) is not null as present', [statement.name])
-        : await target.query<{ present: boolean }>('select exists (select 1 from pg_constraint where conrelid = to_regclass($1) and conname = $2) as present', [statement.table, statement.name]);
+        : await target.query<{ present: boolean }>(
+            'select exists (select 1 from pg_constraint where conrelid = to_regclass($1) and conname = $2) as present',
+            [statement.table, statement.name],
+          );
     if (rows[0]!.present) continue;
     await target.query(statement.sql);
     built += 1;

@@ -19,7 +19,13 @@ export interface FenceSlotChange {
 }
 
 export function isFenceSlotChange(change: Json): change is FenceSlotChange {
-  return typeof change === 'object' && change !== null && !Array.isArray(change) && change.action === 'create-fence-slot' && typeof change.slot === 'string';
+  return (
+    typeof change === 'object' &&
+    change !== null &&
+    !Array.isArray(change) &&
+    change.action === 'create-fence-slot' &&
+    typeof change.slot === 'string'
+  );
 }
 
 export async function fenceSlotExists(db: pg.Pool, slot: string): Promise<boolean> {
@@ -42,7 +48,9 @@ export async function createFenceSlot(db: pg.Pool, slot: string, timeoutMs: numb
   const client = await db.connect();
   try {
     await client.query(`set statement_timeout = ${Math.max(1, Math.round(timeoutMs))}`);
-    const { rows } = await client.query<{ lsn: string }>("select lsn::text from pg_create_logical_replication_slot($1, 'pgoutput')", [slot]);
+    const { rows } = await client.query<{ lsn: string }>("select lsn::text from pg_create_logical_replication_slot($1, 'pgoutput')", [
+      slot,
+    ]);
     return rows[0]!.lsn;
   } catch (error) {
     if ((error as { code?: string }).code !== '57014') throw error;
@@ -50,7 +58,9 @@ export async function createFenceSlot(db: pg.Pool, slot: string, timeoutMs: numb
       'select pid, usename, datname from pg_stat_activity where backend_xid is not null and pid <> pg_backend_pid() order by pid',
     );
     const holders = rows.map((r) => `pid ${r.pid} (role ${r.usename}, database ${r.datname})`).join(', ');
-    throw new Error(`the write-fence slot ${slot} waited ${Math.round(timeoutMs / 1000)} s for transactions already running on the source${holders ? `: ${holders}` : ''}`);
+    throw new Error(
+      `the write-fence slot ${slot} waited ${Math.round(timeoutMs / 1000)} s for transactions already running on the source${holders ? `: ${holders}` : ''}`,
+    );
   } finally {
     await client.query('reset statement_timeout').catch(() => {});
     client.release();

@@ -13,21 +13,21 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import type { StackOutputs } from '../../infra/contract.ts';
-import { run, UsageError, type EngineEnvironment, type RunOutcome } from '../core/engine.ts';
+import { type EngineEnvironment, type RunOutcome, run, UsageError } from '../core/engine.ts';
 import { kindLookup } from '../core/environment.ts';
-import { runState, type RunState } from '../core/journal.ts';
+import { type RunState, runState } from '../core/journal.ts';
 import type { EngineEvent, Reporter } from '../core/report.ts';
 import { loadRunbook } from '../core/runbook.ts';
-import { createSecretResolver } from '../core/secret-refs.ts';
 import { redact, redactValue } from '../core/secret.ts';
-import { startKubeStandin, type KubeStandin } from '../local/kube-standin.ts';
+import { createSecretResolver } from '../core/secret-refs.ts';
+import { type KubeStandin, startKubeStandin } from '../local/kube-standin.ts';
 import { localOutputs } from '../local/outputs.ts';
-import { startPgbouncer, type LocalPgbouncer } from '../local/pgbouncer.ts';
-import { startPostgres, type PostgresServer } from '../local/postgres-server.ts';
+import { type LocalPgbouncer, startPgbouncer } from '../local/pgbouncer.ts';
+import { type PostgresServer, startPostgres } from '../local/postgres-server.ts';
 import { startAll } from '../local/running.ts';
 import { startWebhookStandin, type WebhookStandin } from '../local/webhook-standin.ts';
 import { targetAdvisoryLock } from '../postgres/run-lock.ts';
-import { goNoGoOf, timelineOf, toMarkdown, type RehearsalReport } from './report.ts';
+import { goNoGoOf, type RehearsalReport, timelineOf, toMarkdown } from './report.ts';
 import { APP_DATABASE, APP_ROLE, prepareTargetRoles, rowCount, seedSource } from './seed.ts';
 import { WebhookStream } from './webhook-stream.ts';
 import { longestWriteGap, Workload } from './workload.ts';
@@ -73,9 +73,14 @@ function keptInstructions(parts: Parts): string[] {
   for (const server of [parts.source, parts.target]) {
     if (!server) continue;
     const asUser = process.getuid?.() === 0 ? 'runuser -u postgres -- ' : '';
-    lines.push(`${server.name} PostgreSQL ${server.major} on 127.0.0.1:${server.port}, data ${server.dataDir}; stop: ${asUser}${join(server.bindir, 'pg_ctl')} -D ${server.dataDir} stop`);
+    lines.push(
+      `${server.name} PostgreSQL ${server.major} on 127.0.0.1:${server.port}, data ${server.dataDir}; stop: ${asUser}${join(server.bindir, 'pg_ctl')} -D ${server.dataDir} stop`,
+    );
   }
-  if (parts.pgbouncer) lines.push(`PgBouncer on 127.0.0.1:${parts.pgbouncer.port}, config ${parts.pgbouncer.configFile}; stop: kill $(cat ${join(parts.pgbouncer.dir, 'pgbouncer.pid')})`);
+  if (parts.pgbouncer)
+    lines.push(
+      `PgBouncer on 127.0.0.1:${parts.pgbouncer.port}, config ${parts.pgbouncer.configFile}; stop: kill $(cat ${join(parts.pgbouncer.dir, 'pgbouncer.pid')})`,
+    );
   lines.push(
     `outputs file ${join(parts.dir, 'outputs.json')} and journals in ${join(parts.dir, 'state')}: e.g. migrate --outputs ${join(parts.dir, 'outputs.json')} --state-dir ${join(parts.dir, 'state')} status`,
     `then remove everything: rm -rf ${parts.dir}`,
@@ -85,13 +90,22 @@ function keptInstructions(parts: Parts): string[] {
 
 /** Gives each runbook the overrides its config has; a key no runbook has is a usage error before anything starts. */
 export function overridesPerRunbook(names: string[], overrides: Record<string, unknown>): Map<string, Record<string, unknown>> {
-  const keys = new Map(names.map((name) => [name, Object.keys((parseYaml(readFileSync(join(RUNBOOKS, `${name}.yaml`), 'utf8')) as { config?: object }).config ?? {})]));
+  const keys = new Map(
+    names.map((name) => [
+      name,
+      Object.keys((parseYaml(readFileSync(join(RUNBOOKS, `${name}.yaml`), 'utf8')) as { config?: object }).config ?? {}),
+    ]),
+  );
   for (const key of Object.keys(overrides)) {
     if (![...keys.values()].some((k) => k.includes(key))) {
-      throw new UsageError(`--set ${key}: none of the rehearsal's runbooks (${names.join(', ')}) has a config key '${key}' (they have: ${[...new Set([...keys.values()].flat())].join(', ')})`);
+      throw new UsageError(
+        `--set ${key}: none of the rehearsal's runbooks (${names.join(', ')}) has a config key '${key}' (they have: ${[...new Set([...keys.values()].flat())].join(', ')})`,
+      );
     }
   }
-  return new Map(names.map((name) => [name, Object.fromEntries(Object.entries(overrides).filter(([key]) => keys.get(name)!.includes(key)))]));
+  return new Map(
+    names.map((name) => [name, Object.fromEntries(Object.entries(overrides).filter(([key]) => keys.get(name)!.includes(key)))]),
+  );
 }
 
 /** In-process stand-ins always stop (they would keep the CLI alive); --keep keeps the servers and the dir. */
@@ -147,7 +161,9 @@ export async function rehearse(options: RehearseOptions): Promise<RehearsalRepor
       await admin.query(`create database ${APP_DATABASE}`);
       await admin.end();
     }
-    options.announce(`Seeding ${options.customers} customers on the source (PostgreSQL ${source.major}); target is PostgreSQL ${target.major}`);
+    options.announce(
+      `Seeding ${options.customers} customers on the source (PostgreSQL ${source.major}); target is PostgreSQL ${target.major}`,
+    );
     const sourceAdmin = await source.client(APP_DATABASE);
     await seedSource(sourceAdmin, options.customers, appPassword);
     const rowsAtStart = await rowCount(sourceAdmin);
@@ -157,7 +173,14 @@ export async function rehearse(options: RehearseOptions): Promise<RehearsalRepor
     await targetAdmin.end();
     stopIfInterrupted();
 
-    parts.pgbouncer = await startPgbouncer({ database: APP_DATABASE, backend: { host: source.host, port: source.port }, user: APP_ROLE, password: appPassword, poolMode: 'transaction', dir: join(dir, 'pgbouncer') });
+    parts.pgbouncer = await startPgbouncer({
+      database: APP_DATABASE,
+      backend: { host: source.host, port: source.port },
+      user: APP_ROLE,
+      password: appPassword,
+      poolMode: 'transaction',
+      dir: join(dir, 'pgbouncer'),
+    });
     const pgbouncer = parts.pgbouncer;
     parts.kube = await startKubeStandin({
       workloads: [
@@ -176,13 +199,25 @@ export async function rehearse(options: RehearseOptions): Promise<RehearsalRepor
     await parts.stream.startReceiver();
 
     const outputs: StackOutputs = {
-      ...localOutputs({ dir, source, target, database: APP_DATABASE, pgbouncer: { port: pgbouncer.port, adminUrl: pgbouncer.adminUrl }, webhooks: parts.webhooks.outputs }),
+      ...localOutputs({
+        dir,
+        source,
+        target,
+        database: APP_DATABASE,
+        pgbouncer: { port: pgbouncer.port, adminUrl: pgbouncer.adminUrl },
+        webhooks: parts.webhooks.outputs,
+      }),
     };
     outputs.cluster = { ...outputs.cluster, kubeconfig: parts.kube.kubeconfig };
     const outputsFile = join(dir, 'outputs.json');
     writeFileSync(outputsFile, JSON.stringify(outputs, null, 2), { mode: 0o600 });
 
-    parts.workload = new Workload({ connectionString: pgbouncer.url(), writers: options.writers, thinkMs: 5, customers: options.customers }).start();
+    parts.workload = new Workload({
+      connectionString: pgbouncer.url(),
+      writers: options.writers,
+      thinkMs: 5,
+      customers: options.customers,
+    }).start();
     const workload = parts.workload;
     const stream = parts.stream;
 
@@ -239,24 +274,34 @@ export async function rehearse(options: RehearseOptions): Promise<RehearsalRepor
     // The app keeps writing on the target for a moment: the switch must hold under load, too.
     const afterSwitch = workload.committedCount;
     const deadline = Date.now() + 5000;
-    while (!failure && workload.committedCount < afterSwitch + options.writers * 5 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    while (!failure && workload.committedCount < afterSwitch + options.writers * 5 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 50));
     const writes = await workload.stop();
     await stream.stop();
 
     const check = await target.client(APP_DATABASE);
-    const found = await check.query<{ n: string }>('select count(*) as n from public.orders where id = any($1::bigint[])', [writes.committed]);
+    const found = await check.query<{ n: string }>('select count(*) as n from public.orders where id = any($1::bigint[])', [
+      writes.committed,
+    ]);
     const foundOnTarget = Number(found.rows[0]!.n);
     const sequencesBehind = await countSequencesBehind(source, check);
     await check.end();
 
     const dDayRun = runs.find((r) => r.runbook.name === 'd-day');
     const verify = dDayRun?.steps.find((s) => s.id === 'verify')?.result as
-      | { summary?: { tables: number; tablesDiffering: number; rows: number }; tables?: { differences?: { count: number } }[]; privileges?: unknown[] }
+      | {
+          summary?: { tables: number; tablesDiffering: number; rows: number };
+          tables?: { differences?: { count: number } }[];
+          privileges?: unknown[];
+        }
       | undefined;
     const differences = verify?.tables?.reduce((sum, t) => sum + (t.differences?.count ?? 0), 0) ?? 0;
     const gap = dDay ? longestWriteGap(writes.commitTimes, dDay.start, dDay.end) : { ms: 0, start: 0, end: 0 };
     const delivered = stream.delivered();
-    const replayed = dDayRun?.steps.filter((s) => s.kind === 'webhooks.replay').map((s) => s.result as { replayed?: number; failed?: number } | undefined) ?? [];
+    const replayed =
+      dDayRun?.steps
+        .filter((s) => s.kind === 'webhooks.replay')
+        .map((s) => s.result as { replayed?: number; failed?: number } | undefined) ?? [];
     const webhookSummary = {
       received: stream.recorded(),
       replayed: delivered,
@@ -271,7 +316,9 @@ export async function rehearse(options: RehearseOptions): Promise<RehearsalRepor
       verify?.summary && verify.summary.tablesDiffering > 0 ? `${verify.summary.tablesDiffering} tables differ` : undefined,
       sequencesBehind > 0 ? `${sequencesBehind} sequences are behind the source` : undefined,
       verify?.privileges?.length ? `${verify.privileges.length} owners or privileges differ` : undefined,
-      webhookSummary.received !== webhookSummary.replayed ? `webhooks: ${webhookSummary.received} recorded but ${webhookSummary.replayed} delivered` : undefined,
+      webhookSummary.received !== webhookSummary.replayed
+        ? `webhooks: ${webhookSummary.received} recorded but ${webhookSummary.replayed} delivered`
+        : undefined,
     ].filter((p): p is string => Boolean(p));
 
     const timeline = timelineOf(runs);
@@ -309,12 +356,23 @@ export async function rehearse(options: RehearseOptions): Promise<RehearsalRepor
         ...new Set(timeline.filter((t) => t.outcome === 'skipped').map((t) => `${t.runbook}/${t.step} (${t.kind}): ${t.note}`)),
         'AWS steps (RDS replicas, Parameter Store, Route53) are verified by unit tests against aws-sdk-client-mock here, and for real only against a staging account',
       ],
-      artifacts: { dir, outputs: outputsFile, stateDir, report: options.reportFile, kept: options.keep, ...(options.keep ? { stop: keptInstructions(parts) } : {}) },
+      artifacts: {
+        dir,
+        outputs: outputsFile,
+        stateDir,
+        report: options.reportFile,
+        kept: options.keep,
+        ...(options.keep ? { stop: keptInstructions(parts) } : {}),
+      },
     };
     return report;
   } catch (error) {
     // A rehearsal that breaks still reports what ran and why it stopped, and still cleans up.
-    failure = redact(options.signal?.aborted ? `interrupted (${(options.signal.reason as Error)?.message ?? 'signal'})` : ((error as Error).message ?? String(error)));
+    failure = redact(
+      options.signal?.aborted
+        ? `interrupted (${(options.signal.reason as Error)?.message ?? 'signal'})`
+        : ((error as Error).message ?? String(error)),
+    );
     const writes = await parts.workload?.stop().catch(() => undefined);
     const server = (s?: PostgresServer) => (s ? `PostgreSQL ${s.major} (local, port ${s.port})` : 'not started');
     report = {
@@ -326,7 +384,16 @@ export async function rehearse(options: RehearseOptions): Promise<RehearsalRepor
       data: { customers: options.customers, rowsAtStart: 0, writers: options.writers },
       timeline: timelineOf(runs),
       totalMs: Date.now() - started,
-      writes: { committed: writes?.committed.length ?? 0, foundOnTarget: 0, lost: 0, errorsSeenByApp: writes?.errors.length ?? 0, unavailableMs: 0, unavailableFrom: null, unavailableTo: null, longestTransactionMs: writes?.longestTransactionMs ?? 0 },
+      writes: {
+        committed: writes?.committed.length ?? 0,
+        foundOnTarget: 0,
+        lost: 0,
+        errorsSeenByApp: writes?.errors.length ?? 0,
+        unavailableMs: 0,
+        unavailableFrom: null,
+        unavailableTo: null,
+        longestTransactionMs: writes?.longestTransactionMs ?? 0,
+      },
       verification: null,
       goNoGo: goNoGoOf(runs.find((r) => r.runbook.name === 'd-day')),
       privilegeDifferences: null,
@@ -334,7 +401,14 @@ export async function rehearse(options: RehearseOptions): Promise<RehearsalRepor
       webhooks: null,
       standIns: [],
       skipped: [],
-      artifacts: { dir, outputs: join(dir, 'outputs.json'), stateDir, report: options.reportFile, kept: options.keep, ...(options.keep ? { stop: keptInstructions(parts) } : {}) },
+      artifacts: {
+        dir,
+        outputs: join(dir, 'outputs.json'),
+        stateDir,
+        report: options.reportFile,
+        kept: options.keep,
+        ...(options.keep ? { stop: keptInstructions(parts) } : {}),
+      },
     };
     return report;
   } finally {
@@ -346,7 +420,10 @@ export async function rehearse(options: RehearseOptions): Promise<RehearsalRepor
 async function countSequencesBehind(source: PostgresServer, target: import('pg').Client): Promise<number> {
   const query = `select schemaname || '.' || sequencename as name, coalesce(last_value, start_value - increment_by) as v from pg_sequences`;
   const sourceClient = await source.client(APP_DATABASE);
-  const [s, t] = await Promise.all([sourceClient.query<{ name: string; v: string }>(query), target.query<{ name: string; v: string }>(query)]);
+  const [s, t] = await Promise.all([
+    sourceClient.query<{ name: string; v: string }>(query),
+    target.query<{ name: string; v: string }>(query),
+  ]);
   await sourceClient.end();
   const onTarget = new Map(t.rows.map((r) => [r.name, BigInt(r.v)]));
   return s.rows.filter((r) => (onTarget.get(r.name) ?? -(2n ** 63n)) < BigInt(r.v)).length;
@@ -354,5 +431,5 @@ async function countSequencesBehind(source: PostgresServer, target: import('pg')
 
 function writeReports(report: RehearsalReport, file: string): void {
   writeFileSync(file, toMarkdown(redactValue(report)));
-  writeFileSync(file.replace(/\.md$/, '') + '.json', JSON.stringify(redactValue(report), null, 2) + '\n');
+  writeFileSync(`${file.replace(/\.md$/, '')}.json`, `${JSON.stringify(redactValue(report), null, 2)}\n`);
 }

@@ -69,7 +69,13 @@ export function goNoGoOf(run: RunState | undefined): RehearsalReport['goNoGo'] {
   return (run?.steps ?? [])
     .filter((s) => GO_NO_GO_KINDS.has(s.kind ?? ''))
     .map((s) => {
-      const r = (s.result ?? {}) as { objects?: number; changedSinceBaseline?: boolean | null; lagBytes?: number | null; applyErrors?: number | null; observedMs?: number };
+      const r = (s.result ?? {}) as {
+        objects?: number;
+        changedSinceBaseline?: boolean | null;
+        lagBytes?: number | null;
+        applyErrors?: number | null;
+        observedMs?: number;
+      };
       const detail =
         s.kind === 'postgres.schema-parity'
           ? `${r.objects ?? '?'} objects equal on both servers (owners and ACLs included)${r.changedSinceBaseline ? '; the source changed since week-prior' : ''}`
@@ -101,18 +107,31 @@ export function toMarkdown(r: RehearsalReport): string {
     `| lost | ${r.writes.lost} |`,
     `| errors the app saw | ${r.writes.errorsSeenByApp} |`,
     ...(r.verification
-      ? [`| rows verified (counts + checksums) | ${r.verification.rows} in ${r.verification.tables} tables |`, `| differences found | ${r.verification.differences} |`]
+      ? [
+          `| rows verified (counts + checksums) | ${r.verification.rows} in ${r.verification.tables} tables |`,
+          `| differences found | ${r.verification.differences} |`,
+        ]
       : ['| verification | did not run |']),
     `| owner and privilege differences (every schema, table, sequence, function) | ${r.privilegeDifferences ?? 'not compared'} |`,
-    ...r.goNoGo.map((g) => `| go/no-go \`${g.step}\` | ${g.outcome === 'applied' || g.outcome === 'already-done' ? 'go' : g.outcome}: ${g.detail.replace(/\|/g, '\\|')} |`),
+    ...r.goNoGo.map(
+      (g) =>
+        `| go/no-go \`${g.step}\` | ${g.outcome === 'applied' || g.outcome === 'already-done' ? 'go' : g.outcome}: ${g.detail.replace(/\|/g, '\\|')} |`,
+    ),
     `| sequences behind the source | ${r.sequencesBehind} |`,
-    ...(r.webhooks ? [`| webhooks received / replayed / failed | ${r.webhooks.received} / ${r.webhooks.replayed} / ${r.webhooks.failed} (${r.webhooks.standIn}) |`] : []),
+    ...(r.webhooks
+      ? [
+          `| webhooks received / replayed / failed | ${r.webhooks.received} / ${r.webhooks.replayed} / ${r.webhooks.failed} (${r.webhooks.standIn}) |`,
+        ]
+      : []),
     '',
     '## Timeline',
     '',
     '| runbook | step | kind | outcome | started | duration | note |',
     '|---|---|---|---|---|---|---|',
-    ...r.timeline.map((t) => `| ${t.runbook} | ${t.step} | ${t.kind} | ${t.outcome} | ${time(t.startedAt)} | ${formatDuration(t.durationMs)} | ${t.note.replace(/\|/g, '\\|')} |`),
+    ...r.timeline.map(
+      (t) =>
+        `| ${t.runbook} | ${t.step} | ${t.kind} | ${t.outcome} | ${time(t.startedAt)} | ${formatDuration(t.durationMs)} | ${t.note.replace(/\|/g, '\\|')} |`,
+    ),
     '',
     '## Stand-ins and skipped steps',
     '',
@@ -128,7 +147,9 @@ export function toMarkdown(r: RehearsalReport): string {
 
 export function toText(r: RehearsalReport): string {
   const pad = (s: string, n: number) => (s.length >= n ? s : s + ' '.repeat(n - s.length));
-  const rows = r.timeline.map((t) => `  ${pad(t.runbook, 11)} ${pad(t.step, 22)} ${pad(t.outcome, 12)} ${pad(formatDuration(t.durationMs), 9)} ${t.note}`);
+  const rows = r.timeline.map(
+    (t) => `  ${pad(t.runbook, 11)} ${pad(t.step, 22)} ${pad(t.outcome, 12)} ${pad(formatDuration(t.durationMs), 9)} ${t.note}`,
+  );
   return [
     '',
     `Rehearsal ${r.outcome === 'passed' ? 'PASSED' : 'FAILED'}${r.failure ? `: ${r.failure}` : ''} in ${formatDuration(r.totalMs)}`,
@@ -138,11 +159,19 @@ export function toText(r: RehearsalReport): string {
     '',
     `Write-unavailability window: ${formatDuration(r.writes.unavailableMs)} (longest transaction held: ${formatDuration(r.writes.longestTransactionMs)})`,
     `Transactions committed: ${r.writes.committed}, on target: ${r.writes.foundOnTarget}, lost: ${r.writes.lost}, errors seen by the app: ${r.writes.errorsSeenByApp}`,
-    r.verification ? `Rows verified: ${r.verification.rows} in ${r.verification.tables} tables, differences: ${r.verification.differences}` : 'Verification did not run',
+    r.verification
+      ? `Rows verified: ${r.verification.rows} in ${r.verification.tables} tables, differences: ${r.verification.differences}`
+      : 'Verification did not run',
     `Owner and privilege differences: ${r.privilegeDifferences ?? 'not compared'}`,
-    ...r.goNoGo.map((g) => `Go/no-go ${g.step}: ${g.outcome === 'applied' || g.outcome === 'already-done' ? 'go' : g.outcome} (${g.detail})`),
+    ...r.goNoGo.map(
+      (g) => `Go/no-go ${g.step}: ${g.outcome === 'applied' || g.outcome === 'already-done' ? 'go' : g.outcome} (${g.detail})`,
+    ),
     `Sequences behind the source: ${r.sequencesBehind}`,
-    ...(r.webhooks ? [`Webhooks received: ${r.webhooks.received}, replayed: ${r.webhooks.replayed}, failed: ${r.webhooks.failed} (${r.webhooks.standIn})`] : []),
+    ...(r.webhooks
+      ? [
+          `Webhooks received: ${r.webhooks.received}, replayed: ${r.webhooks.replayed}, failed: ${r.webhooks.failed} (${r.webhooks.standIn})`,
+        ]
+      : []),
     ...(r.skipped.length > 0 ? [`Skipped: ${r.skipped.length - 1} steps that need AWS (see the report)`] : []),
     `Report: ${r.artifacts.report}`,
     ...(r.artifacts.stop ? ['', `Kept (--keep) in ${r.artifacts.dir}:`, ...r.artifacts.stop.map((l) => `  ${l}`)] : []),

@@ -58,7 +58,10 @@ export class WebhookStream {
       while (this.#running) {
         n += 1;
         // Binary-safe: every event carries bytes that are not valid UTF-8.
-        const body = Buffer.concat([Buffer.from(JSON.stringify({ id: `evt_${n}`, type: 'invoice.paid', amount: n * 100 })), Buffer.from([0xff, 0xfe, n % 256])]);
+        const body = Buffer.concat([
+          Buffer.from(JSON.stringify({ id: `evt_${n}`, type: 'invoice.paid', amount: n * 100 })),
+          Buffer.from([0xff, 0xfe, n % 256]),
+        ]);
         try {
           const response = await fetch(`${this.#recorderUrl}/webhooks/provider?attempt=1`, {
             method: 'POST',

@@ -4,8 +4,9 @@
  * the rehearsal can prove none was lost, and the commit times give the write-unavailability window.
  * Writers retry on errors (as an app would) and never give up until stopped.
  */
-import pg from 'pg';
+
 import { setTimeout as delay } from 'node:timers/promises';
+import pg from 'pg';
 
 export interface WorkloadOptions {
   /** Connection (through PgBouncer) as the app role. */

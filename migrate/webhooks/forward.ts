@@ -10,7 +10,18 @@ import https from 'node:https';
 import type { RecordedRequest } from './recorded-request.ts';
 
 /** RFC 9110 §7.6.1 connection-specific fields, plus Expect (the recorder already answered any 100-continue). */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect']);
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'expect',
+]);
 const RECOMPUTED = new Set(['host', 'content-length']);
 
 export interface ForwardTarget {
@@ -31,7 +42,10 @@ export type DeliveryOutcome =
   | { kind: 'rejected'; reason: string };
 
 /** Flat [name, value, name, value…] header list (node's rawHeaders form, which keeps case and order). */
-export function outgoingHeaders(request: RecordedRequest, target: Pick<ForwardTarget, 'url' | 'idempotencyHeader' | 'preserveHost'>): string[] {
+export function outgoingHeaders(
+  request: RecordedRequest,
+  target: Pick<ForwardTarget, 'url' | 'idempotencyHeader' | 'preserveHost'>,
+): string[] {
   const named = (name: string) => (pair: [string, string]) => pair[0].toLowerCase() === name;
   // A Connection header lists further fields that were meant for that hop only.
   const connectionScoped = new Set(
@@ -47,7 +61,14 @@ export function outgoingHeaders(request: RecordedRequest, target: Pick<ForwardTa
   const flat = ['Host', host];
   for (const [name, value] of request.headers) {
     const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || RECOMPUTED.has(lower) || lower.startsWith('proxy-') || connectionScoped.has(lower) || lower === idempotency) continue;
+    if (
+      HOP_BY_HOP.has(lower) ||
+      RECOMPUTED.has(lower) ||
+      lower.startsWith('proxy-') ||
+      connectionScoped.has(lower) ||
+      lower === idempotency
+    )
+      continue;
     flat.push(name, value);
   }
   const hadBodyFraming = request.headers.some(([name]) => ['content-length', 'transfer-encoding'].includes(name.toLowerCase()));
@@ -77,7 +98,10 @@ export function forward(request: RecordedRequest, target: ForwardTarget): Promis
       });
     } catch (error) {
       // Node validates names and values before sending; a value it refuses never will be sendable.
-      resolve({ kind: 'rejected', reason: `the recorded method or headers cannot be sent (${(error as NodeJS.ErrnoException).code ?? 'invalid'})` });
+      resolve({
+        kind: 'rejected',
+        reason: `the recorded method or headers cannot be sent (${(error as NodeJS.ErrnoException).code ?? 'invalid'})`,
+      });
       return;
     }
     const timer = setTimeout(() => client.destroy(new TimeoutError()), target.timeoutMs);

@@ -23,7 +23,13 @@ export interface DeliveryChange {
 }
 
 function isDeliveryChange(change: Json): change is DeliveryChange & { [key: string]: Json } {
-  return typeof change === 'object' && change !== null && !Array.isArray(change) && typeof change.webhook === 'string' && typeof change.state === 'string';
+  return (
+    typeof change === 'object' &&
+    change !== null &&
+    !Array.isArray(change) &&
+    typeof change.webhook === 'string' &&
+    typeof change.state === 'string'
+  );
 }
 
 export class ReplayLedger {

@@ -1,7 +1,7 @@
 /** Picks the queue the recorder wrote to: the stack's SQS queue, or the rehearsal's local stand-in. */
 import type { StackOutputs } from '../../infra/contract.ts';
 import { awsClient } from '../aws/clients.ts';
-import { StepError, type StepContext } from '../core/step.ts';
+import { type StepContext, StepError } from '../core/step.ts';
 import { LOCAL_QUEUE_SCHEME, LocalQueueStore, LocalRecordedQueue } from './local-queue.ts';
 import type { RecordedQueue } from './recorded-queue.ts';
 import { SqsRecordedQueue } from './sqs-queue.ts';
@@ -28,11 +28,17 @@ export async function openRecordedQueue(ctx: StepContext, webhooks: WebhookOutpu
   const local = webhooks.queueUrl.startsWith(LOCAL_QUEUE_SCHEME);
   if (local !== webhooks.deadLetterQueueUrl.startsWith(LOCAL_QUEUE_SCHEME)) {
     throw new StepError('The webhook queue and its dead-letter queue must both be SQS or both be local stand-ins', [
-      { severity: 'error', object: 'stack outputs: webhooks.deadLetterQueueUrl', message: `queue ${webhooks.queueUrl}, dead-letter queue ${webhooks.deadLetterQueueUrl}` },
+      {
+        severity: 'error',
+        object: 'stack outputs: webhooks.deadLetterQueueUrl',
+        message: `queue ${webhooks.queueUrl}, dead-letter queue ${webhooks.deadLetterQueueUrl}`,
+      },
     ]);
   }
   if (local) {
-    return new LocalRecordedQueue(LocalQueueStore.fromUrl(webhooks.queueUrl), LocalQueueStore.fromUrl(webhooks.deadLetterQueueUrl), () => ctx.now());
+    return new LocalRecordedQueue(LocalQueueStore.fromUrl(webhooks.queueUrl), LocalQueueStore.fromUrl(webhooks.deadLetterQueueUrl), () =>
+      ctx.now(),
+    );
   }
   return new SqsRecordedQueue(
     await awsClient(ctx, 'sqs'),

@@ -12,13 +12,14 @@
  * Each message: journal `sending` → HTTP (retries with backoff) → journal `delivered` → delete; or
  * journal `failed` → copy to the dead-letter queue with the reason → delete. See ledger.ts for resume.
  */
+
+import { forEachConcurrently } from '../core/pool.ts';
 import type { StepContext } from '../core/step.ts';
-import { forward, type DeliveryOutcome, type ForwardTarget } from './forward.ts';
+import { type DeliveryOutcome, type ForwardTarget, forward } from './forward.ts';
 import { ReplayLedger } from './ledger.ts';
 import { RateGate } from './rate-gate.ts';
 import type { RecordedQueue } from './recorded-queue.ts';
 import { describeRequest, type ReceivedMessage, type RecordedRequest } from './recorded-request.ts';
-import { forEachConcurrently } from '../core/pool.ts';
 
 export interface ReplayOptions {
   target: ForwardTarget;
@@ -82,7 +83,8 @@ export async function replay(ctx: StepContext, queue: RecordedQueue, options: Re
       await gate.wait();
       const outcome = await forward(request, options.target);
       if (outcome.kind !== 'retryable') return { outcome, attempts: attempt };
-      if (attempt >= options.maxAttempts) return { outcome: { kind: 'rejected', reason: `${outcome.reason} after ${attempt} attempts` }, attempts: attempt };
+      if (attempt >= options.maxAttempts)
+        return { outcome: { kind: 'rejected', reason: `${outcome.reason} after ${attempt} attempts` }, attempts: attempt };
       const backoff = Math.max(options.backoffMs * 2 ** (attempt - 1), outcome.retryAfterMs ?? 0);
       await ctx.sleep(Math.min(options.maxBackoffMs, backoff));
     }

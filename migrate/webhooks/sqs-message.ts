@@ -4,7 +4,7 @@
  * signature that no longer matches, so an unreadable message is dead-lettered rather than guessed at.
  */
 import type { Message } from '@aws-sdk/client-sqs';
-import { EMPTY_BODY_PLACEHOLDER, WEBHOOK_MESSAGE_ATTRIBUTES as ATTRIBUTES } from '../../infra/webhook-message-format.ts';
+import { WEBHOOK_MESSAGE_ATTRIBUTES as ATTRIBUTES, EMPTY_BODY_PLACEHOLDER } from '../../infra/webhook-message-format.ts';
 import type { RecordedRequest } from './recorded-request.ts';
 
 export class MessageFormatError extends Error {}
@@ -47,7 +47,8 @@ function decodeHeaders(json: string | undefined): Array<[string, string]> {
     throw new MessageFormatError(`message attribute '${ATTRIBUTES.headers}' is not a JSON object`);
   }
   return Object.entries(parsed).map(([name, value]) => {
-    if (typeof value !== 'string') throw new MessageFormatError(`header '${name}' in message attribute '${ATTRIBUTES.headers}' is not a string`);
+    if (typeof value !== 'string')
+      throw new MessageFormatError(`header '${name}' in message attribute '${ATTRIBUTES.headers}' is not a string`);
     return [name, value];
   });
 }
@@ -56,10 +57,12 @@ const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 function decodeBody(text: string, encoding: string): Buffer {
   if (encoding === 'empty') {
-    if (text !== EMPTY_BODY_PLACEHOLDER) throw new MessageFormatError(`bodyEncoding is 'empty' but the message body is not '${EMPTY_BODY_PLACEHOLDER}'`);
+    if (text !== EMPTY_BODY_PLACEHOLDER)
+      throw new MessageFormatError(`bodyEncoding is 'empty' but the message body is not '${EMPTY_BODY_PLACEHOLDER}'`);
     return Buffer.alloc(0);
   }
-  if (encoding !== 'base64') throw new MessageFormatError(`message attribute '${ATTRIBUTES.bodyEncoding}' is '${encoding}', not base64 or empty`);
+  if (encoding !== 'base64')
+    throw new MessageFormatError(`message attribute '${ATTRIBUTES.bodyEncoding}' is '${encoding}', not base64 or empty`);
   const compact = text.replace(/\s+/g, '');
   // Buffer.from(…, 'base64') silently skips invalid characters; refuse instead.
   if (compact.length % 4 !== 0 || !BASE64.test(compact)) throw new MessageFormatError('the message body is not base64');

@@ -4,10 +4,10 @@ import {
   ChangeMessageVisibilityCommand,
   DeleteMessageCommand,
   GetQueueAttributesCommand,
-  ReceiveMessageCommand,
-  SendMessageCommand,
   type Message,
   type MessageAttributeValue,
+  ReceiveMessageCommand,
+  SendMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import { WEBHOOK_MESSAGE_GROUP_ID } from '../../infra/webhook-message-format.ts';
@@ -89,7 +89,9 @@ export class SqsRecordedQueue implements RecordedQueue {
           MessageAttributes: attributes,
           // Deduplicating on the original id makes a resend after a crash (within SQS's 5-minute
           // window) land once.
-          ...(fifo ? { MessageGroupId: raw.Attributes?.MessageGroupId ?? WEBHOOK_MESSAGE_GROUP_ID, MessageDeduplicationId: message.id } : {}),
+          ...(fifo
+            ? { MessageGroupId: raw.Attributes?.MessageGroupId ?? WEBHOOK_MESSAGE_GROUP_ID, MessageDeduplicationId: message.id }
+            : {}),
         }),
       ),
     );

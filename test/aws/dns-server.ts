@@ -19,7 +19,10 @@ function readName(message: Buffer, offset: number): { name: string; end: number 
 }
 
 function encodeName(name: string): Buffer {
-  const parts = name.replace(/\.$/, '').split('.').map((label) => Buffer.concat([Buffer.from([label.length]), Buffer.from(label, 'ascii')]));
+  const parts = name
+    .replace(/\.$/, '')
+    .split('.')
+    .map((label) => Buffer.concat([Buffer.from([label.length]), Buffer.from(label, 'ascii')]));
   return Buffer.concat([...parts, Buffer.from([0])]);
 }
 
@@ -55,7 +58,8 @@ export async function startDnsServer(): Promise<DnsServer> {
     const atName = records.get(name);
     const wantedType = Object.keys(TYPES).find((t) => TYPES[t] === qtype) ?? '';
     const cname = atName?.get('CNAME') ?? [];
-    const values = cname.length > 0 ? cname.map((v) => answer('CNAME', v)) : (atName?.get(wantedType) ?? []).map((v) => answer(wantedType, v));
+    const values =
+      cname.length > 0 ? cname.map((v) => answer('CNAME', v)) : (atName?.get(wantedType) ?? []).map((v) => answer(wantedType, v));
     const header = Buffer.alloc(12);
     header.writeUInt16BE(message.readUInt16BE(0), 0);
     header.writeUInt16BE(0x8400 | (atName ? 0 : 3), 2); // response, authoritative; NXDOMAIN for unknown names

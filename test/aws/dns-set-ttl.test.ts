@@ -24,12 +24,17 @@ describe('dns.set-ttl', () => {
     const route53 = fakeRoute53({ sets, getChangesUntilInsync: 1 });
     const clock = fakeClock();
     const t = testContext({ outputs: awsOutputs(), now: clock.now, sleep: clock.sleep });
-    cleanup.push(() => t.close(), () => route53.mock.restore());
+    cleanup.push(
+      () => t.close(),
+      () => route53.mock.restore(),
+    );
     return { route53, t, clock };
   }
   const params = (extra: object = {}) => dnsSetTtl.params.parse(extra);
   const batches = (route53: ReturnType<typeof setup>['route53']) =>
-    route53.mock.commandCalls(ChangeResourceRecordSetsCommand).map((c) => [c.args[0].input.HostedZoneId, c.args[0].input.ChangeBatch!.Changes]);
+    route53.mock
+      .commandCalls(ChangeResourceRecordSetsCommand)
+      .map((c) => [c.args[0].input.HostedZoneId, c.args[0].input.ChangeBatch!.Changes]);
 
   it('UPSERTs each record with its values and the cutover TTL, journalling the old set first, and waits INSYNC', async () => {
     const { route53, t, clock } = setup();
@@ -57,13 +62,20 @@ describe('dns.set-ttl', () => {
     assert.equal((await dnsSetTtl.probe(again.ctx, params({ records: ['webhooks'] }))).state, 'done');
     const result = await dnsSetTtl.apply(again.ctx, params({ records: ['webhooks'] }));
     assert.equal(batches(route53).length, 1);
-    assert.deepEqual(result.records, [{ name: 'webhooks.billing.example.com', type: 'A', previousTtl: 300, ttl: 60 }], 'the journal still knows the original TTL');
+    assert.deepEqual(
+      result.records,
+      [{ name: 'webhooks.billing.example.com', type: 'A', previousTtl: 300, ttl: 60 }],
+      'the journal still knows the original TTL',
+    );
   });
 
   it('dry run plans each UPSERT with its TTLs and reads only', async () => {
     const { route53, t } = setup();
     const probe = await dnsSetTtl.probe(t.ctx, params({ records: ['app'], ttl: 120 }));
-    assert.deepEqual(probe.plan, [`route53:ChangeResourceRecordSets HostedZoneId=${ZONE_ID} UPSERT app.billing.example.com CNAME TTL 120 lb.legacy-dc.example.net (was TTL 3600)`, 'wait until INSYNC']);
+    assert.deepEqual(probe.plan, [
+      `route53:ChangeResourceRecordSets HostedZoneId=${ZONE_ID} UPSERT app.billing.example.com CNAME TTL 120 lb.legacy-dc.example.net (was TTL 3600)`,
+      'wait until INSYNC',
+    ]);
     assert.equal(batches(route53).length, 0);
   });
 
@@ -75,27 +87,43 @@ describe('dns.set-ttl', () => {
     await dnsSwitch.apply(switched.ctx, dnsSwitch.params.parse({ record: 'webhooks', verifyAuthoritative: false }));
 
     await dnsSetTtl.undo!(t.ctx, params({ records: ['webhooks'] }), t.changes, undefined);
-    assert.deepEqual(route53.sets().find((s) => s.Name === WEBHOOKS), {
-      Name: WEBHOOKS,
-      Type: 'A',
-      TTL: 300,
-      ResourceRecords: [{ Value: '203.0.113.20' }, { Value: '203.0.113.21' }],
-    });
+    assert.deepEqual(
+      route53.sets().find((s) => s.Name === WEBHOOKS),
+      {
+        Name: WEBHOOKS,
+        Type: 'A',
+        TTL: 300,
+        ResourceRecords: [{ Value: '203.0.113.20' }, { Value: '203.0.113.21' }],
+      },
+    );
   });
 
   it('leaves an alias record alone (Route53 uses the target TTL) and blocks on a missing record', async () => {
-    const aliasApp: RecordSet = { Name: APP, Type: 'CNAME', AliasTarget: { HostedZoneId: ALB_ZONE_ID, DNSName: 'x.elb.amazonaws.com.', EvaluateTargetHealth: false } };
+    const aliasApp: RecordSet = {
+      Name: APP,
+      Type: 'CNAME',
+      AliasTarget: { HostedZoneId: ALB_ZONE_ID, DNSName: 'x.elb.amazonaws.com.', EvaluateTargetHealth: false },
+    };
     const { route53, t } = setup([aliasApp]);
     const probe = await dnsSetTtl.probe(t.ctx, params());
     assert.equal(probe.state, 'blocked');
-    assert.deepEqual(probe.findings?.map((f) => [f.severity, f.object]), [
-      ['info', 'record app.billing.example.com CNAME'],
-      ['error', 'record webhooks.billing.example.com A'],
-    ]);
+    assert.deepEqual(
+      probe.findings?.map((f) => [f.severity, f.object]),
+      [
+        ['info', 'record app.billing.example.com CNAME'],
+        ['error', 'record webhooks.billing.example.com A'],
+      ],
+    );
     await assert.rejects(dnsSetTtl.apply(t.ctx, params()), (error: unknown) => {
       assert.ok(error instanceof StepError);
-      assert.match(error.message, /^Unable to lower DNS TTLs: record webhooks\.billing\.example\.com A: not found in zone Z0123456789ABCDEFGHIJ$/);
-      assert.deepEqual(error.findings.filter((f) => f.severity === 'error').map((f) => f.object), ['record webhooks.billing.example.com A']);
+      assert.match(
+        error.message,
+        /^Unable to lower DNS TTLs: record webhooks\.billing\.example\.com A: not found in zone Z0123456789ABCDEFGHIJ$/,
+      );
+      assert.deepEqual(
+        error.findings.filter((f) => f.severity === 'error').map((f) => f.object),
+        ['record webhooks.billing.example.com A'],
+      );
       return true;
     });
     assert.deepEqual(batches(route53), [], 'nothing changed');

@@ -7,7 +7,7 @@ import { ResourcePool } from '../../migrate/core/context.ts';
 import { StepError } from '../../migrate/core/step.ts';
 import { dnsSwitch } from '../../migrate/steps/aws/dns-switch.ts';
 import { testContext } from '../support/context.ts';
-import { startDnsServer, type DnsServer } from './dns-server.ts';
+import { type DnsServer, startDnsServer } from './dns-server.ts';
 import { ALB_ZONE_ID, awsOutputs, fakeClock, ZONE_ID } from './fixtures.ts';
 import { fakeRoute53 } from './route53-fake.ts';
 
@@ -36,7 +36,9 @@ describe('dns.switch', () => {
     cleanup = [];
   });
 
-  function setup(options: { sets?: RecordSet[]; linkDns?: boolean; pageSize?: number; getChangesUntilInsync?: number; privateZone?: boolean } = {}) {
+  function setup(
+    options: { sets?: RecordSet[]; linkDns?: boolean; pageSize?: number; getChangesUntilInsync?: number; privateZone?: boolean } = {},
+  ) {
     const route53 = fakeRoute53({
       sets: options.sets ?? [legacyApp, legacyWebhooks, ...neighbours],
       nameServers: NAME_SERVERS,
@@ -59,7 +61,10 @@ describe('dns.switch', () => {
     const outputs = awsOutputs();
     if (options.privateZone) outputs.dns.privateZone = true;
     const t = testContext({ outputs, now: clock.now, sleep: clock.sleep, resources });
-    cleanup.push(() => t.close(), () => route53.mock.restore());
+    cleanup.push(
+      () => t.close(),
+      () => route53.mock.restore(),
+    );
     dns.queries.length = 0;
     return { route53, t, clock, asked };
   }
@@ -78,20 +83,32 @@ describe('dns.switch', () => {
             Comment: 'migrate run test-run step step',
             Changes: [
               { Action: 'DELETE', ResourceRecordSet: legacyApp },
-              { Action: 'CREATE', ResourceRecordSet: { Name: APP, Type: 'A', AliasTarget: { HostedZoneId: ALB_ZONE_ID, DNSName: `${ALB}.`, EvaluateTargetHealth: false } } },
+              {
+                Action: 'CREATE',
+                ResourceRecordSet: {
+                  Name: APP,
+                  Type: 'A',
+                  AliasTarget: { HostedZoneId: ALB_ZONE_ID, DNSName: `${ALB}.`, EvaluateTargetHealth: false },
+                },
+              },
             ],
           },
         },
       ],
     );
-    assert.deepEqual(t.changes, [{ action: 'dns-change', hostedZoneId: ZONE_ID, name: APP, previous: { touched: ['A', 'CNAME'], sets: [legacyApp] } }]);
+    assert.deepEqual(t.changes, [
+      { action: 'dns-change', hostedZoneId: ZONE_ID, name: APP, previous: { touched: ['A', 'CNAME'], sets: [legacyApp] } },
+    ]);
     assert.deepEqual(result, { name: 'app.billing.example.com', type: 'A', to: 'cutover', changeId: '/change/C01ABCDEFGHIJ' });
 
     // PENDING, PENDING, INSYNC: two 5 s waits on the fake clock, each reported with the deadline.
     assert.equal(route53.mock.commandCalls(GetChangeCommand).length, 3);
     assert.deepEqual(clock.sleeps, [5000, 5000]);
     const pending = t.progress.filter((p) => p.label.startsWith('Route53 change C01ABCDEFGHIJ'));
-    assert.deepEqual(pending.map((p) => p.detail), ['status PENDING', 'status PENDING']);
+    assert.deepEqual(
+      pending.map((p) => p.detail),
+      ['status PENDING', 'status PENDING'],
+    );
     assert.equal(pending[0]!.deadline, clock.now() - clock.elapsedMs() + 15 * 60_000);
 
     // Both delegated name servers were asked, over UDP, for the A record.
@@ -108,7 +125,10 @@ describe('dns.switch', () => {
     dns.set('app.billing.example.com', 'CNAME', ['lb.legacy-dc.example.net']);
     await assert.rejects(dnsSwitch.apply(t.ctx, params({ record: 'app', deadlineMinutes: 2 })), (error: unknown) => {
       assert.ok(error instanceof StepError);
-      assert.match(error.message, /^Unable to point app\.billing\.example\.com at A alias k8s-app-ingress.*: the authoritative name servers of app\.billing\.example\.com do not give the new A answer \(127\.0\.0\.1:\d+: no records; 127\.0\.0\.1:\d+: no records\)/);
+      assert.match(
+        error.message,
+        /^Unable to point app\.billing\.example\.com at A alias k8s-app-ingress.*: the authoritative name servers of app\.billing\.example\.com do not give the new A answer \(127\.0\.0\.1:\d+: no records; 127\.0\.0\.1:\d+: no records\)/,
+      );
       assert.equal(error.findings[0]?.object, 'record app.billing.example.com A');
       assert.match(error.findings[0]!.fix!, /dig @ns-1201\.awsdns-22\.org app\.billing\.example\.com A/);
       return true;
@@ -120,7 +140,10 @@ describe('dns.switch', () => {
     const { route53, t } = setup({ getChangesUntilInsync: 0 });
     await dnsSwitch.apply(t.ctx, params({ record: 'webhooks' }));
     assert.deepEqual(route53.mock.commandCalls(ChangeResourceRecordSetsCommand)[0]!.args[0].input.ChangeBatch!.Changes, [
-      { Action: 'UPSERT', ResourceRecordSet: { Name: WEBHOOKS, Type: 'A', TTL: 60, ResourceRecords: [{ Value: '203.0.113.20' }, { Value: '203.0.113.21' }] } },
+      {
+        Action: 'UPSERT',
+        ResourceRecordSet: { Name: WEBHOOKS, Type: 'A', TTL: 60, ResourceRecords: [{ Value: '203.0.113.20' }, { Value: '203.0.113.21' }] },
+      },
     ]);
 
     const again = t.retry();
@@ -137,17 +160,35 @@ describe('dns.switch', () => {
     await dnsSwitch.apply(t.ctx, params({ record: 'app' }));
     await dnsSwitch.undo!(t.ctx, params({ record: 'app' }), t.changes, undefined);
     assert.deepEqual(route53.mock.commandCalls(ChangeResourceRecordSetsCommand)[1]!.args[0].input.ChangeBatch!.Changes, [
-      { Action: 'DELETE', ResourceRecordSet: { Name: APP, Type: 'A', AliasTarget: { HostedZoneId: ALB_ZONE_ID, DNSName: `${ALB}.`, EvaluateTargetHealth: false } } },
+      {
+        Action: 'DELETE',
+        ResourceRecordSet: {
+          Name: APP,
+          Type: 'A',
+          AliasTarget: { HostedZoneId: ALB_ZONE_ID, DNSName: `${ALB}.`, EvaluateTargetHealth: false },
+        },
+      },
       { Action: 'CREATE', ResourceRecordSet: legacyApp },
     ]);
-    assert.deepEqual(route53.sets().filter((s) => s.Name === APP), [legacyApp]);
+    assert.deepEqual(
+      route53.sets().filter((s) => s.Name === APP),
+      [legacyApp],
+    );
     await dnsSwitch.undo!(t.ctx, params({ record: 'app' }), t.changes, undefined);
     assert.equal(route53.mock.commandCalls(ChangeResourceRecordSetsCommand).length, 2, 'undo is idempotent');
   });
 
   it('follows ListResourceRecordSets pages: switching back to a CNAME deletes both the A and AAAA aliases', async () => {
-    const alias = (Type: string): RecordSet => ({ Name: APP, Type, AliasTarget: { HostedZoneId: ALB_ZONE_ID, DNSName: `dualstack.${ALB}.`, EvaluateTargetHealth: false } });
-    const { route53, t } = setup({ sets: [alias('A'), alias('AAAA'), legacyWebhooks, ...neighbours], pageSize: 1, getChangesUntilInsync: 0 });
+    const alias = (Type: string): RecordSet => ({
+      Name: APP,
+      Type,
+      AliasTarget: { HostedZoneId: ALB_ZONE_ID, DNSName: `dualstack.${ALB}.`, EvaluateTargetHealth: false },
+    });
+    const { route53, t } = setup({
+      sets: [alias('A'), alias('AAAA'), legacyWebhooks, ...neighbours],
+      pageSize: 1,
+      getChangesUntilInsync: 0,
+    });
     await dnsSwitch.apply(t.ctx, params({ record: 'app', to: 'legacy', verifyAuthoritative: false }));
     assert.deepEqual(route53.mock.commandCalls(ChangeResourceRecordSetsCommand)[0]!.args[0].input.ChangeBatch!.Changes, [
       { Action: 'DELETE', ResourceRecordSet: alias('A') },
@@ -180,13 +221,19 @@ describe('dns.switch', () => {
   it('journals the old set before the change, so a denied change still leaves undo its record', async () => {
     const { route53, t } = setup();
     route53.mock.on(ChangeResourceRecordSetsCommand).rejects(Object.assign(new Error('not authorized'), { name: 'AccessDenied' }));
-    await assert.rejects(dnsSwitch.apply(t.ctx, params({ record: 'app' })), /permission denied: route53:ChangeResourceRecordSets on arn:aws:route53:::hostedzone\/Z0123456789ABCDEFGHIJ/);
+    await assert.rejects(
+      dnsSwitch.apply(t.ctx, params({ record: 'app' })),
+      /permission denied: route53:ChangeResourceRecordSets on arn:aws:route53:::hostedzone\/Z0123456789ABCDEFGHIJ/,
+    );
     assert.equal(t.changes.length, 1);
   });
 
   it('fails when the change never reaches INSYNC, naming the change', async () => {
     const { t, clock } = setup({ getChangesUntilInsync: Number.MAX_SAFE_INTEGER });
-    await assert.rejects(dnsSwitch.apply(t.ctx, params({ record: 'webhooks', deadlineMinutes: 1 })), /Route53 change \/change\/C01ABCDEFGHIJ for webhooks\.billing\.example\.com not INSYNC by the deadline \(status PENDING\)/);
+    await assert.rejects(
+      dnsSwitch.apply(t.ctx, params({ record: 'webhooks', deadlineMinutes: 1 })),
+      /Route53 change \/change\/C01ABCDEFGHIJ for webhooks\.billing\.example\.com not INSYNC by the deadline \(status PENDING\)/,
+    );
     assert.equal(clock.elapsedMs(), 60_000);
   });
 });

@@ -1,5 +1,5 @@
 /** Stack outputs with realistic AWS values, and a fake clock, for the AWS step tests. */
-import { stackOutputsSchema, type StackOutputs } from '../../infra/contract.ts';
+import { type StackOutputs, stackOutputsSchema } from '../../infra/contract.ts';
 
 export const ACCOUNT = '123456789012';
 export const REGION = 'eu-west-1';
@@ -44,8 +44,18 @@ export function awsOutputs(overrides: Partial<StackOutputs> = {}): StackOutputs 
       subnetGroupName: 'billing-production-db',
       securityGroupId: 'sg-0fedcba9876543210',
       replicas: [
-        { identifier: 'billing-production-replica-1', instanceClass: 'db.r6g.large', availabilityZone: 'eu-west-1b', performanceInsights: true },
-        { identifier: 'billing-production-replica-2', instanceClass: 'db.r6g.large', availabilityZone: 'eu-west-1c', performanceInsights: false },
+        {
+          identifier: 'billing-production-replica-1',
+          instanceClass: 'db.r6g.large',
+          availabilityZone: 'eu-west-1b',
+          performanceInsights: true,
+        },
+        {
+          identifier: 'billing-production-replica-2',
+          instanceClass: 'db.r6g.large',
+          availabilityZone: 'eu-west-1c',
+          performanceInsights: false,
+        },
       ],
     },
     source: { urlRef: 'ssm:/billing/production/database/source-url' },
@@ -68,7 +78,13 @@ export function awsOutputs(overrides: Partial<StackOutputs> = {}): StackOutputs 
           ttl: 3600,
           cutoverTtl: 60,
           legacy: { values: ['lb.legacy-dc.example.net'] },
-          cutover: { alias: { dnsName: 'k8s-app-ingress-0123456789.eu-west-1.elb.amazonaws.com', hostedZoneId: ALB_ZONE_ID, evaluateTargetHealth: false } },
+          cutover: {
+            alias: {
+              dnsName: 'k8s-app-ingress-0123456789.eu-west-1.elb.amazonaws.com',
+              hostedZoneId: ALB_ZONE_ID,
+              evaluateTargetHealth: false,
+            },
+          },
           cutoverType: 'A',
         },
         webhooks: {

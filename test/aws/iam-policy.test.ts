@@ -8,7 +8,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { cliIamPolicy, IAM_PREFIX, IMPLIED_ACTIONS } from '../../migrate/aws/iam-policy.ts';
-import { awsOutputs, ACCOUNT, REGION } from './fixtures.ts';
+import { ACCOUNT, awsOutputs, REGION } from './fixtures.ts';
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
@@ -49,7 +49,15 @@ describe('cliIamPolicy', () => {
   it('grants every AWS action the CLI source sends', () => {
     const used = actionsInSource();
     assert.ok(used.size >= 15, `scanned too few commands (${[...used.keys()].join(', ')})`);
-    for (const expected of ['rds:CreateDBInstanceReadReplica', 'rds:DescribeDBInstances', 'route53:ChangeResourceRecordSets', 'ssm:LabelParameterVersion', 'ssm:GetParameterHistory', 'sqs:ReceiveMessage', 'sts:GetCallerIdentity']) {
+    for (const expected of [
+      'rds:CreateDBInstanceReadReplica',
+      'rds:DescribeDBInstances',
+      'route53:ChangeResourceRecordSets',
+      'ssm:LabelParameterVersion',
+      'ssm:GetParameterHistory',
+      'sqs:ReceiveMessage',
+      'sts:GetCallerIdentity',
+    ]) {
       assert.ok(used.has(expected), `scanner missed ${expected}`);
     }
     const missing = [...used].filter(([action]) => !granted.has(action)).map(([action, file]) => `${action} (${file})`);
@@ -58,21 +66,28 @@ describe('cliIamPolicy', () => {
 
   it('grants nothing the CLI does not use', () => {
     const used = new Set([...actionsInSource().keys(), ...IMPLIED_ACTIONS]);
-    assert.deepEqual([...granted].filter((a) => !used.has(a)), []);
+    assert.deepEqual(
+      [...granted].filter((a) => !used.has(a)),
+      [],
+    );
   });
 
   it("scopes writes to the stack's own resources", () => {
     const statement = (sid: string) => policy.Statement.find((s) => s.Sid === sid)!;
-    assert.deepEqual(statement('DeleteReadReplicas').Resource, [
-      `arn:aws:rds:${REGION}:${ACCOUNT}:db:billing-production-replica-1`,
-      `arn:aws:rds:${REGION}:${ACCOUNT}:db:billing-production-replica-2`,
-    ], 'never the writer');
+    assert.deepEqual(
+      statement('DeleteReadReplicas').Resource,
+      [
+        `arn:aws:rds:${REGION}:${ACCOUNT}:db:billing-production-replica-1`,
+        `arn:aws:rds:${REGION}:${ACCOUNT}:db:billing-production-replica-2`,
+      ],
+      'never the writer',
+    );
     assert.deepEqual(statement('StackParameters').Resource, [`arn:aws:ssm:${REGION}:${ACCOUNT}:parameter/billing/production/*`]);
     assert.deepEqual(statement('ChangeMovableRecords').Resource, ['arn:aws:route53:::hostedzone/Z0123456789ABCDEFGHIJ']);
-    assert.deepEqual(statement('ChangeMovableRecords').Condition!['ForAllValues:StringEquals']!['route53:ChangeResourceRecordSetsNormalizedRecordNames'], [
-      'app.billing.example.com',
-      'webhooks.billing.example.com',
-    ]);
+    assert.deepEqual(
+      statement('ChangeMovableRecords').Condition!['ForAllValues:StringEquals']!['route53:ChangeResourceRecordSetsNormalizedRecordNames'],
+      ['app.billing.example.com', 'webhooks.billing.example.com'],
+    );
     assert.deepEqual(statement('WebhookQueues').Resource, [
       `arn:aws:sqs:${REGION}:${ACCOUNT}:billing-production-webhooks`,
       `arn:aws:sqs:${REGION}:${ACCOUNT}:billing-production-webhooks-dlq`,
@@ -85,6 +100,9 @@ describe('cliIamPolicy', () => {
     const outputs = awsOutputs();
     outputs.source.urlRef = 'ssm:/legacy/database/url';
     const extra = cliIamPolicy(outputs).Statement.find((s) => s.Sid === 'SecretReferences');
-    assert.deepEqual(extra?.Resource, [`arn:aws:ssm:${REGION}:${ACCOUNT}:parameter/billing/production/database/master-password`, `arn:aws:ssm:${REGION}:${ACCOUNT}:parameter/legacy/database/url`]);
+    assert.deepEqual(extra?.Resource, [
+      `arn:aws:ssm:${REGION}:${ACCOUNT}:parameter/billing/production/database/master-password`,
+      `arn:aws:ssm:${REGION}:${ACCOUNT}:parameter/legacy/database/url`,
+    ]);
   });
 });

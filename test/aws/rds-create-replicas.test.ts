@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import { CreateDBInstanceReadReplicaCommand, DeleteDBInstanceCommand } from '@aws-sdk/client-rds';
-import { rdsCreateReplicas } from '../../migrate/steps/aws/rds-create-replicas.ts';
 import { StepError } from '../../migrate/core/step.ts';
+import { rdsCreateReplicas } from '../../migrate/steps/aws/rds-create-replicas.ts';
 import { testContext } from '../support/context.ts';
 import { awsOutputs, fakeClock, KMS_KEY } from './fixtures.ts';
 import { fakeRds } from './rds-fake.ts';
@@ -27,7 +27,10 @@ describe('rds.create-replicas', () => {
     cleanup = [];
   });
   const open = (s: ReturnType<typeof setup>) => {
-    cleanup.push(() => s.t.close(), async () => s.rds.mock.restore());
+    cleanup.push(
+      () => s.t.close(),
+      async () => s.rds.mock.restore(),
+    );
     return s;
   };
 
@@ -36,7 +39,11 @@ describe('rds.create-replicas', () => {
     rds.mock.on(CreateDBInstanceReadReplicaCommand).callsFake(async (input) => {
       // Write-ahead: the journal names the replica before RDS is asked to create it.
       assert.ok(t.changes.some((c) => (c as { identifier: string }).identifier === input.DBInstanceIdentifier));
-      rds.add(input.DBInstanceIdentifier, { DBInstanceStatus: 'creating', Endpoint: undefined, ReadReplicaSourceDBInstanceIdentifier: SOURCE });
+      rds.add(input.DBInstanceIdentifier, {
+        DBInstanceStatus: 'creating',
+        Endpoint: undefined,
+        ReadReplicaSourceDBInstanceIdentifier: SOURCE,
+      });
       rds.instances.get(input.DBInstanceIdentifier)!.describesLeft = 3;
       return {};
     });
@@ -109,7 +116,10 @@ describe('rds.create-replicas', () => {
     cleanup.push(() => again.close());
     const probe = await rdsCreateReplicas.probe(again.ctx, params());
     assert.equal(probe.state, 'done');
-    assert.deepEqual(probe.result?.endpoints.map((e) => e.identifier), [R1, R2]);
+    assert.deepEqual(
+      probe.result?.endpoints.map((e) => e.identifier),
+      [R1, R2],
+    );
     await rdsCreateReplicas.apply(again.ctx, params());
     assert.equal(rds.mock.commandCalls(CreateDBInstanceReadReplicaCommand).length, 1, 'second apply created nothing');
     assert.deepEqual(again.changes, []);
@@ -127,14 +137,17 @@ describe('rds.create-replicas', () => {
 
   it('fails at the deadline naming the replica still creating and what the journal holds', async () => {
     const { t, clock } = open(setup({ describesUntilAvailable: Number.MAX_SAFE_INTEGER }));
-    await assert.rejects(rdsCreateReplicas.apply(t.ctx, params({ replicas: [R2], deadlineMinutes: 20, pollSeconds: 60 })), (error: unknown) => {
-      assert.ok(error instanceof StepError);
-      assert.match(error.message, /^Unable to create read replicas of billing-production: replicas not available after 20 minutes/);
-      assert.match(error.message, new RegExp(`${R2} creating`));
-      assert.equal(error.findings[0]?.object, `db ${R2}`);
-      assert.match(error.findings[0]!.message, new RegExp(`recorded in the journal as created by this run: ${R2}`));
-      return true;
-    });
+    await assert.rejects(
+      rdsCreateReplicas.apply(t.ctx, params({ replicas: [R2], deadlineMinutes: 20, pollSeconds: 60 })),
+      (error: unknown) => {
+        assert.ok(error instanceof StepError);
+        assert.match(error.message, /^Unable to create read replicas of billing-production: replicas not available after 20 minutes/);
+        assert.match(error.message, new RegExp(`${R2} creating`));
+        assert.equal(error.findings[0]?.object, `db ${R2}`);
+        assert.match(error.findings[0]!.message, new RegExp(`recorded in the journal as created by this run: ${R2}`));
+        return true;
+      },
+    );
     assert.equal(clock.elapsedMs(), 20 * 60_000, 'gave up exactly at the deadline, on the fake clock');
   });
 
@@ -166,7 +179,10 @@ describe('rds.create-replicas', () => {
     const { rds, t } = open(setup());
     const probe = await rdsCreateReplicas.probe(t.ctx, params());
     assert.equal(probe.state, 'ready');
-    assert.match(probe.plan![0]!, /^rds:CreateDBInstanceReadReplica DBInstanceIdentifier=billing-production-replica-1 SourceDBInstanceIdentifier=billing-production DBInstanceClass=db.r6g.large AvailabilityZone=eu-west-1b .*PubliclyAccessible=false EnablePerformanceInsights=true PerformanceInsightsKMSKeyId=arn:aws:kms:.* Tags=.*migrate:run-id:test-run/);
+    assert.match(
+      probe.plan![0]!,
+      /^rds:CreateDBInstanceReadReplica DBInstanceIdentifier=billing-production-replica-1 SourceDBInstanceIdentifier=billing-production DBInstanceClass=db.r6g.large AvailabilityZone=eu-west-1b .*PubliclyAccessible=false EnablePerformanceInsights=true PerformanceInsightsKMSKeyId=arn:aws:kms:.* Tags=.*migrate:run-id:test-run/,
+    );
     assert.match(probe.plan![1]!, /DBInstanceIdentifier=billing-production-replica-2 .*EnablePerformanceInsights=false/);
     assert.ok(rds.mock.calls().every((c) => c.args[0].constructor.name === 'DescribeDBInstancesCommand'));
   });
@@ -177,10 +193,16 @@ describe('rds.create-replicas', () => {
     rds.add(R2, { ReadReplicaSourceDBInstanceIdentifier: 'someone-else' });
     const probe = await rdsCreateReplicas.probe(t.ctx, params());
     assert.equal(probe.state, 'blocked');
-    assert.deepEqual(probe.findings?.filter((f) => f.severity === 'error').map((f) => f.object), [`db ${SOURCE}`, `db ${R2}`]);
+    assert.deepEqual(
+      probe.findings?.filter((f) => f.severity === 'error').map((f) => f.object),
+      [`db ${SOURCE}`, `db ${R2}`],
+    );
     await assert.rejects(rdsCreateReplicas.apply(t.ctx, params()), (error: unknown) => {
       assert.ok(error instanceof StepError);
-      assert.match(error.message, /^Unable to create read replicas of billing-production: db billing-production: automated backups are off .*; db billing-production-replica-2: exists but is not a read replica of billing-production \(replica of: someone-else\)$/);
+      assert.match(
+        error.message,
+        /^Unable to create read replicas of billing-production: db billing-production: automated backups are off .*; db billing-production-replica-2: exists but is not a read replica of billing-production \(replica of: someone-else\)$/,
+      );
       return true;
     });
     assert.equal(rds.mock.commandCalls(CreateDBInstanceReadReplicaCommand).length, 0);
@@ -191,21 +213,30 @@ describe('rds.create-replicas', () => {
     const { t } = open(setup());
     const probe = await rdsCreateReplicas.probe(t.ctx, params({ replicas: [R1, 'billing-production-replica-9'] }));
     assert.equal(probe.state, 'blocked');
-    assert.deepEqual(probe.findings?.map((f) => [f.object, f.message]), [
-      ['with.replicas', `billing-production-replica-9 is not a replica of this stack (known: ${R1}, ${R2})`],
-    ]);
+    assert.deepEqual(
+      probe.findings?.map((f) => [f.object, f.message]),
+      [['with.replicas', `billing-production-replica-9 is not a replica of this stack (known: ${R1}, ${R2})`]],
+    );
   });
 
   it('turns AccessDenied into an error naming the IAM action, the resource and the fix', async () => {
     const { rds, t } = open(setup());
-    rds.mock
-      .on(CreateDBInstanceReadReplicaCommand)
-      .rejects(Object.assign(new Error('User: arn:aws:iam::123456789012:user/ops is not authorized to perform: rds:CreateDBInstanceReadReplica'), { name: 'AccessDenied' }));
+    rds.mock.on(CreateDBInstanceReadReplicaCommand).rejects(
+      Object.assign(new Error('User: arn:aws:iam::123456789012:user/ops is not authorized to perform: rds:CreateDBInstanceReadReplica'), {
+        name: 'AccessDenied',
+      }),
+    );
     await assert.rejects(rdsCreateReplicas.apply(t.ctx, params({ replicas: [R1] })), (error: unknown) => {
       assert.ok(error instanceof StepError);
-      assert.match(error.message, /permission denied: rds:CreateDBInstanceReadReplica on arn:aws:rds:eu-west-1:123456789012:db:billing-production-replica-1/);
+      assert.match(
+        error.message,
+        /permission denied: rds:CreateDBInstanceReadReplica on arn:aws:rds:eu-west-1:123456789012:db:billing-production-replica-1/,
+      );
       assert.equal(error.findings[0]?.object, 'IAM action rds:CreateDBInstanceReadReplica');
-      assert.match(error.findings[0]!.fix!, /grant rds:CreateDBInstanceReadReplica on arn:aws:rds:eu-west-1:123456789012:db:billing-production-replica-1/);
+      assert.match(
+        error.findings[0]!.fix!,
+        /grant rds:CreateDBInstanceReadReplica on arn:aws:rds:eu-west-1:123456789012:db:billing-production-replica-1/,
+      );
       return true;
     });
   });

@@ -5,12 +5,12 @@
  */
 import {
   CreateDBInstanceReadReplicaCommand,
+  type DBInstance,
   DBInstanceAlreadyExistsFault,
   DBInstanceNotFoundFault,
   DeleteDBInstanceCommand,
   DescribeDBInstancesCommand,
   RDSClient,
-  type DBInstance,
 } from '@aws-sdk/client-rds';
 import { mockClient } from 'aws-sdk-client-mock';
 import { KMS_KEY } from './fixtures.ts';

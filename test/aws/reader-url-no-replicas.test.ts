@@ -10,7 +10,7 @@ import { PutParameterCommand } from '@aws-sdk/client-ssm';
 import { kindLookup } from '../../migrate/core/environment.ts';
 import { loadRunbook, resolveParams } from '../../migrate/core/runbook.ts';
 import { Secret } from '../../migrate/core/secret.ts';
-import { StepError, type Json } from '../../migrate/core/step.ts';
+import { type Json, StepError } from '../../migrate/core/step.ts';
 import { rdsCreateReplicas } from '../../migrate/steps/aws/rds-create-replicas.ts';
 import { ssmSwap } from '../../migrate/steps/aws/ssm-swap.ts';
 import { testContext } from '../support/context.ts';
@@ -36,14 +36,21 @@ describe('d-day with no cutover replicas', () => {
     ssm.put(outputs.parameters.writerUrl, 'legacy-writer');
     ssm.put(outputs.parameters.readerUrls, 'legacy-readers');
     const t = testContext({ outputs, secret: async () => new Secret(PASSWORD) });
-    cleanup.push(() => t.close(), () => rds.mock.restore(), () => ssm.mock.restore());
+    cleanup.push(
+      () => t.close(),
+      () => rds.mock.restore(),
+      () => ssm.mock.restore(),
+    );
 
     const probe = await rdsCreateReplicas.probe(t.ctx, rdsCreateReplicas.params.parse({}));
     assert.equal(probe.state, 'done');
     const writer = `${outputs.database.endpoint}:${outputs.database.port}`;
     assert.deepEqual(probe.result, { endpoints: [], hosts: '', readerHosts: writer });
 
-    const runbook = loadRunbook(join(import.meta.dirname, '..', '..', 'runbooks', 'd-day.yaml'), { outputs, ...kindLookup('/nonexistent-state') });
+    const runbook = loadRunbook(join(import.meta.dirname, '..', '..', 'runbooks', 'd-day.yaml'), {
+      outputs,
+      ...kindLookup('/nonexistent-state'),
+    });
     const step = runbook.steps.find((s) => s.id === 'swap-secrets')!;
     const params = await resolveParams(runbook, step, {
       outputs,
@@ -65,7 +72,10 @@ describe('d-day with no cutover replicas', () => {
     ssm.put(outputs.parameters.writerUrl, 'legacy-writer');
     ssm.put(outputs.parameters.readerUrls, 'legacy-readers');
     const t = testContext({ outputs });
-    cleanup.push(() => t.close(), () => ssm.mock.restore());
+    cleanup.push(
+      () => t.close(),
+      () => ssm.mock.restore(),
+    );
     const params = ssmSwap.params.parse({
       parameters: [
         { name: outputs.parameters.writerUrl, value: `postgresql://app:${PASSWORD}@db.example.com:5432/app` },
@@ -75,8 +85,14 @@ describe('d-day with no cutover replicas', () => {
 
     const probe = await ssmSwap.probe(t.ctx, params);
     assert.equal(probe.state, 'blocked');
-    assert.deepEqual(probe.findings!.map((f) => [f.severity, f.object]), [['error', `parameter ${outputs.parameters.readerUrls}`]]);
-    await assert.rejects(ssmSwap.apply(t.ctx, params), (error: unknown) => error instanceof StepError && /empty host/.test(error.message) && !error.message.includes(PASSWORD));
+    assert.deepEqual(
+      probe.findings!.map((f) => [f.severity, f.object]),
+      [['error', `parameter ${outputs.parameters.readerUrls}`]],
+    );
+    await assert.rejects(
+      ssmSwap.apply(t.ctx, params),
+      (error: unknown) => error instanceof StepError && /empty host/.test(error.message) && !error.message.includes(PASSWORD),
+    );
     assert.equal(ssm.mock.commandCalls(PutParameterCommand).length, 0);
   });
 });

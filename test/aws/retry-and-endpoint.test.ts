@@ -38,7 +38,10 @@ describe('AWS clients against a local endpoint', () => {
   });
   after(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
-  const history = { status: 200, body: { Parameters: [{ Name: WRITER, Version: 4, Labels: [], Type: 'SecureString', Value: 'ciphertext' }] } };
+  const history = {
+    status: 200,
+    body: { Parameters: [{ Name: WRITER, Version: 4, Labels: [], Type: 'SecureString', Value: 'ciphertext' }] },
+  };
   const params = ssmSwap.params.parse({ parameters: [{ name: WRITER, value: 'new-writer-value-x1' }] });
 
   it('retries a Throttling response and then succeeds', async () => {
@@ -55,12 +58,21 @@ describe('AWS clients against a local endpoint', () => {
   });
 
   it('turns a real AccessDeniedException into an error naming ssm:GetParameterHistory on the parameter ARN', async () => {
-    replies.push({ status: 400, body: { __type: 'AccessDeniedException', message: 'User: arn:aws:iam::123456789012:user/ops is not authorized to perform: ssm:GetParameterHistory' } });
+    replies.push({
+      status: 400,
+      body: {
+        __type: 'AccessDeniedException',
+        message: 'User: arn:aws:iam::123456789012:user/ops is not authorized to perform: ssm:GetParameterHistory',
+      },
+    });
     const t = testContext({ outputs: awsOutputs() });
     try {
       await assert.rejects(ssmSwap.probe(t.ctx, params), (error: unknown) => {
         assert.ok(error instanceof StepError);
-        assert.match(error.message, /^permission denied: ssm:GetParameterHistory on arn:aws:ssm:eu-west-1:123456789012:parameter\/billing\/production\/database\/writer-url \(AccessDeniedException/);
+        assert.match(
+          error.message,
+          /^permission denied: ssm:GetParameterHistory on arn:aws:ssm:eu-west-1:123456789012:parameter\/billing\/production\/database\/writer-url \(AccessDeniedException/,
+        );
         return true;
       });
     } finally {
@@ -70,12 +82,10 @@ describe('AWS clients against a local endpoint', () => {
 
   it('the secret resolver reads Parameter Store through the same endpoint and retry policy (more attempts than the SDK default of 3)', async () => {
     const throttled = { status: 400, body: { __type: 'ThrottlingException', message: 'Rate exceeded' } };
-    replies.push(
-      throttled,
-      throttled,
-      throttled,
-      { status: 200, body: { Parameter: { Name: WRITER, Type: 'SecureString', Value: 'resolved-writer-value-7d3e', Version: 4 } } },
-    );
+    replies.push(throttled, throttled, throttled, {
+      status: 200,
+      body: { Parameter: { Name: WRITER, Type: 'SecureString', Value: 'resolved-writer-value-7d3e', Version: 4 } },
+    });
     targets.length = 0;
     const secret = await createSecretResolver({ region: 'eu-west-1' })(`ssm:${WRITER}`);
     assert.equal(secret.reveal(), 'resolved-writer-value-7d3e');

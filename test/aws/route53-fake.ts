@@ -69,11 +69,18 @@ export function fakeRoute53(options: {
       const existing = next.find((s) => same(s, ResourceRecordSet));
       if (Action === 'DELETE') {
         if (!existing || JSON.stringify(existing) !== JSON.stringify(ResourceRecordSet)) {
-          throw new InvalidChangeBatch({ message: `Tried to delete resource record set [name='${ResourceRecordSet.Name}', type='${ResourceRecordSet.Type}'] but the values provided do not match the current values`, $metadata: {} });
+          throw new InvalidChangeBatch({
+            message: `Tried to delete resource record set [name='${ResourceRecordSet.Name}', type='${ResourceRecordSet.Type}'] but the values provided do not match the current values`,
+            $metadata: {},
+          });
         }
         next = next.filter((s) => !same(s, ResourceRecordSet));
       } else if (Action === 'CREATE') {
-        if (existing) throw new InvalidChangeBatch({ message: `Tried to create resource record set [name='${ResourceRecordSet.Name}', type='${ResourceRecordSet.Type}'] but it already exists`, $metadata: {} });
+        if (existing)
+          throw new InvalidChangeBatch({
+            message: `Tried to create resource record set [name='${ResourceRecordSet.Name}', type='${ResourceRecordSet.Type}'] but it already exists`,
+            $metadata: {},
+          });
         next.push(structuredClone(ResourceRecordSet));
       } else {
         next = [...next.filter((s) => !same(s, ResourceRecordSet)), structuredClone(ResourceRecordSet)];
@@ -81,7 +88,10 @@ export function fakeRoute53(options: {
     }
     for (const set of next) {
       if (set.Type === 'CNAME' && next.some((o) => o.Name === set.Name && o.Type !== 'CNAME')) {
-        throw new InvalidChangeBatch({ message: `RRSet of type CNAME with DNS name ${set.Name} is not permitted as it conflicts with other records with the same DNS name`, $metadata: {} });
+        throw new InvalidChangeBatch({
+          message: `RRSet of type CNAME with DNS name ${set.Name} is not permitted as it conflicts with other records with the same DNS name`,
+          $metadata: {},
+        });
       }
     }
     sets = next;

@@ -52,8 +52,14 @@ describe('SQS behind an endpoint override', () => {
         await t.close();
       }
       assert.ok(seen.length > 0, 'the local endpoint received the requests');
-      assert.ok(seen.every((r) => r.target.startsWith('AmazonSQS.')), JSON.stringify(seen));
-      assert.ok(seen.some((r) => r.queueUrl === outputs.webhooks!.queueUrl), JSON.stringify(seen));
+      assert.ok(
+        seen.every((r) => r.target.startsWith('AmazonSQS.')),
+        JSON.stringify(seen),
+      );
+      assert.ok(
+        seen.some((r) => r.queueUrl === outputs.webhooks!.queueUrl),
+        JSON.stringify(seen),
+      );
     });
   }
 });

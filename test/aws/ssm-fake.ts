@@ -7,9 +7,9 @@ import {
   GetParameterHistoryCommand,
   LabelParameterVersionCommand,
   ParameterNotFound,
+  type ParameterType,
   PutParameterCommand,
   SSMClient,
-  type ParameterType,
 } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 
@@ -75,12 +75,20 @@ export function fakeSsm() {
     return { InvalidLabels: [], ParameterVersion: target.version };
   });
 
-  mock.on(PutParameterCommand).callsFake(async (input) => ({ Version: put(input.Name, input.Value, input.Type, input.KeyId), Tier: 'Standard' }));
+  mock
+    .on(PutParameterCommand)
+    .callsFake(async (input) => ({ Version: put(input.Name, input.Value, input.Type, input.KeyId), Tier: 'Standard' }));
 
   mock.on(GetParameterCommand).callsFake(async (input) => {
     const { name, version } = select(input.Name);
     return {
-      Parameter: { Name: name, Version: version.version, Type: version.type, Value: input.WithDecryption ? version.value : 'AQICAHh…ciphertext', Selector: input.Name.slice(name.length) || undefined },
+      Parameter: {
+        Name: name,
+        Version: version.version,
+        Type: version.type,
+        Value: input.WithDecryption ? version.value : 'AQICAHh…ciphertext',
+        Selector: input.Name.slice(name.length) || undefined,
+      },
     };
   });
 

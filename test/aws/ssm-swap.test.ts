@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import { LabelParameterVersionCommand, PutParameterCommand } from '@aws-sdk/client-ssm';
+import { type Json, type StepContext, StepError } from '../../migrate/core/step.ts';
 import { ssmSwap } from '../../migrate/steps/aws/ssm-swap.ts';
-import { StepError, type Json, type StepContext } from '../../migrate/core/step.ts';
-import { testContext, type TestContext } from '../support/context.ts';
+import { type TestContext, testContext } from '../support/context.ts';
 import { awsOutputs, KMS_KEY } from './fixtures.ts';
 import { fakeSsm } from './ssm-fake.ts';
 
@@ -47,7 +47,10 @@ describe('ssm.swap', () => {
     ssm.put(WRITER, LEGACY);
     ssm.put(READERS, 'legacy-readers');
     const t = testContext({ outputs: awsOutputs() });
-    cleanup.push(() => t.close(), () => ssm.mock.restore());
+    cleanup.push(
+      () => t.close(),
+      () => ssm.mock.restore(),
+    );
     return { ssm, t };
   }
 
@@ -104,9 +107,18 @@ describe('ssm.swap', () => {
     cleanup.push(() => again.close());
     const probe = await ssmSwap.probe(again.ctx, params());
     assert.equal(probe.state, 'done');
-    assert.deepEqual(probe.result?.parameters.map((p) => [p.name, p.previousVersion, p.version]), [[WRITER, 2, 3], [READERS, 1, 2]]);
+    assert.deepEqual(
+      probe.result?.parameters.map((p) => [p.name, p.previousVersion, p.version]),
+      [
+        [WRITER, 2, 3],
+        [READERS, 1, 2],
+      ],
+    );
     await ssmSwap.apply(again.ctx, params());
-    const after = ssm.mock.calls().slice(writes).map((c) => c.args[0].constructor.name);
+    const after = ssm.mock
+      .calls()
+      .slice(writes)
+      .map((c) => c.args[0].constructor.name);
     assert.deepEqual([...new Set(after)], ['GetParameterHistoryCommand'], 'only reads on the second run');
     assert.deepEqual(again.changes, []);
   });
@@ -116,7 +128,10 @@ describe('ssm.swap', () => {
     ssm.mock
       .on(LabelParameterVersionCommand, { Name: WRITER, Labels: ['cutover-test-run'] })
       .rejectsOnce(Object.assign(new Error('connection reset'), { name: 'TimeoutError' }));
-    await assert.rejects(ssmSwap.apply(t.ctx, params()), /Unable to update parameter \/billing\/production\/database\/writer-url: connection reset/);
+    await assert.rejects(
+      ssmSwap.apply(t.ctx, params()),
+      /Unable to update parameter \/billing\/production\/database\/writer-url: connection reset/,
+    );
     ssm.mock.on(LabelParameterVersionCommand, { Name: WRITER, Labels: ['cutover-test-run'] }).callsFake(async (input) => {
       const versions = ssm.store.get(input.Name)!;
       versions.find((v) => v.version === input.ParameterVersion)!.labels.push(...input.Labels);
@@ -140,7 +155,10 @@ describe('ssm.swap', () => {
     const puts = ssm.mock.commandCalls(PutParameterCommand).length;
 
     await ssmSwap.undo!(t.ctx, params(), t.changes, undefined);
-    const restores = ssm.mock.commandCalls(PutParameterCommand).slice(puts).map((c) => c.args[0].input);
+    const restores = ssm.mock
+      .commandCalls(PutParameterCommand)
+      .slice(puts)
+      .map((c) => c.args[0].input);
     assert.deepEqual(restores, [
       { Name: WRITER, Value: LEGACY, Type: 'SecureString', KeyId: KMS_KEY, Overwrite: true },
       { Name: READERS, Value: 'legacy-readers', Type: 'String', Overwrite: true },
@@ -169,7 +187,11 @@ describe('ssm.swap', () => {
 
   it('never lets the value into an error, even when AWS echoes it', async () => {
     const { ssm, t } = setup();
-    ssm.mock.on(PutParameterCommand).rejects(Object.assign(new Error(`1 validation error detected: Value '${PLANTED}' at 'value' failed to satisfy constraint`), { name: 'ValidationException' }));
+    ssm.mock.on(PutParameterCommand).rejects(
+      Object.assign(new Error(`1 validation error detected: Value '${PLANTED}' at 'value' failed to satisfy constraint`), {
+        name: 'ValidationException',
+      }),
+    );
     await assert.rejects(ssmSwap.apply(t.ctx, params()), (error: unknown) => {
       assert.ok(error instanceof StepError);
       assert.match(error.message, /^Unable to update parameter .*writer-url: 1 validation error detected: Value '\*\*\*'/);
@@ -208,8 +230,14 @@ describe('ssm.swap', () => {
     ssm.store.get(READERS)![0]!.labels.push('cutover-earlier-run');
     await assert.rejects(ssmSwap.apply(t.ctx, params()), (error: unknown) => {
       assert.ok(error instanceof StepError);
-      assert.match(error.message, /^parameter \/billing\/production\/database\/reader-urls: current version 1 was written by another cutover run \(cutover-earlier-run\)/);
-      assert.deepEqual(error.findings.map((f) => f.object), [`parameter ${READERS}`]);
+      assert.match(
+        error.message,
+        /^parameter \/billing\/production\/database\/reader-urls: current version 1 was written by another cutover run \(cutover-earlier-run\)/,
+      );
+      assert.deepEqual(
+        error.findings.map((f) => f.object),
+        [`parameter ${READERS}`],
+      );
       return true;
     });
     assert.equal(ssm.mock.commandCalls(PutParameterCommand).length, 0);

@@ -11,12 +11,22 @@ import { after, before, describe, it } from 'node:test';
 import { EXIT } from '../../migrate/commands/exit-codes.ts';
 import { localOutputs } from '../../migrate/local/outputs.ts';
 import type { PostgresServer } from '../../migrate/local/postgres-server.ts';
-import { cli, describeResult, entriesSoFar, journalFiles, STACK, startCli, state, waitUntil, type CliProcess } from './support.ts';
+import { type CliProcess, cli, describeResult, entriesSoFar, journalFiles, STACK, startCli, state, waitUntil } from './support.ts';
 
 /** Enough of a server for `localOutputs`: nothing listens on port 1, and nothing here connects. */
 function unreachableServer(name: string): PostgresServer {
   const url = (database = 'postgres') => `postgres://postgres:unused@127.0.0.1:1/${database}`;
-  return { name, host: '127.0.0.1', port: 1, user: 'postgres', password: 'unused', dataDir: '', bindir: '', major: 15, url } as unknown as PostgresServer;
+  return {
+    name,
+    host: '127.0.0.1',
+    port: 1,
+    user: 'postgres',
+    password: 'unused',
+    dataDir: '',
+    bindir: '',
+    major: 15,
+    url,
+  } as unknown as PostgresServer;
 }
 
 describe('bad input and the lock', () => {
@@ -42,7 +52,10 @@ describe('bad input and the lock', () => {
   describe('usage errors (exit 2)', { concurrency: true }, () => {
     it('a runbook with an unknown step kind names the file, the step and the kind', async () => {
       const file = join(dir, 'unknown-kind.yaml');
-      writeFileSync(file, 'name: unknown-kind\nsteps:\n  - id: freeze\n    uses: postgres.freeze-writes\n  - id: beam-up\n    uses: postgres.teleport\n');
+      writeFileSync(
+        file,
+        'name: unknown-kind\nsteps:\n  - id: freeze\n    uses: postgres.freeze-writes\n  - id: beam-up\n    uses: postgres.teleport\n',
+      );
       const r = await cli([...global, 'run', file, '--yes']);
       assert.equal(r.code, EXIT.usage, describeResult(r));
       assert.match(r.stderr, new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
@@ -82,12 +95,19 @@ describe('bad input and the lock', () => {
     const lockGlobal = ['--outputs', outputsFile, '--state-dir', stateDir];
     const runbook = join(dir, 'long.yaml');
     // A shell step that waits: the run holds the lock for as long as the test needs, no server required.
-    writeFileSync(runbook, 'name: long\nsteps:\n  - id: wait\n    uses: source.stop\n    with:\n      command: sleep 60\n      timeoutSeconds: 90\n');
+    writeFileSync(
+      runbook,
+      'name: long\nsteps:\n  - id: wait\n    uses: source.stop\n    with:\n      command: sleep 60\n      timeoutSeconds: 90\n',
+    );
     const first = startCli([...lockGlobal, 'run', runbook, '--yes']);
     running.push(first);
     const lockFile = join(stateDir, STACK, 'lock');
     const journal = await waitUntil('the first run journal', () => journalFiles(stateDir)[0], { process: first });
-    await waitUntil('the first run inside its step', () => (entriesSoFar(journal).some((e) => e.type === 'step-started') ? true : undefined), { process: first });
+    await waitUntil(
+      'the first run inside its step',
+      () => (entriesSoFar(journal).some((e) => e.type === 'step-started') ? true : undefined),
+      { process: first },
+    );
     assert.ok(existsSync(lockFile));
     const holder = JSON.parse(readFileSync(lockFile, 'utf8')) as { pid: number; runId: string };
     assert.equal(holder.pid, first.child.pid);

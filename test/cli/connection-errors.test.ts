@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { EXIT } from '../../migrate/commands/exit-codes.ts';
 import { serverOutputs } from '../../migrate/local/outputs.ts';
-import { startPostgres, type PostgresServer } from '../../migrate/local/postgres-server.ts';
+import { type PostgresServer, startPostgres } from '../../migrate/local/postgres-server.ts';
 import { cli, describeResult, startCli } from './support.ts';
 
 const WRONG = 'Wr0ngTargetPassw0rd';
@@ -25,7 +25,15 @@ describe('connection errors name the server and the field to fix', { concurrency
     const file = join(dir, `${name}.json`);
     const outputs = serverOutputs({
       environment: 'rehearsal',
-      target: { host: '127.0.0.1', port, user: 'postgres', database: 'postgres', sslMode: 'disable', version: '15', passwordRef: `file:${join(dir, `${name}.password`)}` },
+      target: {
+        host: '127.0.0.1',
+        port,
+        user: 'postgres',
+        database: 'postgres',
+        sslMode: 'disable',
+        version: '15',
+        passwordRef: `file:${join(dir, `${name}.password`)}`,
+      },
       sourceUrlRef: `file:${join(dir, `${name}.source`)}`,
     });
     writeFileSync(file, JSON.stringify(outputs));
@@ -60,7 +68,10 @@ describe('connection errors name the server and the field to fix', { concurrency
     const file = outputsFor('refused', 1, WRONG);
     const r = await cli(['--outputs', file, '--state-dir', join(dir, 'state-2'), 'run', 'runbooks/week-prior.yaml', '--yes']);
     assert.equal(r.code, EXIT.failed, describeResult(r));
-    assert.match(r.stderr, /target \(rehearsal-target\) at 127\.0\.0\.1:1: .*ECONNREFUSED.*nothing listens there.*database\.endpoint \/ database\.port/);
+    assert.match(
+      r.stderr,
+      /target \(rehearsal-target\) at 127\.0\.0\.1:1: .*ECONNREFUSED.*nothing listens there.*database\.endpoint \/ database\.port/,
+    );
     noSecret(r.stdout + r.stderr);
   });
 

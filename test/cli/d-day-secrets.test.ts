@@ -37,7 +37,9 @@ describe('d-day with app-password missing from Parameter Store', () => {
         }
         requests.push(`${request.method} ${request.url} ${target ?? /Action=(\w+)/.exec(body)?.[1] ?? ''}`);
         response.writeHead(403, { 'content-type': 'text/xml' });
-        response.end('<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>denied by the test endpoint</Message></Error></ErrorResponse>');
+        response.end(
+          '<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>denied by the test endpoint</Message></Error></ErrorResponse>',
+        );
       });
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -56,7 +58,11 @@ describe('d-day with app-password missing from Parameter Store', () => {
   it('the dry run exits 4 and names the secret and its parameter', async () => {
     const result = await migrate(join(dir, 'state-dry'), 'run', 'runbooks/d-day.yaml', '--dry-run');
     assert.equal(result.code, EXIT.blocked, describeResult(result));
-    assert.match(result.stdout, new RegExp(`secret appPassword: ssm:${PARAMETER} \\(used by step 'swap-secrets'\\) does not resolve: .*ParameterNotFound`), describeResult(result));
+    assert.match(
+      result.stdout,
+      new RegExp(`secret appPassword: ssm:${PARAMETER} \\(used by step 'swap-secrets'\\) does not resolve: .*ParameterNotFound`),
+      describeResult(result),
+    );
     assert.doesNotMatch(result.stdout, /depend on earlier steps: probed/);
   });
 

@@ -8,13 +8,13 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
 import { EXIT } from '../../migrate/commands/exit-codes.ts';
 import { Secret } from '../../migrate/core/secret.ts';
 import { serverOutputs } from '../../migrate/local/outputs.ts';
 import { clientBindir, libpqEnv, runTool } from '../../migrate/postgres/pg-tools.ts';
-import { describeResult, journalFiles, startCli, state, waitUntil, type CliProcess, type CliResult } from './support.ts';
+import { type CliProcess, type CliResult, describeResult, journalFiles, startCli, state, waitUntil } from './support.ts';
 
 /** Accepts connections and never says a word, like a hung server or a black-holing proxy. */
 async function silentServer(): Promise<{ port: number; accepted: () => number; close(): Promise<void> }> {
@@ -55,7 +55,15 @@ describe('a server that accepts but never answers', () => {
     writeFileSync(join(dir, 'source.url'), `postgres://postgres:silent-source-secret@127.0.0.1:${silent.port}/app`, { mode: 0o600 });
     const outputs = serverOutputs({
       environment: 'rehearsal',
-      target: { host: '127.0.0.1', port: silent.port, user: 'postgres', database: 'app', sslMode: 'disable', version: '15', passwordRef: `file:${join(dir, 'target.password')}` },
+      target: {
+        host: '127.0.0.1',
+        port: silent.port,
+        user: 'postgres',
+        database: 'app',
+        sslMode: 'disable',
+        version: '15',
+        passwordRef: `file:${join(dir, 'target.password')}`,
+      },
       sourceUrlRef: `file:${join(dir, 'source.url')}`,
     });
     outputsFile = join(dir, 'outputs.json');
@@ -70,13 +78,18 @@ describe('a server that accepts but never answers', () => {
 
   it('migrate run fails within the connect timeout, naming the target, its host:port and the outputs field', async () => {
     const stateDir = join(dir, 'state-timeout');
-    const cli = startCli(['--outputs', outputsFile, '--state-dir', stateDir, 'run', 'runbooks/week-prior.yaml', '--yes'], { PGCONNECT_TIMEOUT: '2' });
+    const cli = startCli(['--outputs', outputsFile, '--state-dir', stateDir, 'run', 'runbooks/week-prior.yaml', '--yes'], {
+      PGCONNECT_TIMEOUT: '2',
+    });
     running.push(cli);
     const r = await exitWithin(cli, 30_000);
     assert.notEqual(r, 'hung', `migrate run still waiting after 30 s with a 2 s connect timeout: ${cli.stdout()}`);
     const result = r as CliResult;
     assert.equal(result.code, EXIT.failed, describeResult(result));
-    assert.ok(result.stderr.includes(`target (rehearsal-target) at 127.0.0.1:${silent.port}`), `names the side and host:port: ${result.stderr}`);
+    assert.ok(
+      result.stderr.includes(`target (rehearsal-target) at 127.0.0.1:${silent.port}`),
+      `names the side and host:port: ${result.stderr}`,
+    );
     assert.match(result.stderr, /database\.endpoint/);
     assert.match(result.stderr, /no answer within 2 s/);
     assert.doesNotMatch(result.stdout + result.stderr, /silent-(target|source)-secret/);
@@ -86,19 +99,28 @@ describe('a server that accepts but never answers', () => {
   it('the first SIGTERM stops the wait for the lock connection at once: exit 130, journal consistent', async () => {
     const stateDir = join(dir, 'state-signal');
     const before = silent.accepted();
-    const cli = startCli(['--outputs', outputsFile, '--state-dir', stateDir, 'run', 'runbooks/week-prior.yaml', '--yes'], { PGCONNECT_TIMEOUT: '600' });
+    const cli = startCli(['--outputs', outputsFile, '--state-dir', stateDir, 'run', 'runbooks/week-prior.yaml', '--yes'], {
+      PGCONNECT_TIMEOUT: '600',
+    });
     running.push(cli);
-    await waitUntil('the CLI to connect to the silent server', () => (silent.accepted() > before ? true : undefined), { process: cli, timeoutMs: 60_000 });
+    await waitUntil('the CLI to connect to the silent server', () => (silent.accepted() > before ? true : undefined), {
+      process: cli,
+      timeoutMs: 60_000,
+    });
     cli.child.kill('SIGTERM');
     const r = await exitWithin(cli, 5000);
     assert.notEqual(r, 'hung', 'the first SIGTERM did not stop the wait');
     const result = r as CliResult;
     assert.equal(result.code, EXIT.interrupted, describeResult(result));
-    for (const journal of journalFiles(stateDir)) assert.equal(state(journal).status, 'interrupted', `${journal} says the run was interrupted`);
+    for (const journal of journalFiles(stateDir))
+      assert.equal(state(journal).status, 'interrupted', `${journal} says the run was interrupted`);
   });
 
   it('a dry run names the unreachable servers in its findings instead of hanging', async () => {
-    const cli = startCli(['--outputs', outputsFile, '--state-dir', join(dir, 'state-dry'), 'run', 'runbooks/week-prior.yaml', '--dry-run'], { PGCONNECT_TIMEOUT: '2' });
+    const cli = startCli(
+      ['--outputs', outputsFile, '--state-dir', join(dir, 'state-dry'), 'run', 'runbooks/week-prior.yaml', '--dry-run'],
+      { PGCONNECT_TIMEOUT: '2' },
+    );
     running.push(cli);
     const r = await exitWithin(cli, 60_000);
     assert.notEqual(r, 'hung');
@@ -110,9 +132,15 @@ describe('a server that accepts but never answers', () => {
 
   it('SIGTERM during a dry run stops it at once and exits 130, not as if the probes had found blockers', async () => {
     const before = silent.accepted();
-    const cli = startCli(['--outputs', outputsFile, '--state-dir', join(dir, 'state-dry-signal'), 'run', 'runbooks/week-prior.yaml', '--dry-run'], { PGCONNECT_TIMEOUT: '600' });
+    const cli = startCli(
+      ['--outputs', outputsFile, '--state-dir', join(dir, 'state-dry-signal'), 'run', 'runbooks/week-prior.yaml', '--dry-run'],
+      { PGCONNECT_TIMEOUT: '600' },
+    );
     running.push(cli);
-    await waitUntil('the dry run to connect to the silent server', () => (silent.accepted() > before ? true : undefined), { process: cli, timeoutMs: 60_000 });
+    await waitUntil('the dry run to connect to the silent server', () => (silent.accepted() > before ? true : undefined), {
+      process: cli,
+      timeoutMs: 60_000,
+    });
     cli.child.kill('SIGTERM');
     const r = await exitWithin(cli, 10_000);
     assert.notEqual(r, 'hung', 'the first SIGTERM did not stop the dry run');
@@ -128,7 +156,14 @@ describe('a server that accepts but never answers', () => {
       const controller = new AbortController();
       const before = silent.accepted();
       const started = Date.now();
-      const running = runTool(clientBindir(), 'psql', ['-X', '-c', 'select 1'], new Secret(`postgres://postgres:silent-target-secret@127.0.0.1:${silent.port}/app`), undefined, controller.signal);
+      const running = runTool(
+        clientBindir(),
+        'psql',
+        ['-X', '-c', 'select 1'],
+        new Secret(`postgres://postgres:silent-target-secret@127.0.0.1:${silent.port}/app`),
+        undefined,
+        controller.signal,
+      );
       while (silent.accepted() === before) await delay(20);
       controller.abort(new Error('interrupted by SIGTERM'));
       await assert.rejects(running, /psql stopped: interrupted by SIGTERM/);

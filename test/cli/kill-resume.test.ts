@@ -12,7 +12,22 @@ import { after, before, describe, it } from 'node:test';
 import type pg from 'pg';
 import { APP_DATABASE, APP_ROLE } from '../../migrate/rehearse/seed.ts';
 import { Workload } from '../../migrate/rehearse/workload.ts';
-import { appTables, cli, countPerStep, describeResult, entries, journalFiles, journalOf, startCli, startStack, state, tableDigests, waitUntil, type CliProcess, type Stack } from './support.ts';
+import {
+  appTables,
+  type CliProcess,
+  cli,
+  countPerStep,
+  describeResult,
+  entries,
+  journalFiles,
+  journalOf,
+  type Stack,
+  startCli,
+  startStack,
+  state,
+  tableDigests,
+  waitUntil,
+} from './support.ts';
 
 const CUSTOMERS = 5000;
 /**
@@ -53,7 +68,12 @@ describe('migrate run, kill -9 mid-step, migrate resume', () => {
     dDay = ['--outputs', stack.outputsFile, '--state-dir', stack.stateDir, ...D_DAY];
     tables = await appTables(stack);
     // The app writes from before the initial copy until the freeze stops it.
-    workload = new Workload({ connectionString: stack.source.url(APP_DATABASE, APP_ROLE, stack.appPassword), writers: 2, thinkMs: 5, customers: CUSTOMERS }).start();
+    workload = new Workload({
+      connectionString: stack.source.url(APP_DATABASE, APP_ROLE, stack.appPassword),
+      writers: 2,
+      thinkMs: 5,
+      customers: CUSTOMERS,
+    }).start();
   });
 
   after(async () => {
@@ -82,7 +102,10 @@ describe('migrate run, kill -9 mid-step, migrate resume', () => {
       const r = await cli([...global, 'run', 'runbooks/week-prior.yaml', '--yes', '--only', step]);
       assert.equal(r.code, 0, describeResult(r));
     }
-    const sizes = await stack.sql('source', `select format('%I.%I', schemaname, relname) as t from pg_stat_user_tables order by pg_table_size(relid) desc, 1`);
+    const sizes = await stack.sql(
+      'source',
+      `select format('%I.%I', schemaname, relname) as t from pg_stat_user_tables order by pg_table_size(relid) desc, 1`,
+    );
     const [largest, smallest] = [sizes.rows[0].t as string, sizes.rows.at(-1).t as string];
     // The smallest table is copied last: the others commit first, and the copy then waits on the lock.
     const release = await lockTarget([smallest]);
@@ -90,7 +113,11 @@ describe('migrate run, kill -9 mid-step, migrate resume', () => {
     const run = startCli([...global, '--json', 'run', 'runbooks/week-prior.yaml', '--yes', '--from', 'copy']);
     running.push(run);
     await waitingIn(run, 'copy');
-    await waitUntil(`rows of ${largest} committed on the target`, async () => ((await stack.sql('target', `select exists (select 1 from ${largest}) as x`)).rows[0].x ? true : undefined), { process: run });
+    await waitUntil(
+      `rows of ${largest} committed on the target`,
+      async () => ((await stack.sql('target', `select exists (select 1 from ${largest}) as x`)).rows[0].x ? true : undefined),
+      { process: run },
+    );
     await killHard(run);
     const journal = journalFiles(stack.stateDir).find((f) => !before.has(f))!;
 
@@ -111,11 +138,17 @@ describe('migrate run, kill -9 mid-step, migrate resume', () => {
 
     const after = state(journal);
     assert.equal(after.status, 'finished');
-    assert.deepEqual(Object.fromEntries(countPerStep(journal, 'step-finished')), Object.fromEntries(WEEK_PRIOR_AFTER_SCHEMA.map((id) => [id, 1])));
+    assert.deepEqual(
+      Object.fromEntries(countPerStep(journal, 'step-finished')),
+      Object.fromEntries(WEEK_PRIOR_AFTER_SCHEMA.map((id) => [id, 1])),
+    );
     // Only the interrupted step ran again.
     assert.deepEqual(Object.fromEntries(countPerStep(journal, 'step-started')), { copy: 2, indexes: 1, replication: 1 });
-    for (const s of after.steps.filter((x) => WEEK_PRIOR_AFTER_SCHEMA.includes(x.id))) assert.ok(['applied', 'already-done'].includes(s.status), `${s.id} is ${s.status}`);
-    const changes = entries(journal).flatMap((e) => (e.type === 'step-change' ? [`${e.step} ${(e.change as { action: string }).action}`] : []));
+    for (const s of after.steps.filter((x) => WEEK_PRIOR_AFTER_SCHEMA.includes(x.id)))
+      assert.ok(['applied', 'already-done'].includes(s.status), `${s.id} is ${s.status}`);
+    const changes = entries(journal).flatMap((e) =>
+      e.type === 'step-change' ? [`${e.step} ${(e.change as { action: string }).action}`] : [],
+    );
     assert.deepEqual(changes, [
       'copy create-publication',
       'copy create-slot',
@@ -129,10 +162,19 @@ describe('migrate run, kill -9 mid-step, migrate resume', () => {
     const publications = await stack.sql('source', 'select pubname from pg_publication');
     const slots = await stack.sql('source', 'select slot_name from pg_replication_slots');
     const subs = await stack.sql('target', 'select subname, subenabled from pg_subscription');
-    assert.deepEqual(publications.rows.map((r) => r.pubname), ['migrate_pub']);
-    assert.deepEqual(slots.rows.map((r) => r.slot_name), ['migrate_sub']);
+    assert.deepEqual(
+      publications.rows.map((r) => r.pubname),
+      ['migrate_pub'],
+    );
+    assert.deepEqual(
+      slots.rows.map((r) => r.slot_name),
+      ['migrate_sub'],
+    );
     assert.deepEqual(subs.rows, [{ subname: 'migrate_sub', subenabled: true }]);
-    const notReady = await stack.sql('target', "select srrelid::regclass::text as t, srsubstate from pg_subscription_rel where srsubstate <> 'r'");
+    const notReady = await stack.sql(
+      'target',
+      "select srrelid::regclass::text as t, srsubstate from pg_subscription_rel where srsubstate <> 'r'",
+    );
     assert.deepEqual(notReady.rows, [], 'every table is streaming');
   });
 
@@ -166,12 +208,15 @@ describe('migrate run, kill -9 mid-step, migrate resume', () => {
     const started = countPerStep(journal, 'step-started');
     assert.equal(started.get('freeze'), 1, 'the freeze is not applied again on resume');
     assert.equal(started.get('catch-up'), 2);
-    for (const id of D_DAY_POSTGRES_STEPS) assert.ok(['applied', 'already-done'].includes(after.steps.find((s) => s.id === id)!.status), `${id} ran`);
+    for (const id of D_DAY_POSTGRES_STEPS)
+      assert.ok(['applied', 'already-done'].includes(after.steps.find((s) => s.id === id)!.status), `${id} ran`);
     const verify = after.steps.find((s) => s.id === 'verify')!.result as { summary: { tablesDiffering: number; rows: number } };
     assert.equal(verify.summary.tablesDiffering, 0);
 
     // Every transaction the app saw commit is on the target, and every table is identical.
-    const found = await stack.sql('target', 'select count(*)::int as n from public.orders where id = any($1::bigint[])', [writes.committed]);
+    const found = await stack.sql('target', 'select count(*)::int as n from public.orders where id = any($1::bigint[])', [
+      writes.committed,
+    ]);
     assert.ok(writes.committed.length > 0);
     assert.equal(found.rows[0].n, writes.committed.length, 'committed orders missing on the target');
     assert.deepEqual(await tableDigests(stack, 'target', tables), await tableDigests(stack, 'source', tables));
@@ -179,7 +224,8 @@ describe('migrate run, kill -9 mid-step, migrate resume', () => {
     const sequences = `select schemaname || '.' || sequencename as name, coalesce(last_value, start_value - 1)::text as v from pg_sequences order by 1`;
     const [onSource, onTarget] = [await stack.sql('source', sequences), await stack.sql('target', sequences)];
     const targetValue = new Map(onTarget.rows.map((r) => [r.name, BigInt(r.v)]));
-    for (const r of onSource.rows) assert.ok((targetValue.get(r.name) ?? -1n) >= BigInt(r.v), `sequence ${r.name}: target ${targetValue.get(r.name)} < source ${r.v}`);
+    for (const r of onSource.rows)
+      assert.ok((targetValue.get(r.name) ?? -1n) >= BigInt(r.v), `sequence ${r.name}: target ${targetValue.get(r.name)} < source ${r.v}`);
 
     // stop-replication leaves nothing behind to hold WAL on the source.
     assert.deepEqual((await stack.sql('source', 'select slot_name from pg_replication_slots')).rows, []);

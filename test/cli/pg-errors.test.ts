@@ -8,14 +8,14 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
 import type pg from 'pg';
 import { ResourcePool, type RunServices } from '../../migrate/core/context.ts';
 import type { Runbook } from '../../migrate/core/runbook.ts';
 import { createSecretResolver } from '../../migrate/core/secret-refs.ts';
 import { serverOutputs } from '../../migrate/local/outputs.ts';
-import { startPostgres, type PostgresServer } from '../../migrate/local/postgres-server.ts';
+import { type PostgresServer, startPostgres } from '../../migrate/local/postgres-server.ts';
 import { pool } from '../../migrate/postgres/connections.ts';
 import { targetAdvisoryLock } from '../../migrate/postgres/run-lock.ts';
 import { testContext } from '../support/context.ts';
@@ -33,7 +33,15 @@ describe('pg clients and the server ending their sessions', () => {
     writeFileSync(join(dir, 'target.password'), server.password, { mode: 0o600 });
     outputs = serverOutputs({
       environment: 'test',
-      target: { host: server.host, port: server.port, user: 'postgres', database: 'postgres', sslMode: 'disable', version: String(server.major), passwordRef: `file:${join(dir, 'target.password')}` },
+      target: {
+        host: server.host,
+        port: server.port,
+        user: 'postgres',
+        database: 'postgres',
+        sslMode: 'disable',
+        version: String(server.major),
+        passwordRef: `file:${join(dir, 'target.password')}`,
+      },
       sourceUrlRef: `file:${join(dir, 'source.url')}`,
     });
     admin = await server.client();
@@ -45,7 +53,10 @@ describe('pg clients and the server ending their sessions', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const terminateOthers = () => admin.query('select pg_terminate_backend(pid) from pg_stat_activity where pid <> pg_backend_pid() and backend_type = $1', ['client backend']);
+  const terminateOthers = () =>
+    admin.query('select pg_terminate_backend(pid) from pg_stat_activity where pid <> pg_backend_pid() and backend_type = $1', [
+      'client backend',
+    ]);
 
   it('terminated while idle in a pool, checked out by a step, holding the run lock or opened by test support: no crash', async () => {
     const t = testContext({ outputs });
@@ -53,7 +64,14 @@ describe('pg clients and the server ending their sessions', () => {
     const target = await pool(t.ctx, 'target');
     await Promise.all([source.query('select 1'), target.query('select 1')]);
     const checkedOut = await source.connect();
-    const services = { runId: 'run-1', stack: 'test', outputs, secret: createSecretResolver({ region: 'local' }), signal: new AbortController().signal, resources: new ResourcePool() } as unknown as RunServices;
+    const services = {
+      runId: 'run-1',
+      stack: 'test',
+      outputs,
+      secret: createSecretResolver({ region: 'local' }),
+      signal: new AbortController().signal,
+      resources: new ResourcePool(),
+    } as unknown as RunServices;
     const runbook = { steps: [{ kind: { requires: ['postgres'] } }] } as unknown as Runbook;
     const release = await targetAdvisoryLock(runbook, services);
     const local = await server.client();
@@ -74,7 +92,10 @@ describe('pg clients and the server ending their sessions', () => {
     const t = testContext({ outputs });
     const source = await pool(t.ctx, 'source');
     const sleeping = source.query('select pg_sleep(600)');
-    const outcome = sleeping.then(() => 'finished', (error: { code?: string }) => error.code);
+    const outcome = sleeping.then(
+      () => 'finished',
+      (error: { code?: string }) => error.code,
+    );
     await delay(300);
     const closing = t.close();
     const code = await Promise.race([outcome, delay(10_000).then(() => 'still running after 10 s')]);

@@ -48,32 +48,46 @@ describe('a failed or interrupted rehearsal cleans up after itself', () => {
   it('a runbook failing mid-rehearsal: report with the failure, exit 1, no server, no file left', async () => {
     const scratch = scratchFor('mid-run');
     const report = join(scratch, 'report.md');
-    const r = await startCli(['rehearse', '--rows', '50', '--writers', '1', '--report', report, '--set', 'stopSourceCommand=exit 3'], { TMPDIR: scratch }).done;
+    const r = await startCli(['rehearse', '--rows', '50', '--writers', '1', '--report', report, '--set', 'stopSourceCommand=exit 3'], {
+      TMPDIR: scratch,
+    }).done;
     assert.equal(r.code, EXIT.failed, describeResult(r));
     assert.match(r.stdout, /Rehearsal FAILED: d-day failed at step stop-source/);
     assert.match(r.stdout, /week-prior\s+replication\s+applied/, 'the timeline shows what ran before the failure');
     assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
     assert.match(readFileSync(report, 'utf8'), /\*\*FAILED\*\*/);
-    assert.deepEqual(readdirSync(scratch).filter((n) => n.startsWith('migrate-')), [], 'the temp dir (data dirs, outputs.json, passwords) is gone');
+    assert.deepEqual(
+      readdirSync(scratch).filter((n) => n.startsWith('migrate-')),
+      [],
+      'the temp dir (data dirs, outputs.json, passwords) is gone',
+    );
     assert.deepEqual(processesUnder(scratch), [], 'no server or PgBouncer left running');
   });
 
   it('SIGTERM during the rehearsal: report, exit 130, nothing left', async () => {
     const scratch = scratchFor('signal');
     const cli = startCli(['rehearse', '--rows', '50', '--writers', '1', '--report', join(scratch, 'report.md')], { TMPDIR: scratch });
-    await waitUntil('a runbook to start', () => (cli.stdout().includes('Running runbooks/week-prior.yaml') ? true : undefined), { process: cli });
+    await waitUntil('a runbook to start', () => (cli.stdout().includes('Running runbooks/week-prior.yaml') ? true : undefined), {
+      process: cli,
+    });
     cli.child.kill('SIGTERM');
     const r = await cli.done;
     assert.equal(r.code, EXIT.interrupted, describeResult(r));
     assert.match(r.stdout, /Rehearsal FAILED: [^\n]*interrupted/);
-    assert.deepEqual(readdirSync(scratch).filter((n) => n.startsWith('migrate-')), []);
+    assert.deepEqual(
+      readdirSync(scratch).filter((n) => n.startsWith('migrate-')),
+      [],
+    );
     assert.deepEqual(processesUnder(scratch), []);
   });
 
   // A runbook option that fails validation after the servers started: the path where rehearse() throws.
   it('--keep on failure: says where the servers, outputs and PgBouncer are and how to stop them; the commands work', async () => {
     const scratch = scratchFor('keep');
-    const r = await startCli(['rehearse', '--rows', '20', '--writers', '1', '--keep', '--report', join(scratch, 'report.md'), '--set', 'copyJobs=0'], { TMPDIR: scratch }).done;
+    const r = await startCli(
+      ['rehearse', '--rows', '20', '--writers', '1', '--keep', '--report', join(scratch, 'report.md'), '--set', 'copyJobs=0'],
+      { TMPDIR: scratch },
+    ).done;
     assert.equal(r.code, EXIT.failed, describeResult(r));
     const kept = readdirSync(scratch).find((n) => n.startsWith('migrate-rehearsal-'));
     assert.ok(kept, 'the temp dir is kept');

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { EXIT } from '../../migrate/commands/exit-codes.ts';
 import type { RehearsalReport } from '../../migrate/rehearse/report.ts';
-import { describeResult, startCli, waitUntil, type CliResult } from './support.ts';
+import { type CliResult, describeResult, startCli, waitUntil } from './support.ts';
 
 /** Every password in a URL, a password file, or a PgBouncer userlist ("user" "password" lines). */
 function passwordsIn(file: string): string[] {
@@ -44,12 +44,21 @@ describe('migrate rehearse', () => {
     let exited = false;
     void run.done.then(() => (exited = true));
     // Its secret files exist once it has written outputs.json, before the first runbook starts.
-    const rehearsal = await waitUntil('the rehearsal outputs', () => {
-      const d = existsSync(scratch) ? find(scratch, 'migrate-rehearsal-') : undefined;
-      return d && existsSync(join(d, 'outputs.json')) ? d : undefined;
-    }, { process: run });
+    const rehearsal = await waitUntil(
+      'the rehearsal outputs',
+      () => {
+        const d = existsSync(scratch) ? find(scratch, 'migrate-rehearsal-') : undefined;
+        return d && existsSync(join(d, 'outputs.json')) ? d : undefined;
+      },
+      { process: run },
+    );
     const pgbouncer = join(rehearsal, 'pgbouncer');
-    for (const file of [join(rehearsal, 'target.password'), join(rehearsal, 'source.url'), join(rehearsal, 'pgbouncer-admin.url'), join(pgbouncer, 'userlist.txt')]) {
+    for (const file of [
+      join(rehearsal, 'target.password'),
+      join(rehearsal, 'source.url'),
+      join(rehearsal, 'pgbouncer-admin.url'),
+      join(pgbouncer, 'userlist.txt'),
+    ]) {
       for (const s of passwordsIn(file)) secrets.add(s).add(encodeURIComponent(s));
     }
     const runs = join(rehearsal, 'state', 'rehearsal', 'runs');
@@ -70,7 +79,10 @@ describe('migrate rehearse', () => {
 
   it('passes: nothing lost, no differences, sequences not behind, every webhook replayed; Markdown report with the timeline', () => {
     assert.equal(result.code, EXIT.ok, describeResult(result));
-    const lines = result.stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string; report?: RehearsalReport });
+    const lines = result.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { type: string; report?: RehearsalReport });
     const report = lines.find((l) => l.type === 'rehearsal-report')?.report;
     assert.ok(report, 'the last JSON line is the report');
     assert.equal(report.outcome, 'passed', report.failure);
@@ -80,7 +92,10 @@ describe('migrate rehearse', () => {
     assert.ok((report.verification?.rows ?? 0) > 0);
     assert.equal(report.sequencesBehind, 0);
     assert.equal(report.privilegeDifferences, 0, 'owners and privileges compared, none differ');
-    assert.deepEqual(report.goNoGo.map((g) => g.step), ['go-no-go-schema', 'go-no-go-replication']);
+    assert.deepEqual(
+      report.goNoGo.map((g) => g.step),
+      ['go-no-go-schema', 'go-no-go-replication'],
+    );
     for (const g of report.goNoGo) assert.ok(['applied', 'already-done'].includes(g.outcome), `${g.step}: ${g.outcome} ${g.detail}`);
     assert.ok(report.webhooks, 'the rehearsal streams webhooks');
     assert.ok(report.webhooks.received > 0, 'webhooks arrived during D-day');

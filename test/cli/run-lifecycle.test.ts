@@ -12,12 +12,33 @@ import { after, before, describe, it } from 'node:test';
 import { EXIT } from '../../migrate/commands/exit-codes.ts';
 import { localOutputs } from '../../migrate/local/outputs.ts';
 import type { PostgresServer } from '../../migrate/local/postgres-server.ts';
-import { cli, describeResult, entriesSoFar, journalFiles, startCli, state, startStack, waitUntil, type CliProcess, type Stack } from './support.ts';
+import {
+  type CliProcess,
+  cli,
+  describeResult,
+  entriesSoFar,
+  journalFiles,
+  type Stack,
+  startCli,
+  startStack,
+  state,
+  waitUntil,
+} from './support.ts';
 
 /** Enough of a server for `localOutputs`, at a host name that never resolves. */
 function unresolvableServer(name: string): PostgresServer {
   const url = (database = 'postgres') => `postgres://postgres:unused@db.invalid:5432/${database}`;
-  return { name, host: 'db.invalid', port: 5432, user: 'postgres', password: 'unused', dataDir: '', bindir: '', major: 15, url } as unknown as PostgresServer;
+  return {
+    name,
+    host: 'db.invalid',
+    port: 5432,
+    user: 'postgres',
+    password: 'unused',
+    dataDir: '',
+    bindir: '',
+    major: 15,
+    url,
+  } as unknown as PostgresServer;
 }
 
 /** Nothing of a run that never started: no journal, no run listed, nothing to resume. */
@@ -57,7 +78,10 @@ steps:
           value: \${{ secrets.token }}
 `,
     );
-    writeFileSync(join(dir, 'local.yaml'), 'name: local\nsteps:\n  - id: verify\n    uses: postgres.verify\n  - id: note\n    uses: source.stop\n    with: { command: "true" }\n');
+    writeFileSync(
+      join(dir, 'local.yaml'),
+      'name: local\nsteps:\n  - id: verify\n    uses: postgres.verify\n  - id: note\n    uses: source.stop\n    with: { command: "true" }\n',
+    );
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -68,7 +92,10 @@ steps:
       // A secret that does not resolve is a blocking problem found before anything changed: exit 4.
       assert.equal(r.code, EXIT.blocked, describeResult(r));
       assert.doesNotMatch(r.stdout + r.stderr, /db\.invalid|ENOTFOUND|lock on the target/, 'no database connection was attempted');
-      assert.match(r.stderr, /cannot start: 1 problem found before the first step; nothing was changed:\n.*secret token: env:MIGRATE_LIFECYCLE_TEST_UNSET \(used by step 'swap'\) does not resolve/);
+      assert.match(
+        r.stderr,
+        /cannot start: 1 problem found before the first step; nothing was changed:\n.*secret token: env:MIGRATE_LIFECYCLE_TEST_UNSET \(used by step 'swap'\) does not resolve/,
+      );
       await assertNoRun(globalFor(stateDir), stateDir);
     });
 
@@ -78,23 +105,32 @@ steps:
       assert.equal(r.code, EXIT.ok, describeResult(r));
       assert.doesNotMatch(r.stdout + r.stderr, /db\.invalid|ENOTFOUND/);
       const [journal] = journalFiles(stateDir);
-      assert.deepEqual(state(journal!).steps.map((s) => s.status), ['skipped', 'applied']);
+      assert.deepEqual(
+        state(journal!).steps.map((s) => s.status),
+        ['skipped', 'applied'],
+      );
     });
 
     it('a run that needs the database for its lock says why it connected, and leaves no journal when it cannot', async () => {
       const stateDir = join(dir, 'state-needs-db');
       const r = await cli([...globalFor(stateDir), 'run', join(dir, 'local.yaml'), '--yes']);
       assert.equal(r.code, EXIT.failed, describeResult(r));
-      assert.match(r.stderr, /could not take the run lock on the target database db\.invalid:5432 \(database\.endpoint\/port in the outputs\), needed because step\(s\) verify use PostgreSQL/);
+      assert.match(
+        r.stderr,
+        /could not take the run lock on the target database db\.invalid:5432 \(database\.endpoint\/port in the outputs\), needed because step\(s\) verify use PostgreSQL/,
+      );
       assert.match(r.stderr, /--only <step>, --without postgres/);
       await assertNoRun(globalFor(stateDir), stateDir);
     });
 
-    it('resume keeps the run\'s own --without unless the operator gives another', async () => {
+    it("resume keeps the run's own --without unless the operator gives another", async () => {
       const stateDir = join(dir, 'state-resume');
       const marker = join(dir, 'marker');
       const runbook = join(dir, 'resume.yaml');
-      writeFileSync(runbook, `name: resumable\nsteps:\n  - id: first\n    uses: source.stop\n    with: { command: "test -f ${marker}" }\n  - id: verify\n    uses: postgres.verify\n`);
+      writeFileSync(
+        runbook,
+        `name: resumable\nsteps:\n  - id: first\n    uses: source.stop\n    with: { command: "test -f ${marker}" }\n  - id: verify\n    uses: postgres.verify\n`,
+      );
       const failed = await cli([...globalFor(stateDir), '--without', 'postgres', 'run', runbook, '--yes']);
       assert.equal(failed.code, EXIT.failed, describeResult(failed));
       writeFileSync(marker, '');
@@ -103,15 +139,28 @@ steps:
       assert.doesNotMatch(resumed.stderr, /db\.invalid|ENOTFOUND/);
       const [journal] = journalFiles(stateDir);
       const run = state(journal!);
-      assert.deepEqual(run.steps.map((s) => [s.id, s.status, s.reason ?? null]), [['first', 'applied', null], ['verify', 'skipped', 'skipped: --without postgres']]);
+      assert.deepEqual(
+        run.steps.map((s) => [s.id, s.status, s.reason ?? null]),
+        [
+          ['first', 'applied', null],
+          ['verify', 'skipped', 'skipped: --without postgres'],
+        ],
+      );
       const resumedEntry = entriesSoFar(journal!).find((e) => e.type === 'run-resumed');
-      assert.deepEqual(resumedEntry && 'capabilities' in resumedEntry ? resumedEntry.capabilities : undefined, ['aws', 'kube', 'pgbouncer', 'shell', 'http'], 'journaled');
+      assert.deepEqual(
+        resumedEntry && 'capabilities' in resumedEntry ? resumedEntry.capabilities : undefined,
+        ['aws', 'kube', 'pgbouncer', 'shell', 'http'],
+        'journaled',
+      );
     });
 
     it('an explicit --without on resume overrides the journaled one', async () => {
       const stateDir = join(dir, 'state-resume-override');
       const runbook = join(dir, 'override.yaml');
-      writeFileSync(runbook, 'name: override\nsteps:\n  - id: fail\n    uses: source.stop\n    with: { command: "false" }\n  - id: verify\n    uses: postgres.verify\n');
+      writeFileSync(
+        runbook,
+        'name: override\nsteps:\n  - id: fail\n    uses: source.stop\n    with: { command: "false" }\n  - id: verify\n    uses: postgres.verify\n',
+      );
       await cli([...globalFor(stateDir), '--without', 'postgres', 'run', runbook, '--yes']);
       const resumed = await cli([...globalFor(stateDir), '--without', 'shell', 'resume', '--yes']);
       assert.equal(resumed.code, EXIT.failed, describeResult(resumed));
@@ -125,7 +174,10 @@ steps:
       const before = journalFiles(stateDir);
       const typo = await cli([...globalFor(stateDir), 'rollback', '--runbook', 'lcoal', '--yes']);
       assert.equal(typo.code, EXIT.usage, describeResult(typo));
-      assert.match(typo.stderr, /rollback --runbook lcoal: stack 'rehearsal' has no run of a runbook named 'lcoal' .*\(runbooks with runs: local\)\. Nothing was done\./);
+      assert.match(
+        typo.stderr,
+        /rollback --runbook lcoal: stack 'rehearsal' has no run of a runbook named 'lcoal' .*\(runbooks with runs: local\)\. Nothing was done\./,
+      );
       const unknown = await cli([...globalFor(stateDir), 'rollback', '--run', 'd-day-20250101T000000-beef', '--yes']);
       assert.equal(unknown.code, EXIT.usage, describeResult(unknown));
       assert.match(unknown.stderr, /rollback --run d-day-20250101T000000-beef: stack 'rehearsal' has no such run .*newest runs: local-/);
@@ -133,7 +185,10 @@ steps:
       // A runbook that did run but changed nothing undoable: said plainly, as a skipped step.
       const nothing = await cli([...globalFor(stateDir), 'rollback', '--runbook', 'local', '--yes', '--keep', 'note']);
       assert.equal(nothing.code, EXIT.ok, describeResult(nothing));
-      assert.match(nothing.stdout, /skipped .*nothing to undo: 1 run\(s\) of runbook 'local' \(local-\S+\); kept as asked: note of run local-/);
+      assert.match(
+        nothing.stdout,
+        /skipped .*nothing to undo: 1 run\(s\) of runbook 'local' \(local-\S+\); kept as asked: note of run local-/,
+      );
     });
   });
 });
@@ -146,11 +201,17 @@ describe('runs that cannot start, with real servers', () => {
 
   before(async () => {
     stack = await startStack({ customers: 20 });
-    writeFileSync(join(stack.dir, 'long.yaml'), 'name: long\nsteps:\n  - id: wait\n    uses: source.stop\n    with: { command: sleep 60, timeoutSeconds: 90 }\n  - id: verify\n    uses: postgres.verify\n');
+    writeFileSync(
+      join(stack.dir, 'long.yaml'),
+      'name: long\nsteps:\n  - id: wait\n    uses: source.stop\n    with: { command: sleep 60, timeoutSeconds: 90 }\n  - id: verify\n    uses: postgres.verify\n',
+    );
     const outputs = JSON.parse(readFileSync(stack.outputsFile, 'utf8'));
     writeFileSync(join(stack.dir, 'wrong.password'), 'not-the-password', { mode: 0o600 });
     wrongPassword = join(stack.dir, 'outputs-wrong-password.json');
-    writeFileSync(wrongPassword, JSON.stringify({ ...outputs, database: { ...outputs.database, masterPasswordRef: `file:${join(stack.dir, 'wrong.password')}` } }));
+    writeFileSync(
+      wrongPassword,
+      JSON.stringify({ ...outputs, database: { ...outputs.database, masterPasswordRef: `file:${join(stack.dir, 'wrong.password')}` } }),
+    );
   });
   after(async () => {
     for (const r of running) if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill('SIGKILL');
@@ -161,7 +222,11 @@ describe('runs that cannot start, with real servers', () => {
     const first = startCli([...globalFor(join(stack.dir, 'state-a')), 'run', join(stack.dir, 'long.yaml'), '--yes']);
     running.push(first);
     const journal = await waitUntil('the first run journal', () => journalFiles(join(stack.dir, 'state-a'))[0], { process: first });
-    await waitUntil('the first run inside its step', () => (entriesSoFar(journal).some((e) => e.type === 'step-started') ? true : undefined), { process: first });
+    await waitUntil(
+      'the first run inside its step',
+      () => (entriesSoFar(journal).some((e) => e.type === 'step-started') ? true : undefined),
+      { process: first },
+    );
 
     const stateB = join(stack.dir, 'state-b');
     const second = await cli([...globalFor(stateB), 'run', join(stack.dir, 'long.yaml'), '--yes']);
@@ -185,7 +250,14 @@ describe('runs that cannot start, with real servers', () => {
   it('a run stopped by a blocking preflight exits 4, as a blocked dry run does', async () => {
     await stack.sql('source', 'select lo_create(0)');
     try {
-      const r = await cli([...globalFor(join(stack.dir, 'state-blocked')), 'run', 'runbooks/week-prior.yaml', '--only', 'preflight', '--yes']);
+      const r = await cli([
+        ...globalFor(join(stack.dir, 'state-blocked')),
+        'run',
+        'runbooks/week-prior.yaml',
+        '--only',
+        'preflight',
+        '--yes',
+      ]);
       assert.equal(r.code, EXIT.blocked, describeResult(r));
       assert.match(r.stdout, /large objects exist/);
     } finally {

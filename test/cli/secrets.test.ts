@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { EXIT } from '../../migrate/commands/exit-codes.ts';
 import { freePort } from '../../migrate/local/postgres-server.ts';
-import { cli, describeResult, STACK, startCli, startStack, waitUntil, type CliResult, type Stack } from './support.ts';
+import { type CliResult, cli, describeResult, STACK, type Stack, startCli, startStack, waitUntil } from './support.ts';
 
 const SERVER_PASSWORD = 'Pl4nted@Srv/Pw+9x';
 const APP_PASSWORD = 'Pl4nted@App/Pw+7y';
@@ -25,7 +25,8 @@ function filesUnder(dir: string): string[] {
 }
 
 function assertClean(label: string, text: string): void {
-  for (const secret of FORBIDDEN) assert.ok(!text.includes(secret), `${label} contains the planted secret ${JSON.stringify(secret)}:\n${text.slice(0, 3000)}`);
+  for (const secret of FORBIDDEN)
+    assert.ok(!text.includes(secret), `${label} contains the planted secret ${JSON.stringify(secret)}:\n${text.slice(0, 3000)}`);
 }
 
 describe('a planted secret never appears', () => {
@@ -100,7 +101,11 @@ describe('a planted secret never appears', () => {
     await runAll([
       ['verify, target down', [...global(join(stack.dir, 'state-no-target'), noTarget), 'verify'], EXIT.failed],
       // Preflight finds the source unreachable: the run stops blocked, before any change.
-      ['run week-prior --json, source down', [...global(join(stack.dir, 'state-no-source'), noSource), '--json', 'run', 'runbooks/week-prior.yaml', '--yes'], EXIT.blocked],
+      [
+        'run week-prior --json, source down',
+        [...global(join(stack.dir, 'state-no-source'), noSource), '--json', 'run', 'runbooks/week-prior.yaml', '--yes'],
+        EXIT.blocked,
+      ],
     ]);
 
     // Every journal of every state dir; the outputs and copies written by this test hold only references.

@@ -12,13 +12,23 @@ import { after, before, describe, it } from 'node:test';
 import { EXIT } from '../../migrate/commands/exit-codes.ts';
 import { localOutputs } from '../../migrate/local/outputs.ts';
 import type { PostgresServer } from '../../migrate/local/postgres-server.ts';
-import { cli, describeResult, journalFiles, ROOT, type CliResult } from './support.ts';
+import { type CliResult, cli, describeResult, journalFiles, ROOT } from './support.ts';
 
 const NOBODY = { uid: 65534, gid: 65534 };
 
 function unreachableServer(name: string): PostgresServer {
   const url = (database = 'postgres') => `postgres://postgres:unused@127.0.0.1:1/${database}`;
-  return { name, host: '127.0.0.1', port: 1, user: 'postgres', password: 'unused', dataDir: '', bindir: '', major: 15, url } as unknown as PostgresServer;
+  return {
+    name,
+    host: '127.0.0.1',
+    port: 1,
+    user: 'postgres',
+    password: 'unused',
+    dataDir: '',
+    bindir: '',
+    major: 15,
+    url,
+  } as unknown as PostgresServer;
 }
 
 /** The CLI as the `nobody` user. */
@@ -70,12 +80,16 @@ describe('a state dir the CLI cannot use', { skip: userInfo().uid !== 0 && 'need
     outputsFile = join(dir, 'outputs.json');
     writeFileSync(outputsFile, JSON.stringify(outputs, null, 2), { mode: 0o644 });
     runbook = join(dir, 'local.yaml');
-    writeFileSync(runbook, 'name: local\nsteps:\n  - id: verify\n    uses: postgres.verify\n  - id: note\n    uses: source.stop\n    with: { command: "true" }\n', { mode: 0o644 });
+    writeFileSync(
+      runbook,
+      'name: local\nsteps:\n  - id: verify\n    uses: postgres.verify\n  - id: note\n    uses: source.stop\n    with: { command: "true" }\n',
+      { mode: 0o644 },
+    );
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   describe('side by side', { concurrency: true }, () => {
-    it('unreadable (root\'s, after a run under sudo): runs, resume, status and rollback name the path and the fix', async () => {
+    it("unreadable (root's, after a run under sudo): runs, resume, status and rollback name the path and the fix", async () => {
       const stateDir = await stateDirWithRun('state-root');
       chmodSync(stateDir, 0o700);
       const results = await Promise.all([
@@ -86,7 +100,10 @@ describe('a state dir the CLI cannot use', { skip: userInfo().uid !== 0 && 'need
       ]);
       for (const r of results) {
         assert.equal(r.code, EXIT.usage, describeResult(r));
-        assert.ok(r.stderr.includes(`State dir ${stateDir}: permission denied on ${stateDir} (owned by uid 0, mode 0700; you are uid 65534)`), describeResult(r));
+        assert.ok(
+          r.stderr.includes(`State dir ${stateDir}: permission denied on ${stateDir} (owned by uid 0, mode 0700; you are uid 65534)`),
+          describeResult(r),
+        );
         assert.match(r.stderr, /Fix: run migrate as the user that owns it .*sudo chown -R/);
         assert.doesNotMatch(r.stdout + r.stderr, /No runs|Nothing to resume|no runs yet|EACCES/);
       }
@@ -95,10 +112,18 @@ describe('a state dir the CLI cannot use', { skip: userInfo().uid !== 0 && 'need
     it('a file where the state dir should be: every command says so, exit 2', async () => {
       const stateDir = join(dir, 'state-file');
       writeFileSync(stateDir, 'not a directory');
-      for (const args of [['runs'], ['resume', '--yes'], ['run', runbook, '--yes', '--without', 'postgres'], ['rollback', '--runbook', 'local', '--yes']]) {
+      for (const args of [
+        ['runs'],
+        ['resume', '--yes'],
+        ['run', runbook, '--yes', '--without', 'postgres'],
+        ['rollback', '--runbook', 'local', '--yes'],
+      ]) {
         const r = await cli([...globalFor(stateDir), ...args]);
         assert.equal(r.code, EXIT.usage, `${args[0]}: ${describeResult(r)}`);
-        assert.ok(r.stderr.includes(`State dir ${stateDir}: ${stateDir} is a file, not a directory. Fix: pass --state-dir`), describeResult(r));
+        assert.ok(
+          r.stderr.includes(`State dir ${stateDir}: ${stateDir} is a file, not a directory. Fix: pass --state-dir`),
+          describeResult(r),
+        );
         assert.doesNotMatch(r.stderr, /ENOTDIR|EEXIST|\n\s+at /);
       }
     });
@@ -112,7 +137,12 @@ describe('a state dir the CLI cannot use', { skip: userInfo().uid !== 0 && 'need
       assert.match(runs.stdout, /^local-\S+\s+local\s+finished/);
       const r = await cliAsNobody([...globalFor(stateDir), '--without', 'postgres', 'run', runbook, '--yes']);
       assert.equal(r.code, EXIT.usage, describeResult(r));
-      assert.ok(r.stderr.includes(`State dir ${stateDir}: ${stateDir} is not writable for you (owned by uid 65534, mode 0555; you are uid 65534), and a run writes its lock and journal there.`), describeResult(r));
+      assert.ok(
+        r.stderr.includes(
+          `State dir ${stateDir}: ${stateDir} is not writable for you (owned by uid 65534, mode 0555; you are uid 65534), and a run writes its lock and journal there.`,
+        ),
+        describeResult(r),
+      );
       assert.deepEqual(journalFiles(stateDir), before);
     });
   });

@@ -3,7 +3,7 @@
  * test can SIGKILL it), a pair of real PostgreSQL servers seeded with the rehearsal's schema, the
  * outputs file the CLI reads, and readers for the journal the CLI writes.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -11,7 +11,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import type { StackOutputs } from '../../infra/contract.ts';
-import { readJournal, runState, type Entry, type RunState } from '../../migrate/core/journal.ts';
+import { type Entry, type RunState, readJournal, runState } from '../../migrate/core/journal.ts';
 import { localOutputs } from '../../migrate/local/outputs.ts';
 import type { PostgresServer } from '../../migrate/local/postgres-server.ts';
 import { APP_DATABASE, prepareTargetRoles, seedSource } from '../../migrate/rehearse/seed.ts';
@@ -66,7 +66,11 @@ export function describeResult(r: CliResult): string {
 }
 
 /** Polls until `probe` returns a value; fails with `what` when the CLI process exits first or time runs out. */
-export async function waitUntil<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, options: { process?: CliProcess; timeoutMs?: number } = {}): Promise<T> {
+export async function waitUntil<T>(
+  what: string,
+  probe: () => Promise<T | undefined> | T | undefined,
+  options: { process?: CliProcess; timeoutMs?: number } = {},
+): Promise<T> {
   const until = Date.now() + (options.timeoutMs ?? 120_000);
   let exited: CliResult | undefined;
   void options.process?.done.then((r) => (exited = r));
@@ -190,7 +194,10 @@ export async function appTables(stack: Stack): Promise<string[]> {
 export async function tableDigests(stack: Stack, side: 'source' | 'target', tables: string[]): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
   for (const table of tables) {
-    const { rows } = await stack.sql(side, `select count(*) || ':' || coalesce(md5(string_agg(t::text, '' order by t::text)), '-') as digest from ${table} t`);
+    const { rows } = await stack.sql(
+      side,
+      `select count(*) || ':' || coalesce(md5(string_agg(t::text, '' order by t::text)), '-') as digest from ${table} t`,
+    );
     out[table] = rows[0].digest;
   }
   return out;

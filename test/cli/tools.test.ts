@@ -21,7 +21,13 @@ describe('tools a newcomer lacks', () => {
     dir = mkdtempSync(join(tmpdir(), 'migrate-cli-tools-'));
     mkdirSync(join(dir, 'empty'));
     // No pg_config on PATH, no PG_BINDIR, and PgBouncer pointed at nothing (its /usr/sbin fallback is not on PATH).
-    hidden = { PATH: join(dir, 'empty'), PG_BINDIR: '', PGBOUNCER_BIN: join(dir, 'empty', 'pgbouncer'), MIGRATE_INSTALL: 'no', TMPDIR: dir };
+    hidden = {
+      PATH: join(dir, 'empty'),
+      PG_BINDIR: '',
+      PGBOUNCER_BIN: join(dir, 'empty', 'pgbouncer'),
+      MIGRATE_INSTALL: 'no',
+      TMPDIR: dir,
+    };
   });
 
   after(() => rmSync(dir, { recursive: true, force: true }));
@@ -36,11 +42,17 @@ describe('tools a newcomer lacks', () => {
       assert.match(lines[0]!, /sudo apt-get install -y postgresql pgbouncer/);
     }
     assert.equal(rehearse.stdout, '', 'the rehearsal did not start');
-    assert.deepEqual(readdirSync(dir).filter((n) => n.startsWith('migrate-')), []);
+    assert.deepEqual(
+      readdirSync(dir).filter((n) => n.startsWith('migrate-')),
+      [],
+    );
   });
 
   it('a PG_BINDIR without the server and client programs counts as missing PostgreSQL', () => {
-    assert.deepEqual(missingPackages({ ...process.env, PG_BINDIR: join(dir, 'empty') }).filter((p) => p === 'postgresql'), ['postgresql']);
+    assert.deepEqual(
+      missingPackages({ ...process.env, PG_BINDIR: join(dir, 'empty') }).filter((p) => p === 'postgresql'),
+      ['postgresql'],
+    );
   });
 
   it('PgBouncer: PGBOUNCER_BIN, then PATH, then /usr/sbin; a bad override says how to install it', () => {
@@ -51,7 +63,11 @@ describe('tools a newcomer lacks', () => {
     chmodSync(fake, 0o755);
     assert.equal(pgbouncerBinary({ PATH: `${join(dir, 'empty')}:${bin}` }), fake, 'found on PATH');
     assert.equal(pgbouncerBinary({ PATH: join(dir, 'empty'), PGBOUNCER_BIN: fake }), fake, 'the override');
-    assert.throws(() => pgbouncerBinary({ PATH: bin, PGBOUNCER_BIN: join(dir, 'nope') }), /PGBOUNCER_BIN=.*nope.*apt-get install pgbouncer/);
-    if (existsSync('/usr/sbin/pgbouncer')) assert.equal(pgbouncerBinary({ PATH: join(dir, 'empty') }), '/usr/sbin/pgbouncer', 'Debian puts it outside a user PATH');
+    assert.throws(
+      () => pgbouncerBinary({ PATH: bin, PGBOUNCER_BIN: join(dir, 'nope') }),
+      /PGBOUNCER_BIN=.*nope.*apt-get install pgbouncer/,
+    );
+    if (existsSync('/usr/sbin/pgbouncer'))
+      assert.equal(pgbouncerBinary({ PATH: join(dir, 'empty') }), '/usr/sbin/pgbouncer', 'Debian puts it outside a user PATH');
   });
 });

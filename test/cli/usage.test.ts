@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { EXIT } from '../../migrate/commands/exit-codes.ts';
-import { cli, describeResult, ROOT, startCli, state, type CliResult } from './support.ts';
+import { type CliResult, cli, describeResult, ROOT, startCli, state } from './support.ts';
 
 function oneLineUsageError(r: CliResult, names: RegExp): void {
   assert.equal(r.code, EXIT.usage, describeResult(r));
@@ -40,7 +40,11 @@ describe('usage errors and help', { concurrency: true }, () => {
     const scratch = mkdtempSync(join(dir, 'set-'));
     const r = await startCli(['rehearse', '--set', 'catchUpDeadline=5'], { TMPDIR: scratch }).done;
     oneLineUsageError(r, /--set catchUpDeadline: .*catchUpDeadlineSeconds/);
-    assert.deepEqual(readdirSync(scratch).filter((n) => n.startsWith('migrate-')), [], 'no temp dir was made');
+    assert.deepEqual(
+      readdirSync(scratch).filter((n) => n.startsWith('migrate-')),
+      [],
+      'no temp dir was made',
+    );
   });
 
   it('unknown command, unknown option, missing argument: one line each, exit 2', async () => {
@@ -52,7 +56,15 @@ describe('usage errors and help', { concurrency: true }, () => {
 
   it('bad global options and outputs: exit 2, naming the file, option or variable, nothing written', async () => {
     const outputs = join(dir, 'env-ref.json');
-    const made = await cli(['outputs', '--source', 'env:MIGRATE_TEST_UNSET_SOURCE', '--target', 'postgres://postgres@127.0.0.1:1/app', '--target-password', 'env:MIGRATE_TEST_UNSET_PW']);
+    const made = await cli([
+      'outputs',
+      '--source',
+      'env:MIGRATE_TEST_UNSET_SOURCE',
+      '--target',
+      'postgres://postgres@127.0.0.1:1/app',
+      '--target-password',
+      'env:MIGRATE_TEST_UNSET_PW',
+    ]);
     writeFileSync(outputs, made.stdout);
     const state = join(dir, 'state-bad');
     const [missingFile, without, set, notJson] = await Promise.all([
@@ -71,11 +83,26 @@ describe('usage errors and help', { concurrency: true }, () => {
 
   it('every subcommand: unknown option, missing option argument, too many arguments, missing required option: one line each, exit 2', async () => {
     const cases: [string[], RegExp][] = [
-      ...['plan', 'run', 'resume', 'preflight', 'verify', 'schema-sync', 'rollback', 'status', 'runs', 'kinds', 'iam-policy', 'rehearse', 'tools'].map(
-        (command): [string[], RegExp] => [[command, '--nope'], /unknown option '--nope'/],
-      ),
+      ...[
+        'plan',
+        'run',
+        'resume',
+        'preflight',
+        'verify',
+        'schema-sync',
+        'rollback',
+        'status',
+        'runs',
+        'kinds',
+        'iam-policy',
+        'rehearse',
+        'tools',
+      ].map((command): [string[], RegExp] => [[command, '--nope'], /unknown option '--nope'/]),
       // Commander checks required options before unknown ones.
-      [['outputs', '--source', 'env:S', '--target', 'postgres://p@db/app', '--target-password', 'env:T', '--nope'], /unknown option '--nope'/],
+      [
+        ['outputs', '--source', 'env:S', '--target', 'postgres://p@db/app', '--target-password', 'env:T', '--nope'],
+        /unknown option '--nope'/,
+      ],
       [['plan', 'x.yaml', '--from'], /option '--from <step>' argument missing/],
       [['resume', '--run'], /option '--run <id>' argument missing/],
       [['status', 'extra'], /too many arguments for 'status'/],
@@ -101,14 +128,31 @@ describe('usage errors and help', { concurrency: true }, () => {
   it('a subcommand --help lists the global options', async () => {
     const r = await cli(['run', '--help']);
     assert.equal(r.code, EXIT.ok, describeResult(r));
-    for (const option of ['--outputs', '--stack', '--state-dir', '--set', '--without', '--json']) assert.ok(r.stdout.includes(option), `run --help lists ${option}`);
+    for (const option of ['--outputs', '--stack', '--state-dir', '--set', '--without', '--json'])
+      assert.ok(r.stdout.includes(option), `run --help lists ${option}`);
   });
 
   describe('migrate outputs', () => {
     it('refuses a password inside --target or a literal --source URL without echoing it', async () => {
       const [a, b] = await Promise.all([
-        cli(['outputs', '--source', 'env:SOURCE_URL', '--target', 'postgres://postgres:Sup3rSecretPw@db:5432/app', '--target-password', 'env:TP']),
-        cli(['outputs', '--source', 'postgres://app:Sup3rSecretPw@old:5432/app', '--target', 'postgres://postgres@db:5432/app', '--target-password', 'env:TP']),
+        cli([
+          'outputs',
+          '--source',
+          'env:SOURCE_URL',
+          '--target',
+          'postgres://postgres:Sup3rSecretPw@db:5432/app',
+          '--target-password',
+          'env:TP',
+        ]),
+        cli([
+          'outputs',
+          '--source',
+          'postgres://app:Sup3rSecretPw@old:5432/app',
+          '--target',
+          'postgres://postgres@db:5432/app',
+          '--target-password',
+          'env:TP',
+        ]),
       ]);
       oneLineUsageError(a, /--target: the URL holds a password.*--target-password env:NAME/);
       oneLineUsageError(b, /--source: expected a reference \(env:NAME, file:\/path or ssm:\/name\)/);
@@ -116,14 +160,42 @@ describe('usage errors and help', { concurrency: true }, () => {
     });
 
     it('writes a valid outputs file with references only, which plan reads; --set pgBinDir is accepted', async () => {
-      const r = await cli(['outputs', '--source', 'env:MY_SOURCE_URL', '--target', 'postgres://postgres@db.example.com:5433/app?sslmode=require', '--target-password', 'file:/etc/target.pw', '--name', 'mine']);
+      const r = await cli([
+        'outputs',
+        '--source',
+        'env:MY_SOURCE_URL',
+        '--target',
+        'postgres://postgres@db.example.com:5433/app?sslmode=require',
+        '--target-password',
+        'file:/etc/target.pw',
+        '--name',
+        'mine',
+      ]);
       assert.equal(r.code, EXIT.ok, describeResult(r));
       const outputs = JSON.parse(r.stdout);
       assert.equal(outputs.source.urlRef, 'env:MY_SOURCE_URL');
-      assert.deepEqual([outputs.database.endpoint, outputs.database.port, outputs.database.name, outputs.database.sslMode, outputs.database.masterPasswordRef], ['db.example.com', 5433, 'app', 'require', 'file:/etc/target.pw']);
+      assert.deepEqual(
+        [
+          outputs.database.endpoint,
+          outputs.database.port,
+          outputs.database.name,
+          outputs.database.sslMode,
+          outputs.database.masterPasswordRef,
+        ],
+        ['db.example.com', 5433, 'app', 'require', 'file:/etc/target.pw'],
+      );
       const file = join(dir, 'mine.json');
       writeFileSync(file, r.stdout);
-      const plan = await cli(['--outputs', file, '--state-dir', join(dir, 'state'), '--set', `pgBinDir=${dir}`, 'plan', 'runbooks/week-prior.yaml']);
+      const plan = await cli([
+        '--outputs',
+        file,
+        '--state-dir',
+        join(dir, 'state'),
+        '--set',
+        `pgBinDir=${dir}`,
+        'plan',
+        'runbooks/week-prior.yaml',
+      ]);
       assert.equal(plan.code, EXIT.ok, describeResult(plan));
       assert.match(plan.stdout, /preflight/);
       assert.equal(readFileSync(file, 'utf8'), r.stdout);
@@ -139,13 +211,24 @@ describe('output conventions: a closed stdout, JSON lines, colours', { concurren
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'migrate-cli-output-'));
-    const made = await cli(['outputs', '--source', 'env:MIGRATE_TEST_SOURCE_URL', '--target', 'postgres://postgres@127.0.0.1:1/app', '--target-password', 'env:MIGRATE_TEST_TARGET_PW']);
+    const made = await cli([
+      'outputs',
+      '--source',
+      'env:MIGRATE_TEST_SOURCE_URL',
+      '--target',
+      'postgres://postgres@127.0.0.1:1/app',
+      '--target-password',
+      'env:MIGRATE_TEST_TARGET_PW',
+    ]);
     assert.equal(made.code, EXIT.ok, describeResult(made));
     writeFileSync(join(dir, 'outputs.json'), made.stdout);
     global = (stateDir) => ['--outputs', join(dir, 'outputs.json'), '--state-dir', join(dir, stateDir)];
     // Shell steps only: no database, so no run lock on one; each step takes a second.
     const step = (id: string, command: string) => `  - id: ${id}\n    uses: source.stop\n    with: { command: "${command}" }\n`;
-    writeFileSync(join(dir, 'slow.yaml'), `name: slow\nsteps:\n${step('first', 'sleep 1')}${step('second', 'sleep 1')}${step('third', `touch ${join(dir, 'third-ran')}`)}`);
+    writeFileSync(
+      join(dir, 'slow.yaml'),
+      `name: slow\nsteps:\n${step('first', 'sleep 1')}${step('second', 'sleep 1')}${step('third', `touch ${join(dir, 'third-ran')}`)}`,
+    );
     writeFileSync(join(dir, 'quick.yaml'), `name: quick\nsteps:\n${step('only', 'true')}`);
   });
 
@@ -197,7 +280,10 @@ describe('output conventions: a closed stdout, JSON lines, colours', { concurren
     const runs = join(stateDir, 'local', 'runs');
     const run = state(join(runs, readdirSync(runs).find((f) => f.endsWith('.jsonl'))!));
     assert.equal(run.status, 'finished');
-    assert.deepEqual(run.steps.map((s) => s.status), ['applied', 'applied', 'applied']);
+    assert.deepEqual(
+      run.steps.map((s) => s.status),
+      ['applied', 'applied', 'applied'],
+    );
     assert.ok(existsSync(join(dir, 'third-ran')), 'the last step ran');
   });
 
@@ -223,19 +309,27 @@ describe('output conventions: a closed stdout, JSON lines, colours', { concurren
     commands.forEach(([args, code, types], i) => {
       const r = results[i]!;
       assert.equal(r.code, code, `${args.join(' ')}: ${describeResult(r)}`);
-      const events = r.stdout.trimEnd().split('\n').map((line) => JSON.parse(line) as { type: unknown; t: unknown });
+      const events = r.stdout
+        .trimEnd()
+        .split('\n')
+        .map((line) => JSON.parse(line) as { type: unknown; t: unknown });
       for (const e of events) {
         assert.equal(typeof e.type, 'string', `${args.join(' ')}: ${JSON.stringify(e)}`);
         assert.equal(typeof e.t, 'number', `${args.join(' ')}: ${JSON.stringify(e)}`);
       }
-      for (const type of types) assert.ok(events.some((e) => e.type === type), `${args.join(' ')} emits ${type}: ${r.stdout}`);
+      for (const type of types)
+        assert.ok(
+          events.some((e) => e.type === type),
+          `${args.join(' ')} emits ${type}: ${r.stdout}`,
+        );
     });
     assert.equal(results.at(-1)!.stdout.trim().split('\n').length, 1);
     assert.match(results.at(-1)!.stderr, /rollback --runbook nope/);
   });
 
   it('colours: FORCE_COLOR=1 colours piped output, NO_COLOR=1 or FORCE_COLOR=0 or a pipe alone do not', async () => {
-    const plan = (env: NodeJS.ProcessEnv) => startCli([...global('state-colour'), 'plan', join(dir, 'quick.yaml')], { ...refs, ...env }).done;
+    const plan = (env: NodeJS.ProcessEnv) =>
+      startCli([...global('state-colour'), 'plan', join(dir, 'quick.yaml')], { ...refs, ...env }).done;
     const [forced, none, off, piped] = await Promise.all([
       plan({ NO_COLOR: '', FORCE_COLOR: '1' }),
       plan({ NO_COLOR: '1', FORCE_COLOR: undefined }),

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { dryRun, findResumableRun, resume, run, RunNotStartedError, type EngineEnvironment } from '../../migrate/core/engine.ts';
+import { dryRun, type EngineEnvironment, findResumableRun, RunNotStartedError, resume, run } from '../../migrate/core/engine.ts';
 import { listRuns } from '../../migrate/core/journal.ts';
 import { acquireLock, LockHeldError } from '../../migrate/core/lock.ts';
 import { jsonReporter } from '../../migrate/core/report.ts';
@@ -59,7 +59,10 @@ test('a run applies every step in order, journals it, passes results on, and ski
   assert.equal(s.world.values.get('c'), `len-${PLANTED.length}`);
   const [state] = listRuns(s.stateDir, 'test');
   assert.equal(state!.status, 'finished');
-  assert.deepEqual(state!.steps.map((x) => x.status), ['applied', 'applied', 'skipped', 'applied']);
+  assert.deepEqual(
+    state!.steps.map((x) => x.status),
+    ['applied', 'applied', 'skipped', 'applied'],
+  );
   assert.equal(state!.steps[2]!.reason, 'skipped: no AWS in this test');
   const journal = readFileSync(outcome.journal!, 'utf8');
   assert.ok(!journal.includes(PLANTED), 'journal must not contain the secret');
@@ -87,34 +90,68 @@ test('resume refuses a runbook edited since the run started', async () => {
   const s = setup();
   s.world.failOnce.add('a');
   await run(s.runbook(), s.env);
-  writeFileSync(s.file, readFileSync(s.file, 'utf8') + '\n# edited\n');
+  writeFileSync(s.file, `${readFileSync(s.file, 'utf8')}\n# edited\n`);
   await assert.rejects(resume(findResumableRun(s.stateDir, 'test'), s.runbook(), s.env), /has changed since run/);
 });
 
 test('a dry run probes, reports blocked steps with every finding, and writes nothing', async () => {
   const s = setup();
-  const runbook = runbookFromObject({ name: 'guard', steps: [{ id: 'set', uses: 'test.set', with: { key: 'x', value: 'y' } }, { id: 'g', uses: 'test.guarded' }] }, 'guard', s.load);
+  const runbook = runbookFromObject(
+    {
+      name: 'guard',
+      steps: [
+        { id: 'set', uses: 'test.set', with: { key: 'x', value: 'y' } },
+        { id: 'g', uses: 'test.guarded' },
+      ],
+    },
+    'guard',
+    s.load,
+  );
   const outcome = await dryRun(runbook, s.env);
   assert.equal(outcome.outcome, 'dry-run');
   assert.equal(outcome.findings.filter((f) => f.severity === 'error').length, 2);
   assert.deepEqual(s.world.applyCalls, []);
   assert.equal(existsSync(s.stateDir), false, 'no journal, no lock');
-  const ends = s.lines.map((l) => JSON.parse(l)).filter((e) => e.type === 'step-end').map((e) => e.outcome);
+  const ends = s.lines
+    .map((l) => JSON.parse(l))
+    .filter((e) => e.type === 'step-end')
+    .map((e) => e.outcome);
   assert.deepEqual(ends, ['would-run', 'blocked']);
 });
 
 test('a dry run expects what an earlier step that would run creates, and blocks on it otherwise', async () => {
   const s = setup();
-  const ends = () => s.lines.splice(0).map((l) => JSON.parse(l)).filter((e) => e.type === 'step-end').map((e) => e.outcome);
-  const both = runbookFromObject({ name: 'pair', steps: [{ id: 'set', uses: 'test.set', with: { key: 'x', value: 'y' } }, { id: 'after', uses: 'test.after-set' }] }, 'pair', s.load);
+  const ends = () =>
+    s.lines
+      .splice(0)
+      .map((l) => JSON.parse(l))
+      .filter((e) => e.type === 'step-end')
+      .map((e) => e.outcome);
+  const both = runbookFromObject(
+    {
+      name: 'pair',
+      steps: [
+        { id: 'set', uses: 'test.set', with: { key: 'x', value: 'y' } },
+        { id: 'after', uses: 'test.after-set' },
+      ],
+    },
+    'pair',
+    s.load,
+  );
   const planned = await dryRun(both, s.env);
   assert.deepEqual(ends(), ['would-run', 'would-run']);
-  assert.deepEqual(planned.findings.map((f) => [f.severity, f.object]), [['info', 'key x']]);
+  assert.deepEqual(
+    planned.findings.map((f) => [f.severity, f.object]),
+    [['info', 'key x']],
+  );
   assert.match(planned.findings[0]!.message, /expected before the earlier steps have run/);
 
   const alone = await dryRun(both, s.env, { only: 'after' });
   assert.deepEqual(ends(), ['blocked']);
-  assert.deepEqual(alone.findings.map((f) => f.severity), ['error']);
+  assert.deepEqual(
+    alone.findings.map((f) => f.severity),
+    ['error'],
+  );
   const ran = await run(both, s.env, { only: 'after' });
   assert.equal(ran.outcome, 'failed');
   assert.deepEqual(s.world.applyCalls, []);
@@ -152,7 +189,10 @@ test('the lock keeps a second operator out and is taken over from a dead process
   const held = acquireLock(s.stateDir, 'test', 'other-run');
   await assert.rejects(run(s.runbook(), s.env), (e: unknown) => e instanceof LockHeldError && /locked by run other-run/.test(e.message));
   held.release();
-  writeFileSync(join(s.stateDir, 'test', 'lock'), JSON.stringify({ pid: 2 ** 22 + 12345, host: (await import('node:os')).hostname(), runId: 'dead', since: '' }));
+  writeFileSync(
+    join(s.stateDir, 'test', 'lock'),
+    JSON.stringify({ pid: 2 ** 22 + 12345, host: (await import('node:os')).hostname(), runId: 'dead', since: '' }),
+  );
   assert.equal((await run(s.runbook(), s.env)).outcome, 'finished');
 });
 
@@ -161,7 +201,11 @@ test('run.undo undoes the newest run in reverse order, resumes after a failure, 
   s.world.values.set('a', 'before');
   // A stopped clock: every step starts in the same millisecond, as fast steps do, and order must still hold.
   await run(s.runbook(), { ...s.env, now: () => 1_795_000_000_000 });
-  const rollback = runbookFromObject({ name: 'rollback', steps: [{ id: 'undo', uses: 'run.undo', with: { runbook: 'book' } }] }, 'rollback', s.load);
+  const rollback = runbookFromObject(
+    { name: 'rollback', steps: [{ id: 'undo', uses: 'run.undo', with: { runbook: 'book' } }] },
+    'rollback',
+    s.load,
+  );
   s.world.failOnce.add('undo:b');
   const failed = await run(rollback, s.env);
   assert.equal(failed.outcome, 'failed');
@@ -177,9 +221,13 @@ test('run.undo undoes the newest run in reverse order, resumes after a failure, 
   assert.deepEqual(s.world.undoCalls, ['c', 'b', 'a'], 'a second rollback finds nothing left to undo');
 });
 
-test('a runbook can use a result of another runbook\'s newest run of this stack', async () => {
+test("a runbook can use a result of another runbook's newest run of this stack", async () => {
   const s = setup();
-  const next = runbookFromObject({ name: 'next', steps: [{ id: 'use', uses: 'test.set', with: { key: 'copied', value: 'len-${{ runs.book.b.length }}' } }] }, 'next', s.load);
+  const next = runbookFromObject(
+    { name: 'next', steps: [{ id: 'use', uses: 'test.set', with: { key: 'copied', value: 'len-${{ runs.book.b.length }}' } }] },
+    'next',
+    s.load,
+  );
   // Refused before its first step: nothing would produce the value the step needs, and no journal is left behind.
   await assert.rejects(run(next, s.env), /no run of runbook 'book' of this stack has finished step 'b'/);
   assert.deepEqual(s.world.applyCalls, []);

@@ -10,15 +10,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
 import type { StackOutputs } from '../../infra/contract.ts';
+import type { RecordSet } from '../../migrate/aws/record-sets.ts';
+import { type EngineEnvironment, type RunSelection, run } from '../../migrate/core/engine.ts';
 import { kindLookup } from '../../migrate/core/environment.ts';
-import { run, type EngineEnvironment, type RunSelection } from '../../migrate/core/engine.ts';
 import { listRuns } from '../../migrate/core/journal.ts';
 import { jsonReporter } from '../../migrate/core/report.ts';
-import { loadRunbook, runbookFromObject, type LoadOptions } from '../../migrate/core/runbook.ts';
+import { type LoadOptions, loadRunbook, runbookFromObject } from '../../migrate/core/runbook.ts';
 import { createSecretResolver } from '../../migrate/core/secret-refs.ts';
 import type { Capability } from '../../migrate/core/step.ts';
 import { undoStepKind } from '../../migrate/core/undo.ts';
-import type { RecordSet } from '../../migrate/aws/record-sets.ts';
 import { awsOutputs, fakeClock } from '../aws/fixtures.ts';
 import { fakeRds } from '../aws/rds-fake.ts';
 import { fakeRoute53 } from '../aws/route53-fake.ts';
@@ -70,7 +70,8 @@ steps:
 `,
     );
     const load = { outputs: e.env.outputs, ...lookup };
-    const rollback = (p: Record<string, unknown> = { runbook: 'book' }) => runbookFromObject({ name: 'rollback', steps: [{ id: 'undo', uses: 'run.undo', with: p }] }, 'rollback', load);
+    const rollback = (p: Record<string, unknown> = { runbook: 'book' }) =>
+      runbookFromObject({ name: 'rollback', steps: [{ id: 'undo', uses: 'run.undo', with: p }] }, 'rollback', load);
     return { ...e, world, book: () => loadRunbook(file, load), rollback };
   }
 
@@ -85,7 +86,10 @@ steps:
     assert.equal(undone.outcome, 'finished');
     assert.equal(s.world.values.get('other'), 'before');
     assert.equal(s.stepEnd('undo').outcome, 'applied');
-    assert.ok(s.logs().some((l) => /^undid 1 step\(s\): other of run book-/.test(l)), s.logs().join('\n'));
+    assert.ok(
+      s.logs().some((l) => /^undid 1 step\(s\): other of run book-/.test(l)),
+      s.logs().join('\n'),
+    );
     assert.ok(s.logs().includes('nothing of those runs remains to undo'));
   });
 
@@ -115,7 +119,10 @@ steps:
     await run(s.rollback({ runbook: 'book', keep: ['other'] }), s.env);
     assert.equal(s.world.values.get('other'), '1');
     assert.equal(s.world.values.has('record'), false);
-    assert.ok(s.logs().some((l) => /^remains as it is: other of run book-\S+ \(kept as asked\)$/.test(l)), s.logs().join('\n'));
+    assert.ok(
+      s.logs().some((l) => /^remains as it is: other of run book-\S+ \(kept as asked\)$/.test(l)),
+      s.logs().join('\n'),
+    );
   });
 
   it('a rollback when nothing was ever done says so, as a skipped step, not as already-done', async () => {
@@ -151,11 +158,16 @@ steps:
       rds.add('billing-production');
       const clock = fakeClock();
       const e = engine(outputs(), ['aws'], { now: clock.now, sleep: clock.sleep });
-      cleanup.push(() => route53.mock.restore(), () => rds.mock.restore(), () => rmSync(e.dir, { recursive: true, force: true }));
+      cleanup.push(
+        () => route53.mock.restore(),
+        () => rds.mock.restore(),
+        () => rmSync(e.dir, { recursive: true, force: true }),
+      );
       const lookup = kindLookup(e.stateDir);
       const load: LoadOptions = { outputs: e.env.outputs, ...lookup };
       const runFile = (file: string, selection: RunSelection = {}) => run(loadRunbook(join(RUNBOOKS, file), load), e.env, selection);
-      const rollback = (runbook: string) => run(runbookFromObject({ name: 'rollback', steps: [{ id: 'undo', uses: 'run.undo', with: { runbook } }] }, 'rollback', load), e.env);
+      const rollback = (runbook: string) =>
+        run(runbookFromObject({ name: 'rollback', steps: [{ id: 'undo', uses: 'run.undo', with: { runbook } }] }, 'rollback', load), e.env);
       return { ...e, route53, rds, runFile, rollback, record: (name: string) => route53.sets().filter((s) => s.Name === name) };
     }
 

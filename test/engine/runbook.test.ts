@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { loadRunbook, RunbookError, displayParams } from '../../migrate/core/runbook.ts';
+import { displayParams, loadRunbook, RunbookError } from '../../migrate/core/runbook.ts';
 import { fakeKinds, fixtureOutputs, lookupFor, newWorld } from '../support/fake-kinds.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'runbook-test-'));
@@ -16,7 +16,9 @@ const load = (path: string, configOverrides?: Record<string, unknown>) =>
   loadRunbook(path, { outputs: fixtureOutputs(), configOverrides, ...lookupFor(fakeKinds(newWorld())) });
 
 test('a valid runbook resolves outputs and config references with their types', () => {
-  const path = write('ok.yaml', `
+  const path = write(
+    'ok.yaml',
+    `
 name: ok
 config: { suffix: "-x", n: 3 }
 secrets: { token: "env:TOKEN" }
@@ -27,7 +29,8 @@ steps:
   - id: two
     uses: test.set
     with: { key: "k2", value: "\${{ secrets.token }}" }
-`);
+`,
+  );
   const runbook = load(path);
   assert.equal(runbook.steps.length, 2);
   assert.deepEqual(displayParams(runbook, runbook.steps[0]!, fixtureOutputs()), { key: 'db.example.com-x', value: 'v', count: 3 });
@@ -35,7 +38,9 @@ steps:
 });
 
 test('every problem in a runbook is reported at once, naming the file, step and field', () => {
-  const path = write('bad.yaml', `
+  const path = write(
+    'bad.yaml',
+    `
 name: bad
 steps:
   - id: one
@@ -55,28 +60,35 @@ steps:
   - id: five
     uses: test.set
     with: { key: "k", value: "v" }
-`);
-  assert.throws(() => load(path), (error: unknown) => {
-    assert.ok(error instanceof RunbookError);
-    const text = error.message;
-    assert.match(text, /bad\.yaml/);
-    assert.match(text, /step 'one' \(#1\): unknown step kind 'test\.nope'/);
-    assert.match(text, /step 'two' \(#2\): .*the stack outputs have no 'database\.nothere'/);
-    assert.match(text, /step 'three' \(#3\): with\.value: .*no secret 'undeclared'/);
-    assert.match(text, /step 'four' \(#4\): with\.key: .*'five' is not an earlier step/);
-    assert.match(text, /step 'four' \(#4\): with\.value: .*expected string/);
-    assert.match(text, /step 'five' \(#5\): with: .*extra/);
-    assert.match(text, /step 'five' \(#6\): duplicate step id/);
-    return true;
-  });
+`,
+  );
+  assert.throws(
+    () => load(path),
+    (error: unknown) => {
+      assert.ok(error instanceof RunbookError);
+      const text = error.message;
+      assert.match(text, /bad\.yaml/);
+      assert.match(text, /step 'one' \(#1\): unknown step kind 'test\.nope'/);
+      assert.match(text, /step 'two' \(#2\): .*the stack outputs have no 'database\.nothere'/);
+      assert.match(text, /step 'three' \(#3\): with\.value: .*no secret 'undeclared'/);
+      assert.match(text, /step 'four' \(#4\): with\.key: .*'five' is not an earlier step/);
+      assert.match(text, /step 'four' \(#4\): with\.value: .*expected string/);
+      assert.match(text, /step 'five' \(#5\): with: .*extra/);
+      assert.match(text, /step 'five' \(#6\): duplicate step id/);
+      return true;
+    },
+  );
 });
 
 test('--set may only override keys the runbook declares', () => {
-  const path = write('cfg.yaml', `
+  const path = write(
+    'cfg.yaml',
+    `
 name: cfg
 config: { a: 1 }
 steps: [{ id: s, uses: test.set, with: { key: k, value: v } }]
-`);
+`,
+  );
   assert.throws(() => load(path, { b: 2 }), /--set b: the runbook has no config key 'b'/);
   assert.equal(load(path, { a: 5 }).config.a, 5);
 });
@@ -87,34 +99,46 @@ test('YAML syntax errors and a wrong top-level shape are errors naming the file'
 });
 
 test('`a || b` falls back when a is missing or empty, and only the last alternative must exist', () => {
-  const path = write('alt.yaml', `
+  const path = write(
+    'alt.yaml',
+    `
 name: alt
 config: { empty: "", set: "chosen" }
 steps:
   - id: one
     uses: test.set
     with: { key: "\${{ config.empty || outputs.database.endpoint }}", value: "\${{ outputs.nothere || config.set }}" }
-`);
+`,
+  );
   const runbook = load(path);
   assert.deepEqual(displayParams(runbook, runbook.steps[0]!, fixtureOutputs()), { key: 'db.example.com', value: 'chosen' });
-  const bad = write('alt-bad.yaml', `
+  const bad = write(
+    'alt-bad.yaml',
+    `
 name: alt
 steps: [{ id: one, uses: test.set, with: { key: "\${{ config.x || outputs.nothere }}", value: v } }]
-`);
+`,
+  );
   assert.throws(() => load(bad), /no 'nothere'/);
 });
 
 test('| urlencode percent-encodes a value for use inside a URL; an unknown filter is an error', () => {
-  const path = write('enc.yaml', `
+  const path = write(
+    'enc.yaml',
+    `
 name: enc
 config: { pw: "p@ss/word:1" }
 steps: [{ id: one, uses: test.set, with: { key: "postgres://u:\${{ config.pw | urlencode }}@h/db", value: v } }]
-`);
+`,
+  );
   const runbook = load(path);
   assert.equal((displayParams(runbook, runbook.steps[0]!, fixtureOutputs()) as { key: string }).key, 'postgres://u:p%40ss%2Fword%3A1@h/db');
-  const bad = write('enc-bad.yaml', `
+  const bad = write(
+    'enc-bad.yaml',
+    `
 name: enc
 steps: [{ id: one, uses: test.set, with: { key: "\${{ outputs.region | shout }}", value: v } }]
-`);
+`,
+  );
   assert.throws(() => load(bad), /unknown filter 'shout'/);
 });

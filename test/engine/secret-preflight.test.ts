@@ -9,14 +9,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, test } from 'node:test';
 import { SSMClient } from '@aws-sdk/client-ssm';
-import { exitCodeOf } from '../../migrate/commands/run.ts';
-import { EXIT } from '../../migrate/commands/exit-codes.ts';
 import { exitCodeFor } from '../../migrate/commands/environment.ts';
-import { dryRun, run, type EngineEnvironment } from '../../migrate/core/engine.ts';
+import { EXIT } from '../../migrate/commands/exit-codes.ts';
+import { exitCodeOf } from '../../migrate/commands/run.ts';
+import { dryRun, type EngineEnvironment, run } from '../../migrate/core/engine.ts';
 import { jsonReporter } from '../../migrate/core/report.ts';
 import { runbookFromObject } from '../../migrate/core/runbook.ts';
-import { createSecretResolver } from '../../migrate/core/secret-refs.ts';
 import { UnresolvedReferencesError } from '../../migrate/core/secret-preflight.ts';
+import { createSecretResolver } from '../../migrate/core/secret-refs.ts';
 import { fakeSsm } from '../aws/ssm-fake.ts';
 import { fakeKinds, fixtureOutputs, lookupFor, newWorld } from '../support/fake-kinds.ts';
 
@@ -50,7 +50,11 @@ function setup(withParameter: boolean) {
       steps: [
         { id: 'first', uses: 'test.set', with: { key: 'first', value: 'x' } },
         { id: 'replicas', uses: 'test.set', with: { key: 'replicas', value: 'r1,r2' } },
-        { id: 'swap-secrets', uses: 'test.set', with: { key: 'url', value: 'postgresql://app:${{ secrets.appPassword | urlencode }}@${{ steps.replicas.length }}/app' } },
+        {
+          id: 'swap-secrets',
+          uses: 'test.set',
+          with: { key: 'url', value: 'postgresql://app:${{ secrets.appPassword | urlencode }}@${{ steps.replicas.length }}/app' },
+        },
       ],
     },
     'swap.yaml',
@@ -65,11 +69,24 @@ test('a dry run reports a missing secret as blocking, naming the secret and the 
   const outcome = await dryRun(s.runbook, s.env);
   assert.equal(exitCodeOf(outcome), EXIT.blocked);
   const errors = outcome.findings.filter((f) => f.severity === 'error');
-  assert.deepEqual(errors.map((f) => f.object), ['secret appPassword']);
-  assert.match(errors[0]!.message, new RegExp(`ssm:${APP_PASSWORD} \\(used by step 'swap-secrets'\\) does not resolve: .*ParameterNotFound`));
+  assert.deepEqual(
+    errors.map((f) => f.object),
+    ['secret appPassword'],
+  );
+  assert.match(
+    errors[0]!.message,
+    new RegExp(`ssm:${APP_PASSWORD} \\(used by step 'swap-secrets'\\) does not resolve: .*ParameterNotFound`),
+  );
   assert.match(errors[0]!.fix!, /aws ssm put-parameter --type SecureString/);
   const ends = s.events().filter((e) => e.type === 'step-end');
-  assert.deepEqual(ends.map((e) => [e.step, e.outcome]), [['first', 'would-run'], ['replicas', 'would-run'], ['swap-secrets', 'blocked']]);
+  assert.deepEqual(
+    ends.map((e) => [e.step, e.outcome]),
+    [
+      ['first', 'would-run'],
+      ['replicas', 'would-run'],
+      ['swap-secrets', 'blocked'],
+    ],
+  );
   assert.ok(!s.lines.join('\n').includes('depend on earlier'), 'a missing secret is not "depends on an earlier step"');
 });
 
@@ -86,7 +103,10 @@ test('a reference to a step that does not run in this selection is an error, not
   const s = setup(true);
   const outcome = await dryRun(s.runbook, s.env, { only: 'swap-secrets' });
   assert.equal(exitCodeOf(outcome), EXIT.blocked);
-  assert.match(outcome.findings[0]!.message, /\$\{\{ steps\.replicas\.length \}\}: step 'replicas' does not run before 'swap-secrets' in this run/);
+  assert.match(
+    outcome.findings[0]!.message,
+    /\$\{\{ steps\.replicas\.length \}\}: step 'replicas' does not run before 'swap-secrets' in this run/,
+  );
   await assert.rejects(run(s.runbook, s.env, { only: 'swap-secrets' }), UnresolvedReferencesError);
   assert.deepEqual(s.world.applyCalls, []);
 });

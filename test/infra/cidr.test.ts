@@ -28,8 +28,16 @@ describe('IPv4 subnet layout', () => {
   }
 
   it('depends only on the AZ index, so adding AZs never moves existing subnets', () => {
-    assert.deepEqual(ipv4SubnetBlocks('10.40.0.0/16', 0), { private: '10.40.0.0/20', public: '10.40.128.0/23', database: '10.40.144.0/24' });
-    assert.deepEqual(ipv4SubnetBlocks('10.40.0.0/16', 2), { private: '10.40.32.0/20', public: '10.40.132.0/23', database: '10.40.146.0/24' });
+    assert.deepEqual(ipv4SubnetBlocks('10.40.0.0/16', 0), {
+      private: '10.40.0.0/20',
+      public: '10.40.128.0/23',
+      database: '10.40.144.0/24',
+    });
+    assert.deepEqual(ipv4SubnetBlocks('10.40.0.0/16', 2), {
+      private: '10.40.32.0/20',
+      public: '10.40.132.0/23',
+      database: '10.40.146.0/24',
+    });
   });
 
   it('refuses an AZ index outside the layout and a VPC block with host bits', () => {
@@ -45,7 +53,11 @@ describe('IPv6 subnet layout', () => {
     const blocks = Array.from({ length: MAX_AZS }, (_, i) => Object.values(ipv6SubnetBlocks(vpc, i))).flat();
     assert.equal(new Set(blocks).size, blocks.length);
     for (const block of blocks) assert.match(block, /^2a05:d018:abc:de[0-9a-f]{2}::\/64$/);
-    assert.deepEqual(ipv6SubnetBlocks(vpc, 1), { public: '2a05:d018:abc:de01::/64', private: '2a05:d018:abc:de41::/64', database: '2a05:d018:abc:de81::/64' });
+    assert.deepEqual(ipv6SubnetBlocks(vpc, 1), {
+      public: '2a05:d018:abc:de01::/64',
+      private: '2a05:d018:abc:de41::/64',
+      database: '2a05:d018:abc:de81::/64',
+    });
   });
 
   it('formats like AWS (compressed, lower case)', () => {
@@ -57,7 +69,14 @@ describe('IPv6 subnet layout', () => {
 
 describe('overlapsV4', () => {
   it('agrees with the address ranges for nested, adjacent and disjoint blocks', () => {
-    const pairs: [string, string][] = [['10.40.0.0/16', '10.40.8.0/24'], ['10.40.8.0/24', '10.40.0.0/16'], ['10.40.0.0/16', '10.41.0.0/16'], ['198.51.100.30/32', '198.51.100.30/32'], ['198.51.100.30/32', '198.51.100.31/32'], ['0.0.0.0/0', '192.0.2.0/28']];
+    const pairs: [string, string][] = [
+      ['10.40.0.0/16', '10.40.8.0/24'],
+      ['10.40.8.0/24', '10.40.0.0/16'],
+      ['10.40.0.0/16', '10.41.0.0/16'],
+      ['198.51.100.30/32', '198.51.100.30/32'],
+      ['198.51.100.30/32', '198.51.100.31/32'],
+      ['0.0.0.0/0', '192.0.2.0/28'],
+    ];
     for (const [a, b] of pairs) assert.equal(overlapsV4(a, b), overlaps(a, b), `${a} ${b}`);
   });
 });

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
-import { ACCOUNT, runStack, type Registered, type StackRun } from './harness.ts';
+import { ACCOUNT, type Registered, runStack, type StackRun } from './harness.ts';
 
 const COMPONENT = /^cutover:infra:/;
 const runs: Record<string, StackRun> = {};
@@ -15,7 +15,15 @@ before(async () => {
   runs.staging = await runStack({ stack: 'staging' });
   runs.prod = await runStack({ stack: 'prod' });
   // The children only some configs have: managed replicas, a VPN gateway attachment, no custom domain.
-  runs.variants = await runStack({ stack: 'prod', config: { dbReplicaCount: 1, dbCutoverReplicaCount: 2, webhookRecorder: { enabled: true, customDomain: false }, sourceNetwork: { cidrs: ['10.9.0.0/16'], via: 'vpn-gateway', vpnGatewayId: 'vgw-0123456789abcdef0' } } });
+  runs.variants = await runStack({
+    stack: 'prod',
+    config: {
+      dbReplicaCount: 1,
+      dbCutoverReplicaCount: 2,
+      webhookRecorder: { enabled: true, customDomain: false },
+      sourceNetwork: { cidrs: ['10.9.0.0/16'], via: 'vpn-gateway', vpnGatewayId: 'vgw-0123456789abcdef0' },
+    },
+  });
 });
 
 const childrenOf = (run: StackRun) => run.resources.filter((r) => COMPONENT.test(r.parent.split('::')[2] ?? ''));
@@ -46,11 +54,42 @@ describe('two instances of every component in one stack', () => {
           const names = parameterNames(`/cutover/${name}`);
           new StackKey(name, { prefix, production: true, tags });
           new Network(name, { prefix, region: config.region, zones, ...config.network, source: config.sourceNetwork, tags });
-          new Cluster(name, { prefix, config: config.cluster, vpcId: 'vpc', publicSubnetIds: ['a'], privateSubnetIds: ['b'], kmsKeyArn: 'key', tags });
-          new Database(name, { identifier: `${prefix}-postgres`, config: config.database, production: true, vpcId: 'vpc', subnetIds: ['c'], clientSecurityGroupId: 'sg', source: config.sourceNetwork, kmsKeyArn: 'key', zones, tags });
+          new Cluster(name, {
+            prefix,
+            config: config.cluster,
+            vpcId: 'vpc',
+            publicSubnetIds: ['a'],
+            privateSubnetIds: ['b'],
+            kmsKeyArn: 'key',
+            tags,
+          });
+          new Database(name, {
+            identifier: `${prefix}-postgres`,
+            config: config.database,
+            production: true,
+            vpcId: 'vpc',
+            subnetIds: ['c'],
+            clientSecurityGroupId: 'sg',
+            source: config.sourceNetwork,
+            kmsKeyArn: 'key',
+            zones,
+            tags,
+          });
           new Secrets(name, { names, kmsKeyArn: 'key', writerUrl: 'w', readerUrls: 'r', masterPassword: 'p', tags });
           new Dns(name, { config: config.dns });
-          new CutoverWorkloads(name, { prefix, region: config.region, kubeconfig: '{}', oidcProviderArn: 'oidc', oidcIssuer: 'issuer', appNamespaces: config.appNamespaces, pgbouncer: config.pgbouncer, writerUrlParameterName: names.writerUrl, writerUrlParameterArn: 'arn', kmsKeyArn: 'key', tags });
+          new CutoverWorkloads(name, {
+            prefix,
+            region: config.region,
+            kubeconfig: '{}',
+            oidcProviderArn: 'oidc',
+            oidcIssuer: 'issuer',
+            appNamespaces: config.appNamespaces,
+            pgbouncer: config.pgbouncer,
+            writerUrlParameterName: names.writerUrl,
+            writerUrlParameterArn: 'arn',
+            kmsKeyArn: 'key',
+            tags,
+          });
           new WebhookRecorder(name, { prefix, region: config.region, kmsKeyArn: 'key', zoneId: 'zone', ...config.webhookRecorder, tags });
         }
         return {};
@@ -78,7 +117,12 @@ describe('renamed children', () => {
       const old = children.map((c) => `${c.parent} ${c.type} ${c.aliases[0]}`);
       assert.equal(new Set(old).size, old.length);
       // Only the components themselves sit at the top; their names are unchanged.
-      assert.deepEqual(runs[label]!.resources.filter((r) => !r.parent).map((r) => r.name).sort(), ['cluster', 'cutover', 'database', 'dns', 'key', 'network', 'secrets', 'webhooks']);
+      assert.deepEqual(
+        runs[label]!.resources.filter((r) => !r.parent)
+          .map((r) => r.name)
+          .sort(),
+        ['cluster', 'cutover', 'database', 'dns', 'key', 'network', 'secrets', 'webhooks'],
+      );
     });
   }
 
@@ -100,7 +144,15 @@ describe('renamed children', () => {
 function physicalNames(run: StackRun): string[] {
   const rows: string[] = [];
   for (const r of run.resources) {
-    const fields: [string, unknown][] = ['name', 'namePrefix', 'identifier', 'finalSnapshotIdentifier', 'nodeGroupNamePrefix', 'domainName', 'stageName'].map((f) => [f, r.inputs[f]]);
+    const fields: [string, unknown][] = [
+      'name',
+      'namePrefix',
+      'identifier',
+      'finalSnapshotIdentifier',
+      'nodeGroupNamePrefix',
+      'domainName',
+      'stageName',
+    ].map((f) => [f, r.inputs[f]]);
     fields.push(['metadata.name', r.inputs.metadata?.name]);
     for (const [field, value] of fields) if (typeof value === 'string') rows.push(`${r.type} ${r.name} ${field}=${value}`);
   }
@@ -122,7 +174,9 @@ function expectedNames(env: string, zone: string, production: boolean): string[]
     `aws:rds/subnetGroup:SubnetGroup database-postgres name=${db}`,
     `aws:rds/instance:Instance database-postgres identifier=${db}`,
     ...(production ? [`aws:rds/instance:Instance database-postgres finalSnapshotIdentifier=${db}-final`] : []),
-    ...['writer-url', 'reader-urls', 'source-url', 'app-password', 'master-password'].map((p) => `aws:ssm/parameter:Parameter secrets-${p} name=/cutover/${env}/database/${p}`),
+    ...['writer-url', 'reader-urls', 'source-url', 'app-password', 'master-password'].map(
+      (p) => `aws:ssm/parameter:Parameter secrets-${p} name=/cutover/${env}/database/${p}`,
+    ),
     `aws:route53/record:Record dns-app name=app.${zone}`,
     `aws:route53/record:Record dns-webhooks name=${hooks}`,
     `kubernetes:core/v1:Namespace cutover-ns-app metadata.name=app`,
@@ -143,7 +197,10 @@ function expectedNames(env: string, zone: string, production: boolean): string[]
 }
 
 describe('an existing stack after the rename', () => {
-  for (const [stack, zone, production] of [['staging', 'staging.example.com', false], ['prod', 'example.com', true]] as const) {
+  for (const [stack, zone, production] of [
+    ['staging', 'staging.example.com', false],
+    ['prod', 'example.com', true],
+  ] as const) {
     it(`${stack}: the same physical names`, () => {
       assert.deepEqual(physicalNames(runs[stack]!), expectedNames(stack, zone, production));
     });
@@ -153,8 +210,14 @@ describe('an existing stack after the rename', () => {
       const arn = (name: string) => `arn:aws:mock:eu-west-1:${ACCOUNT}:${name}`;
       assert.equal(outputs.kms.keyArn, arn('stack'));
       assert.equal(outputs.network.vpcId, 'vpc-id');
-      assert.deepEqual(outputs.network.publicSubnetIds, outputs.network.availabilityZones.map((z: string) => `subnet-public-${z}`));
-      assert.deepEqual(outputs.network.databaseSubnetIds, outputs.network.availabilityZones.map((z: string) => `subnet-database-${z}`));
+      assert.deepEqual(
+        outputs.network.publicSubnetIds,
+        outputs.network.availabilityZones.map((z: string) => `subnet-public-${z}`),
+      );
+      assert.deepEqual(
+        outputs.network.databaseSubnetIds,
+        outputs.network.availabilityZones.map((z: string) => `subnet-database-${z}`),
+      );
       assert.equal(outputs.cluster.name, `cutover-${stack}`);
       assert.equal(outputs.database.identifier, `cutover-${stack}-postgres`);
       assert.equal(outputs.database.arn, `arn:aws:rds:eu-west-1:${ACCOUNT}:db:cutover-${stack}-postgres`);

@@ -76,36 +76,58 @@ export async function runStack(options: RunOptions): Promise<StackRun> {
   const invokes: StackRun['invokes'] = [];
   const pendingOptions = new Map<string, Omit<Registered, 'type' | 'name' | 'id' | 'custom' | 'inputs'>>();
 
-  await pulumi.runtime.setMocks({
-    newResource(args) {
-      const key = `${args.type}::${args.name}`;
-      const opts = pendingOptions.get(key) ?? { protect: false, retainOnDelete: false, ignoreChanges: [], importId: '', secretInputs: [], aliases: [], urn: '', parent: '' };
-      const inputs = unwrapSecrets(args.inputs) as Record<string, any>;
-      // An aliased resource is the one the stack already has under its old name, so it keeps that one's id.
-      const stableName = opts.aliases[0] ?? args.name;
-      const id = mockId(args.type, stableName);
-      resources.push({ type: args.type, name: args.name, id, custom: args.custom ?? true, inputs, ...opts });
-      return { id, state: { ...inputs, ...mockState(args.type, stableName, inputs) } };
-    },
-    call(args) {
-      invokes.push({ token: args.token, inputs: args.inputs });
-      switch (args.token) {
-        case 'aws:index/getAvailabilityZones:getAvailabilityZones': {
-          const names = REGION_ZONES(zoneCount);
-          return { names, zoneIds: names.map((_, i) => `euw1-az${i + 1}`), id: 'eu-west-1', groupNames: names, state: 'available' };
+  await pulumi.runtime.setMocks(
+    {
+      newResource(args) {
+        const key = `${args.type}::${args.name}`;
+        const opts = pendingOptions.get(key) ?? {
+          protect: false,
+          retainOnDelete: false,
+          ignoreChanges: [],
+          importId: '',
+          secretInputs: [],
+          aliases: [],
+          urn: '',
+          parent: '',
+        };
+        const inputs = unwrapSecrets(args.inputs) as Record<string, any>;
+        // An aliased resource is the one the stack already has under its old name, so it keeps that one's id.
+        const stableName = opts.aliases[0] ?? args.name;
+        const id = mockId(args.type, stableName);
+        resources.push({ type: args.type, name: args.name, id, custom: args.custom ?? true, inputs, ...opts });
+        return { id, state: { ...inputs, ...mockState(args.type, stableName, inputs) } };
+      },
+      call(args) {
+        invokes.push({ token: args.token, inputs: args.inputs });
+        switch (args.token) {
+          case 'aws:index/getAvailabilityZones:getAvailabilityZones': {
+            const names = REGION_ZONES(zoneCount);
+            return { names, zoneIds: names.map((_, i) => `euw1-az${i + 1}`), id: 'eu-west-1', groupNames: names, state: 'available' };
+          }
+          case 'aws:route53/getZone:getZone':
+            return {
+              zoneId: 'Z0123456789MOCKZONE',
+              id: 'Z0123456789MOCKZONE',
+              name: args.inputs.name,
+              privateZone: args.inputs.privateZone ?? false,
+            };
+          case 'aws:index/getCallerIdentity:getCallerIdentity':
+            return { accountId: ACCOUNT, arn: `arn:aws:iam::${ACCOUNT}:user/ci`, userId: 'AIDAMOCK', id: ACCOUNT };
+          default:
+            throw new Error(`unmocked invoke ${args.token}: add it to test/infra/harness.ts`);
         }
-        case 'aws:route53/getZone:getZone':
-          return { zoneId: 'Z0123456789MOCKZONE', id: 'Z0123456789MOCKZONE', name: args.inputs.name, privateZone: args.inputs.privateZone ?? false };
-        case 'aws:index/getCallerIdentity:getCallerIdentity':
-          return { accountId: ACCOUNT, arn: `arn:aws:iam::${ACCOUNT}:user/ci`, userId: 'AIDAMOCK', id: ACCOUNT };
-        default:
-          throw new Error(`unmocked invoke ${args.token}: add it to test/infra/harness.ts`);
-      }
+      },
     },
-  }, PROJECT, options.stack, false);
+    PROJECT,
+    options.stack,
+    false,
+  );
 
   // The mock API hides resource options; read them off each RegisterResource request.
-  const monitor = pulumi.runtime.getMonitor() as unknown as { registerResource: (req: any, cb: unknown) => unknown; newUrn: (parent: string, type: string, name: string) => string };
+  const monitor = pulumi.runtime.getMonitor() as unknown as {
+    registerResource: (req: any, cb: unknown) => unknown;
+    newUrn: (parent: string, type: string, name: string) => string;
+  };
   const register = monitor.registerResource.bind(monitor);
   monitor.registerResource = (req: any, cb: unknown) => {
     const raw = req.getObject()?.toJavaScript() ?? {};
@@ -115,7 +137,10 @@ export async function runStack(options: RunOptions): Promise<StackRun> {
       ignoreChanges: req.getIgnorechangesList(),
       importId: req.getImportid(),
       secretInputs: Object.keys(raw).filter((k) => raw[k]?.[SECRET_SIG_KEY] === SECRET_SIG),
-      aliases: req.getAliasesList().map((alias: any) => alias.getSpec()?.getName()).filter(Boolean),
+      aliases: req
+        .getAliasesList()
+        .map((alias: any) => alias.getSpec()?.getName())
+        .filter(Boolean),
       parent: req.getParent(),
       urn: monitor.newUrn(req.getParent(), req.getType(), req.getName()),
     });
@@ -128,10 +153,14 @@ export async function runStack(options: RunOptions): Promise<StackRun> {
     if (value === undefined) delete config[full];
     else config[full] = value;
   }
-  pulumi.runtime.setAllConfig(Object.fromEntries(Object.entries(config).map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)])));
+  pulumi.runtime.setAllConfig(
+    Object.fromEntries(Object.entries(config).map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)])),
+  );
 
   runs += 1;
-  const program = options.program ? await options.program() : ((await import(`../../infra/index.ts?run=${runs}`)) as Record<string, unknown>);
+  const program = options.program
+    ? await options.program()
+    : ((await import(`../../infra/index.ts?run=${runs}`)) as Record<string, unknown>);
   const outputs: Record<string, any> = {};
   const secretOutputs = new Set<string>();
   for (const [name, value] of Object.entries(program)) {
@@ -186,7 +215,11 @@ function mockState(type: string, name: string, inputs: Record<string, any>): Rec
     case 'aws:ec2/vpc:Vpc':
       return { arn, ipv6CidrBlock: '2a05:d018:abc:de00::/56' };
     case 'aws:rds/instance:Instance':
-      return { arn: `arn:aws:rds:eu-west-1:${ACCOUNT}:db:${inputs.identifier}`, address: `${inputs.identifier}.cmock.eu-west-1.rds.amazonaws.com`, port: inputs.port ?? 5432 };
+      return {
+        arn: `arn:aws:rds:eu-west-1:${ACCOUNT}:db:${inputs.identifier}`,
+        address: `${inputs.identifier}.cmock.eu-west-1.rds.amazonaws.com`,
+        port: inputs.port ?? 5432,
+      };
     case 'aws:rds/parameterGroup:ParameterGroup':
       return { arn, name: `${inputs.namePrefix}20260101000000` };
     case 'random:index/randomPassword:RandomPassword':
@@ -200,7 +233,10 @@ function mockState(type: string, name: string, inputs: Record<string, any>): Rec
         eksCluster: { name: inputs.name },
       };
     case 'aws:sqs/queue:Queue':
-      return { arn: `arn:aws:sqs:eu-west-1:${ACCOUNT}:${inputs.name}`, url: `https://sqs.eu-west-1.amazonaws.com/${ACCOUNT}/${inputs.name}` };
+      return {
+        arn: `arn:aws:sqs:eu-west-1:${ACCOUNT}:${inputs.name}`,
+        url: `https://sqs.eu-west-1.amazonaws.com/${ACCOUNT}/${inputs.name}`,
+      };
     case 'aws:apigateway/restApi:RestApi':
       return { arn, rootResourceId: 'rootresource', executionArn: arn };
     case 'aws:apigateway/stage:Stage':
@@ -208,7 +244,17 @@ function mockState(type: string, name: string, inputs: Record<string, any>): Rec
     case 'aws:apigateway/domainName:DomainName':
       return { arn, regionalDomainName: 'd-mock123.execute-api.eu-west-1.amazonaws.com', regionalZoneId: 'ZLY8HYME6SFDD' };
     case 'aws:acm/certificate:Certificate':
-      return { arn, domainValidationOptions: [{ domainName: inputs.domainName, resourceRecordName: `_x1.${inputs.domainName}.`, resourceRecordType: 'CNAME', resourceRecordValue: '_y1.acm-validations.aws.' }] };
+      return {
+        arn,
+        domainValidationOptions: [
+          {
+            domainName: inputs.domainName,
+            resourceRecordName: `_x1.${inputs.domainName}.`,
+            resourceRecordType: 'CNAME',
+            resourceRecordValue: '_y1.acm-validations.aws.',
+          },
+        ],
+      };
     case 'aws:route53/record:Record':
       return { fqdn: inputs.name };
     default:

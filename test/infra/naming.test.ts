@@ -26,7 +26,11 @@ describe('naming', () => {
   });
 
   it('tags with environment, project and managed-by', () => {
-    assert.deepEqual(baseTags({ project: 'cutover', environment: 'prod' }), { environment: 'prod', project: 'cutover', 'managed-by': 'pulumi' });
+    assert.deepEqual(baseTags({ project: 'cutover', environment: 'prod' }), {
+      environment: 'prod',
+      project: 'cutover',
+      'managed-by': 'pulumi',
+    });
   });
 });
 
@@ -42,6 +46,9 @@ describe('zone choice', () => {
   });
   it('uses pinned zones as given and refuses unavailable ones', () => {
     assert.deepEqual(chooseZones(zones(4), { pinned: ['eu-west-1d', 'eu-west-1a'] }, 'cutover'), ['eu-west-1d', 'eu-west-1a']);
-    assert.throws(() => chooseZones(zones(2), { pinned: ['eu-west-1d'] }, 'cutover'), /cutover:availabilityZones: eu-west-1d not available/);
+    assert.throws(
+      () => chooseZones(zones(2), { pinned: ['eu-west-1d'] }, 'cutover'),
+      /cutover:availabilityZones: eu-west-1d not available/,
+    );
   });
 });

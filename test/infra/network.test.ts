@@ -15,13 +15,21 @@ const scenarios = [
   { label: 'staging, region with 3 zones', stack: 'staging', zones: 3, expectedAzs: 3, nats: 1 },
   { label: 'staging, region with 6 zones (default count 3)', stack: 'staging', zones: 6, expectedAzs: 3, nats: 1 },
   { label: 'prod, region with 3 zones', stack: 'prod', zones: 3, expectedAzs: 3, nats: 3 },
-  { label: 'prod, region with 6 zones, availabilityZoneCount 6', stack: 'prod', zones: 6, expectedAzs: 6, nats: 6, config: { availabilityZoneCount: 6 } },
+  {
+    label: 'prod, region with 6 zones, availabilityZoneCount 6',
+    stack: 'prod',
+    zones: 6,
+    expectedAzs: 6,
+    nats: 6,
+    config: { availabilityZoneCount: 6 },
+  },
 ] as const;
 
 describe('network', () => {
   const runs = new Map<string, StackRun>();
   before(async () => {
-    for (const s of scenarios) runs.set(s.label, await runStack({ stack: s.stack, zones: s.zones, config: 'config' in s ? s.config : undefined }));
+    for (const s of scenarios)
+      runs.set(s.label, await runStack({ stack: s.stack, zones: s.zones, config: 'config' in s ? s.config : undefined }));
   });
 
   for (const s of scenarios) {
@@ -58,7 +66,10 @@ describe('network', () => {
         const natIds = new Set(run.ofType(NAT).map((n) => n.id));
         for (const table of privateTables) {
           const routes = table.inputs.routes as Record<string, string>[];
-          assert.ok(natIds.has(routes.find((r) => r.cidrBlock === '0.0.0.0/0')!.natGatewayId!), `${table.name} IPv4 default route via a NAT`);
+          assert.ok(
+            natIds.has(routes.find((r) => r.cidrBlock === '0.0.0.0/0')!.natGatewayId!),
+            `${table.name} IPv4 default route via a NAT`,
+          );
           assert.equal(routes.find((r) => r.ipv6CidrBlock === '::/0')?.egressOnlyGatewayId, 'eigw-id');
         }
         assert.equal(run.ofType('aws:ec2/egressOnlyInternetGateway:EgressOnlyInternetGateway').length, 1);
@@ -66,7 +77,7 @@ describe('network', () => {
     });
   }
 
-  it('keeps the first zones\' subnet blocks when more zones are added (append, never re-lay)', () => {
+  it("keeps the first zones' subnet blocks when more zones are added (append, never re-lay)", () => {
     const three = runs.get('prod, region with 3 zones')!.ofType(SUBNET);
     const six = runs.get('prod, region with 6 zones, availabilityZoneCount 6')!.ofType(SUBNET);
     for (const subnet of three) {
@@ -96,7 +107,11 @@ describe('network', () => {
       const endpoint = run.one('aws:ec2/vpcEndpoint:VpcEndpoint');
       assert.equal(endpoint.inputs.serviceName, 'com.amazonaws.eu-west-1.s3');
       assert.equal(endpoint.inputs.vpcEndpointType, 'Gateway');
-      assert.equal(endpoint.inputs.routeTableIds.length, run.outputs.network.availabilityZones.length * 2, 'every private and every database table');
+      assert.equal(
+        endpoint.inputs.routeTableIds.length,
+        run.outputs.network.availabilityZones.length * 2,
+        'every private and every database table',
+      );
     }
   });
 

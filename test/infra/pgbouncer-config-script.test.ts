@@ -20,12 +20,23 @@ function render(writerUrl: string) {
   const bin = join(dir, 'bin');
   spawnSync('mkdir', [bin]);
   // The stub answers only the exact call the script must make.
-  writeFileSync(join(bin, 'aws'), `#!/bin/bash\n[ "$*" = "ssm get-parameter --with-decryption --name /cutover/prod/database/writer-url --query Parameter.Value --output text" ] || { echo "unexpected: $*" >&2; exit 9; }\nprintf '%s\\n' '${writerUrl}'\n`);
-  writeFileSync(join(bin, 'curl'), `#!/bin/bash\nwhile [ $# -gt 0 ]; do [ "$1" = -o ] && { echo CA > "$2"; shift; }; last=$1; shift; done\necho "$last" > "$CONFIG_DIR/ca-url"\n`);
+  writeFileSync(
+    join(bin, 'aws'),
+    `#!/bin/bash\n[ "$*" = "ssm get-parameter --with-decryption --name /cutover/prod/database/writer-url --query Parameter.Value --output text" ] || { echo "unexpected: $*" >&2; exit 9; }\nprintf '%s\\n' '${writerUrl}'\n`,
+  );
+  writeFileSync(
+    join(bin, 'curl'),
+    `#!/bin/bash\nwhile [ $# -gt 0 ]; do [ "$1" = -o ] && { echo CA > "$2"; shift; }; last=$1; shift; done\necho "$last" > "$CONFIG_DIR/ca-url"\n`,
+  );
   chmodSync(join(bin, 'aws'), 0o755);
   chmodSync(join(bin, 'curl'), 0o755);
   const result = spawnSync('bash', ['-c', PGBOUNCER_CONFIG_SCRIPT], {
-    env: { PATH: `${bin}:/usr/bin:/bin`, WRITER_URL_PARAMETER: '/cutover/prod/database/writer-url', AWS_REGION: 'eu-west-1', CONFIG_DIR: dir },
+    env: {
+      PATH: `${bin}:/usr/bin:/bin`,
+      WRITER_URL_PARAMETER: '/cutover/prod/database/writer-url',
+      AWS_REGION: 'eu-west-1',
+      CONFIG_DIR: dir,
+    },
     encoding: 'utf8',
   });
   const read = (name: string) => readFileSync(join(dir, name), 'utf8');
@@ -33,8 +44,10 @@ function render(writerUrl: string) {
 }
 
 describe('PgBouncer config script', () => {
-  it('renders the backend from the writer URL with TLS verify-full against the region\'s RDS CA bundle', () => {
-    const { result, read, dir } = render('postgresql://app_admin:s3cr%40t%22x@cutover-prod-postgres.cmock.eu-west-1.rds.amazonaws.com:5432/app?sslmode=verify-full');
+  it("renders the backend from the writer URL with TLS verify-full against the region's RDS CA bundle", () => {
+    const { result, read, dir } = render(
+      'postgresql://app_admin:s3cr%40t%22x@cutover-prod-postgres.cmock.eu-west-1.rds.amazonaws.com:5432/app?sslmode=verify-full',
+    );
     assert.equal(result.status, 0, result.stderr);
     const ini = read('pgbouncer.ini');
     assert.match(ini, /^app = host=cutover-prod-postgres\.cmock\.eu-west-1\.rds\.amazonaws\.com port=5432 dbname=app$/m);

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
-import { stackOutputsSchema, type StackOutputs } from '../../infra/contract.ts';
+import { type StackOutputs, stackOutputsSchema } from '../../infra/contract.ts';
 import { parameterArn } from '../../migrate/aws/arns.ts';
 import { cliIamPolicy } from '../../migrate/aws/iam-policy.ts';
 import { kindLookup } from '../../migrate/core/environment.ts';
@@ -17,13 +17,16 @@ import { displayParams, loadRunbook } from '../../migrate/core/runbook.ts';
 import { runStack, type StackRun } from './harness.ts';
 
 const RUNBOOKS = join(import.meta.dirname, '..', '..', 'runbooks');
-const files = readdirSync(RUNBOOKS).filter((f) => f.endsWith('.yaml')).sort();
+const files = readdirSync(RUNBOOKS)
+  .filter((f) => f.endsWith('.yaml'))
+  .sort();
 
 /** Every `…Ref` value anywhere in the outputs. */
 function outputRefs(value: unknown, path = ''): [string, string][] {
   if (!value || typeof value !== 'object') return [];
   return Object.entries(value).flatMap(([key, inner]) =>
-    key.endsWith('Ref') && typeof inner === 'string' ? [[`${path}${key}`, inner] as [string, string]] : outputRefs(inner, `${path}${key}.`));
+    key.endsWith('Ref') && typeof inner === 'string' ? [[`${path}${key}`, inner] as [string, string]] : outputRefs(inner, `${path}${key}.`),
+  );
 }
 
 for (const stack of ['staging', 'prod'] as const) {
@@ -37,7 +40,7 @@ for (const stack of ['staging', 'prod'] as const) {
       created = new Set(run.ofType('aws:ssm/parameter:Parameter').map((p) => p.inputs.name as string));
     });
 
-    it('every name in the contract\'s parameters block is a created parameter', () => {
+    it("every name in the contract's parameters block is a created parameter", () => {
       const { prefix, ...names } = outputs.parameters;
       for (const [field, name] of Object.entries(names)) assert.ok(created.has(name), `parameters.${field} = ${name} is not created`);
       assert.ok(prefix);
@@ -64,16 +67,30 @@ for (const stack of ['staging', 'prod'] as const) {
       });
     }
 
-    it('the CLI\'s IAM policy may read every ssm: secret a runbook or the outputs name', () => {
+    it("the CLI's IAM policy may read every ssm: secret a runbook or the outputs name", () => {
       const policy = cliIamPolicy(outputs);
-      const allows = (action: string, arn: string) => policy.Statement.some((st) => st.Action.includes(action) && st.Resource.some((pattern) =>
-        new RegExp(`^${pattern.split('*').map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`).test(arn)));
+      const allows = (action: string, arn: string) =>
+        policy.Statement.some(
+          (st) =>
+            st.Action.includes(action) &&
+            st.Resource.some((pattern) =>
+              new RegExp(
+                `^${pattern
+                  .split('*')
+                  .map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
+                  .join('.*')}$`,
+              ).test(arn),
+            ),
+        );
       const refs = [
         ...outputRefs(outputs).map(([, ref]) => ref),
-        ...files.flatMap((file) => Object.values(loadRunbook(join(RUNBOOKS, file), { outputs, ...kindLookup('/nonexistent-state') }).secrets)),
+        ...files.flatMap((file) =>
+          Object.values(loadRunbook(join(RUNBOOKS, file), { outputs, ...kindLookup('/nonexistent-state') }).secrets),
+        ),
       ].filter((ref) => ref.startsWith('ssm:'));
       assert.ok(refs.includes(`ssm:${outputs.parameters.appPassword}`));
-      for (const ref of refs) assert.ok(allows('ssm:GetParameter', parameterArn(outputs, ref.slice(4))), `${ref} is not readable under the CLI policy`);
+      for (const ref of refs)
+        assert.ok(allows('ssm:GetParameter', parameterArn(outputs, ref.slice(4))), `${ref} is not readable under the CLI policy`);
       assert.ok(allows('kms:Decrypt', outputs.kms.keyArn), 'SecureStrings decrypt with the stack key');
     });
 

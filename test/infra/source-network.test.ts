@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { stackOutputsSchema } from '../../infra/contract.ts';
-import { mockId, runStack, stackConfig, type StackRun } from './harness.ts';
+import { mockId, runStack, type StackRun, stackConfig } from './harness.ts';
 
 const EGRESS = 'aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule';
 const INGRESS = 'aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule';
@@ -19,24 +19,40 @@ const TGW_ATTACHMENT = 'aws:ec2transitgateway/vpcAttachment:VpcAttachment';
 
 const CIDRS = ['198.51.100.30/32', '192.0.2.0/28'];
 const PORT = 6543;
-const IDS = { 'vpn-gateway': { vpnGatewayId: 'vgw-0123456789abcdef0' }, 'transit-gateway': { transitGatewayId: 'tgw-0123456789abcdef0' }, peering: { peeringConnectionId: 'pcx-0123456789abcdef0' }, nat: {} } as const;
+const IDS = {
+  'vpn-gateway': { vpnGatewayId: 'vgw-0123456789abcdef0' },
+  'transit-gateway': { transitGatewayId: 'tgw-0123456789abcdef0' },
+  peering: { peeringConnectionId: 'pcx-0123456789abcdef0' },
+  nat: {},
+} as const;
 type Via = keyof typeof IDS;
 
-interface Scenario { label: string; stack: 'staging' | 'prod'; via: Via; zones: number; perAzNat: boolean }
+interface Scenario {
+  label: string;
+  stack: 'staging' | 'prod';
+  via: Via;
+  zones: number;
+  perAzNat: boolean;
+}
 const scenarios: Scenario[] = [];
 for (const zones of [2, 3, 6]) {
   scenarios.push({ label: `nat, single NAT (staging), ${zones} zones`, stack: 'staging', via: 'nat', zones, perAzNat: false });
   scenarios.push({ label: `nat, NAT per zone (prod), ${zones} zones`, stack: 'prod', via: 'nat', zones, perAzNat: true });
-  for (const via of ['vpn-gateway', 'transit-gateway', 'peering'] as const) scenarios.push({ label: `${via}, ${zones} zones`, stack: 'prod', via, zones, perAzNat: true });
+  for (const via of ['vpn-gateway', 'transit-gateway', 'peering'] as const)
+    scenarios.push({ label: `${via}, ${zones} zones`, stack: 'prod', via, zones, perAzNat: true });
 }
 
 /** What a database table's route to the source must point at, for the table of zone index i. */
 function expectedTarget(s: Scenario, zones: string[], i: number): Record<string, string> {
   switch (s.via) {
-    case 'nat': return { natGatewayId: mockId('aws:ec2/natGateway:NatGateway', `nat-${zones[s.perAzNat ? i : 0]}`) };
-    case 'vpn-gateway': return { gatewayId: IDS['vpn-gateway'].vpnGatewayId };
-    case 'transit-gateway': return { transitGatewayId: IDS['transit-gateway'].transitGatewayId };
-    case 'peering': return { vpcPeeringConnectionId: IDS.peering.peeringConnectionId };
+    case 'nat':
+      return { natGatewayId: mockId('aws:ec2/natGateway:NatGateway', `nat-${zones[s.perAzNat ? i : 0]}`) };
+    case 'vpn-gateway':
+      return { gatewayId: IDS['vpn-gateway'].vpnGatewayId };
+    case 'transit-gateway':
+      return { transitGatewayId: IDS['transit-gateway'].transitGatewayId };
+    case 'peering':
+      return { vpcPeeringConnectionId: IDS.peering.peeringConnectionId };
   }
 }
 
@@ -44,11 +60,14 @@ describe('RDS reaches the legacy source, and nothing else', () => {
   const runs = new Map<string, StackRun>();
   before(async () => {
     for (const s of scenarios) {
-      runs.set(s.label, await runStack({
-        stack: s.stack,
-        zones: s.zones,
-        config: { availabilityZoneCount: s.zones, sourceNetwork: { cidrs: CIDRS, port: PORT, via: s.via, ...IDS[s.via] } },
-      }));
+      runs.set(
+        s.label,
+        await runStack({
+          stack: s.stack,
+          zones: s.zones,
+          config: { availabilityZoneCount: s.zones, sourceNetwork: { cidrs: CIDRS, port: PORT, via: s.via, ...IDS[s.via] } },
+        }),
+      );
     }
   });
 
@@ -92,13 +111,20 @@ describe('RDS reaches the legacy source, and nothing else', () => {
         assert.deepEqual(tables.map((t) => t.name).sort(), zones.map((z) => `network-database-${z}`).sort());
         zones.forEach((zone, i) => {
           const table = run.one(TABLE, `network-database-${zone}`);
-          assert.deepEqual(table.inputs.routes, CIDRS.map((cidrBlock) => ({ cidrBlock, ...expectedTarget(s, zones, i) })), `${table.name} routes`);
+          assert.deepEqual(
+            table.inputs.routes,
+            CIDRS.map((cidrBlock) => ({ cidrBlock, ...expectedTarget(s, zones, i) })),
+            `${table.name} routes`,
+          );
           assert.equal(table.inputs.propagatingVgws, undefined, 'no propagated routes');
           const association = run.one(ASSOCIATION, `network-database-${zone}`);
           assert.equal(association.inputs.subnetId, mockId('aws:ec2/subnet:Subnet', `database-${zone}`));
           assert.equal(association.inputs.routeTableId, mockId(TABLE, `database-${zone}`));
         });
-        assert.deepEqual(new Set(run.outputs.network.databaseSubnetIds), new Set(zones.map((z) => mockId('aws:ec2/subnet:Subnet', `database-${z}`))));
+        assert.deepEqual(
+          new Set(run.outputs.network.databaseSubnetIds),
+          new Set(zones.map((z) => mockId('aws:ec2/subnet:Subnet', `database-${z}`))),
+        );
       });
 
       it('no other table gains a path to the source, and nothing adds routes outside the tables', () => {
@@ -121,17 +147,22 @@ describe('RDS reaches the legacy source, and nothing else', () => {
         const tgw = run.ofType(TGW_ATTACHMENT);
         assert.equal(vgw.length, s.via === 'vpn-gateway' ? 1 : 0);
         assert.equal(tgw.length, s.via === 'transit-gateway' ? 1 : 0);
-        if (s.via === 'vpn-gateway') assert.deepEqual({ ...vgw[0]!.inputs }, { vpcId: run.outputs.network.vpcId, vpnGatewayId: IDS['vpn-gateway'].vpnGatewayId });
+        if (s.via === 'vpn-gateway')
+          assert.deepEqual({ ...vgw[0]!.inputs }, { vpcId: run.outputs.network.vpcId, vpnGatewayId: IDS['vpn-gateway'].vpnGatewayId });
         if (s.via === 'transit-gateway') {
           assert.equal(tgw[0]!.inputs.vpcId, run.outputs.network.vpcId);
           assert.equal(tgw[0]!.inputs.transitGatewayId, IDS['transit-gateway'].transitGatewayId);
-          assert.deepEqual(tgw[0]!.inputs.subnetIds, run.outputs.network.databaseSubnetIds, 'one ENI per database subnet, in the tier it serves');
+          assert.deepEqual(
+            tgw[0]!.inputs.subnetIds,
+            run.outputs.network.databaseSubnetIds,
+            'one ENI per database subnet, in the tier it serves',
+          );
         }
         assert.equal(run.ofType('aws:ec2/vpcPeeringConnection:VpcPeeringConnection').length, 0);
         assert.equal(run.ofType('aws:ec2/vpcPeeringConnectionAccepter:VpcPeeringConnectionAccepter').length, 0);
       });
 
-      it(`exports ${s.via === 'nat' ? 'the NAT gateways\' Elastic IPs' : 'no NAT IPs'} as network.natPublicIps, in the contract`, () => {
+      it(`exports ${s.via === 'nat' ? "the NAT gateways' Elastic IPs" : 'no NAT IPs'} as network.natPublicIps, in the contract`, () => {
         const run = runs.get(s.label)!;
         const eips = run.ofType('aws:ec2/eip:Eip');
         assert.equal(eips.length, s.perAzNat ? s.zones : 1);
@@ -144,13 +175,25 @@ describe('RDS reaches the legacy source, and nothing else', () => {
   }
 
   it('the real stack configs: a route and an egress rule per configured CIDR, the NAT IPs exported', async () => {
-    for (const [stack, nats] of [['staging', 1], ['prod', 3]] as const) {
+    for (const [stack, nats] of [
+      ['staging', 1],
+      ['prod', 3],
+    ] as const) {
       const run = await runStack({ stack });
       const configured = stackConfig(stack)['cutover:sourceNetwork'] as { cidrs: string[]; port: number };
-      assert.deepEqual(run.ofType(EGRESS).map((r) => r.inputs.cidrIpv4).sort(), [...configured.cidrs].sort());
+      assert.deepEqual(
+        run
+          .ofType(EGRESS)
+          .map((r) => r.inputs.cidrIpv4)
+          .sort(),
+        [...configured.cidrs].sort(),
+      );
       assert.ok(run.ofType(EGRESS).every((r) => r.inputs.fromPort === configured.port && r.inputs.toPort === configured.port));
       for (const table of run.ofType(TABLE).filter((t) => t.name.startsWith('network-database-'))) {
-        assert.deepEqual(table.inputs.routes.map((r: { cidrBlock: string }) => r.cidrBlock), configured.cidrs);
+        assert.deepEqual(
+          table.inputs.routes.map((r: { cidrBlock: string }) => r.cidrBlock),
+          configured.cidrs,
+        );
       }
       assert.equal(run.outputs.network.natPublicIps.length, nats);
     }

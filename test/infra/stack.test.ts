@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { stackOutputsSchema, UNSET_PARAMETER_VALUES } from '../../infra/contract.ts';
-import { PLANTED_PASSWORD, runStack, stackConfig, type Registered, type StackRun } from './harness.ts';
+import { PLANTED_PASSWORD, type Registered, runStack, type StackRun, stackConfig } from './harness.ts';
 
 const RDS = 'aws:rds/instance:Instance';
 const SSM = 'aws:ssm/parameter:Parameter';
@@ -41,10 +41,16 @@ describe('RDS PostgreSQL', () => {
       assert.equal(group.inputs.family, 'postgres16');
       assert.ok(group.inputs.namePrefix, 'a name prefix, so a replacement can be created before the old group is deleted');
       assert.equal(group.inputs.name, undefined);
-      const param = (name: string) => (group.inputs.parameters as { name: string; value: string; applyMethod: string }[]).find((p) => p.name === name);
+      const param = (name: string) =>
+        (group.inputs.parameters as { name: string; value: string; applyMethod: string }[]).find((p) => p.name === name);
       assert.deepEqual(param('rds.logical_replication'), { name: 'rds.logical_replication', value: '1', applyMethod: 'pending-reboot' });
       assert.equal(param('rds.force_ssl')?.value, '1');
-      for (const [name, minimum] of [['max_replication_slots', 10], ['max_wal_senders', 10], ['max_logical_replication_workers', 4], ['max_worker_processes', 8]] as const) {
+      for (const [name, minimum] of [
+        ['max_replication_slots', 10],
+        ['max_wal_senders', 10],
+        ['max_logical_replication_workers', 4],
+        ['max_worker_processes', 8],
+      ] as const) {
         assert.ok(Number(param(name)?.value) >= minimum, `${name} >= ${minimum}`);
       }
       assert.ok(Number(param('max_worker_processes')!.value) > Number(param('max_logical_replication_workers')!.value));
@@ -57,7 +63,9 @@ describe('RDS PostgreSQL', () => {
       assert.deepEqual(writer(run).inputs.vpcSecurityGroupIds, [sgId]);
       const sg = run.one('aws:ec2/securityGroup:SecurityGroup', 'database-postgres');
       assert.deepEqual(sg.inputs.ingress ?? [], [], 'no inline ingress');
-      const rules = run.ofType('aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule').filter((r) => r.inputs.securityGroupId === sgId);
+      const rules = run
+        .ofType('aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule')
+        .filter((r) => r.inputs.securityGroupId === sgId);
       assert.ok(rules.some((r) => r.inputs.referencedSecurityGroupId === run.outputs.cluster.nodeSecurityGroupId));
       for (const rule of rules) {
         assert.equal(rule.inputs.fromPort, 5432);
@@ -108,12 +116,19 @@ describe('RDS PostgreSQL', () => {
   });
 
   it('creates no replicas while migrating and names the D-day replicas <db identifier>-replica-<n>', () => {
-    for (const [stack, count] of [['staging', 1], ['prod', 2]] as const) {
+    for (const [stack, count] of [
+      ['staging', 1],
+      ['prod', 2],
+    ] as const) {
       const run = runs[stack];
       assert.equal(run.ofType(RDS).length, 1, 'only the writer');
       const id = run.outputs.database.identifier;
-      assert.deepEqual(run.outputs.database.replicas.map((r: { identifier: string }) => r.identifier), Array.from({ length: count }, (_, i) => `${id}-replica-${i + 1}`));
-      for (const replica of run.outputs.database.replicas) assert.ok(run.outputs.network.availabilityZones.includes(replica.availabilityZone));
+      assert.deepEqual(
+        run.outputs.database.replicas.map((r: { identifier: string }) => r.identifier),
+        Array.from({ length: count }, (_, i) => `${id}-replica-${i + 1}`),
+      );
+      for (const replica of run.outputs.database.replicas)
+        assert.ok(run.outputs.network.availabilityZones.includes(replica.availabilityZone));
     }
   });
 });
@@ -122,14 +137,20 @@ describe('replicas managed by the stack', () => {
   it('adopts CLI-created replicas under the same identifiers when dbAdoptReplicas is set', async () => {
     const run = await runStack({ stack: 'prod', config: { dbReplicaCount: 2, dbCutoverReplicaCount: 3, dbAdoptReplicas: true } });
     const replicas = run.ofType(RDS).filter((r) => r.name.startsWith('database-replica-'));
-    assert.deepEqual(replicas.map((r) => r.inputs.identifier), ['cutover-prod-postgres-replica-1', 'cutover-prod-postgres-replica-2']);
+    assert.deepEqual(
+      replicas.map((r) => r.inputs.identifier),
+      ['cutover-prod-postgres-replica-1', 'cutover-prod-postgres-replica-2'],
+    );
     for (const replica of replicas) {
       assert.equal(replica.importId, replica.inputs.identifier);
       assert.equal(replica.inputs.replicateSourceDb, 'cutover-prod-postgres');
       assert.equal(replica.inputs.publiclyAccessible, false);
       assert.equal(replica.inputs.storageEncrypted, true);
     }
-    assert.deepEqual(run.outputs.database.replicas.map((r: { identifier: string }) => r.identifier), ['cutover-prod-postgres-replica-3']);
+    assert.deepEqual(
+      run.outputs.database.replicas.map((r: { identifier: string }) => r.identifier),
+      ['cutover-prod-postgres-replica-3'],
+    );
     assert.equal(run.one(SSM, 'secrets-reader-urls').inputs.value.split(',').length, 2, 'reader URLs point at the managed replicas');
   });
 });
@@ -146,9 +167,14 @@ describe('eks.Cluster inputs', () => {
       assert.equal(inputs.skipDefaultNodeGroup, true);
       assert.equal(inputs.version, '1.33');
       const configured = stackConfig(stack)['cutover:clusterAccessEntries'] as { principalArn: string }[];
-      const entries = Object.values(inputs.accessEntries) as { principalArn: string; accessPolicies: Record<string, { policyArn: string }> }[];
+      const entries = Object.values(inputs.accessEntries) as {
+        principalArn: string;
+        accessPolicies: Record<string, { policyArn: string }>;
+      }[];
       assert.deepEqual(entries.map((e) => e.principalArn).sort(), configured.map((e) => e.principalArn).sort());
-      for (const entry of entries) for (const policy of Object.values(entry.accessPolicies)) assert.match(policy.policyArn, /^arn:aws:eks::aws:cluster-access-policy\/AmazonEKS\w+Policy$/);
+      for (const entry of entries)
+        for (const policy of Object.values(entry.accessPolicies))
+          assert.match(policy.policyArn, /^arn:aws:eks::aws:cluster-access-policy\/AmazonEKS\w+Policy$/);
       assert.equal(inputs.roleMappings, undefined, 'no aws-auth ConfigMap mappings');
       assert.equal(inputs.encryptionConfigKeyArn, runs[stack].outputs.kms.keyArn);
     }
@@ -172,7 +198,13 @@ describe('eks.Cluster inputs', () => {
 
   it('logs audit and api in staging, every type in prod', () => {
     assert.deepEqual([...cluster(runs.staging).enabledClusterLogTypes].sort(), ['api', 'audit']);
-    assert.deepEqual([...cluster(runs.prod).enabledClusterLogTypes].sort(), ['api', 'audit', 'authenticator', 'controllerManager', 'scheduler']);
+    assert.deepEqual([...cluster(runs.prod).enabledClusterLogTypes].sort(), [
+      'api',
+      'audit',
+      'authenticator',
+      'controllerManager',
+      'scheduler',
+    ]);
   });
 
   it('runs an on-demand system group and a spot group over several instance types, IMDSv2 required, in private subnets', () => {
@@ -199,7 +231,10 @@ describe('Parameter Store', () => {
       const run = runs[stack];
       const params = run.ofType(SSM);
       const names = run.outputs.parameters;
-      assert.deepEqual(params.map((p) => p.inputs.name).sort(), [names.appPassword, names.masterPassword, names.readerUrls, names.sourceUrl, names.writerUrl].sort());
+      assert.deepEqual(
+        params.map((p) => p.inputs.name).sort(),
+        [names.appPassword, names.masterPassword, names.readerUrls, names.sourceUrl, names.writerUrl].sort(),
+      );
       assert.equal(names.appPassword, `/cutover/${stack}/database/app-password`);
       for (const p of params) {
         assert.equal(p.inputs.type, 'SecureString');
@@ -207,8 +242,13 @@ describe('Parameter Store', () => {
         assert.ok(p.secretInputs.includes('value'), `${p.inputs.name} value is a Pulumi secret`);
       }
       const byName = (name: string) => params.find((p) => p.inputs.name === name)!;
-      for (const owned of [names.writerUrl, names.readerUrls, names.sourceUrl, names.appPassword]) assert.deepEqual(byName(owned).ignoreChanges, ['value'], owned);
-      assert.equal(byName(names.appPassword).inputs.value, UNSET_PARAMETER_VALUES.appPassword, 'operators set it; the marker says they have not yet');
+      for (const owned of [names.writerUrl, names.readerUrls, names.sourceUrl, names.appPassword])
+        assert.deepEqual(byName(owned).ignoreChanges, ['value'], owned);
+      assert.equal(
+        byName(names.appPassword).inputs.value,
+        UNSET_PARAMETER_VALUES.appPassword,
+        'operators set it; the marker says they have not yet',
+      );
       assert.deepEqual(byName(names.masterPassword).ignoreChanges, []);
       assert.equal(byName(names.masterPassword).inputs.value, PLANTED_PASSWORD);
       const writerUrl = new URL(byName(names.writerUrl).inputs.value);
@@ -224,7 +264,12 @@ describe('Route53', () => {
   it('looks the zone up and manages the app and webhook records with legacy values, the config TTL, and ignoreChanges on what the CLI moves', () => {
     for (const stack of ['staging', 'prod'] as const) {
       const run = runs[stack];
-      const dns = stackConfig(stack)['cutover:dns'] as { zoneName: string; ttl: number; app: { name: string; legacy: { values: string[] } }; webhooks: { name: string; legacy: { values: string[] } } };
+      const dns = stackConfig(stack)['cutover:dns'] as {
+        zoneName: string;
+        ttl: number;
+        app: { name: string; legacy: { values: string[] } };
+        webhooks: { name: string; legacy: { values: string[] } };
+      };
       assert.ok(run.invokes.some((i) => i.token === 'aws:route53/getZone:getZone' && i.inputs.name === dns.zoneName));
       assert.equal(run.ofType('aws:route53/zone:Zone').length, 0, 'the zone is looked up, not created');
       for (const which of ['app', 'webhooks'] as const) {
@@ -252,20 +297,31 @@ describe('PgBouncer on the cluster', () => {
     assert.equal(deployment.metadata.name, run.outputs.pgbouncer.deployment);
     const pod = deployment.spec.template.spec;
     const init = pod.initContainers[0];
-    assert.ok(init.env.some((e: { name: string; value: string }) => e.name === 'WRITER_URL_PARAMETER' && e.value === run.outputs.parameters.writerUrl));
+    assert.ok(
+      init.env.some(
+        (e: { name: string; value: string }) => e.name === 'WRITER_URL_PARAMETER' && e.value === run.outputs.parameters.writerUrl,
+      ),
+    );
     assert.ok(pod.volumes.some((v: { emptyDir?: { medium?: string } }) => v.emptyDir?.medium === 'Memory'));
     assert.equal(pod.serviceAccountName, 'pgbouncer');
     const sa = run.one('kubernetes:core/v1:ServiceAccount', 'cutover-pgbouncer').inputs;
     const role = run.one('aws:iam/role:Role', 'cutover-pgbouncer');
     assert.equal(sa.metadata.annotations['eks.amazonaws.com/role-arn'], `arn:aws:mock:eu-west-1:111122223333:pgbouncer`);
     const trust = JSON.parse(role.inputs.assumeRolePolicy);
-    assert.equal(trust.Statement[0].Condition.StringEquals['oidc.eks.eu-west-1.amazonaws.com/id/MOCK:sub'], 'system:serviceaccount:pgbouncer:pgbouncer');
+    assert.equal(
+      trust.Statement[0].Condition.StringEquals['oidc.eks.eu-west-1.amazonaws.com/id/MOCK:sub'],
+      'system:serviceaccount:pgbouncer:pgbouncer',
+    );
     const policy = JSON.parse(run.one('aws:iam/rolePolicy:RolePolicy', 'cutover-pgbouncer').inputs.policy);
-    assert.deepEqual(policy.Statement.map((s: { Action: string }) => s.Action), ['ssm:GetParameter', 'kms:Decrypt']);
+    assert.deepEqual(
+      policy.Statement.map((s: { Action: string }) => s.Action),
+      ['ssm:GetParameter', 'kms:Decrypt'],
+    );
     assert.equal(policy.Statement[0].Resource, 'arn:aws:mock:eu-west-1:111122223333:writer-url', 'only the writer URL parameter');
     const service = run.one('kubernetes:core/v1:Service', 'cutover-pgbouncer').inputs;
     assert.equal(service.spec.ports[0].port, run.outputs.pgbouncer.port);
-    for (const ns of run.outputs.app.namespaces) assert.ok(run.ofType('kubernetes:core/v1:Namespace').some((n) => n.inputs.metadata.name === ns));
+    for (const ns of run.outputs.app.namespaces)
+      assert.ok(run.ofType('kubernetes:core/v1:Namespace').some((n) => n.inputs.metadata.name === ns));
   });
 });
 
@@ -279,7 +335,11 @@ describe('tags', () => {
       if (pkg === 'pulumi' || pkg === 'cutover' || pkg === 'kubernetes') taggable.set(type, false);
       else {
         const root = dirname(require.resolve(`@pulumi/${pkg}/package.json`));
-        const file = join(root, module.split('/')[0] === 'index' ? '' : module.split('/')[0]!, `${name[0]!.toLowerCase()}${name.slice(1)}.js`);
+        const file = join(
+          root,
+          module.split('/')[0] === 'index' ? '' : module.split('/')[0]!,
+          `${name[0]!.toLowerCase()}${name.slice(1)}.js`,
+        );
         assert.ok(existsSync(file), `no SDK source for ${type} at ${file}`);
         taggable.set(type, readFileSync(file, 'utf8').includes('resourceInputs["tags"]'));
       }
@@ -292,9 +352,15 @@ describe('tags', () => {
       const run = runs[stack];
       const tagged = run.resources.filter((r: Registered) => isTaggable(r.type));
       assert.ok(tagged.length > 40, `detection found ${tagged.length} taggable resources`);
-      for (const type of ['aws:ec2/subnet:Subnet', 'aws:rds/instance:Instance', 'eks:index:Cluster', 'aws:ssm/parameter:Parameter']) assert.ok(isTaggable(type), type);
-      const untagged = tagged.filter((r) => r.inputs.tags?.environment !== stack || r.inputs.tags?.project !== 'cutover' || r.inputs.tags?.['managed-by'] !== 'pulumi');
-      assert.deepEqual(untagged.map((r) => `${r.type} ${r.name}`), []);
+      for (const type of ['aws:ec2/subnet:Subnet', 'aws:rds/instance:Instance', 'eks:index:Cluster', 'aws:ssm/parameter:Parameter'])
+        assert.ok(isTaggable(type), type);
+      const untagged = tagged.filter(
+        (r) => r.inputs.tags?.environment !== stack || r.inputs.tags?.project !== 'cutover' || r.inputs.tags?.['managed-by'] !== 'pulumi',
+      );
+      assert.deepEqual(
+        untagged.map((r) => `${r.type} ${r.name}`),
+        [],
+      );
     });
   }
 });

@@ -43,7 +43,10 @@ describe('webhook recorder API', () => {
     const api = recorder.one('aws:apigateway/restApi:RestApi').inputs;
     assert.deepEqual(api.binaryMediaTypes, ['*/*']);
     const methods = recorder.ofType('aws:apigateway/method:Method');
-    assert.deepEqual(methods.map((m) => m.inputs.httpMethod), ['ANY', 'ANY']);
+    assert.deepEqual(
+      methods.map((m) => m.inputs.httpMethod),
+      ['ANY', 'ANY'],
+    );
     assert.ok(recorder.ofType('aws:apigateway/resource:Resource').some((r) => r.inputs.pathPart === '{proxy+}'));
     for (const integration of recorder.ofType('aws:apigateway/integration:Integration')) {
       assert.equal(integration.inputs.type, 'AWS');
@@ -57,27 +60,41 @@ describe('webhook recorder API', () => {
     assert.deepEqual(policy.Statement[0], { Effect: 'Allow', Action: 'sqs:SendMessage', Resource: recorder.outputs.webhooks.queueArn });
     assert.equal(policy.Statement[1].Resource, recorder.outputs.kms.keyArn);
     const failures = recorder.ofType('aws:apigateway/integrationResponse:IntegrationResponse').filter((r) => r.inputs.selectionPattern);
-    assert.ok(failures.length === 2 && failures.every((r) => r.inputs.statusCode.startsWith('5')), 'a failed store is a 5xx so senders retry');
+    assert.ok(
+      failures.length === 2 && failures.every((r) => r.inputs.statusCode.startsWith('5')),
+      'a failed store is a 5xx so senders retry',
+    );
   });
 
   it('writes the documented message format: one group, request id dedup, base64 body, every attribute', () => {
     const t = RECORDER_REQUEST_TEMPLATE;
-    assert.ok(t.split('\n').every((line) => line.endsWith('##')), 'one form-encoded line');
-    assert.match(t, new RegExp(`MessageGroupId=${WEBHOOK_MESSAGE_GROUP_ID}&MessageDeduplicationId=\\$util.urlEncode\\(\\$context.requestId\\)`));
+    assert.ok(
+      t.split('\n').every((line) => line.endsWith('##')),
+      'one form-encoded line',
+    );
+    assert.match(
+      t,
+      new RegExp(`MessageGroupId=${WEBHOOK_MESSAGE_GROUP_ID}&MessageDeduplicationId=\\$util.urlEncode\\(\\$context.requestId\\)`),
+    );
     assert.match(t, /MessageBody=\$util\.urlEncode\(\$input\.body\)/);
     assert.ok(t.includes(`MessageBody=${EMPTY_BODY_PLACEHOLDER}&`));
     const names = [...t.matchAll(/MessageAttribute\.(\d+)\.Name=(\w+)/g)].map((m) => [Number(m[1]), m[2]] as const);
     assert.deepEqual(new Set(names.map(([, name]) => name)), new Set(Object.values(WEBHOOK_MESSAGE_ATTRIBUTES)));
-    assert.ok(names.every(([n]) => n >= 1 && n <= 10), 'SQS allows 10 attributes');
+    assert.ok(
+      names.every(([n]) => n >= 1 && n <= 10),
+      'SQS allows 10 attributes',
+    );
   });
 
-  it('serves the webhook record\'s name on a custom domain and targets it with an alias', () => {
+  it("serves the webhook record's name on a custom domain and targets it with an alias", () => {
     const domain = recorder.one('aws:apigateway/domainName:DomainName').inputs;
     assert.equal(domain.domainName, 'hooks.example.com');
     assert.equal(domain.securityPolicy, 'TLS_1_2');
     assert.equal(recorder.one('aws:acm/certificate:Certificate').inputs.validationMethod, 'DNS');
     assert.equal(recorder.one('aws:apigateway/basePathMapping:BasePathMapping').inputs.basePath, undefined, 'mapped at the root');
-    assert.deepEqual(recorder.outputs.webhooks.recorderTarget, { alias: { dnsName: 'd-mock123.execute-api.eu-west-1.amazonaws.com', hostedZoneId: 'ZLY8HYME6SFDD', evaluateTargetHealth: false } });
+    assert.deepEqual(recorder.outputs.webhooks.recorderTarget, {
+      alias: { dnsName: 'd-mock123.execute-api.eu-west-1.amazonaws.com', hostedZoneId: 'ZLY8HYME6SFDD', evaluateTargetHealth: false },
+    });
     assert.equal(recorder.outputs.webhooks.recorderTargetType, 'A');
     assert.match(recorder.outputs.webhooks.recorderUrl, /^https:\/\/.+\.execute-api\.eu-west-1\.amazonaws\.com\/recorder$/);
     assert.ok(stackOutputsSchema.shape.webhooks.safeParse(recorder.outputs.webhooks).success);

@@ -4,11 +4,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { StepError } from '../../migrate/core/step.ts';
 import { appsApi } from '../../migrate/kube/client.ts';
 import { eksExecOf, loadKubeConfig } from '../../migrate/kube/config.ts';
 import { CLUSTER_ID_HEADER, TOKEN_PREFIX } from '../../migrate/kube/eks-token.ts';
-import { startKubeStandin, type KubeStandin } from '../../migrate/local/kube-standin.ts';
-import { StepError } from '../../migrate/core/step.ts';
+import { type KubeStandin, startKubeStandin } from '../../migrate/local/kube-standin.ts';
 import { testContext } from '../support/context.ts';
 import { kubeOutputs } from './fixtures.ts';
 
@@ -23,7 +23,10 @@ before(async () => {
       if (!token.startsWith(TOKEN_PREFIX)) return false;
       const url = new URL(Buffer.from(token.slice(TOKEN_PREFIX.length), 'base64url').toString());
       presented.push(url);
-      return url.searchParams.get('Action') === 'GetCallerIdentity' && (url.searchParams.get('X-Amz-SignedHeaders') ?? '').split(';').includes(CLUSTER_ID_HEADER);
+      return (
+        url.searchParams.get('Action') === 'GetCallerIdentity' &&
+        (url.searchParams.get('X-Amz-SignedHeaders') ?? '').split(';').includes(CLUSTER_ID_HEADER)
+      );
     },
   });
   // The SDK's default chain reads these first; the aws CLI is not installed here and not needed.
@@ -63,7 +66,10 @@ test('an aws eks get-token exec user is replaced by a token the SDK signs for th
   const t = testContext({ outputs: kubeOutputs(eksKubeconfig(standin.url)) });
   const api = await appsApi(t.ctx, { kubeconfig: 'stack' });
   const list = await api.listNamespacedDeployment({ namespace: 'app' });
-  assert.deepEqual(list.items.map((d) => d.metadata?.name), ['web']);
+  assert.deepEqual(
+    list.items.map((d) => d.metadata?.name),
+    ['web'],
+  );
   const url = presented.at(-1)!;
   assert.equal(url.host, 'sts.eu-central-1.amazonaws.com', 'region from the exec args');
   assert.match(url.searchParams.get('X-Amz-Credential') ?? '', /^AKIDTESTKUBE\//);
@@ -72,10 +78,21 @@ test('an aws eks get-token exec user is replaced by a token the SDK signs for th
 
 test('recognises the exec plugins that make EKS tokens, and refuses a role it cannot assume', () => {
   const user = (command: string, args: string[], env?: { name: string; value: string }[]) => ({ name: 'u', exec: { command, args, env } });
-  assert.deepEqual(eksExecOf(user('aws', ['eks', 'get-token', '--cluster-name', 'c1'], [{ name: 'AWS_PROFILE', value: 'ops' }])), { clusterName: 'c1', region: undefined, profile: 'ops' });
-  assert.deepEqual(eksExecOf(user('/usr/local/bin/aws-iam-authenticator', ['token', '-i', 'c2'])), { clusterName: 'c2', region: undefined, profile: undefined });
+  assert.deepEqual(eksExecOf(user('aws', ['eks', 'get-token', '--cluster-name', 'c1'], [{ name: 'AWS_PROFILE', value: 'ops' }])), {
+    clusterName: 'c1',
+    region: undefined,
+    profile: 'ops',
+  });
+  assert.deepEqual(eksExecOf(user('/usr/local/bin/aws-iam-authenticator', ['token', '-i', 'c2'])), {
+    clusterName: 'c2',
+    region: undefined,
+    profile: undefined,
+  });
   assert.equal(eksExecOf(user('gke-gcloud-auth-plugin', [])), undefined);
-  assert.throws(() => eksExecOf(user('aws', ['eks', 'get-token', '--cluster-name', 'c', '--role-arn', 'arn:aws:iam::1:role/x'])), StepError);
+  assert.throws(
+    () => eksExecOf(user('aws', ['eks', 'get-token', '--cluster-name', 'c', '--role-arn', 'arn:aws:iam::1:role/x'])),
+    StepError,
+  );
 });
 
 test('an unknown context is refused with the known ones', () => {

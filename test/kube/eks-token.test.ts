@@ -2,10 +2,19 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { CLUSTER_ID_HEADER, eksToken, TOKEN_PREFIX } from '../../migrate/kube/eks-token.ts';
 
-const credentials = { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY', sessionToken: 'session-token-example' };
+const credentials = {
+  accessKeyId: 'AKIDEXAMPLE',
+  secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY',
+  sessionToken: 'session-token-example',
+};
 
 test('the token is a presigned STS GetCallerIdentity URL bound to the cluster name, as aws eks get-token makes it', async () => {
-  const token = await eksToken({ clusterName: 'prod-eks', region: 'eu-west-1', credentials, signingDate: new Date('2024-05-01T12:00:00Z') });
+  const token = await eksToken({
+    clusterName: 'prod-eks',
+    region: 'eu-west-1',
+    credentials,
+    signingDate: new Date('2024-05-01T12:00:00Z'),
+  });
   assert.ok(token.startsWith(TOKEN_PREFIX));
   const encoded = token.slice(TOKEN_PREFIX.length);
   assert.match(encoded, /^[A-Za-z0-9_-]+$/, 'base64url without padding');
@@ -32,5 +41,9 @@ test('the signature depends on the cluster name, so a token for one cluster is r
   const b = await eksToken({ clusterName: 'b', region: 'us-east-1', credentials, signingDate: at });
   const sig = (t: string) => new URL(Buffer.from(t.slice(TOKEN_PREFIX.length), 'base64url').toString()).searchParams.get('X-Amz-Signature');
   assert.notEqual(sig(a), sig(b));
-  assert.equal(a, await eksToken({ clusterName: 'a', region: 'us-east-1', credentials, signingDate: at }), 'deterministic for fixed inputs');
+  assert.equal(
+    a,
+    await eksToken({ clusterName: 'a', region: 'us-east-1', credentials, signingDate: at }),
+    'deterministic for fixed inputs',
+  );
 });

@@ -4,7 +4,12 @@ import { awsOutputs } from '../aws/fixtures.ts';
 
 export function kubeOutputs(kubeconfig: string): StackOutputs {
   const base = awsOutputs();
-  return { ...base, cluster: { ...base.cluster, kubeconfig }, app: { namespaces: ['app'] }, pgbouncer: { ...base.pgbouncer, namespace: 'pgbouncer', deployment: 'pgbouncer' } };
+  return {
+    ...base,
+    cluster: { ...base.cluster, kubeconfig },
+    app: { namespaces: ['app'] },
+    pgbouncer: { ...base.pgbouncer, namespace: 'pgbouncer', deployment: 'pgbouncer' },
+  };
 }
 
 /** Each sleep advances the clock instead of waiting: the stand-in moves one step per poll anyway. */

@@ -4,8 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { afterEach, test } from 'node:test';
-import { startKubeStandin, type KubeStandin, type RestartEvent } from '../../migrate/local/kube-standin.ts';
 import { StepError } from '../../migrate/core/step.ts';
+import { type KubeStandin, type RestartEvent, startKubeStandin } from '../../migrate/local/kube-standin.ts';
 import { kubeRestart, RESTARTED_AT } from '../../migrate/steps/kube/restart.ts';
 import { testContext } from '../support/context.ts';
 import { fakeClock, kubeOutputs } from './fixtures.ts';
@@ -14,7 +14,10 @@ let standin: KubeStandin | undefined;
 afterEach(() => standin?.close());
 
 async function start(onRestart?: (event: RestartEvent) => Promise<void> | void) {
-  standin = await startKubeStandin({ workloads: [{ namespace: 'pgbouncer', kind: 'Deployment', name: 'pgbouncer', replicas: 2 }], onRestart });
+  standin = await startKubeStandin({
+    workloads: [{ namespace: 'pgbouncer', kind: 'Deployment', name: 'pgbouncer', replicas: 2 }],
+    onRestart,
+  });
   const clock = fakeClock();
   return { clock, ...testContext({ outputs: kubeOutputs(standin.kubeconfig), now: clock.now, sleep: clock.sleep }) };
 }
@@ -28,7 +31,10 @@ test('restarts the PgBouncer deployment from the outputs and waits until every r
   });
   const dry = await kubeRestart.probe(t.ctx, params());
   assert.equal(dry.state, 'ready');
-  assert.match(dry.plan![0]!, /^PATCH deployment pgbouncer\/pgbouncer: spec.template.metadata.annotations\["kubectl.kubernetes.io\/restartedAt"\]/);
+  assert.match(
+    dry.plan![0]!,
+    /^PATCH deployment pgbouncer\/pgbouncer: spec.template.metadata.annotations\["kubectl.kubernetes.io\/restartedAt"\]/,
+  );
   assert.equal(deploymentPatches().length, 0, 'probe writes nothing');
 
   const result = await kubeRestart.apply(t.ctx, params());
@@ -47,7 +53,10 @@ test('restarts the PgBouncer deployment from the outputs and waits until every r
   assert.equal(d.status.replicas, 2, 'no old pods left');
   const details = t.progress.map((p) => p.detail);
   assert.ok(details.includes('waiting for the deployment spec update to be observed'));
-  assert.ok(details.some((x) => /old replicas pending termination|new replicas updated/.test(x ?? '')), 'rollout progressed over several polls');
+  assert.ok(
+    details.some((x) => /old replicas pending termination|new replicas updated/.test(x ?? '')),
+    'rollout progressed over several polls',
+  );
   assert.deepEqual(await kubeRestart.check(t.ctx, params(), result), undefined);
   await t.close();
 });

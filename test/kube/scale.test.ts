@@ -3,8 +3,8 @@
  */
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, test } from 'node:test';
-import { startKubeStandin, type KubeStandin } from '../../migrate/local/kube-standin.ts';
 import { StepError } from '../../migrate/core/step.ts';
+import { type KubeStandin, startKubeStandin } from '../../migrate/local/kube-standin.ts';
 import { kubeRestore } from '../../migrate/steps/kube/restore.ts';
 import { kubeScale } from '../../migrate/steps/kube/scale.ts';
 import { testContext } from '../support/context.ts';
@@ -68,14 +68,21 @@ test('scales every workload of the namespaces to zero, journalling each count be
   );
   // Write-ahead: the n-th record happened before the n-th PATCH was sent.
   patchesWhenRecorded.forEach((seen, i) => assert.ok(seen <= i, `record ${i} came after ${seen} patches`));
-  for (const [kind, name] of [['Deployment', 'web'], ['Deployment', 'worker'], ['StatefulSet', 'cache']] as const) {
+  for (const [kind, name] of [
+    ['Deployment', 'web'],
+    ['Deployment', 'worker'],
+    ['StatefulSet', 'cache'],
+  ] as const) {
     assert.equal(specReplicas('app', kind, name), 0);
     assert.equal(pods('app', kind, name), 0, `${name} pods are gone`);
   }
   assert.equal(specReplicas('app', 'Deployment', 'admin'), 1, 'excluded workload untouched');
   assert.equal(specReplicas('pgbouncer', 'Deployment', 'pgbouncer'), 2, 'other namespaces untouched');
   assert.ok(patches().every((r) => r.path.endsWith('/scale') && r.contentType === 'application/merge-patch+json'));
-  assert.ok(t.progress.some((p) => p.label === 'scale workloads to zero' && p.deadline !== undefined), 'progress with a deadline while pods stop');
+  assert.ok(
+    t.progress.some((p) => p.label === 'scale workloads to zero' && p.deadline !== undefined),
+    'progress with a deadline while pods stop',
+  );
   assert.deepEqual(await kubeScale.check(t.ctx, scaleParams(), result), []);
   assert.equal((await kubeScale.probe(t.ctx, scaleParams())).state, 'done');
   await t.close();
@@ -125,7 +132,7 @@ test('kube.restore and the undo of kube.scale put back the recorded counts and w
 });
 
 test('restore params reject a malformed workload key', () => {
-  const parsed = kubeRestore.params.safeParse({ counts: { 'web': 3 } });
+  const parsed = kubeRestore.params.safeParse({ counts: { web: 3 } });
   assert.equal(parsed.success, false);
 });
 

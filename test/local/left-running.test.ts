@@ -8,8 +8,8 @@ import { execFile } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 import { alive } from '../../migrate/local/running.ts';
 
 const CHILD = join(dirname(fileURLToPath(import.meta.url)), 'left-running-child.ts');
@@ -42,7 +42,10 @@ describe('a server or PgBouncer left running fails the process that started it',
     const r = await child('forget-postgres');
     assert.equal(r.code, 1, r.stderr);
     const { pid, port, dataDir } = r.printed;
-    assert.match(r.stderr, new RegExp(`Left running by this process, killed at exit: PostgreSQL server 'forgotten' on 127\\.0\\.0\\.1:${port}, data ${dataDir}`));
+    assert.match(
+      r.stderr,
+      new RegExp(`Left running by this process, killed at exit: PostgreSQL server 'forgotten' on 127\\.0\\.0\\.1:${port}, data ${dataDir}`),
+    );
     assert.ok(await gone(pid!), 'the postmaster is gone');
     rmSync(dirname(dataDir!), { recursive: true, force: true });
   });
@@ -51,7 +54,12 @@ describe('a server or PgBouncer left running fails the process that started it',
     const r = await child('forget-pgbouncer');
     assert.equal(r.code, 1, r.stderr);
     const { pid, port, dir } = r.printed;
-    assert.match(r.stderr, new RegExp(`killed at exit: PgBouncer on 127\\.0\\.0\\.1:${port} in front of 127\\.0\\.0\\.1:1, config ${join(dir!, 'pgbouncer.ini')}`));
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `killed at exit: PgBouncer on 127\\.0\\.0\\.1:${port} in front of 127\\.0\\.0\\.1:1, config ${join(dir!, 'pgbouncer.ini')}`,
+      ),
+    );
     assert.ok(await gone(pid!), 'pgbouncer is gone');
     rmSync(dir!, { recursive: true, force: true });
   });

@@ -9,13 +9,13 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
 import pg from 'pg';
 import { StepError } from '../../migrate/core/step.ts';
-import { startKubeStandin, type KubeStandin } from '../../migrate/local/kube-standin.ts';
+import { type KubeStandin, startKubeStandin } from '../../migrate/local/kube-standin.ts';
 import { localOutputs } from '../../migrate/local/outputs.ts';
-import { startPgbouncer, type LocalPgbouncer } from '../../migrate/local/pgbouncer.ts';
+import { type LocalPgbouncer, startPgbouncer } from '../../migrate/local/pgbouncer.ts';
 import type { PostgresServer } from '../../migrate/local/postgres-server.ts';
 import { pgbouncerCheckBackend } from '../../migrate/steps/pgbouncer/check-backend.ts';
 import { pgbouncerPause } from '../../migrate/steps/pgbouncer/pause.ts';
@@ -26,7 +26,7 @@ import { startServers } from '../support/servers.ts';
 
 const PASSWORD = 'pods-app-password-3d7a';
 let server: PostgresServer;
-let bouncers: LocalPgbouncer[] = [];
+const bouncers: LocalPgbouncer[] = [];
 let standin: KubeStandin;
 let dir: string;
 /** The admin URL of each PgBouncer with the password the pods share. */
@@ -37,7 +37,15 @@ before(async () => {
   // The pods of one deployment share their config, the console password included.
   const adminPassword = randomBytes(12).toString('base64url');
   for (let pod = 1; pod <= 2; pod++) {
-    bouncers.push(await startPgbouncer({ database: 'app', backend: { host: server.host, port: server.port }, user: 'postgres', password: PASSWORD, adminPassword }));
+    bouncers.push(
+      await startPgbouncer({
+        database: 'app',
+        backend: { host: server.host, port: server.port },
+        user: 'postgres',
+        password: PASSWORD,
+        adminPassword,
+      }),
+    );
   }
   adminUrls = bouncers.map((b) => b.adminUrl);
   standin = await startKubeStandin({
@@ -57,7 +65,13 @@ after(async () => {
 });
 
 function context() {
-  const outputs = localOutputs({ dir, source: server, target: server, database: 'app', pgbouncer: { port: 6432, adminUrl: bouncers[0]!.adminUrl } });
+  const outputs = localOutputs({
+    dir,
+    source: server,
+    target: server,
+    database: 'app',
+    pgbouncer: { port: 6432, adminUrl: bouncers[0]!.adminUrl },
+  });
   return testContext({ outputs: { ...outputs, cluster: { ...outputs.cluster, kubeconfig: standin.kubeconfig } } });
 }
 
@@ -130,19 +144,29 @@ test('pause holds the clients of every pod, resume releases them all; none fails
     await delay(300);
     const probe = await pgbouncerPause.probe(t.ctx, pgbouncerPause.params.parse({}));
     assert.equal(probe.state, 'ready');
-    assert.deepEqual(probe.plan!.map((l) => l.split(':')[0]), ['pod pgbouncer/pgbouncer-1', 'pod pgbouncer/pgbouncer-2', 'all or nothing']);
+    assert.deepEqual(
+      probe.plan!.map((l) => l.split(':')[0]),
+      ['pod pgbouncer/pgbouncer-1', 'pod pgbouncer/pgbouncer-2', 'all or nothing'],
+    );
 
     const paused = await pgbouncerPause.apply(t.ctx, pgbouncerPause.params.parse({}));
     assert.deepEqual(paused.consoles, ['pod pgbouncer/pgbouncer-1', 'pod pgbouncer/pgbouncer-2']);
     assert.deepEqual(await pausedOnEach(), [true, true]);
     const during = clients.commits.map((c) => c.length);
     await delay(400);
-    assert.deepEqual(clients.commits.map((c) => c.length), during, 'no commit through either PgBouncer while paused');
+    assert.deepEqual(
+      clients.commits.map((c) => c.length),
+      during,
+      'no commit through either PgBouncer while paused',
+    );
     const backend = await pgbouncerCheckBackend.probe(t.ctx, pgbouncerCheckBackend.params.parse({}));
-    assert.deepEqual(backend.result!.consoles.map((c) => [c.console, c.port, c.paused]), [
-      ['pod pgbouncer/pgbouncer-1', server.port, true],
-      ['pod pgbouncer/pgbouncer-2', server.port, true],
-    ]);
+    assert.deepEqual(
+      backend.result!.consoles.map((c) => [c.console, c.port, c.paused]),
+      [
+        ['pod pgbouncer/pgbouncer-1', server.port, true],
+        ['pod pgbouncer/pgbouncer-2', server.port, true],
+      ],
+    );
 
     const resumed = await pgbouncerResume.apply(t.ctx, pgbouncerResume.params.parse({}));
     assert.ok(resumed.longestWaitMs > 0, 'held clients had waited');
@@ -172,12 +196,15 @@ test('a pod that cannot pause fails the step and every pod is resumed: all or no
     await long.query('BEGIN');
     await long.query('INSERT INTO ledger VALUES (-1, -1)');
     await delay(200);
-    await assert.rejects(pgbouncerPause.apply(t.ctx, pgbouncerPause.params.parse({ deadlineSeconds: 1, pollSeconds: 0.1 })), (error: unknown) => {
-      assert.ok(error instanceof StepError);
-      assert.match(error.message, /on pod pgbouncer\/pgbouncer-2: transactions still running/);
-      assert.match(error.message, /resumed pod pgbouncer\/pgbouncer-1, pod pgbouncer\/pgbouncer-2/);
-      return true;
-    });
+    await assert.rejects(
+      pgbouncerPause.apply(t.ctx, pgbouncerPause.params.parse({ deadlineSeconds: 1, pollSeconds: 0.1 })),
+      (error: unknown) => {
+        assert.ok(error instanceof StepError);
+        assert.match(error.message, /on pod pgbouncer\/pgbouncer-2: transactions still running/);
+        assert.match(error.message, /resumed pod pgbouncer\/pgbouncer-1, pod pgbouncer\/pgbouncer-2/);
+        return true;
+      },
+    );
     assert.deepEqual(await pausedOnEach(), [false, false], 'the first pod was paused, and is resumed');
     const after = clients.commits.map((c) => c.length);
     await delay(300);

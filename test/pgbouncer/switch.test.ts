@@ -8,18 +8,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
-import { localOutputs } from '../../migrate/local/outputs.ts';
-import { startPgbouncer, type LocalPgbouncer } from '../../migrate/local/pgbouncer.ts';
-import type { PostgresServer } from '../../migrate/local/postgres-server.ts';
 import { StepError } from '../../migrate/core/step.ts';
 import { startKubeStandin } from '../../migrate/local/kube-standin.ts';
+import { localOutputs } from '../../migrate/local/outputs.ts';
+import { type LocalPgbouncer, startPgbouncer } from '../../migrate/local/pgbouncer.ts';
+import type { PostgresServer } from '../../migrate/local/postgres-server.ts';
 import { kubeRestart } from '../../migrate/steps/kube/restart.ts';
 import { pgbouncerCheckBackend } from '../../migrate/steps/pgbouncer/check-backend.ts';
 import { pgbouncerPause } from '../../migrate/steps/pgbouncer/pause.ts';
 import { pgbouncerReload } from '../../migrate/steps/pgbouncer/reload.ts';
 import { pgbouncerResume } from '../../migrate/steps/pgbouncer/resume.ts';
 import { testContext } from '../support/context.ts';
-import { LEDGER, ledgerIds as ids, startLedgerClient, until } from '../support/ledger.ts';
+import { ledgerIds as ids, LEDGER, startLedgerClient, until } from '../support/ledger.ts';
 import { startServers } from '../support/servers.ts';
 
 const PASSWORD = 'shared-app-password-9f2c';
@@ -29,7 +29,13 @@ let bouncer: LocalPgbouncer;
 let dir: string;
 
 before(async () => {
-  [a, b] = await startServers([{ name: 'pgb-a', password: PASSWORD }, { name: 'pgb-b', password: PASSWORD }], { database: 'app', sql: LEDGER });
+  [a, b] = await startServers(
+    [
+      { name: 'pgb-a', password: PASSWORD },
+      { name: 'pgb-b', password: PASSWORD },
+    ],
+    { database: 'app', sql: LEDGER },
+  );
   bouncer = await startPgbouncer({ database: 'app', backend: { host: a.host, port: a.port }, user: 'postgres', password: PASSWORD });
   dir = mkdtempSync(join(tmpdir(), 'pgb-test-'));
 });
@@ -39,7 +45,10 @@ after(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-const context = () => testContext({ outputs: localOutputs({ dir, source: a, target: b, database: 'app', pgbouncer: { port: bouncer.port, adminUrl: bouncer.adminUrl } }) });
+const context = () =>
+  testContext({
+    outputs: localOutputs({ dir, source: a, target: b, database: 'app', pgbouncer: { port: bouncer.port, adminUrl: bouncer.adminUrl } }),
+  });
 const adminPassword = () => decodeURIComponent(new URL(bouncer.adminUrl).password);
 
 const startClient = (index: number, stop: { now: boolean }) => startLedgerClient(bouncer.url(), index, stop, 0.003);
@@ -50,10 +59,28 @@ test('the admin console answers node-postgres simple queries; a dry run plans th
   assert.equal(probe.state, 'ready');
   assert.match(probe.plan![0]!, new RegExp(`^PgBouncer: PAUSE app on 127.0.0.1:${a.port}`));
   const backend = await pgbouncerCheckBackend.probe(t.ctx, pgbouncerCheckBackend.params.parse({ configFile: bouncer.configFile }));
-  assert.deepEqual(backend.result, { database: 'app', host: '127.0.0.1', port: a.port, dbname: 'app', paused: false, consoles: [{ console: 'PgBouncer', host: '127.0.0.1', port: a.port, dbname: 'app', paused: false }] });
-  const reloadPlan = await pgbouncerReload.probe(t.ctx, pgbouncerReload.params.parse({ backend: { host: b.host, port: b.port }, configFile: bouncer.configFile }));
-  assert.deepEqual(reloadPlan.plan, [`rewrite ${bouncer.configFile} [databases] app: 127.0.0.1:${a.port}/app → 127.0.0.1:${b.port}`, 'RELOAD', 'RECONNECT app; wait for connections to the old backend to close (up to 60 s)']);
-  assert.equal((await pgbouncerCheckBackend.probe(t.ctx, pgbouncerCheckBackend.params.parse({ configFile: bouncer.configFile }))).result!.port, a.port, 'probes changed nothing');
+  assert.deepEqual(backend.result, {
+    database: 'app',
+    host: '127.0.0.1',
+    port: a.port,
+    dbname: 'app',
+    paused: false,
+    consoles: [{ console: 'PgBouncer', host: '127.0.0.1', port: a.port, dbname: 'app', paused: false }],
+  });
+  const reloadPlan = await pgbouncerReload.probe(
+    t.ctx,
+    pgbouncerReload.params.parse({ backend: { host: b.host, port: b.port }, configFile: bouncer.configFile }),
+  );
+  assert.deepEqual(reloadPlan.plan, [
+    `rewrite ${bouncer.configFile} [databases] app: 127.0.0.1:${a.port}/app → 127.0.0.1:${b.port}`,
+    'RELOAD',
+    'RECONNECT app; wait for connections to the old backend to close (up to 60 s)',
+  ]);
+  assert.equal(
+    (await pgbouncerCheckBackend.probe(t.ctx, pgbouncerCheckBackend.params.parse({ configFile: bouncer.configFile }))).result!.port,
+    a.port,
+    'probes changed nothing',
+  );
   await t.close();
 });
 
@@ -64,8 +91,14 @@ test('pause → switch backend → resume under load: no committed transaction l
     await until(() => clients.every((c) => c.log.length >= 20), 'clients to commit on the first server');
     const t = context();
     const pause = await pgbouncerPause.apply(t.ctx, pgbouncerPause.params.parse({ configFile: bouncer.configFile }));
-    assert.equal((await pgbouncerCheckBackend.probe(t.ctx, pgbouncerCheckBackend.params.parse({ configFile: bouncer.configFile }))).result!.paused, true);
-    const reload = await pgbouncerReload.apply(t.ctx, pgbouncerReload.params.parse({ backend: { host: b.host, port: b.port }, configFile: bouncer.configFile }));
+    assert.equal(
+      (await pgbouncerCheckBackend.probe(t.ctx, pgbouncerCheckBackend.params.parse({ configFile: bouncer.configFile }))).result!.paused,
+      true,
+    );
+    const reload = await pgbouncerReload.apply(
+      t.ctx,
+      pgbouncerReload.params.parse({ backend: { host: b.host, port: b.port }, configFile: bouncer.configFile }),
+    );
     assert.deepEqual(reload, { database: 'app', host: '127.0.0.1', port: b.port, dbname: 'app', consoles: ['PgBouncer'] });
     const resume = await pgbouncerResume.apply(t.ctx, pgbouncerResume.params.parse({ configFile: bouncer.configFile }));
     const switched = clients.map((c) => c.log.length);
@@ -73,7 +106,11 @@ test('pause → switch backend → resume under load: no committed transaction l
     stop.now = true;
     await Promise.all(clients.map((c) => c.done));
 
-    assert.deepEqual(clients.flatMap((c) => c.errors), [], 'no client query failed');
+    assert.deepEqual(
+      clients.flatMap((c) => c.errors),
+      [],
+      'no client query failed',
+    );
     const [onA, onB] = await Promise.all([ids(a), ids(b)]);
     for (const c of clients) {
       for (const commit of c.log) {
@@ -83,9 +120,16 @@ test('pause → switch backend → resume under load: no committed transaction l
       }
       const firstOnB = c.log.findIndex((x) => x.port === b.port);
       assert.ok(firstOnB > 0, 'each client committed on A, then on B');
-      assert.ok(c.log.slice(firstOnB).every((x) => x.port === b.port), 'once switched, never back on A');
+      assert.ok(
+        c.log.slice(firstOnB).every((x) => x.port === b.port),
+        'once switched, never back on A',
+      );
     }
-    assert.equal(onA.size + onB.size, clients.reduce((n, c) => n + c.log.length, 0), 'no row committed that a client did not see commit');
+    assert.equal(
+      onA.size + onB.size,
+      clients.reduce((n, c) => n + c.log.length, 0),
+      'no row committed that a client did not see commit',
+    );
 
     const longest = Math.max(...clients.flatMap((c) => c.log.map((x) => x.latencyMs)));
     console.log(
@@ -102,10 +146,18 @@ test('pause → switch backend → resume under load: no committed transaction l
 
     // Rolling back, newest first: pause again, point back at A, resume.
     await pgbouncerResume.undo!(t.ctx, pgbouncerResume.params.parse({ configFile: bouncer.configFile }), [t.changes[2]!], resume);
-    await pgbouncerReload.undo!(t.ctx, pgbouncerReload.params.parse({ backend: { host: b.host, port: b.port }, configFile: bouncer.configFile }), [t.changes[1]!], reload);
+    await pgbouncerReload.undo!(
+      t.ctx,
+      pgbouncerReload.params.parse({ backend: { host: b.host, port: b.port }, configFile: bouncer.configFile }),
+      [t.changes[1]!],
+      reload,
+    );
     await pgbouncerPause.undo!(t.ctx, pgbouncerPause.params.parse({ configFile: bouncer.configFile }), [t.changes[0]!], pause);
     const back = await pgbouncerCheckBackend.probe(t.ctx, pgbouncerCheckBackend.params.parse({ configFile: bouncer.configFile }));
-    assert.deepEqual({ ...back.result, consoles: undefined }, { database: 'app', host: '127.0.0.1', port: a.port, dbname: 'app', paused: false, consoles: undefined });
+    assert.deepEqual(
+      { ...back.result, consoles: undefined },
+      { database: 'app', host: '127.0.0.1', port: a.port, dbname: 'app', paused: false, consoles: undefined },
+    );
     assert.match(readFileSync(bouncer.configFile, 'utf8'), new RegExp(`^app = host=127.0.0.1 port=${a.port} dbname=app$`, 'm'));
     await t.close();
   } finally {
@@ -145,13 +197,23 @@ test('a pause that cannot finish in time resumes the clients and names the cause
   await long.query('SELECT 1');
   const t = context();
   try {
-    await assert.rejects(pgbouncerPause.apply(t.ctx, pgbouncerPause.params.parse({ configFile: bouncer.configFile, deadlineSeconds: 1, pollSeconds: 0.2 })), (error: unknown) => {
-      assert.ok(error instanceof StepError);
-      assert.match(error.message, /^Unable to pause PgBouncer database app on PgBouncer: transactions still running after 1 s \(1 server connections still in a transaction/);
-      assert.match(error.findings[0]!.fix ?? '', /long transactions/);
-      return true;
-    });
-    assert.equal((await pgbouncerCheckBackend.probe(t.ctx, pgbouncerCheckBackend.params.parse({ configFile: bouncer.configFile }))).result!.paused, false, 'resumed');
+    await assert.rejects(
+      pgbouncerPause.apply(t.ctx, pgbouncerPause.params.parse({ configFile: bouncer.configFile, deadlineSeconds: 1, pollSeconds: 0.2 })),
+      (error: unknown) => {
+        assert.ok(error instanceof StepError);
+        assert.match(
+          error.message,
+          /^Unable to pause PgBouncer database app on PgBouncer: transactions still running after 1 s \(1 server connections still in a transaction/,
+        );
+        assert.match(error.findings[0]!.fix ?? '', /long transactions/);
+        return true;
+      },
+    );
+    assert.equal(
+      (await pgbouncerCheckBackend.probe(t.ctx, pgbouncerCheckBackend.params.parse({ configFile: bouncer.configFile }))).result!.paused,
+      false,
+      'resumed',
+    );
     await long.query('COMMIT');
   } finally {
     await long.end();
@@ -165,7 +227,13 @@ test('reload refuses a backend without the ini to rewrite', () => {
 });
 
 test('the rehearsal wiring: kube.restart of the PgBouncer deployment in the stand-in switches the local PgBouncer', async () => {
-  const outputs = localOutputs({ dir, source: a, target: b, database: 'app', pgbouncer: { port: bouncer.port, adminUrl: bouncer.adminUrl } });
+  const outputs = localOutputs({
+    dir,
+    source: a,
+    target: b,
+    database: 'app',
+    pgbouncer: { port: bouncer.port, adminUrl: bouncer.adminUrl },
+  });
   const standin = await startKubeStandin({
     workloads: [{ namespace: outputs.pgbouncer.namespace, kind: 'Deployment', name: outputs.pgbouncer.deployment, replicas: 1 }],
     // New pods would start with the swapped config; the local PgBouncer is pointed at the target instead.

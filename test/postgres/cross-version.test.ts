@@ -8,13 +8,13 @@ import { after, before, describe, it } from 'node:test';
 import { embeddedBindir } from '../../migrate/local/postgres-server.ts';
 import { catchUp } from '../../migrate/steps/postgres/catch-up.ts';
 import { freezeWrites } from '../../migrate/steps/postgres/freeze-writes.ts';
-import { writeFence } from '../../migrate/steps/postgres/write-fence.ts';
 import { replicationStart } from '../../migrate/steps/postgres/replication-start.ts';
 import { replicationStop } from '../../migrate/steps/postgres/replication-stop.ts';
 import { schemaCopy } from '../../migrate/steps/postgres/schema-copy.ts';
 import { sequenceSync } from '../../migrate/steps/postgres/sequence-sync.ts';
 import { snapshotCopy } from '../../migrate/steps/postgres/snapshot-copy.ts';
-import { ROLES, SCHEMA, SEED, startPair, startWriter, tableDigests, type Pair } from './fixtures.ts';
+import { writeFence } from '../../migrate/steps/postgres/write-fence.ts';
+import { type Pair, ROLES, SCHEMA, SEED, startPair, startWriter, tableDigests } from './fixtures.ts';
 
 describe('PostgreSQL 13 source into a PostgreSQL 17 target', () => {
   let pair: Pair;
@@ -23,7 +23,7 @@ describe('PostgreSQL 13 source into a PostgreSQL 17 target', () => {
   before(async () => {
     pair = await startPair({ source: { bindir: embeddedBindir('pg13-bin') }, target: { bindir: embeddedBindir('pg17-bin') } });
     assert.deepEqual([pair.source.major, pair.target.major], [13, 17]);
-    await pair.sql('source', SCHEMA + SEED + ROLES + 'alter table crm.audit_log replica identity full;');
+    await pair.sql('source', `${SCHEMA + SEED + ROLES}alter table crm.audit_log replica identity full;`);
   });
   after(async () => {
     await pair?.stop();
@@ -32,7 +32,10 @@ describe('PostgreSQL 13 source into a PostgreSQL 17 target', () => {
   it('copies schema and data, streams the writes, and both sides end identical', async () => {
     const schema = context();
     await schemaCopy.apply(schema.ctx, schemaCopy.params.parse({}));
-    assert.deepEqual(await schemaCopy.check(schema.ctx, schemaCopy.params.parse({}), { schemas: 0, tables: 0, sequences: 0, types: 0 }), []);
+    assert.deepEqual(
+      await schemaCopy.check(schema.ctx, schemaCopy.params.parse({}), { schemas: 0, tables: 0, sequences: 0, types: 0 }),
+      [],
+    );
 
     const writer = startWriter(pair.source);
     const p = replicationStart.params.parse({ pollMs: 50, binary: true });
@@ -55,7 +58,11 @@ describe('PostgreSQL 13 source into a PostgreSQL 17 target', () => {
     assert.equal((await writer.finished).stoppedBy, 'frozen');
     const catching = context();
     const caught = await catchUp.apply(catching.ctx, catchUp.params.parse({}));
-    assert.deepEqual(await catchUp.check(catching.ctx, catchUp.params.parse({}), { ...caught, lsn: frozen.lsn }), [], 'confirmed past the freeze position');
+    assert.deepEqual(
+      await catchUp.check(catching.ctx, catchUp.params.parse({}), { ...caught, lsn: frozen.lsn }),
+      [],
+      'confirmed past the freeze position',
+    );
     await writeFence.apply(context().ctx, writeFence.params.parse({}));
     await sequenceSync.apply(context().ctx, sequenceSync.params.parse({}));
     assert.deepEqual(await sequenceSync.check(context().ctx, sequenceSync.params.parse({}), { sequences: 0, elapsedMs: 0 }), []);
@@ -68,7 +75,7 @@ describe('PostgreSQL 13 source into a PostgreSQL 17 target', () => {
     assert.equal((await pair.sql('source', 'select count(*)::int as n from pg_replication_slots')).rows[0].n, 0);
   });
 
-  it("copies the way week-prior.yaml does: snapshot of a 13 slot, COPY into 17, indexes after, subscription attached", async () => {
+  it('copies the way week-prior.yaml does: snapshot of a 13 slot, COPY into 17, indexes after, subscription attached', async () => {
     // A second target database on the 17 server; the source is frozen by now, so both must end equal at once.
     await pair.sql('target', 'create database app_snapshot');
     const outputs = { ...pair.outputs, database: { ...pair.outputs.database, name: 'app_snapshot' } };
@@ -84,7 +91,14 @@ describe('PostgreSQL 13 source into a PostgreSQL 17 target', () => {
     const attached = await replicationStart.apply(step().ctx, replicationStart.params.parse({ copyData: false, pollMs: 50 }));
     assert.equal(attached.tables, 4);
 
-    const onTarget = (q: string) => pair.target.client('app_snapshot').then(async (c) => { try { return await c.query(q); } finally { await c.end(); } });
+    const onTarget = (q: string) =>
+      pair.target.client('app_snapshot').then(async (c) => {
+        try {
+          return await c.query(q);
+        } finally {
+          await c.end();
+        }
+      });
     const [source, target] = await Promise.all([tableDigests((q) => pair.sql('source', q)), tableDigests(onTarget)]);
     assert.deepEqual(target, source);
     await replicationStop.apply(step().ctx, replicationStop.params.parse({}));

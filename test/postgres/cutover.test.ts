@@ -5,17 +5,17 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import type { Json } from '../../migrate/core/step.ts';
+import { replicationStatus } from '../../migrate/postgres/status.ts';
 import { catchUp } from '../../migrate/steps/postgres/catch-up.ts';
 import { freezeWrites } from '../../migrate/steps/postgres/freeze-writes.ts';
-import { writeFence } from '../../migrate/steps/postgres/write-fence.ts';
 import { preflight } from '../../migrate/steps/postgres/preflight.ts';
 import { replicationStart } from '../../migrate/steps/postgres/replication-start.ts';
 import { replicationStop } from '../../migrate/steps/postgres/replication-stop.ts';
 import { schemaCopy } from '../../migrate/steps/postgres/schema-copy.ts';
 import { sequenceSync } from '../../migrate/steps/postgres/sequence-sync.ts';
-import { replicationStatus } from '../../migrate/postgres/status.ts';
-import type { Json } from '../../migrate/core/step.ts';
-import { ROLES, SCHEMA, SEED, startPair, startWriter, TARGET_ROLES, tableDigests, type Pair, type Writer } from './fixtures.ts';
+import { writeFence } from '../../migrate/steps/postgres/write-fence.ts';
+import { type Pair, ROLES, SCHEMA, SEED, startPair, startWriter, TARGET_ROLES, tableDigests, type Writer } from './fixtures.ts';
 
 describe('postgres cutover steps', () => {
   let pair: Pair;
@@ -38,7 +38,10 @@ describe('postgres cutover steps', () => {
     const t = context('preflight');
     const refusing = await preflight.probe(t.ctx, preflight.params.parse({}));
     assert.equal(refusing.state, 'blocked');
-    assert.deepEqual(refusing.findings?.filter((f) => f.severity === 'error').map((f) => f.object), ['table crm.audit_log']);
+    assert.deepEqual(
+      refusing.findings?.filter((f) => f.severity === 'error').map((f) => f.object),
+      ['table crm.audit_log'],
+    );
 
     const p = preflight.params.parse({ replicaIdentityFull: true });
     assert.equal((await preflight.probe(t.ctx, p)).state, 'ready');
@@ -63,7 +66,10 @@ describe('postgres cutover steps', () => {
     assert.deepEqual(await schemaCopy.check(t.ctx, p, result), []);
     assert.equal((await schemaCopy.probe(t.ctx, p)).state, 'done');
     assert.deepEqual(await schemaCopy.apply(t.retry().ctx, p), result);
-    const owners = await pair.sql('target', "select count(*)::int as n from pg_class where relname = 'customers' and relowner = (select oid from pg_roles where rolname = 'postgres')");
+    const owners = await pair.sql(
+      'target',
+      "select count(*)::int as n from pg_class where relname = 'customers' and relowner = (select oid from pg_roles where rolname = 'postgres')",
+    );
     assert.equal(owners.rows[0].n, 1);
   });
 
@@ -76,7 +82,10 @@ describe('postgres cutover steps', () => {
     results.push(result);
     assert.equal(result.tables, 4, 'publish_via_partition_root: the partitioned root replaces its two leaves');
     assert.equal(result.binary, true);
-    assert.ok(t.progress.some((pr) => pr.total === 4 && typeof pr.done === 'number'), 'per-table progress');
+    assert.ok(
+      t.progress.some((pr) => pr.total === 4 && typeof pr.done === 'number'),
+      'per-table progress',
+    );
     assert.deepEqual(t.changes, [
       { action: 'create-publication', name: 'migrate_pub' },
       { action: 'create-subscription', name: 'migrate_sub', slot: 'migrate_sub' },
@@ -87,7 +96,10 @@ describe('postgres cutover steps', () => {
     assert.equal((await replicationStart.probe(again.ctx, p)).state, 'done');
     await replicationStart.apply(again.ctx, p);
     assert.deepEqual(again.changes, []);
-    const counts = await pair.sql('source', "select (select count(*) from pg_publication)::int as pubs, (select count(*) from pg_replication_slots where not temporary)::int as slots");
+    const counts = await pair.sql(
+      'source',
+      'select (select count(*) from pg_publication)::int as pubs, (select count(*) from pg_replication_slots where not temporary)::int as slots',
+    );
     assert.deepEqual(counts.rows[0], { pubs: 1, slots: 1 });
 
     // Keep writing through the streaming phase, too.
@@ -122,7 +134,11 @@ describe('postgres cutover steps', () => {
     const caught = await catchUp.apply(catching.ctx, catchUp.params.parse({}));
     results.push(caught);
     assert.deepEqual(await catchUp.check(catching.ctx, catchUp.params.parse({}), caught), []);
-    assert.equal((await writeFence.apply(context('write-fence').ctx, writeFence.params.parse({}))).slot, 'migrate_fence', 'nothing written since the freeze');
+    assert.equal(
+      (await writeFence.apply(context('write-fence').ctx, writeFence.params.parse({}))).slot,
+      'migrate_fence',
+      'nothing written since the freeze',
+    );
 
     const sequences = context('sequences');
     const synced = await sequenceSync.apply(sequences.ctx, sequenceSync.params.parse({}));
@@ -136,7 +152,11 @@ describe('postgres cutover steps', () => {
     results.push(dropped);
     assert.deepEqual(dropped, { subscriptionDropped: true, slotDropped: true, publicationDropped: true });
     assert.deepEqual(await replicationStop.check(stop.ctx, p, dropped), []);
-    assert.equal((await pair.sql('source', 'select count(*)::int as n from pg_replication_slots')).rows[0].n, 0, 'no slot left to hold WAL');
+    assert.equal(
+      (await pair.sql('source', 'select count(*)::int as n from pg_replication_slots')).rows[0].n,
+      0,
+      'no slot left to hold WAL',
+    );
     assert.equal((await replicationStop.probe(stop.ctx, p)).state, 'done');
 
     const [source, target] = await Promise.all([tableDigests((q) => pair.sql('source', q)), tableDigests((q) => pair.sql('target', q))]);

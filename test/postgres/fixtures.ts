@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import pg from 'pg';
 import type { StackOutputs } from '../../infra/contract.ts';
 import { localOutputs } from '../../migrate/local/outputs.ts';
-import type { PostgresServerOptions, PostgresServer } from '../../migrate/local/postgres-server.ts';
-import { testContext, type TestContext } from '../support/context.ts';
+import type { PostgresServer, PostgresServerOptions } from '../../migrate/local/postgres-server.ts';
+import { type TestContext, testContext } from '../support/context.ts';
 import { startServers } from '../support/servers.ts';
 
 export const DATABASE = 'app';
@@ -29,7 +29,13 @@ export interface Pair {
 }
 
 export async function startPair(options: { source?: PostgresServerOptions; target?: PostgresServerOptions } = {}): Promise<Pair> {
-  const [source, target] = await startServers([{ name: 'source', ...options.source }, { name: 'target', ...options.target }], { database: DATABASE });
+  const [source, target] = await startServers(
+    [
+      { name: 'source', ...options.source },
+      { name: 'target', ...options.target },
+    ],
+    { database: DATABASE },
+  );
   const dir = mkdtempSync(join(tmpdir(), 'migrate-pg-test-'));
   const clients = new Map<string, pg.Client>();
   const client = async (side: 'source' | 'target') => {
@@ -159,12 +165,16 @@ export function startWriter(server: PostgresServer, maxTransactions = 5000): Wri
           "insert into billing.customers (name, profile) values ($1, jsonb_build_object('w', $2::int)) returning id",
           [`writer ${i}`, i],
         );
-        await client.query('update billing.customers set touched = touched + 1, plan = $2 where id = $1', [1 + (i % 300), i % 2 ? 'monthly' : 'annual']);
+        await client.query('update billing.customers set touched = touched + 1, plan = $2 where id = $1', [
+          1 + (i % 300),
+          i % 2 ? 'monthly' : 'annual',
+        ]);
         await client.query('insert into billing.invoices (customer_id, amount, tax) values ($1, $2, $3)', [rows[0]!.id, i, i % 10]);
         await client.query("insert into crm.events values ($1, now() + $2::int * interval '1 ms', 'write', $3)", [rows[0]!.id, i, { i }]);
         await client.query("select nextval('billing.invoice_number')");
         if (i % 5 === 0) await client.query("insert into crm.audit_log (message) values ('write ' || $1::text)", [i]);
-        if (i % 7 === 0) await client.query("update crm.audit_log set message = message || '!' where message = 'seeded ' || $1::text", [1 + (i % 50)]);
+        if (i % 7 === 0)
+          await client.query("update crm.audit_log set message = message || '!' where message = 'seeded ' || $1::text", [1 + (i % 50)]);
         if (i % 11 === 0) await client.query('delete from billing.invoices where id = (select min(id) from billing.invoices)');
         await client.query('commit');
         committed++;

@@ -11,15 +11,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { localOutputs } from '../../migrate/local/outputs.ts';
-import { startPgbouncer, type LocalPgbouncer } from '../../migrate/local/pgbouncer.ts';
+import { type LocalPgbouncer, startPgbouncer } from '../../migrate/local/pgbouncer.ts';
 import type { PostgresServer } from '../../migrate/local/postgres-server.ts';
-import { freezeWrites } from '../../migrate/steps/postgres/freeze-writes.ts';
-import { writeFence } from '../../migrate/steps/postgres/write-fence.ts';
 import { pgbouncerPause } from '../../migrate/steps/pgbouncer/pause.ts';
 import { pgbouncerReload } from '../../migrate/steps/pgbouncer/reload.ts';
 import { pgbouncerResume } from '../../migrate/steps/pgbouncer/resume.ts';
-import { testContext, type TestContext } from '../support/context.ts';
-import { LEDGER, ledgerIds as ids, startLedgerClient, until } from '../support/ledger.ts';
+import { freezeWrites } from '../../migrate/steps/postgres/freeze-writes.ts';
+import { writeFence } from '../../migrate/steps/postgres/write-fence.ts';
+import { type TestContext, testContext } from '../support/context.ts';
+import { ledgerIds as ids, LEDGER, startLedgerClient, until } from '../support/ledger.ts';
 import { startServers } from '../support/servers.ts';
 
 const PASSWORD = 'app-user-pw-7c1d';
@@ -33,7 +33,13 @@ before(async () => {
   // The hostile case: the app's login role owns its table.
   const app = `${LEDGER}; create role app_user login password '${PASSWORD}'; alter table ledger owner to app_user; create publication migrate_pub for all tables`;
   [source, target] = await startServers([{ name: 'fzb-source' }, { name: 'fzb-target' }], { database: 'app', sql: app });
-  bouncer = await startPgbouncer({ database: 'app', backend: { host: source.host, port: source.port }, user: 'app_user', password: PASSWORD, queryWaitTimeout: 30 });
+  bouncer = await startPgbouncer({
+    database: 'app',
+    backend: { host: source.host, port: source.port },
+    user: 'app_user',
+    password: PASSWORD,
+    queryWaitTimeout: 30,
+  });
   dir = mkdtempSync(join(tmpdir(), 'freeze-pgb-'));
 });
 after(async () => {
@@ -44,7 +50,9 @@ after(async () => {
 });
 
 const context = () => {
-  const t = testContext({ outputs: localOutputs({ dir, source, target, database: 'app', pgbouncer: { port: bouncer.port, adminUrl: bouncer.adminUrl } }) });
+  const t = testContext({
+    outputs: localOutputs({ dir, source, target, database: 'app', pgbouncer: { port: bouncer.port, adminUrl: bouncer.adminUrl } }),
+  });
   contexts.push(t);
   return t;
 };
@@ -66,18 +74,29 @@ test('pause → enforced freeze → fence → reload → resume: held clients co
     assert.equal(sessions.rows[0].n, 0, 'no server connection of the frozen role is left (PAUSE closed them, or the freeze did)');
     const onSourceAtFreeze = (await ids(source)).size;
     await writeFence.apply(t.ctx, writeFence.params.parse({}));
-    await pgbouncerReload.apply(t.ctx, pgbouncerReload.params.parse({ backend: { host: target.host, port: target.port }, configFile: bouncer.configFile }));
+    await pgbouncerReload.apply(
+      t.ctx,
+      pgbouncerReload.params.parse({ backend: { host: target.host, port: target.port }, configFile: bouncer.configFile }),
+    );
     await pgbouncerResume.apply(t.ctx, pgbouncerResume.params.parse({ configFile: bouncer.configFile }));
     const switched = clients.map((c) => c.log.length);
     await until(() => clients.every((c, i) => c.log.length >= switched[i]! + 20), 'clients to commit on the target');
     stop.now = true;
     await Promise.all(clients.map((c) => c.done));
 
-    assert.deepEqual(clients.flatMap((c) => c.errors), [], 'no client query failed');
+    assert.deepEqual(
+      clients.flatMap((c) => c.errors),
+      [],
+      'no client query failed',
+    );
     const [onSource, onTarget] = await Promise.all([ids(source), ids(target)]);
     assert.equal(onSource.size, onSourceAtFreeze, 'nothing committed on the source after the freeze');
     for (const c of clients) {
-      for (const commit of c.log) assert.ok((commit.port === source.port ? onSource : onTarget).has(commit.id), `committed ${commit.id} is on the server that answered`);
+      for (const commit of c.log)
+        assert.ok(
+          (commit.port === source.port ? onSource : onTarget).has(commit.id),
+          `committed ${commit.id} is on the server that answered`,
+        );
       assert.ok(c.log.at(-1)!.port === target.port, 'each client ends on the target');
     }
   } finally {

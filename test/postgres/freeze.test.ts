@@ -9,19 +9,19 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
+import type { StackOutputs } from '../../infra/contract.ts';
+import { type Json, type StepContext, StepError } from '../../migrate/core/step.ts';
 import { localOutputs } from '../../migrate/local/outputs.ts';
-import { startPostgres, type PostgresServer } from '../../migrate/local/postgres-server.ts';
-import { StepError, type Json, type StepContext } from '../../migrate/core/step.ts';
+import { type PostgresServer, startPostgres } from '../../migrate/local/postgres-server.ts';
 import { freezeWrites } from '../../migrate/steps/postgres/freeze-writes.ts';
 import { unfreeze } from '../../migrate/steps/postgres/unfreeze.ts';
 import { writeFence } from '../../migrate/steps/postgres/write-fence.ts';
-import type { StackOutputs } from '../../infra/contract.ts';
-import { testContext, type TestContext } from '../support/context.ts';
+import { type TestContext, testContext } from '../support/context.ts';
 import { APP_PASSWORD, DATABASE } from './fixtures.ts';
 
 const HOSTILE = `
@@ -54,18 +54,40 @@ const HOSTILE = `
   create publication migrate_pub for all tables;`;
 
 type Attempt = (c: pg.Client) => Promise<unknown>;
-const sql = (...statements: string[]): Attempt => async (c) => {
-  for (const s of statements) await c.query(s);
-};
+const sql =
+  (...statements: string[]): Attempt =>
+  async (c) => {
+    for (const s of statements) await c.query(s);
+  };
 /** Every way a frozen role might still write: [name, role, what it runs]. */
 const BYPASSES: [string, string, Attempt][] = [
   ['BEGIN READ WRITE', 'app_a', sql('begin read write', "insert into shop.orders values (1, 'read write')", 'commit')],
-  ['SET default_transaction_read_only = off', 'app_a', sql('set default_transaction_read_only = off', "insert into shop.orders values (2, 'guc')")],
-  ['SET SESSION CHARACTERISTICS', 'app_b', sql('set session characteristics as transaction read write', "insert into shop.orders values (3, 'characteristics')")],
-  ['SET ROLE to a group role owning a table', 'app_a', sql('set role app_group', 'begin read write', 'insert into shop.ledger values (4)', 'commit')],
+  [
+    'SET default_transaction_read_only = off',
+    'app_a',
+    sql('set default_transaction_read_only = off', "insert into shop.orders values (2, 'guc')"),
+  ],
+  [
+    'SET SESSION CHARACTERISTICS',
+    'app_b',
+    sql('set session characteristics as transaction read write', "insert into shop.orders values (3, 'characteristics')"),
+  ],
+  [
+    'SET ROLE to a group role owning a table',
+    'app_a',
+    sql('set role app_group', 'begin read write', 'insert into shop.ledger values (4)', 'commit'),
+  ],
   ['a SECURITY DEFINER function', 'app_c', sql('begin read write', 'select shop.add_order(5)', 'commit')],
-  ['the owner writing its own keyless table', 'app_owner', sql('begin read write', `insert into shop.events values (6, '{"k": 6}')`, 'commit')],
-  ['the owner updating and deleting', 'app_owner', sql('begin read write', "update shop.orders set note = 'owner' where id = 1", 'delete from shop.orders where id = 2', 'commit')],
+  [
+    'the owner writing its own keyless table',
+    'app_owner',
+    sql('begin read write', `insert into shop.events values (6, '{"k": 6}')`, 'commit'),
+  ],
+  [
+    'the owner updating and deleting',
+    'app_owner',
+    sql('begin read write', "update shop.orders set note = 'owner' where id = 1", 'delete from shop.orders where id = 2', 'commit'),
+  ],
   [
     'COPY FROM',
     'app_a',
@@ -169,7 +191,11 @@ describe('postgres.freeze-writes', () => {
     assert.match(probe.plan!.join('\n'), /write-fence slot migrate_fence/);
     const result = await freezeWrites.apply(t.ctx, p);
     assert.equal(result.mode, 'enforced');
-    assert.deepEqual(result.roles, ['app_a', 'app_b', 'app_c', 'app_owner'], 'login roles, not the superuser, the replication role or a nologin role');
+    assert.deepEqual(
+      result.roles,
+      ['app_a', 'app_b', 'app_c', 'app_owner'],
+      'login roles, not the superuser, the replication role or a nologin role',
+    );
     assert.equal(result.fenceSlot, 'migrate_fence');
     assert.ok(result.terminated >= BYPASSES.length + 1);
     await assert.rejects(writing.query('commit'), 'the open write transaction was ended, not committed');
@@ -178,7 +204,8 @@ describe('postgres.freeze-writes', () => {
       assert.equal(await tryAs(role, attempt), '28000', `${name} as ${role}, new session: refused at login`);
       assert.notEqual(await tryAs(role, attempt, opened[i]), 'ok', `${name} as ${role}, session opened before the freeze`);
     }
-    const rows = await admin.query(`select (select count(*) from shop.orders) + (select count(*) from shop.events) + (select count(*) from shop.ledger) as n,
+    const rows =
+      await admin.query(`select (select count(*) from shop.orders) + (select count(*) from shop.events) + (select count(*) from shop.ledger) as n,
                                            (select last_value from shop.ticket) as ticket, (select is_called from shop.ticket) as called`);
     assert.deepEqual(rows.rows[0], { n: '0', ticket: '1', called: false }, 'nothing written, no number handed out');
     assert.deepEqual(await freezeWrites.check(t.ctx, p, result), []);
@@ -192,8 +219,16 @@ describe('postgres.freeze-writes', () => {
     const fence = context();
     const passed = await writeFence.apply(fence.ctx, writeFence.params.parse({}));
     assert.equal(passed.slot, 'migrate_fence');
-    assert.deepEqual(await writeFence.check(fence.ctx, writeFence.params.parse({}), passed), [], 'the slot is dropped once the fence passed');
-    assert.equal((await writeFence.probe(fence.retry().ctx, writeFence.params.parse({}))).state, 'done', 'a resumed fence that already passed is done');
+    assert.deepEqual(
+      await writeFence.check(fence.ctx, writeFence.params.parse({}), passed),
+      [],
+      'the slot is dropped once the fence passed',
+    );
+    assert.equal(
+      (await writeFence.probe(fence.retry().ctx, writeFence.params.parse({}))).state,
+      'done',
+      'a resumed fence that already passed is done',
+    );
 
     await freezeWrites.undo!(t.ctx, p, t.changes, result);
     assert.deepEqual(await catalog(), original);
@@ -205,7 +240,10 @@ describe('postgres.freeze-writes', () => {
     const t = context();
     const p = freezeWrites.params.parse({ mode: 'advisory' });
     const probe = await freezeWrites.probe(t.ctx, p);
-    assert.ok(probe.findings!.some((f) => f.object === 'mode advisory'), 'the plan says what advisory lets through');
+    assert.ok(
+      probe.findings!.some((f) => f.object === 'mode advisory'),
+      'the plan says what advisory lets through',
+    );
     const result = await freezeWrites.apply(t.ctx, p);
     for (const role of result.roles) assert.equal(await canWrite(role), 'read-only', `${role} is read-only by default`);
     const fenceParams = writeFence.params.parse({});
@@ -215,7 +253,8 @@ describe('postgres.freeze-writes', () => {
     await freezeWrites.undo!(t.ctx, p, t.changes, result);
     const again = context();
     const frozen = await freezeWrites.apply(again.ctx, p);
-    for (const [name, role, attempt] of BYPASSES) assert.equal(await tryAs(role, attempt), 'ok', `${name} as ${role} gets through an advisory freeze`);
+    for (const [name, role, attempt] of BYPASSES)
+      assert.equal(await tryAs(role, attempt), 'ok', `${name} as ${role} gets through an advisory freeze`);
 
     const fence = context();
     const error = await writeFence.apply(fence.ctx, fenceParams).then(
@@ -227,11 +266,23 @@ describe('postgres.freeze-writes', () => {
     const byTable = Object.fromEntries(error.findings.map((f) => [f.object, f.message]));
     assert.deepEqual(Object.keys(byTable).sort(), ['table shop.events', 'table shop.ledger', 'table shop.orders']);
     assert.match(byTable['table shop.orders']!, /5 insert, 1 update, 1 delete/);
-    for (const key of ['insert (id)=(1)', 'insert (id)=(2)', 'insert (id)=(3)', 'insert (id)=(5)', 'insert (id)=(7)', 'update (id)=(1)', 'delete (id)=(2)']) {
+    for (const key of [
+      'insert (id)=(1)',
+      'insert (id)=(2)',
+      'insert (id)=(3)',
+      'insert (id)=(5)',
+      'insert (id)=(7)',
+      'update (id)=(1)',
+      'delete (id)=(2)',
+    ]) {
       assert.ok(byTable['table shop.orders']!.includes(key), `shop.orders names ${key}: ${byTable['table shop.orders']}`);
     }
     assert.match(byTable['table shop.ledger']!, /1 insert, 1 truncate\): insert \(id\)=\(4\)/);
-    assert.match(byTable['table shop.events']!, /1 insert, 1 truncate\): insert \(at, payload\)=\(6, \{"k": 6\}\)/, 'a keyless table is named by its whole row');
+    assert.match(
+      byTable['table shop.events']!,
+      /1 insert, 1 truncate\): insert \(at, payload\)=\(6, \{"k": 6\}\)/,
+      'a keyless table is named by its whole row',
+    );
     assert.deepEqual(fence.changes, [], 'nothing recorded: the fence did not pass');
     assert.equal((await writeFence.probe(fence.retry().ctx, fenceParams)).state, 'ready', 'the slot stays: a rerun sees the same writes');
 
@@ -265,7 +316,10 @@ describe('postgres.freeze-writes', () => {
       const resumed = context(killed);
       const result = await freezeWrites.apply(resumed.ctx, p);
       assert.deepEqual(await freezeWrites.check(resumed.ctx, p, result), []);
-      assert.ok(result.previous.every((r) => r.previousCanLogin === true), `the first records win after a kill at ${k}: ${JSON.stringify(result.previous)}`);
+      assert.ok(
+        result.previous.every((r) => r.previousCanLogin === true),
+        `the first records win after a kill at ${k}: ${JSON.stringify(result.previous)}`,
+      );
       await freezeWrites.undo!(resumed.ctx, p, [...killed.changes, ...resumed.changes], result);
       assert.deepEqual(await catalog(), original, `resume then undo after a kill at record ${k}`);
     }
@@ -288,9 +342,18 @@ describe('postgres.freeze-writes', () => {
       const blocker = new pg.Client({ connectionString: server.url(DATABASE) });
       await blocker.connect();
       await blocker.query('begin; select pg_current_xact_id()');
-      const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'freeze-child.ts'), join(dir, 'outputs.json'), journal], { stdio: 'ignore' });
+      const child = spawn(
+        process.execPath,
+        ['--import', 'tsx', join(import.meta.dirname, 'freeze-child.ts'), join(dir, 'outputs.json'), journal],
+        { stdio: 'ignore' },
+      );
       const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
-      const waiting = async () => (await admin.query("select 1 from pg_stat_activity where query like '%pg_create_logical_replication_slot%' and pid <> pg_backend_pid()")).rows.length > 0;
+      const waiting = async () =>
+        (
+          await admin.query(
+            "select 1 from pg_stat_activity where query like '%pg_create_logical_replication_slot%' and pid <> pg_backend_pid()",
+          )
+        ).rows.length > 0;
       while (!(await waiting())) await new Promise((r) => setTimeout(r, 50));
       child.kill('SIGKILL');
       assert.equal(await exited, 'SIGKILL');
@@ -298,12 +361,18 @@ describe('postgres.freeze-writes', () => {
       await blocker.end();
       // The killed process's backend finishes the slot once the blocker is gone: the slot outlives the run, journalled.
       while (await waiting()) await new Promise((r) => setTimeout(r, 50));
-      return readFileSync(journal, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Json);
+      return readFileSync(journal, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Json);
     };
 
     const journal = join(dir, 'killed-then-rolled-back.jsonl');
     const changes = await killedMidFreeze(journal);
-    assert.deepEqual(changes.map((c) => (c as { action: string }).action), ['freeze-role', 'freeze-role', 'freeze-role', 'freeze-role', 'create-fence-slot']);
+    assert.deepEqual(
+      changes.map((c) => (c as { action: string }).action),
+      ['freeze-role', 'freeze-role', 'freeze-role', 'freeze-role', 'create-fence-slot'],
+    );
     assert.equal(await canWrite('app_a'), 'no-login', 'killed after the roles were frozen');
     await freezeWrites.undo!(context().ctx, p, changes, undefined);
     assert.deepEqual(await catalog(), original, 'rollback from the journal of the killed run');
@@ -348,7 +417,13 @@ describe('postgres.freeze-writes', () => {
     try {
       const probe = await freezeWrites.probe(context().ctx, freezeWrites.params.parse({ roles: ['postgres', 'ghost'] }));
       assert.equal(probe.state, 'blocked');
-      assert.deepEqual(probe.findings!.filter((f) => f.severity === 'error').map((f) => f.object).sort(), ['replication slot migrate_fence (source)', 'role ghost', 'role postgres']);
+      assert.deepEqual(
+        probe
+          .findings!.filter((f) => f.severity === 'error')
+          .map((f) => f.object)
+          .sort(),
+        ['replication slot migrate_fence (source)', 'role ghost', 'role postgres'],
+      );
     } finally {
       await admin.query("select pg_drop_replication_slot('migrate_fence')");
     }

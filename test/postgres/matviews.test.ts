@@ -10,7 +10,7 @@ import pg from 'pg';
 import { refreshMatviews } from '../../migrate/steps/postgres/refresh-matviews.ts';
 import { replicationStart } from '../../migrate/steps/postgres/replication-start.ts';
 import { verify } from '../../migrate/steps/postgres/verify.ts';
-import { APP_PASSWORD, DATABASE, startPair, type Pair } from './fixtures.ts';
+import { APP_PASSWORD, DATABASE, type Pair, startPair } from './fixtures.ts';
 
 const SCHEMA = (data: 'with data' | 'with no data') => `
 create schema reports;
@@ -33,7 +33,10 @@ describe('postgres.refresh-matviews', () => {
   before(async () => {
     pair = await startPair();
     // The source's views are populated before the rows it has now arrive: the target's refresh is fresher.
-    await pair.sql('source', `${SCHEMA('with data')} insert into reports.orders select i, i % 5, i * 1.5 from generate_series(1, 200) i; refresh materialized view reports.totals; refresh materialized view reports.top; ${APP}`);
+    await pair.sql(
+      'source',
+      `${SCHEMA('with data')} insert into reports.orders select i, i % 5, i * 1.5 from generate_series(1, 200) i; refresh materialized view reports.totals; refresh materialized view reports.top; ${APP}`,
+    );
     // As the pre-data schema copy leaves them.
     await pair.sql('target', `${SCHEMA('with no data')} ${APP}`);
     await replicationStart.apply(context().ctx, replicationStart.params.parse({ pollMs: 50 }));
@@ -49,7 +52,10 @@ describe('postgres.refresh-matviews', () => {
       await assert.rejects(reader.query('select * from reports.top'), /has not been populated/);
       const report = { tables: [] } as unknown as Parameters<typeof verify.check>[2];
       const before = await verify.check(context().ctx, verify.params.parse({}), report);
-      assert.deepEqual((before ?? []).map((f) => f.object), ['materialized view reports.top (target)', 'materialized view reports.totals (target)']);
+      assert.deepEqual(
+        (before ?? []).map((f) => f.object),
+        ['materialized view reports.top (target)', 'materialized view reports.totals (target)'],
+      );
 
       const p = refreshMatviews.params.parse({});
       const t = context();
@@ -61,7 +67,10 @@ describe('postgres.refresh-matviews', () => {
       assert.deepEqual(await verify.check(context().ctx, verify.params.parse({}), report), []);
 
       const onTarget = await reader.query('select customer, total::text from reports.top order by total desc');
-      const expected = await pair.sql('source', 'select customer, sum(amount)::text as total from reports.orders group by customer order by sum(amount) desc limit 3');
+      const expected = await pair.sql(
+        'source',
+        'select customer, sum(amount)::text as total from reports.orders group by customer order by sum(amount) desc limit 3',
+      );
       assert.deepEqual(onTarget.rows, expected.rows);
       await assert.rejects(reader.query('select * from reports.never'), /has not been populated/);
 
@@ -77,6 +86,9 @@ describe('postgres.refresh-matviews', () => {
     await pair.sql('source', 'create materialized view reports.extra as select 1 as one');
     const probe = await refreshMatviews.probe(context().ctx, refreshMatviews.params.parse({}));
     assert.equal(probe.state, 'blocked');
-    assert.deepEqual(probe.findings!.map((f) => f.object), ['materialized views reports.extra']);
+    assert.deepEqual(
+      probe.findings!.map((f) => f.object),
+      ['materialized views reports.extra'],
+    );
   });
 });

@@ -26,7 +26,7 @@ import { snapshotCopy } from '../../migrate/steps/postgres/snapshot-copy.ts';
 import { verify } from '../../migrate/steps/postgres/verify.ts';
 import { writeFence } from '../../migrate/steps/postgres/write-fence.ts';
 import { APP_ROLE_PASSWORD, capabilities, HOSTILE_ROLES, HOSTILE_SCHEMA, HOSTILE_SEED } from '../support/hostile-app.ts';
-import { DATABASE, startPair, type Pair } from './fixtures.ts';
+import { DATABASE, type Pair, startPair } from './fixtures.ts';
 
 const MIGRATOR_PASSWORD = 'migrator-not-super-pw';
 
@@ -35,7 +35,8 @@ describe('owners and privileges arrive as on the source, copied by a migration u
   let restricted: StackOutputs;
   let onSource: Record<string, Record<string, string>>;
   const context = (stepId: string, outputs: StackOutputs = pair.outputs) => pair.context({ outputs, stepId });
-  const actions = (changes: Json[]) => changes.map((c) => `${(c as { action: string }).action}${(c as { role?: string }).role ? ` ${(c as { role: string }).role}` : ''}`);
+  const actions = (changes: Json[]) =>
+    changes.map((c) => `${(c as { action: string }).action}${(c as { role?: string }).role ? ` ${(c as { role: string }).role}` : ''}`);
 
   before(async () => {
     pair = await startPair();
@@ -43,10 +44,16 @@ describe('owners and privileges arrive as on the source, copied by a migration u
     await pair.sql('target', HOSTILE_ROLES);
     await pair.sql('source', HOSTILE_SCHEMA + HOSTILE_SEED);
     // What rds_superuser is: CREATEDB and CREATEROLE, owner of the database RDS created for it, no superuser.
-    await pair.sql('target', `create role migrator login createdb createrole password '${MIGRATOR_PASSWORD}'; alter database ${DATABASE} owner to migrator;`);
+    await pair.sql(
+      'target',
+      `create role migrator login createdb createrole password '${MIGRATOR_PASSWORD}'; alter database ${DATABASE} owner to migrator;`,
+    );
     const passwordRef = join(pair.dir, 'migrator.password');
     writeFileSync(passwordRef, MIGRATOR_PASSWORD, { mode: 0o600 });
-    restricted = { ...pair.outputs, database: { ...pair.outputs.database, masterUsername: 'migrator', masterPasswordRef: `file:${passwordRef}` } };
+    restricted = {
+      ...pair.outputs,
+      database: { ...pair.outputs.database, masterUsername: 'migrator', masterPasswordRef: `file:${passwordRef}` },
+    };
     onSource = await capabilities(pair.source, DATABASE);
   });
   after(async () => {
@@ -54,19 +61,37 @@ describe('owners and privileges arrive as on the source, copied by a migration u
   });
 
   it('preflight refuses a role that would lose a right: missing on the target, a database privilege not granted, an owner the migration user cannot join', async () => {
-    await pair.sql('source', 'create role app_auditor; grant select on shop.ledger to app_auditor; create role legacy_owner; create table public.legacy (x int); alter table public.legacy owner to legacy_owner;');
+    await pair.sql(
+      'source',
+      'create role app_auditor; grant select on shop.ledger to app_auditor; create role legacy_owner; create table public.legacy (x int); alter table public.legacy owner to legacy_owner;',
+    );
     await pair.sql('target', 'create role legacy_owner superuser');
     const t = context('preflight', restricted);
     const findings = (await preflight.probe(t.ctx, preflight.params.parse({}))).findings ?? [];
     const errors = findings.filter((f) => f.severity === 'error' && f.object.startsWith('role ')).map((f) => `${f.object}: ${f.message}`);
-    assert.ok(errors.some((e) => /^role app_auditor: holds privileges on the source but does not exist on the target/.test(e)), errors.join('\n'));
-    assert.ok(errors.some((e) => /^role legacy_owner: owns objects .* cannot become one \(it is a superuser\)/.test(e)), errors.join('\n'));
-    assert.ok(errors.some((e) => /^role app_owner: may CREATE on the source database app but not on the target's/.test(e)), errors.join('\n'));
+    assert.ok(
+      errors.some((e) => /^role app_auditor: holds privileges on the source but does not exist on the target/.test(e)),
+      errors.join('\n'),
+    );
+    assert.ok(
+      errors.some((e) => /^role legacy_owner: owns objects .* cannot become one \(it is a superuser\)/.test(e)),
+      errors.join('\n'),
+    );
+    assert.ok(
+      errors.some((e) => /^role app_owner: may CREATE on the source database app but not on the target's/.test(e)),
+      errors.join('\n'),
+    );
 
-    await pair.sql('source', 'drop table public.legacy; drop role legacy_owner; revoke select on shop.ledger from app_auditor; drop role app_auditor;');
+    await pair.sql(
+      'source',
+      'drop table public.legacy; drop role legacy_owner; revoke select on shop.ledger from app_auditor; drop role app_auditor;',
+    );
     await pair.sql('target', `drop role legacy_owner; grant create on database ${DATABASE} to app_owner;`);
     const again = (await preflight.probe(context('preflight-again', restricted).ctx, preflight.params.parse({}))).findings ?? [];
-    assert.deepEqual(again.filter((f) => f.severity === 'error' && f.object.startsWith('role ')), []);
+    assert.deepEqual(
+      again.filter((f) => f.severity === 'error' && f.object.startsWith('role ')),
+      [],
+    );
   });
 
   it('pre-data, the copy and post-data as the non-superuser: every object equals the source, owners and privileges included', async () => {
@@ -83,7 +108,7 @@ describe('owners and privileges arrive as on the source, copied by a migration u
     // The copy built every index and key (no foreign keys, no triggers here): post-data must still run.
     assert.equal((await schemaCopy.probe(indexes.ctx, post)).state, 'ready');
     const result = await schemaCopy.apply(indexes.ctx, post);
-    assert.ok("owners" in result);
+    assert.ok('owners' in result);
     assert.ok(result.owners >= 10, `owners given: ${result.owners}`);
     assert.deepEqual(actions(indexes.changes), [
       'grant-membership app_owner',
@@ -132,7 +157,9 @@ describe('owners and privileges arrive as on the source, copied by a migration u
   it('replication, then D-day: rows, owners and privileges verified, and every app role can do on the target exactly what it could on the source', async () => {
     await replicationStart.apply(context('replication').ctx, replicationStart.params.parse({ copyData: false, pollMs: 50 }));
     const rw = await pair.source.client(DATABASE);
-    await rw.query(`set role app_rw; insert into shop.orders (tenant, product_id, qty) select 'acme', 1, g from generate_series(1, 20) g; update shop.ledger set amount = amount + 1 where tenant = 'acme'; reset role;`);
+    await rw.query(
+      `set role app_rw; insert into shop.orders (tenant, product_id, qty) select 'acme', 1, g from generate_series(1, 20) g; update shop.ledger set amount = amount + 1 where tenant = 'acme'; reset role;`,
+    );
     await rw.end();
     onSource = await capabilities(pair.source, DATABASE);
 
@@ -151,7 +178,11 @@ describe('owners and privileges arrive as on the source, copied by a migration u
     const onTarget = await capabilities(pair.target, DATABASE);
     assert.deepEqual(onTarget, onSource);
     // The fixture is hostile enough for the comparison to mean something.
-    assert.deepEqual([onSource.app_owner!['select orders'], onSource.app_rw!['select orders'], onSource.app_ro!['select orders']], ['ok 50', 'ok 40', 'ok 30'], 'each role sees its tenants through its policy');
+    assert.deepEqual(
+      [onSource.app_owner!['select orders'], onSource.app_rw!['select orders'], onSource.app_ro!['select orders']],
+      ['ok 50', 'ok 40', 'ok 30'],
+      'each role sees its tenants through its policy',
+    );
     assert.equal(onSource.app_ro!['select products.secret_cost'], 'denied 42501');
     assert.equal(onSource.app_rw!['insert order for initech'], 'denied 42501');
     assert.equal(onSource.app_owner!['create table in shop'], 'ok');
@@ -171,7 +202,8 @@ describe('owners and privileges arrive as on the source, copied by a migration u
   it('never lets a password out', () => {
     for (const t of pair.contexts) {
       const text = JSON.stringify({ lines: t.lines, changes: t.changes, progress: t.progress });
-      for (const secret of [pair.source.password, MIGRATOR_PASSWORD, APP_ROLE_PASSWORD]) assert.ok(!text.includes(secret), `${t.ctx.stepId} leaked a password`);
+      for (const secret of [pair.source.password, MIGRATOR_PASSWORD, APP_ROLE_PASSWORD])
+        assert.ok(!text.includes(secret), `${t.ctx.stepId} leaked a password`);
     }
   });
 });

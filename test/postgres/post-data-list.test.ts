@@ -17,8 +17,14 @@ test('entries of built objects are commented out, policies, statistics and comme
     '3308; 3381 16420 STATISTICS shop orders_tenant_product app_owner',
   ].join('\n');
   const out = withoutBuilt(list, new Set(['1259 16420', '2606 16422', '2620 16424', '2606 16420'])).split('\n');
-  assert.deepEqual(out.filter((l) => l.startsWith(';3')).map((l) => l.split(' ').slice(3, 4)[0]), ['INDEX', 'CONSTRAINT', 'TRIGGER']);
-  assert.ok(out.includes('3307; 0 16420 ROW SECURITY shop orders app_owner'), 'an oid shared with a built index does not hide an entry of another catalog');
+  assert.deepEqual(
+    out.filter((l) => l.startsWith(';3')).map((l) => l.split(' ').slice(3, 4)[0]),
+    ['INDEX', 'CONSTRAINT', 'TRIGGER'],
+  );
+  assert.ok(
+    out.includes('3307; 0 16420 ROW SECURITY shop orders app_owner'),
+    'an oid shared with a built index does not hide an entry of another catalog',
+  );
   assert.ok(out.includes('3308; 3381 16420 STATISTICS shop orders_tenant_product app_owner'));
   assert.ok(out.includes('3304; 2606 16423 FK CONSTRAINT shop orders orders_product_fk app_owner'));
 });

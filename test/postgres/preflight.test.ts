@@ -10,7 +10,7 @@ import { embeddedBindir, freePort } from '../../migrate/local/postgres-server.ts
 import { preflight } from '../../migrate/steps/postgres/preflight.ts';
 import { replicationStart } from '../../migrate/steps/postgres/replication-start.ts';
 import { schemaCopy } from '../../migrate/steps/postgres/schema-copy.ts';
-import { DATABASE, startPair, type Pair } from './fixtures.ts';
+import { DATABASE, type Pair, startPair } from './fixtures.ts';
 
 const PLANTED = 'Planted-Secret-9f3kQ';
 
@@ -56,7 +56,10 @@ describe('postgres.preflight on a badly configured pair', () => {
   });
 
   it('refuses to apply while blocked', async () => {
-    await assert.rejects(preflight.apply(context().ctx, preflight.params.parse({ replicaIdentityFull: true })), /Unable to pass the PostgreSQL preflight: 5 preflight checks failed/);
+    await assert.rejects(
+      preflight.apply(context().ctx, preflight.params.parse({ replicaIdentityFull: true })),
+      /Unable to pass the PostgreSQL preflight: 5 preflight checks failed/,
+    );
   });
 
   it('keeps the source password out of every failure', async () => {

@@ -16,7 +16,7 @@ import { preflight } from '../../migrate/steps/postgres/preflight.ts';
 import { replicationHealthStep } from '../../migrate/steps/postgres/replication-health.ts';
 import { replicationStart } from '../../migrate/steps/postgres/replication-start.ts';
 import { cli, describeResult, journalFiles } from '../cli/support.ts';
-import { startPair, type Pair } from './fixtures.ts';
+import { type Pair, startPair } from './fixtures.ts';
 
 const AWKWARD = `
 create type public.geo as (label text, at point);
@@ -48,7 +48,9 @@ describe('replica identity without equality, and a stalled subscription', () => 
 
   before(async () => {
     // A logging collector so that the error's text can be read back from the target's log.
-    pair = await startPair({ target: { settings: { logging_collector: 'on', log_directory: "'log'", wal_retrieve_retry_interval: "'1s'" } } });
+    pair = await startPair({
+      target: { settings: { logging_collector: 'on', log_directory: "'log'", wal_retrieve_retry_interval: "'1s'" } },
+    });
     await pair.sql('source', AWKWARD);
     outputsFile = join(pair.dir, 'outputs.json');
     writeFileSync(outputsFile, JSON.stringify(pair.outputs), { mode: 0o600 });
@@ -62,19 +64,32 @@ describe('replica identity without equality, and a stalled subscription', () => 
     assert.equal(probe.state, 'blocked');
     const tables = probe.findings!.filter((f) => f.object.startsWith('table '));
     const errors = tables.filter((f) => f.severity === 'error');
-    assert.deepEqual(errors.map((f) => f.object), ['docs', 'full_json', 'geo_rows', 'pages', 'places', 'tagged', 'wrapped'].map((t) => `table public.${t}`));
+    assert.deepEqual(
+      errors.map((f) => f.object),
+      ['docs', 'full_json', 'geo_rows', 'pages', 'places', 'tagged', 'wrapped'].map((t) => `table public.${t}`),
+    );
     assert.match(errors.find((f) => f.object === 'table public.docs')!.message, /doc json has a type without an equality operator/);
     assert.match(errors.find((f) => f.object === 'table public.geo_rows')!.message, /g geo/);
     for (const f of errors) assert.match(f.fix!, /primary key.*REPLICA IDENTITY USING INDEX.*jsonb/);
     // Key-less tables of comparable types still just get FULL.
-    assert.deepEqual(tables.filter((f) => f.severity === 'warning').map((f) => f.object), ['table public.ok_keyless']);
+    assert.deepEqual(
+      tables.filter((f) => f.severity === 'warning').map((f) => f.object),
+      ['table public.ok_keyless'],
+    );
   });
 
   it('a healthy subscription passes the go/no-go and `migrate status` exits 0', async () => {
-    await pair.sql('source', `drop table ${['docs', 'places', 'pages', 'tagged', 'geo_rows', 'wrapped', 'full_json', 'ok_keyless', 'ok_keyed', 'ok_index'].map((t) => `public.${t}`).join(', ')}; drop type public.geo; drop domain public.document;`);
-    await pair.sql('source', STALL + "insert into public.stall values (1, '{\"a\": 1}'); insert into public.steady values (1, 'one'); alter table public.stall replica identity full;");
+    await pair.sql(
+      'source',
+      `drop table ${['docs', 'places', 'pages', 'tagged', 'geo_rows', 'wrapped', 'full_json', 'ok_keyless', 'ok_keyed', 'ok_index'].map((t) => `public.${t}`).join(', ')}; drop type public.geo; drop domain public.document;`,
+    );
+    await pair.sql(
+      'source',
+      STALL +
+        "insert into public.stall values (1, '{\"a\": 1}'); insert into public.steady values (1, 'one'); alter table public.stall replica identity full;",
+    );
     // The same schema on both sides (replica identity included), so D-day's schema go/no-go passes and the replication one is what refuses.
-    await pair.sql('target', STALL + 'alter table public.stall replica identity full;');
+    await pair.sql('target', `${STALL}alter table public.stall replica identity full;`);
     await replicationStart.apply(context('replication').ctx, replicationStart.params.parse({ pollMs: 50 }));
 
     const go = await replicationHealthStep.probe(context('go-no-go').ctx, replicationHealthStep.params.parse({ observeSeconds: 10 }));
@@ -87,9 +102,14 @@ describe('replica identity without equality, and a stalled subscription', () => 
   it('after an UPDATE of the json table the apply worker fails: status exits non-zero with the error, the go/no-go refuses', async () => {
     await pair.sql('source', `update public.stall set doc = '{"a": 2}' where id = 1; insert into public.steady values (2, 'two');`);
 
-    const view = (await replicationStatus(context().ctx)) as { health: { healthy: boolean; findings: { object: string; message: string }[] } };
+    const view = (await replicationStatus(context().ctx)) as {
+      health: { healthy: boolean; findings: { object: string; message: string }[] };
+    };
     assert.equal(view.health.healthy, false);
-    assert.ok(view.health.findings.some((f) => /apply worker has failed \d+ times/.test(f.message)), JSON.stringify(view.health.findings));
+    assert.ok(
+      view.health.findings.some((f) => /apply worker has failed \d+ times/.test(f.message)),
+      JSON.stringify(view.health.findings),
+    );
 
     const status = await cli(['--outputs', outputsFile, '--state-dir', join(pair.dir, 'state'), 'status']);
     assert.equal(status.code, 1, describeResult(status));
@@ -99,12 +119,25 @@ describe('replica identity without equality, and a stalled subscription', () => 
     const go = await replicationHealthStep.probe(context('go-no-go').ctx, replicationHealthStep.params.parse({ observeSeconds: 4 }));
     assert.equal(go.state, 'blocked');
     const objects = go.findings!.filter((f) => f.severity === 'error').map((f) => `${f.object}: ${f.message}`);
-    assert.ok(objects.some((o) => /did not confirm .* catch-up would not finish/.test(o)), objects.join('\n'));
+    assert.ok(
+      objects.some((o) => /did not confirm .* catch-up would not finish/.test(o)),
+      objects.join('\n'),
+    );
   });
 
   it('d-day refuses at go-no-go-replication, before redirecting webhooks or freezing anything', async () => {
     const stateDir = join(pair.dir, 'dday-state');
-    const run = await cli(['--outputs', outputsFile, '--state-dir', stateDir, '--without', 'aws,kube,pgbouncer,http,shell', 'run', 'runbooks/d-day.yaml', '--yes']);
+    const run = await cli([
+      '--outputs',
+      outputsFile,
+      '--state-dir',
+      stateDir,
+      '--without',
+      'aws,kube,pgbouncer,http,shell',
+      'run',
+      'runbooks/d-day.yaml',
+      '--yes',
+    ]);
     assert.notEqual(run.code, 0, describeResult(run));
     assert.match(run.stdout + run.stderr, /go-no-go-replication/);
     const [journal] = journalFiles(stateDir);
@@ -121,9 +154,9 @@ describe('a stalled subscription on a PostgreSQL 13 target (no pg_stat_subscript
 
   before(async () => {
     pair = await startPair({ target: { bindir: embeddedBindir('pg13-bin'), settings: { wal_retrieve_retry_interval: "'1s'" } } });
-    await pair.sql('source', STALL + "insert into public.stall values (1, '{\"a\": 1}'); alter table public.stall replica identity full;");
+    await pair.sql('source', `${STALL}insert into public.stall values (1, \'{"a": 1}\'); alter table public.stall replica identity full;`);
     // The same schema on both sides (replica identity included), so D-day's schema go/no-go passes and the replication one is what refuses.
-    await pair.sql('target', STALL + 'alter table public.stall replica identity full;');
+    await pair.sql('target', `${STALL}alter table public.stall replica identity full;`);
     await replicationStart.apply(context().ctx, replicationStart.params.parse({ pollMs: 50 }));
   });
   after(async () => {
@@ -131,11 +164,17 @@ describe('a stalled subscription on a PostgreSQL 13 target (no pg_stat_subscript
   });
 
   it('the go/no-go refuses from the slot never confirming its marker and the worker coming and going', async () => {
-    assert.equal((await replicationHealthStep.probe(context().ctx, replicationHealthStep.params.parse({ observeSeconds: 10 }))).state, 'done');
+    assert.equal(
+      (await replicationHealthStep.probe(context().ctx, replicationHealthStep.params.parse({ observeSeconds: 10 }))).state,
+      'done',
+    );
     await pair.sql('source', `update public.stall set doc = '{"a": 2}' where id = 1`);
     const go = await replicationHealthStep.probe(context().ctx, replicationHealthStep.params.parse({ observeSeconds: 4, pollMs: 50 }));
     assert.equal(go.state, 'blocked');
-    const messages = go.findings!.filter((f) => f.severity === 'error').map((f) => f.message).join('\n');
+    const messages = go
+      .findings!.filter((f) => f.severity === 'error')
+      .map((f) => f.message)
+      .join('\n');
     assert.match(messages, /did not confirm .* catch-up would not finish/);
     assert.match(messages, /apply worker keeps exiting|no apply worker is running/);
   });

@@ -24,7 +24,7 @@ import { verify } from '../../migrate/steps/postgres/verify.ts';
 import { awsOutputs } from '../aws/fixtures.ts';
 import { cli, describeResult } from '../cli/support.ts';
 import { HOSTILE_ROLES, HOSTILE_SCHEMA, HOSTILE_SEED } from '../support/hostile-app.ts';
-import { DATABASE, startPair, type Pair } from './fixtures.ts';
+import { DATABASE, type Pair, startPair } from './fixtures.ts';
 
 const DRIFT = `
 set role app_owner;
@@ -46,7 +46,7 @@ describe('schema drift during the replication week', () => {
   before(async () => {
     pair = await startPair();
     await pair.sql('source', HOSTILE_ROLES);
-    await pair.sql('target', HOSTILE_ROLES + `grant create on database ${DATABASE} to app_owner;`);
+    await pair.sql('target', `${HOSTILE_ROLES}grant create on database ${DATABASE} to app_owner;`);
     await pair.sql('source', HOSTILE_SCHEMA + HOSTILE_SEED);
     await schemaCopy.apply(context('schema').ctx, schemaCopy.params.parse({ section: 'pre-data', withPrivileges: true }));
     await snapshotCopy.apply(context('copy').ctx, snapshotCopy.params.parse({}));
@@ -67,7 +67,10 @@ describe('schema drift during the replication week', () => {
   });
 
   it('d-day runs the go/no-go first, before the first destructive step', () => {
-    const runbook = loadRunbook(join(import.meta.dirname, '..', '..', 'runbooks', 'd-day.yaml'), { outputs: awsOutputs(), ...kindLookup('/nonexistent-state') });
+    const runbook = loadRunbook(join(import.meta.dirname, '..', '..', 'runbooks', 'd-day.yaml'), {
+      outputs: awsOutputs(),
+      ...kindLookup('/nonexistent-state'),
+    });
     const ids = runbook.steps.map((s) => s.id);
     assert.equal(runbook.steps[0]!.id, 'go-no-go-schema');
     assert.equal(runbook.steps[0]!.uses, 'postgres.schema-parity');
@@ -96,7 +99,10 @@ describe('schema drift during the replication week', () => {
     const probe = await schemaParity.probe(t.ctx, p);
     assert.equal(probe.state, 'blocked');
     const errors = probe.findings!.filter((f) => f.severity === 'error');
-    assert.deepEqual(errors.map((f) => f.object), objects);
+    assert.deepEqual(
+      errors.map((f) => f.object),
+      objects,
+    );
     assert.match(errors.find((f) => f.object === 'table shop.ledger')!.message, /acl: .*app_ro:SELECT.* on the source/);
     assert.ok(probe.findings!.some((f) => f.object === 'source schema' && /changed since week-prior/.test(f.message)));
     await assert.rejects(schemaParity.apply(t.ctx, p), /shop\.orders|differs|missing/);
@@ -107,18 +113,28 @@ describe('schema drift during the replication week', () => {
     const p = schemaSync.params.parse({});
     const probe = await schemaSync.probe(t.ctx, p);
     assert.equal(probe.state, 'ready');
-    assert.deepEqual(probe.findings!.map((f) => f.object), ['table shop.ledger'], 'the changed grant is reported, not guessed');
+    assert.deepEqual(
+      probe.findings!.map((f) => f.object),
+      ['table shop.ledger'],
+      'the changed grant is reported, not guessed',
+    );
     const result = await schemaSync.apply(t.ctx, p);
     assert.deepEqual(result.applied.sort(), ['column shop.orders.channel', 'index shop.products_name', 'shop.refunds']);
     assert.ok(t.changes.some((c) => (c as { action: string }).action === 'refresh-subscription'));
     assert.deepEqual(await schemaSync.check(t.ctx, p, result), []);
 
     const left = await schemaParity.probe(context('go-no-go').ctx, schemaParity.params.parse({}));
-    assert.deepEqual(left.findings!.map((f) => f.object), ['table shop.ledger']);
+    assert.deepEqual(
+      left.findings!.map((f) => f.object),
+      ['table shop.ledger'],
+    );
     await pair.sql('target', 'grant select on shop.ledger to app_ro');
     assert.equal((await schemaParity.probe(context('go-no-go').ctx, schemaParity.params.parse({}))).state, 'done');
 
-    await pair.sql('source', "insert into shop.orders (tenant, product_id, qty, channel) values ('acme', 1, 1, 'app'); insert into shop.refunds (order_id, amount) values (99, 9);");
+    await pair.sql(
+      'source',
+      "insert into shop.orders (tenant, product_id, qty, channel) values ('acme', 1, 1, 'app'); insert into shop.refunds (order_id, amount) values (99, 9);",
+    );
     for (let i = 0; ; i++) {
       const { rows } = await pair.sql('target', "select count(*)::int as n from pg_subscription_rel where srsubstate <> 'r'");
       if (rows[0].n === 0) break;
@@ -141,7 +157,10 @@ describe('schema drift during the replication week', () => {
     await truncating.query('begin');
     const pending = truncating.query('truncate shop.orders');
     pending.catch(() => {});
-    await assert.rejects(readSchema(await pool(context('status').ctx, 'target'), 500), /stayed locked for more than 0\.5 s .*pending TRUNCATE or ALTER/);
+    await assert.rejects(
+      readSchema(await pool(context('status').ctx, 'target'), 500),
+      /stayed locked for more than 0\.5 s .*pending TRUNCATE or ALTER/,
+    );
     await holder.query('rollback');
     await pending;
     await truncating.query('rollback');

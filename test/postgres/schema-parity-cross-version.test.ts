@@ -11,7 +11,7 @@ import { schemaCopy } from '../../migrate/steps/postgres/schema-copy.ts';
 import { schemaParity } from '../../migrate/steps/postgres/schema-parity.ts';
 import { snapshotCopy } from '../../migrate/steps/postgres/snapshot-copy.ts';
 import { HOSTILE_ROLES, HOSTILE_SCHEMA, HOSTILE_SEED } from '../support/hostile-app.ts';
-import { DATABASE, startPair, type Pair } from './fixtures.ts';
+import { DATABASE, type Pair, startPair } from './fixtures.ts';
 
 describe('schema parity from PostgreSQL 13 to 17 on the hostile application', () => {
   let pair: Pair;
@@ -20,7 +20,7 @@ describe('schema parity from PostgreSQL 13 to 17 on the hostile application', ()
   before(async () => {
     pair = await startPair({ source: { bindir: embeddedBindir('pg13-bin') }, target: { bindir: embeddedBindir('pg17-bin') } });
     await pair.sql('source', HOSTILE_ROLES);
-    await pair.sql('target', HOSTILE_ROLES + `grant create on database ${DATABASE} to app_owner;`);
+    await pair.sql('target', `${HOSTILE_ROLES}grant create on database ${DATABASE} to app_owner;`);
     await pair.sql('source', HOSTILE_SCHEMA + HOSTILE_SEED);
   });
   after(async () => {
@@ -42,6 +42,9 @@ describe('schema parity from PostgreSQL 13 to 17 on the hostile application', ()
     await pair.sql('target', "alter policy ro_acme on shop.orders using (tenant = 'globex')");
     const parity = await schemaParity.probe(context('go-no-go').ctx, schemaParity.params.parse({}));
     assert.equal(parity.state, 'blocked');
-    assert.deepEqual(parity.findings!.map((f) => f.object), ['policy shop.orders.ro_acme']);
+    assert.deepEqual(
+      parity.findings!.map((f) => f.object),
+      ['policy shop.orders.ro_acme'],
+    );
   });
 });

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { sequenceSync } from '../../migrate/steps/postgres/sequence-sync.ts';
-import { startPair, type Pair } from './fixtures.ts';
+import { type Pair, startPair } from './fixtures.ts';
 
 const DDL = `
 create schema app;
@@ -39,7 +39,19 @@ insert into app.identity_owned (v) select 'r' from generate_series(1, 7);
 alter table app.identity_owned alter column id restart with 9000;
 `;
 
-const SEQUENCES = ['app.fresh', 'app.restarted', 'app.set_false', 'app.called', 'app.descending', 'app.descending_restarted', 'app.cycled', 'app.exhausted', 'app."Odd Name"', 'app.serial_owned_id_seq', 'app.identity_owned_id_seq'];
+const SEQUENCES = [
+  'app.fresh',
+  'app.restarted',
+  'app.set_false',
+  'app.called',
+  'app.descending',
+  'app.descending_restarted',
+  'app.cycled',
+  'app.exhausted',
+  'app."Odd Name"',
+  'app.serial_owned_id_seq',
+  'app.identity_owned_id_seq',
+];
 
 describe('postgres.sequence-sync', () => {
   let pair: Pair;
@@ -73,7 +85,8 @@ describe('postgres.sequence-sync', () => {
 
   it('leaves both sides in the same state: last_value and is_called, read from each sequence', async () => {
     for (const sequence of SEQUENCES) {
-      const read = async (side: 'source' | 'target') => (await pair.sql(side, `select last_value::text, is_called from ${sequence}`)).rows[0];
+      const read = async (side: 'source' | 'target') =>
+        (await pair.sql(side, `select last_value::text, is_called from ${sequence}`)).rows[0];
       assert.deepEqual(await read('target'), await read('source'), sequence);
     }
     const restarted = (await pair.sql('target', 'select last_value::text, is_called from app.restarted')).rows[0];
@@ -83,7 +96,10 @@ describe('postgres.sequence-sync', () => {
   it('a target whose next value is behind the source fails the postcondition, naming the sequence and both next values', async () => {
     await pair.sql('target', "select setval('app.restarted', 4999, false)");
     const findings = await sequenceSync.check(context().ctx, sequenceSync.params.parse({}), { sequences: 0, elapsedMs: 0 });
-    assert.deepEqual((findings ?? []).map((f) => [f.object, f.message]), [['sequence app.restarted', 'target would hand out nextval 4999, the source nextval 5000']]);
+    assert.deepEqual(
+      (findings ?? []).map((f) => [f.object, f.message]),
+      [['sequence app.restarted', 'target would hand out nextval 4999, the source nextval 5000']],
+    );
     await sequenceSync.apply(context().ctx, sequenceSync.params.parse({}));
   });
 

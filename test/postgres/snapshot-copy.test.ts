@@ -11,15 +11,16 @@ import { pool } from '../../migrate/postgres/connections.ts';
 import { postDataInventory } from '../../migrate/postgres/schema-inventory.ts';
 import { catchUp } from '../../migrate/steps/postgres/catch-up.ts';
 import { freezeWrites } from '../../migrate/steps/postgres/freeze-writes.ts';
-import { writeFence } from '../../migrate/steps/postgres/write-fence.ts';
 import { replicationStart } from '../../migrate/steps/postgres/replication-start.ts';
 import { replicationStop } from '../../migrate/steps/postgres/replication-stop.ts';
 import { schemaCopy } from '../../migrate/steps/postgres/schema-copy.ts';
 import { snapshotCopy } from '../../migrate/steps/postgres/snapshot-copy.ts';
-import { ROLES, SCHEMA, SEED, startPair, startWriter, tableDigests, type Pair, type Writer } from './fixtures.ts';
+import { writeFence } from '../../migrate/steps/postgres/write-fence.ts';
+import { type Pair, ROLES, SCHEMA, SEED, startPair, startWriter, tableDigests, type Writer } from './fixtures.ts';
 
 /** A table with rows but no columns: legal, replicated, and a COPY with no column list. */
-const ZERO_COLUMNS = 'create table public.markers (); alter table public.markers replica identity full; insert into public.markers default values; insert into public.markers default values;';
+const ZERO_COLUMNS =
+  'create table public.markers (); alter table public.markers replica identity full; insert into public.markers default values; insert into public.markers default values;';
 
 describe('postgres.snapshot-copy between schema pre-data and post-data', () => {
   let pair: Pair;
@@ -29,7 +30,7 @@ describe('postgres.snapshot-copy between schema pre-data and post-data', () => {
 
   before(async () => {
     pair = await startPair();
-    await pair.sql('source', SCHEMA + SEED + ROLES + 'alter table crm.audit_log replica identity full;' + ZERO_COLUMNS);
+    await pair.sql('source', `${SCHEMA + SEED + ROLES}alter table crm.audit_log replica identity full;${ZERO_COLUMNS}`);
   });
   after(async () => {
     writer?.stop();
@@ -42,7 +43,10 @@ describe('postgres.snapshot-copy between schema pre-data and post-data', () => {
     const p = schemaCopy.params.parse({ section: 'pre-data' });
     const result = await schemaCopy.apply(t.ctx, p);
     assert.deepEqual(result, { schemas: 3, tables: 7, sequences: 4, types: 2 });
-    const built = await pair.sql('target', "select count(*)::int as n from pg_index x join pg_class c on c.oid = x.indrelid join pg_namespace n on n.oid = c.relnamespace where n.nspname in ('billing', 'crm')");
+    const built = await pair.sql(
+      'target',
+      "select count(*)::int as n from pg_index x join pg_class c on c.oid = x.indrelid join pg_namespace n on n.oid = c.relnamespace where n.nspname in ('billing', 'crm')",
+    );
     assert.equal(built.rows[0].n, 0);
     const post = schemaCopy.params.parse({ section: 'post-data' });
     const probe = await schemaCopy.probe(t.ctx, post);
@@ -55,7 +59,10 @@ describe('postgres.snapshot-copy between schema pre-data and post-data', () => {
     const t = context('copy-refused');
     const probe = await snapshotCopy.probe(t.ctx, snapshotCopy.params.parse({}));
     assert.equal(probe.state, 'blocked');
-    assert.match(probe.findings!.map((f) => f.message).join('\n'), /1 table\(s\) already hold rows, which the copy would duplicate: crm\.audit_log/);
+    assert.match(
+      probe.findings!.map((f) => f.message).join('\n'),
+      /1 table\(s\) already hold rows, which the copy would duplicate: crm\.audit_log/,
+    );
     await assert.rejects(snapshotCopy.apply(t.ctx, snapshotCopy.params.parse({})), /already hold rows/);
     assert.deepEqual(t.changes, []);
     assert.equal((await pair.sql('source', 'select count(*)::int as n from pg_publication')).rows[0].n, 0, 'nothing created on the source');
@@ -92,8 +99,14 @@ describe('postgres.snapshot-copy between schema pre-data and post-data', () => {
     assert.deepEqual(actions(second.changes), ['create-slot', 'copy-complete']);
     // Keys of the plain tables, built right after each copy; the first attempt had built some already.
     assert.ok(first.progress.some((x) => x.detail?.includes('indexes built')));
-    const keys = await pair.sql('target', "select conname from pg_constraint where contype = 'p' and conrelid::regclass::text like 'billing.%' order by 1");
-    assert.deepEqual(keys.rows.map((r) => r.conname), ['customers_pkey', 'invoices_pkey']);
+    const keys = await pair.sql(
+      'target',
+      "select conname from pg_constraint where contype = 'p' and conrelid::regclass::text like 'billing.%' order by 1",
+    );
+    assert.deepEqual(
+      keys.rows.map((r) => r.conname),
+      ['customers_pkey', 'invoices_pkey'],
+    );
     const foreign = await pair.sql('target', "select count(*)::int as n from pg_constraint where contype = 'f'");
     assert.equal(foreign.rows[0].n, 0, 'foreign keys wait for post-data');
     assert.ok(second.progress.some((x) => x.label === 'initial copy' && x.total === 5));
@@ -126,7 +139,11 @@ describe('postgres.snapshot-copy between schema pre-data and post-data', () => {
     const result = await replicationStart.apply(t.ctx, p);
     assert.equal(result.tables, 5);
     assert.deepEqual(t.changes, [{ action: 'create-subscription', name: 'migrate_sub', slot: 'migrate_sub', attached: true }]);
-    assert.equal((await snapshotCopy.probe(context('copy').ctx, snapshotCopy.params.parse({}))).state, 'done', 'a subscription on the slot means the copy is done');
+    assert.equal(
+      (await snapshotCopy.probe(context('copy').ctx, snapshotCopy.params.parse({}))).state,
+      'done',
+      'a subscription on the slot means the copy is done',
+    );
 
     const writes = writer.committed;
     while (writer.committed < writes + 50) await new Promise((r) => setTimeout(r, 20));
@@ -147,10 +164,15 @@ describe('postgres.snapshot-copy between schema pre-data and post-data', () => {
     const t = context('copy-undo');
     await pair.sql('source', 'create publication migrate_pub for all tables');
     await pair.sql('source', "select pg_create_logical_replication_slot('migrate_sub', 'pgoutput')");
-    await snapshotCopy.undo!(t.ctx, snapshotCopy.params.parse({}), [
-      { action: 'create-publication', name: 'migrate_pub' },
-      { action: 'create-slot', slot: 'migrate_sub', tables: ['billing.customers'] },
-    ], undefined);
+    await snapshotCopy.undo!(
+      t.ctx,
+      snapshotCopy.params.parse({}),
+      [
+        { action: 'create-publication', name: 'migrate_pub' },
+        { action: 'create-slot', slot: 'migrate_sub', tables: ['billing.customers'] },
+      ],
+      undefined,
+    );
     assert.equal((await pair.sql('source', 'select count(*)::int as n from pg_replication_slots')).rows[0].n, 0);
     assert.equal((await pair.sql('source', 'select count(*)::int as n from pg_publication')).rows[0].n, 0);
     assert.ok((await pair.sql('target', 'select count(*)::int as n from billing.customers')).rows[0].n > 300);

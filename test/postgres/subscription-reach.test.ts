@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import type { StackOutputs } from '../../infra/contract.ts';
 import { freePort } from '../../migrate/local/postgres-server.ts';
 import { preflight } from '../../migrate/steps/postgres/preflight.ts';
-import { DATABASE, startPair, type Pair } from './fixtures.ts';
+import { DATABASE, type Pair, startPair } from './fixtures.ts';
 
 const WRONG = 'Wrong-Planted-pw-77x';
 const NAT = ['203.0.113.7', '203.0.113.8'];
@@ -46,7 +46,10 @@ describe('preflight: the target reaches the source as its subscription will', ()
 
   it('connects from the target and leaves no subscription or slot behind', async () => {
     const findings = await findingsWith(null);
-    assert.deepEqual(findings.map((f) => [f.severity, f.message]), [['info', 'the target connected to the source as its subscription will']]);
+    assert.deepEqual(
+      findings.map((f) => [f.severity, f.message]),
+      [['info', 'the target connected to the source as its subscription will']],
+    );
     assert.equal((await pair.sql('target', 'select count(*)::int as n from pg_subscription')).rows[0].n, 0);
     assert.equal((await pair.sql('source', 'select count(*)::int as n from pg_replication_slots')).rows[0].n, 0);
   });
@@ -73,7 +76,10 @@ describe('preflight: the target reaches the source as its subscription will', ()
   });
 
   it('packets dropped on the way: egress, route and allow-list named, within the timeout', async () => {
-    const [finding] = await findingsWith(sourceUrl((u) => (u.hostname = '10.255.255.1')), { reachTimeoutSeconds: 2 });
+    const [finding] = await findingsWith(
+      sourceUrl((u) => (u.hostname = '10.255.255.1')),
+      { reachTimeoutSeconds: 2 },
+    );
     assert.equal(finding!.severity, 'error');
     assert.match(finding!.message, /likely cause: the network path/);
     assert.match(finding!.fix!, /egress.*route.*203\.0\.113\.7/s);

@@ -32,7 +32,7 @@ for (const outputs of [awsOutputs(), { ...awsOutputs(), webhooks: undefined }]) 
   }
 }
 
-test('d-day follows ChartMogul\'s order', () => {
+test("d-day follows ChartMogul's order", () => {
   const runbook = loadRunbook(join(dir, 'd-day.yaml'), { outputs: awsOutputs(), ...kindLookup('/nonexistent-state') });
   const order = runbook.steps.map((s) => s.uses);
   const position = (kind: string) => {
@@ -53,7 +53,10 @@ test('d-day follows ChartMogul\'s order', () => {
     'webhooks.replay', // replay the recorded webhooks
   ];
   const positions = chartmogul.map(position);
-  assert.deepEqual([...positions].sort((a, b) => a - b), positions);
+  assert.deepEqual(
+    [...positions].sort((a, b) => a - b),
+    positions,
+  );
   assert.ok(position('postgres.freeze-writes') < position('postgres.catch-up'), 'writes are frozen before catching up');
   assert.ok(position('postgres.sequence-sync') > position('postgres.freeze-writes'), 'sequences are read after the freeze');
 });

@@ -46,7 +46,10 @@ test('a failing command is an error carrying the output tail', async () => {
   const p = sourceStop.params.parse({ command: 'echo "connecting to legacy-1"; echo "legacy-1: unit not found" >&2; exit 5' });
   await assert.rejects(sourceStop.apply(t.ctx, p), (error: unknown) => {
     assert.ok(error instanceof StepError);
-    assert.match(error.message, /^Unable to run the stop command of source.stop: '.*' exited with 5:\nlegacy-1: unit not found\nconnecting to legacy-1$/);
+    assert.match(
+      error.message,
+      /^Unable to run the stop command of source.stop: '.*' exited with 5:\nlegacy-1: unit not found\nconnecting to legacy-1$/,
+    );
     assert.equal(error.findings[0]!.object, 'with.command');
     return true;
   });
@@ -56,7 +59,10 @@ test('a failing command is an error carrying the output tail', async () => {
 
 test('a command that hangs is killed at its timeout', async () => {
   const t = context();
-  await assert.rejects(sourceStop.apply(t.ctx, sourceStop.params.parse({ command: ['sleep', '30'], timeoutSeconds: 0.5 })), /did not finish within 0.5 s and was killed/);
+  await assert.rejects(
+    sourceStop.apply(t.ctx, sourceStop.params.parse({ command: ['sleep', '30'], timeoutSeconds: 0.5 })),
+    /did not finish within 0.5 s and was killed/,
+  );
   await t.close();
 });
 
@@ -66,7 +72,10 @@ test('a secret in the environment is scrubbed from the journal, the log and erro
   const t = context();
   // The engine resolves `${{ secrets.x }}` through ctx.secret, which registers the value for redaction.
   const token = (await t.ctx.secret('env:SOURCE_STOP_PLANTED')).reveal();
-  const p = sourceStop.params.parse({ command: 'echo "token is $API_TOKEN"; echo "auth $API_TOKEN failed" >&2; exit 1', env: { API_TOKEN: token } });
+  const p = sourceStop.params.parse({
+    command: 'echo "token is $API_TOKEN"; echo "auth $API_TOKEN failed" >&2; exit 1',
+    env: { API_TOKEN: token },
+  });
   let message = '';
   await assert.rejects(sourceStop.apply(t.ctx, p), (error: unknown) => {
     message = `${(error as Error).message} ${JSON.stringify((error as StepError).findings)}`;

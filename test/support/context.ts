@@ -4,8 +4,8 @@
  */
 import type { StackOutputs } from '../../infra/contract.ts';
 import { createStepContext, ResourcePool } from '../../migrate/core/context.ts';
-import { createSecretResolver, type SecretResolver } from '../../migrate/core/secret-refs.ts';
 import { redact } from '../../migrate/core/secret.ts';
+import { createSecretResolver, type SecretResolver } from '../../migrate/core/secret-refs.ts';
 import type { Json, Progress, StepContext } from '../../migrate/core/step.ts';
 
 export interface TestContext {

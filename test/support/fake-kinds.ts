@@ -3,9 +3,9 @@
  * changes, and can be told to fail or hang at a chosen point.
  */
 import { z } from 'zod';
-import { defineStep, StepError, type StepKind } from '../../migrate/core/step.ts';
-import type { KindLookup, LoadOptions } from '../../migrate/core/runbook.ts';
 import type { StackOutputs } from '../../infra/contract.ts';
+import type { KindLookup, LoadOptions } from '../../migrate/core/runbook.ts';
+import { defineStep, StepError, type StepKind } from '../../migrate/core/step.ts';
 
 export interface World {
   values: Map<string, string>;
@@ -30,9 +30,15 @@ export function fakeKinds(world: World): StepKind[] {
     },
     async apply(ctx, p) {
       world.applyCalls.push(ctx.stepId);
-      const previous = ctx.previousChanges.length > 0 ? (ctx.previousChanges[0] as { previous: string | null }).previous : (world.values.get(p.key) ?? null);
+      const previous =
+        ctx.previousChanges.length > 0
+          ? (ctx.previousChanges[0] as { previous: string | null }).previous
+          : (world.values.get(p.key) ?? null);
       await ctx.record({ key: p.key, previous });
-      if (world.failOnce.delete(ctx.stepId)) throw new StepError(`${ctx.stepId} failed on purpose`, [{ severity: 'error', object: `key ${p.key}`, message: 'injected', fix: 'resume' }]);
+      if (world.failOnce.delete(ctx.stepId))
+        throw new StepError(`${ctx.stepId} failed on purpose`, [
+          { severity: 'error', object: `key ${p.key}`, message: 'injected', fix: 'resume' },
+        ]);
       world.values.set(p.key, p.value);
       return { key: p.key, length: p.value.length };
     },
@@ -71,7 +77,13 @@ export function fakeKinds(world: World): StepKind[] {
     async probe() {
       return world.values.has('ok')
         ? { state: 'ready' }
-        : { state: 'blocked', findings: [{ severity: 'error', object: 'key ok', message: 'missing', fix: 'set it' }, { severity: 'error', object: 'key other', message: 'also missing' }] };
+        : {
+            state: 'blocked',
+            findings: [
+              { severity: 'error', object: 'key ok', message: 'missing', fix: 'set it' },
+              { severity: 'error', object: 'key other', message: 'also missing' },
+            ],
+          };
     },
     async apply() {
       world.applyCalls.push('guarded');
@@ -86,7 +98,12 @@ export function fakeKinds(world: World): StepKind[] {
     requires: [],
     destructive: false,
     async probe() {
-      return world.values.has('x') ? { state: 'ready' } : { state: 'blocked', findings: [{ severity: 'error', object: 'key x', message: 'missing', fix: 'set it first', awaitsEarlierStep: true }] };
+      return world.values.has('x')
+        ? { state: 'ready' }
+        : {
+            state: 'blocked',
+            findings: [{ severity: 'error', object: 'key x', message: 'missing', fix: 'set it first', awaitsEarlierStep: true }],
+          };
     },
     async apply() {
       world.applyCalls.push('after-set');
@@ -103,23 +120,68 @@ export function lookupFor(kinds: StepKind[], extra: KindLookup = () => undefined
 }
 
 export function fixtureOutputs(overrides: Partial<StackOutputs> = {}): StackOutputs {
-  const record = (name: string) => ({ name, type: 'CNAME' as const, ttl: 300, cutoverTtl: 60, legacy: { values: ['legacy.example.net'] }, cutover: { values: ['new.example.net'] }, cutoverType: 'CNAME' as const });
+  const record = (name: string) => ({
+    name,
+    type: 'CNAME' as const,
+    ttl: 300,
+    cutoverTtl: 60,
+    legacy: { values: ['legacy.example.net'] },
+    cutover: { values: ['new.example.net'] },
+    cutoverType: 'CNAME' as const,
+  });
   return {
     project: 'cutover',
     environment: 'test',
     region: 'eu-west-1',
     tags: { environment: 'test', project: 'cutover', 'managed-by': 'pulumi' },
-    network: { vpcId: 'vpc-1', vpcCidr: '10.0.0.0/16', vpcIpv6Cidr: '2001:db8::/56', availabilityZones: ['eu-west-1a'], publicSubnetIds: ['subnet-a'], privateSubnetIds: ['subnet-b'], databaseSubnetIds: ['subnet-c'], natPublicIps: [] },
-    cluster: { name: 'c', kubeconfig: 'apiVersion: v1\nkind: Config\n# kubeconfig-secret-token\n', nodeSecurityGroupId: 'sg-1', oidcProviderArn: 'arn:aws:iam::1:oidc-provider/x' },
+    network: {
+      vpcId: 'vpc-1',
+      vpcCidr: '10.0.0.0/16',
+      vpcIpv6Cidr: '2001:db8::/56',
+      availabilityZones: ['eu-west-1a'],
+      publicSubnetIds: ['subnet-a'],
+      privateSubnetIds: ['subnet-b'],
+      databaseSubnetIds: ['subnet-c'],
+      natPublicIps: [],
+    },
+    cluster: {
+      name: 'c',
+      kubeconfig: 'apiVersion: v1\nkind: Config\n# kubeconfig-secret-token\n',
+      nodeSecurityGroupId: 'sg-1',
+      oidcProviderArn: 'arn:aws:iam::1:oidc-provider/x',
+    },
     kms: { keyArn: 'arn:aws:kms:eu-west-1:1:key/k' },
     database: {
-      identifier: 'db', arn: 'arn:aws:rds:eu-west-1:1:db:db', endpoint: 'db.example.com', port: 5432, name: 'app', masterUsername: 'master',
-      masterPasswordRef: 'env:TEST_MASTER_PASSWORD', sslMode: 'require', engineVersion: '16.4', instanceClass: 'db.r6g.large',
-      parameterGroupName: 'pg', subnetGroupName: 'sn', securityGroupId: 'sg-2', replicas: [],
+      identifier: 'db',
+      arn: 'arn:aws:rds:eu-west-1:1:db:db',
+      endpoint: 'db.example.com',
+      port: 5432,
+      name: 'app',
+      masterUsername: 'master',
+      masterPasswordRef: 'env:TEST_MASTER_PASSWORD',
+      sslMode: 'require',
+      engineVersion: '16.4',
+      instanceClass: 'db.r6g.large',
+      parameterGroupName: 'pg',
+      subnetGroupName: 'sn',
+      securityGroupId: 'sg-2',
+      replicas: [],
     },
     source: { urlRef: 'env:TEST_SOURCE_URL' },
-    parameters: { prefix: '/c/test', writerUrl: '/c/test/writer', readerUrls: '/c/test/readers', sourceUrl: '/c/test/source', masterPassword: '/c/test/master', appPassword: '/c/test/database/app-password' },
-    dns: { hostedZoneId: 'Z1', zoneName: 'example.com', privateZone: false, records: { app: record('app.example.com'), webhooks: record('hooks.example.com') } },
+    parameters: {
+      prefix: '/c/test',
+      writerUrl: '/c/test/writer',
+      readerUrls: '/c/test/readers',
+      sourceUrl: '/c/test/source',
+      masterPassword: '/c/test/master',
+      appPassword: '/c/test/database/app-password',
+    },
+    dns: {
+      hostedZoneId: 'Z1',
+      zoneName: 'example.com',
+      privateZone: false,
+      records: { app: record('app.example.com'), webhooks: record('hooks.example.com') },
+    },
     pgbouncer: { namespace: 'pgbouncer', deployment: 'pgbouncer', service: 'pgbouncer', port: 6432 },
     app: { namespaces: ['app'] },
     ...overrides,

@@ -2,8 +2,8 @@
  * Starting real servers for a test so that a failure part-way leaves nothing running: what started
  * is stopped before the error reaches the test's `before`, whose `after` could not know about it.
  */
-import { startPostgres, type PostgresServer, type PostgresServerOptions } from '../../migrate/local/postgres-server.ts';
-import { startAll, type Stoppable } from '../../migrate/local/running.ts';
+import { type PostgresServer, type PostgresServerOptions, startPostgres } from '../../migrate/local/postgres-server.ts';
+import { type Stoppable, startAll } from '../../migrate/local/running.ts';
 
 export { startAll };
 

@@ -5,10 +5,10 @@
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
 import { embeddedBindir } from '../../migrate/local/postgres-server.ts';
-import { verify } from '../../migrate/steps/postgres/verify.ts';
 import type { VerifyReport } from '../../migrate/postgres/compare/types.ts';
+import { verify } from '../../migrate/steps/postgres/verify.ts';
 import { testContext } from '../support/context.ts';
-import { startPair, type Pair } from './fixture.ts';
+import { type Pair, startPair } from './fixture.ts';
 
 let pair: Pair;
 before(async () => {
@@ -34,7 +34,10 @@ it('compares a PostgreSQL 13 source with a PostgreSQL 17 target row for row', as
   const identical = await run();
   // hash_record_extended does not exist before 14: both sides hash the row's text instead.
   assert.equal(identical.hash, 'text');
-  assert.deepEqual(identical.tables.filter((t) => t.checksum !== 'match').map((t) => t.table), []);
+  assert.deepEqual(
+    identical.tables.filter((t) => t.checksum !== 'match').map((t) => t.table),
+    [],
+  );
 
   await target.query('UPDATE app.accounts SET ratio = ratio * (1 + 1e-15) WHERE id = 3');
   const changed = await run();

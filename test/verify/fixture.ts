@@ -7,9 +7,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type pg from 'pg';
+import type { StackOutputs } from '../../infra/contract.ts';
 import { localOutputs } from '../../migrate/local/outputs.ts';
 import type { PostgresServer, PostgresServerOptions } from '../../migrate/local/postgres-server.ts';
-import type { StackOutputs } from '../../infra/contract.ts';
 import { startServers } from '../support/servers.ts';
 
 export const ROWS = 20_000;
@@ -77,7 +77,10 @@ export interface Pair {
 }
 
 export async function startPair(options: { source?: PostgresServerOptions; target?: PostgresServerOptions } = {}): Promise<Pair> {
-  const [source, target] = await startServers([{ name: 'verify-source', ...options.source }, { name: 'verify-target', ...options.target }]);
+  const [source, target] = await startServers([
+    { name: 'verify-source', ...options.source },
+    { name: 'verify-target', ...options.target },
+  ]);
   const dir = mkdtempSync(join(tmpdir(), 'verify-outputs-'));
   const clients: pg.Client[] = [];
   const seed = async (server: PostgresServer, name: string, dropped: boolean) => {

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { cli, describeResult } from '../cli/support.ts';
-import { startPair, type Pair } from './fixture.ts';
+import { type Pair, startPair } from './fixture.ts';
 
 describe('verify: one line per difference, and onDifference', () => {
   let pair: Pair;

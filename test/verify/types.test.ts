@@ -6,9 +6,12 @@
  * and from 13 to 17.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { after, describe, it } from 'node:test';
-import pg from 'pg';
+import type pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { localOutputs } from '../../migrate/local/outputs.ts';
 import { embeddedBindir, type PostgresServer } from '../../migrate/local/postgres-server.ts';
@@ -16,9 +19,6 @@ import type { VerifyReport } from '../../migrate/postgres/compare/types.ts';
 import { verify } from '../../migrate/steps/postgres/verify.ts';
 import { testContext } from '../support/context.ts';
 import { startServers } from '../support/servers.ts';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 
 /** Column name → type and two values (the second also used to plant a difference). */
 const COLUMNS: [string, string, string, string][] = [
@@ -144,11 +144,20 @@ async function scenario(label: string, sourceBindir: string | undefined, targetB
     assert.deepEqual([every.counts, every.checksum, every.differences.rows], ['match', 'match', []]);
 
     // And a real difference in a column printed through its output function is still found, by key.
-    for (const [column, type, value] of [['c_xml', 'xml', '<doc a="1">y</doc>'], ['c_point', 'point', '(1.5,2.5)'], ['c_composite', 'types.pair', '(1,"<y/>")'], ['c_qchar', '"char"', 'y']] as const) {
+    for (const [column, type, value] of [
+      ['c_xml', 'xml', '<doc a="1">y</doc>'],
+      ['c_point', 'point', '(1.5,2.5)'],
+      ['c_composite', 'types.pair', '(1,"<y/>")'],
+      ['c_qchar', '"char"', 'y'],
+    ] as const) {
       const before = (await t.query(`select ${column}::text as v from types.every where id = 1`)).rows[0].v;
       await t.query(`update types.every set ${column} = ${literal(value)}::${type} where id = 1`);
       const changed = await run(outputs);
-      assert.deepEqual(changed.tables.find((x) => x.table === 'types.every')!.differences.rows, [{ key: { id: '1' }, kind: 'changed' }], column);
+      assert.deepEqual(
+        changed.tables.find((x) => x.table === 'types.every')!.differences.rows,
+        [{ key: { id: '1' }, kind: 'changed' }],
+        column,
+      );
       await t.query(`update types.every set ${column} = $1::${type} where id = 1`, [before]);
     }
   });

@@ -2,12 +2,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type pg from 'pg';
-import { verify } from '../../migrate/steps/postgres/verify.ts';
-import type { TableReport, VerifyReport } from '../../migrate/postgres/compare/types.ts';
-import { LEAF_ROWS } from '../../migrate/postgres/compare/narrow.ts';
-import { testContext } from '../support/context.ts';
 import type { StackOutputs } from '../../infra/contract.ts';
-import { startPair, type Pair } from './fixture.ts';
+import { LEAF_ROWS } from '../../migrate/postgres/compare/narrow.ts';
+import type { TableReport, VerifyReport } from '../../migrate/postgres/compare/types.ts';
+import { verify } from '../../migrate/steps/postgres/verify.ts';
+import { testContext } from '../support/context.ts';
+import { type Pair, startPair } from './fixture.ts';
 
 async function runVerify(outputs: StackOutputs, withParams: Record<string, unknown> = {}) {
   const t = testContext({ outputs });
@@ -84,13 +84,19 @@ describe('postgres.verify', () => {
     // Each difference lies in a reported range, and the ranges are small: the bisection narrowed.
     for (const row of accounts.differences.rows) {
       const id = Number(row.key.id);
-      const range = accounts.differences.ranges.find((r) => (r.from ? Number(r.from.id) <= id : true) && (r.to ? id < Number(r.to.id) : true));
+      const range = accounts.differences.ranges.find(
+        (r) => (r.from ? Number(r.from.id) <= id : true) && (r.to ? id < Number(r.to.id) : true),
+      );
       assert.ok(range, `no range holds id ${id}`);
       const width = Number(range.to?.id ?? 20_002) - Number(range.from?.id ?? 1);
       assert.ok(width <= LEAF_ROWS, `range ${JSON.stringify(range)} is not narrowed`);
     }
-    for (const other of ['app.audit_log', 'app.measurements', 'app.tags', 'billing.lines']) assert.equal(table(result, other).checksum, 'match');
-    assert.deepEqual(findings.map((f) => f.object), ['table app.accounts']);
+    for (const other of ['app.audit_log', 'app.measurements', 'app.tags', 'billing.lines'])
+      assert.equal(table(result, other).checksum, 'match');
+    assert.deepEqual(
+      findings.map((f) => f.object),
+      ['table app.accounts'],
+    );
     assert.match(findings[0]!.message, /id=12345 \(changed\)/);
   });
 
@@ -144,7 +150,10 @@ describe('postgres.verify', () => {
     assert.equal(lines.checksum, 'skipped');
     // A changed value keeps the count: counts mode cannot see it, which is why full is the default.
     assert.equal(table(result, 'app.tags').counts, 'match');
-    assert.deepEqual(findings.map((f) => f.object), ['table billing.lines']);
+    assert.deepEqual(
+      findings.map((f) => f.object),
+      ['table billing.lines'],
+    );
   });
 
   it('reports a table missing on the target and columns missing from a target table', async () => {
@@ -152,7 +161,10 @@ describe('postgres.verify', () => {
     await target.query('DROP TABLE app.tags');
     await target.query('ALTER TABLE billing.lines DROP COLUMN sku');
     const { probe, result, findings } = await runVerify(outputs);
-    assert.deepEqual(probe.findings!.map((f) => f.object), ['table app.tags']);
+    assert.deepEqual(
+      probe.findings!.map((f) => f.object),
+      ['table app.tags'],
+    );
     assert.match(table(result, 'app.tags').problem!, /does not exist on the target/);
     assert.match(table(result, 'billing.lines').problem!, /columns missing on the target: sku/);
     assert.deepEqual(findings.map((f) => f.object).sort(), ['table app.tags', 'table billing.lines']);

@@ -2,7 +2,7 @@
 import type { StackOutputs } from '../../infra/contract.ts';
 import type { Json, Progress } from '../../migrate/core/step.ts';
 import { ACCOUNT, awsOutputs, REGION } from '../aws/fixtures.ts';
-import { sign, SIGNATURE_HEADER } from './receiver.ts';
+import { SIGNATURE_HEADER, sign } from './receiver.ts';
 import type { RecordedFixture } from './sqs-fake.ts';
 
 export const QUEUE_URL = `https://sqs.${REGION}.amazonaws.com/${ACCOUNT}/billing-production-webhooks.fifo`;
@@ -30,7 +30,10 @@ export const PLANTED = {
 };
 
 /** Every byte value, then invalid UTF-8 and a NUL run: anything that text handling would mangle. */
-export const BINARY_BODY = Buffer.concat([Buffer.from(Array.from({ length: 256 }, (_, i) => i)), Buffer.from([0xc3, 0x28, 0xff, 0xfe, 0, 0, 0])]);
+export const BINARY_BODY = Buffer.concat([
+  Buffer.from(Array.from({ length: 256 }, (_, i) => i)),
+  Buffer.from([0xc3, 0x28, 0xff, 0xfe, 0, 0, 0]),
+]);
 
 let counter = 0;
 /** A fresh SQS-style message id (the idempotency key). */

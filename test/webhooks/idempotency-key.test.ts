@@ -8,8 +8,8 @@ import { afterEach, describe, it } from 'node:test';
 import { WEBHOOK_MESSAGE_ATTRIBUTES as A } from '../../infra/webhook-message-format.ts';
 import { replayWebhooks } from '../../migrate/steps/webhooks/replay.ts';
 import { decodeSqsMessage } from '../../migrate/webhooks/sqs-message.ts';
-import { testContext } from '../support/context.ts';
 import { fakeClock } from '../aws/fixtures.ts';
+import { testContext } from '../support/context.ts';
 import { DLQ_URL, jsonEvent, QUEUE_URL, signedPost, sqsOutputs } from './fixtures.ts';
 import { startReceiver } from './receiver.ts';
 import { fakeFifoQueue, recorderMessage } from './sqs-fake.ts';
@@ -26,9 +26,16 @@ describe('the replay idempotency key', () => {
     const queue = fakeFifoQueue({ queueUrl: QUEUE_URL, deadLetterQueueUrl: DLQ_URL, now: clock.now });
     const receiver = await startReceiver();
     const t = testContext({ outputs: sqsOutputs(), now: clock.now, sleep: clock.sleep });
-    cleanup.push(() => queue.mock.restore(), () => receiver.close(), () => t.close());
+    cleanup.push(
+      () => queue.mock.restore(),
+      () => receiver.close(),
+      () => t.close(),
+    );
 
-    const recorded = recorderMessage({ ...signedPost('/hooks/pay', jsonEvent(1)), id: 'sqs-message-first', requestId: 'c0ffee00-apigw-request' }, 0);
+    const recorded = recorderMessage(
+      { ...signedPost('/hooks/pay', jsonEvent(1)), id: 'sqs-message-first', requestId: 'c0ffee00-apigw-request' },
+      0,
+    );
     // The same request moved back from the dead-letter queue: SQS gives it a new message id.
     const redriven = { ...recorded, MessageId: 'sqs-message-after-redrive' };
     // Recorded by a template that did not store the request id.
@@ -40,7 +47,10 @@ describe('the replay idempotency key', () => {
 
     await replayWebhooks.apply(t.ctx, replayWebhooks.params.parse({ targetUrl: receiver.url }));
 
-    assert.deepEqual(receiver.arrivals.map((a) => a.idempotencyKey), ['c0ffee00-apigw-request', 'c0ffee00-apigw-request', 'sqs-message-legacy']);
+    assert.deepEqual(
+      receiver.arrivals.map((a) => a.idempotencyKey),
+      ['c0ffee00-apigw-request', 'c0ffee00-apigw-request', 'sqs-message-legacy'],
+    );
     assert.equal(decodeSqsMessage(redriven).id, decodeSqsMessage(recorded).id);
   });
 });

@@ -1,25 +1,35 @@
 import assert from 'node:assert/strict';
-import { request } from 'node:http';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
-import { startWebhookStandin, type WebhookStandin } from '../../migrate/local/webhook-standin.ts';
 import type { Json, StepContext } from '../../migrate/core/step.ts';
+import { startWebhookStandin, type WebhookStandin } from '../../migrate/local/webhook-standin.ts';
 import { replayWebhooks } from '../../migrate/steps/webhooks/replay.ts';
-import { testContext } from '../support/context.ts';
 import { awsOutputs, fakeClock } from '../aws/fixtures.ts';
+import { testContext } from '../support/context.ts';
 import { assertNoPlantedSecret, BINARY_BODY, jsonEvent, PLANTED } from './fixtures.ts';
-import { sign, SIGNATURE_HEADER, startReceiver } from './receiver.ts';
+import { SIGNATURE_HEADER, sign, startReceiver } from './receiver.ts';
 
 /** A provider calling the recorder: resolves with the stand-in's status once it answered. */
-function deliver(standin: WebhookStandin, method: string, path: string, body: Buffer, headers: Record<string, string | string[]> = {}): Promise<number> {
+function deliver(
+  standin: WebhookStandin,
+  method: string,
+  path: string,
+  body: Buffer,
+  headers: Record<string, string | string[]> = {},
+): Promise<number> {
   return new Promise((resolve, reject) => {
     const url = new URL(path, standin.url);
-    const req = request(url, { method, headers: { ...headers, ...(body.length ? { 'Content-Length': String(body.length) } : {}) } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
+    const req = request(
+      url,
+      { method, headers: { ...headers, ...(body.length ? { 'Content-Length': String(body.length) } : {}) } },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -38,13 +48,22 @@ describe('webhooks.replay through the local stand-in (rehearsal path)', () => {
     const receiver = await startReceiver(reply);
     const clock = fakeClock();
     const t = testContext({ outputs: { ...awsOutputs(), webhooks: standin.outputs }, now: clock.now, sleep: clock.sleep });
-    cleanup.push(() => rm(dir, { recursive: true, force: true }), () => standin.stop(), () => receiver.close(), () => t.close());
+    cleanup.push(
+      () => rm(dir, { recursive: true, force: true }),
+      () => standin.stop(),
+      () => receiver.close(),
+      () => t.close(),
+    );
     return { dir, standin, receiver, t };
   }
 
   it('HTTP in → file-backed queue → replay out: byte-identical, in order, received = replayed + failed', async () => {
     const { standin, receiver, t } = await setup((arrival) => ({ status: arrival.url.startsWith('/hooks/rejects') ? 422 : 200 }));
-    const signed = (body: Buffer) => ({ 'Content-Type': 'application/octet-stream', [SIGNATURE_HEADER]: sign(body), Authorization: PLANTED.authorization });
+    const signed = (body: Buffer) => ({
+      'Content-Type': 'application/octet-stream',
+      [SIGNATURE_HEADER]: sign(body),
+      Authorization: PLANTED.authorization,
+    });
     const sent = [
       { method: 'POST', path: `/hooks/stripe?a=1&b=%2F&token=${PLANTED.query}`, body: BINARY_BODY },
       { method: 'GET', path: '/hooks/ping', body: Buffer.alloc(0) },
@@ -60,8 +79,20 @@ describe('webhooks.replay through the local stand-in (rehearsal path)', () => {
     const p = replayWebhooks.params.parse({ targetUrl: receiver.url });
     const result = await replayWebhooks.apply(t.ctx, p);
 
-    assert.deepEqual(result, { queue: 'local stand-in', received: 5, receivedCountedBy: 'recorder', replayed: 4, failed: 1, remaining: 0, settledBefore: 0, resentAfterInterruption: 0 });
-    assert.deepEqual(receiver.arrivals.map((a) => `${a.method} ${a.url}`), sent.map((r) => `${r.method} ${r.path}`));
+    assert.deepEqual(result, {
+      queue: 'local stand-in',
+      received: 5,
+      receivedCountedBy: 'recorder',
+      replayed: 4,
+      failed: 1,
+      remaining: 0,
+      settledBefore: 0,
+      resentAfterInterruption: 0,
+    });
+    assert.deepEqual(
+      receiver.arrivals.map((a) => `${a.method} ${a.url}`),
+      sent.map((r) => `${r.method} ${r.path}`),
+    );
     receiver.arrivals.forEach((arrival, i) => {
       assert.ok(arrival.body.equals(sent[i]!.body), `body ${i} byte-identical`);
       assert.equal(arrival.signatureValid, true);
@@ -70,15 +101,36 @@ describe('webhooks.replay through the local stand-in (rehearsal path)', () => {
     assert.equal(new Set(receiver.arrivals.map((a) => a.idempotencyKey)).size, 5);
     const first = receiver.arrivals[0]!.rawHeaders;
     // The stand-in keeps repeats and case; Host is the receiver's, and only Node's own Connection remains.
-    assert.deepEqual(first.filter(([name]) => name === 'X-Repeated'), [['X-Repeated', 'one'], ['X-Repeated', 'two']]);
-    assert.deepEqual(first.find(([name]) => name === 'Host'), ['Host', new URL(receiver.url).host]);
-    assert.deepEqual(first.filter(([name]) => name.toLowerCase() === 'connection'), [['Connection', 'keep-alive']]);
+    assert.deepEqual(
+      first.filter(([name]) => name === 'X-Repeated'),
+      [
+        ['X-Repeated', 'one'],
+        ['X-Repeated', 'two'],
+      ],
+    );
+    assert.deepEqual(
+      first.find(([name]) => name === 'Host'),
+      ['Host', new URL(receiver.url).host],
+    );
+    assert.deepEqual(
+      first.filter(([name]) => name.toLowerCase() === 'connection'),
+      [['Connection', 'keep-alive']],
+    );
     assert.deepEqual(await standin.queue.list(), []);
     const dead = await standin.deadLetter.list();
-    assert.deepEqual(dead.map((d) => [d.stored.path, d.stored.deadLetterReason]), [['/hooks/rejects', 'HTTP 422']]);
-    assert.ok(t.lines.some((l) => l.includes('local stand-in queue')), 'the stand-in is labelled as such');
+    assert.deepEqual(
+      dead.map((d) => [d.stored.path, d.stored.deadLetterReason]),
+      [['/hooks/rejects', 'HTTP 422']],
+    );
+    assert.ok(
+      t.lines.some((l) => l.includes('local stand-in queue')),
+      'the stand-in is labelled as such',
+    );
     const findings = (await replayWebhooks.check(t.ctx, p, result)) ?? [];
-    assert.deepEqual(findings.map((f) => f.severity), ['warning']);
+    assert.deepEqual(
+      findings.map((f) => f.severity),
+      ['warning'],
+    );
     assertNoPlantedSecret({ ...t, other: [result, findings] });
   });
 
@@ -96,7 +148,10 @@ describe('webhooks.replay through the local stand-in (rehearsal path)', () => {
       { received: 4, settledBefore: 3, replayed: 1, remaining: 0 },
     );
     assert.deepEqual((await replayWebhooks.check(tail.ctx, p, second)) ?? [], []);
-    assert.deepEqual(receiver.arrivals.map((a) => a.url), ['/hooks/1', '/hooks/2', '/hooks/3', '/hooks/4']);
+    assert.deepEqual(
+      receiver.arrivals.map((a) => a.url),
+      ['/hooks/1', '/hooks/2', '/hooks/3', '/hooks/4'],
+    );
     await tail.close();
   });
 
@@ -123,11 +178,26 @@ describe('webhooks.replay through the local stand-in (rehearsal path)', () => {
     const third = second.retry();
     const result = await replayWebhooks.apply(third.ctx, p);
 
-    assert.deepEqual(receiver.arrivals.map((a) => a.idempotencyKey), [ids[0], ids[1], ids[1], ids[2], ids[3], ids[4]]);
+    assert.deepEqual(
+      receiver.arrivals.map((a) => a.idempotencyKey),
+      [ids[0], ids[1], ids[1], ids[2], ids[3], ids[4]],
+    );
     assert.ok(receiver.arrivals.every((a) => a.signatureValid));
-    assert.deepEqual(result, { queue: 'local stand-in', received: 5, receivedCountedBy: 'recorder', replayed: 5, failed: 0, remaining: 0, settledBefore: 0, resentAfterInterruption: 1 });
+    assert.deepEqual(result, {
+      queue: 'local stand-in',
+      received: 5,
+      receivedCountedBy: 'recorder',
+      replayed: 5,
+      failed: 0,
+      remaining: 0,
+      settledBefore: 0,
+      resentAfterInterruption: 1,
+    });
     assert.deepEqual(await standin.queue.list(), []);
-    assert.deepEqual((await readdir(join(dir, 'queue'))).filter((f) => f.endsWith('.json')), []);
+    assert.deepEqual(
+      (await readdir(join(dir, 'queue'))).filter((f) => f.endsWith('.json')),
+      [],
+    );
     assert.equal((await readFile(join(dir, 'queue', 'received.log'), 'utf8')).trim().split('\n').length, 5);
   });
 

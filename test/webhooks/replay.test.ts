@@ -10,11 +10,21 @@ import {
 import type { Json, StepContext } from '../../migrate/core/step.ts';
 import { replayWebhooks } from '../../migrate/steps/webhooks/replay.ts';
 import { outgoingHeaders, targetPath } from '../../migrate/webhooks/forward.ts';
-import { testContext, type TestContext } from '../support/context.ts';
 import { fakeClock } from '../aws/fixtures.ts';
-import { assertNoPlantedSecret, BINARY_BODY, DLQ_URL, jsonEvent, messageId, PLANTED, QUEUE_URL, signedPost, sqsOutputs } from './fixtures.ts';
-import { sign, SIGNATURE_HEADER, startReceiver, type Receiver, type Reply } from './receiver.ts';
-import { fakeFifoQueue, recorderMessage, type RecordedFixture } from './sqs-fake.ts';
+import { type TestContext, testContext } from '../support/context.ts';
+import {
+  assertNoPlantedSecret,
+  BINARY_BODY,
+  DLQ_URL,
+  jsonEvent,
+  messageId,
+  PLANTED,
+  QUEUE_URL,
+  signedPost,
+  sqsOutputs,
+} from './fixtures.ts';
+import { type Receiver, type Reply, SIGNATURE_HEADER, sign, startReceiver } from './receiver.ts';
+import { fakeFifoQueue, type RecordedFixture, recorderMessage } from './sqs-fake.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -25,17 +35,24 @@ describe('webhooks.replay (SQS)', () => {
     cleanup = [];
   });
 
-  async function setup(reply?: (arrival: Parameters<Parameters<typeof startReceiver>[0] & {}>[0], attempt: number) => Reply | Promise<Reply>) {
+  async function setup(
+    reply?: (arrival: Parameters<Parameters<typeof startReceiver>[0] & {}>[0], attempt: number) => Reply | Promise<Reply>,
+  ) {
     const clock = fakeClock();
     const queue = fakeFifoQueue({ queueUrl: QUEUE_URL, deadLetterQueueUrl: DLQ_URL, now: clock.now });
     const receiver = await startReceiver(reply);
     const t = testContext({ outputs: sqsOutputs(), now: clock.now, sleep: clock.sleep });
-    cleanup.push(() => queue.mock.restore(), () => receiver.close(), () => t.close());
+    cleanup.push(
+      () => queue.mock.restore(),
+      () => receiver.close(),
+      () => t.close(),
+    );
     return { clock, queue, receiver, t };
   }
 
   // These cases are about replaying what is there; the quiet wait at the end has its own test (tail-quiet).
-  const params = (receiver: Receiver, extra: object = {}) => replayWebhooks.params.parse({ targetUrl: receiver.url, idleSeconds: 0, ...extra });
+  const params = (receiver: Receiver, extra: object = {}) =>
+    replayWebhooks.params.parse({ targetUrl: receiver.url, idleSeconds: 0, ...extra });
 
   it('replays in arrival order with byte-identical bodies, original headers and the message id as idempotency key', async () => {
     const { queue, receiver, t } = await setup();
@@ -63,14 +80,32 @@ describe('webhooks.replay (SQS)', () => {
       },
       body: BINARY_BODY,
     };
-    const ping: RecordedFixture = { id: messageId(), method: 'GET', path: '/hooks/ping', headers: { Accept: '*/*' }, body: Buffer.alloc(0) };
+    const ping: RecordedFixture = {
+      id: messageId(),
+      method: 'GET',
+      path: '/hooks/ping',
+      headers: { Accept: '*/*' },
+      body: Buffer.alloc(0),
+    };
     const json = signedPost('/hooks/stripe', jsonEvent(1));
     queue.add(binary, ping, json);
 
     const result = await replayWebhooks.apply(t.ctx, params(receiver));
 
-    assert.deepEqual(result, { queue: 'sqs', received: 3, receivedCountedBy: 'replay', replayed: 3, failed: 0, remaining: 0, settledBefore: 0, resentAfterInterruption: 0 });
-    assert.deepEqual(receiver.arrivals.map((a) => a.idempotencyKey), [binary.id, ping.id, json.id]);
+    assert.deepEqual(result, {
+      queue: 'sqs',
+      received: 3,
+      receivedCountedBy: 'replay',
+      replayed: 3,
+      failed: 0,
+      remaining: 0,
+      settledBefore: 0,
+      resentAfterInterruption: 0,
+    });
+    assert.deepEqual(
+      receiver.arrivals.map((a) => a.idempotencyKey),
+      [binary.id, ping.id, json.id],
+    );
     const [first, second, third] = receiver.arrivals;
     assert.equal(first!.method, 'POST');
     assert.equal(first!.url, `/hooks/provider%2Fone?a=1&b=%2F&b=2&empty=&token=${PLANTED.query}`);
@@ -91,7 +126,12 @@ describe('webhooks.replay (SQS)', () => {
     ]);
     assert.equal(second!.method, 'GET');
     assert.equal(second!.body.length, 0);
-    assert.deepEqual(second!.rawHeaders, [['Host', host], ['Accept', '*/*'], ['Idempotency-Key', ping.id], ['Connection', 'keep-alive']]);
+    assert.deepEqual(second!.rawHeaders, [
+      ['Host', host],
+      ['Accept', '*/*'],
+      ['Idempotency-Key', ping.id],
+      ['Connection', 'keep-alive'],
+    ]);
     assert.ok(third!.body.equals(jsonEvent(1)));
     assert.equal(third!.signatureValid, true);
 
@@ -146,7 +186,16 @@ describe('webhooks.replay (SQS)', () => {
     const p = params(receiver, { maxAttempts: 3, timeoutMs: 150 });
     const result = await replayWebhooks.apply(t.ctx, p);
 
-    assert.deepEqual(result, { queue: 'sqs', received: 5, receivedCountedBy: 'replay', replayed: 3, failed: 2, remaining: 0, settledBefore: 0, resentAfterInterruption: 0 });
+    assert.deepEqual(result, {
+      queue: 'sqs',
+      received: 5,
+      receivedCountedBy: 'replay',
+      replayed: 3,
+      failed: 2,
+      remaining: 0,
+      settledBefore: 0,
+      resentAfterInterruption: 0,
+    });
     assert.deepEqual(
       receiver.arrivals.map((x) => x.idempotencyKey),
       [a.id, a.id, a.id, hangs.id, hangs.id, hangs.id, rejected.id, limited.id, limited.id, reset.id, reset.id],
@@ -167,7 +216,10 @@ describe('webhooks.replay (SQS)', () => {
       MessageGroupId: 'webhooks',
       MessageDeduplicationId: f.id,
     });
-    assert.deepEqual(queue.deadLetters, [deadLetter(hangs, 1, 'no response within 150 ms after 3 attempts'), deadLetter(rejected, 2, 'HTTP 400')]);
+    assert.deepEqual(queue.deadLetters, [
+      deadLetter(hangs, 1, 'no response within 150 ms after 3 attempts'),
+      deadLetter(rejected, 2, 'HTTP 400'),
+    ]);
     assert.deepEqual(queue.ids(), [], 'every message left the recorder queue');
     assert.deepEqual(
       t.changes.filter((c) => (c as { state: string }).state !== 'sending'),
@@ -180,7 +232,10 @@ describe('webhooks.replay (SQS)', () => {
       ],
     );
     const findings = (await replayWebhooks.check(t.ctx, p, result)) ?? [];
-    assert.deepEqual(findings.map((f) => f.severity), ['warning']);
+    assert.deepEqual(
+      findings.map((f) => f.severity),
+      ['warning'],
+    );
     assertNoPlantedSecret({ ...t, other: [result, findings] });
   });
 
@@ -191,7 +246,10 @@ describe('webhooks.replay (SQS)', () => {
     const result = await replayWebhooks.apply(t.ctx, params(receiver));
     assert.equal(receiver.arrivals.length, 0);
     assert.equal(result.failed, 1);
-    assert.equal(queue.deadLetters[0]!.MessageAttributes!['replay-failure-reason']!.StringValue, 'unreadable: the message body is not base64');
+    assert.equal(
+      queue.deadLetters[0]!.MessageAttributes!['replay-failure-reason']!.StringValue,
+      'unreadable: the message body is not base64',
+    );
   });
 
   it('resumes an interrupted replay with nothing lost or sent twice', async () => {
@@ -202,13 +260,29 @@ describe('webhooks.replay (SQS)', () => {
     queue.failDeleteOnce(events[1]!.id);
 
     await assert.rejects(replayWebhooks.apply(t.ctx, params(receiver)), /Unable to replay the recorded webhooks .*simulated crash/);
-    assert.deepEqual(receiver.arrivals.map((x) => x.idempotencyKey), [events[0]!.id, events[1]!.id]);
+    assert.deepEqual(
+      receiver.arrivals.map((x) => x.idempotencyKey),
+      [events[0]!.id, events[1]!.id],
+    );
 
     const resumed = t.retry();
     const result = await replayWebhooks.apply(resumed.ctx, params(receiver));
 
-    assert.deepEqual(receiver.arrivals.map((x) => x.idempotencyKey), events.map((e) => e.id), 'each event exactly once, in order');
-    assert.deepEqual(result, { queue: 'sqs', received: 5, receivedCountedBy: 'replay', replayed: 5, failed: 0, remaining: 0, settledBefore: 0, resentAfterInterruption: 0 });
+    assert.deepEqual(
+      receiver.arrivals.map((x) => x.idempotencyKey),
+      events.map((e) => e.id),
+      'each event exactly once, in order',
+    );
+    assert.deepEqual(result, {
+      queue: 'sqs',
+      received: 5,
+      receivedCountedBy: 'replay',
+      replayed: 5,
+      failed: 0,
+      remaining: 0,
+      settledBefore: 0,
+      resentAfterInterruption: 0,
+    });
     assert.deepEqual(queue.ids(), []);
     // Event 2 was still held by the dead attempt: the resume waited out its visibility, visibly.
     assert.ok(resumed.progress.some((p) => p.label === 'waiting for in-flight recorded requests' && p.deadline !== undefined));
@@ -236,12 +310,36 @@ describe('webhooks.replay (SQS)', () => {
 
       if (onInterrupted === 'resend') {
         // Sent again under the same idempotency key: the receiver can tell it is the same event.
-        assert.deepEqual(receiver.arrivals.map((x) => x.idempotencyKey), [events[0]!.id, events[1]!.id, events[1]!.id, events[2]!.id]);
-        assert.deepEqual(result, { queue: 'sqs', received: 3, receivedCountedBy: 'replay', replayed: 3, failed: 0, remaining: 0, settledBefore: 0, resentAfterInterruption: 1 });
+        assert.deepEqual(
+          receiver.arrivals.map((x) => x.idempotencyKey),
+          [events[0]!.id, events[1]!.id, events[1]!.id, events[2]!.id],
+        );
+        assert.deepEqual(result, {
+          queue: 'sqs',
+          received: 3,
+          receivedCountedBy: 'replay',
+          replayed: 3,
+          failed: 0,
+          remaining: 0,
+          settledBefore: 0,
+          resentAfterInterruption: 1,
+        });
         assert.equal(queue.deadLetters.length, 0);
       } else {
-        assert.deepEqual(receiver.arrivals.map((x) => x.idempotencyKey), events.map((e) => e.id));
-        assert.deepEqual(result, { queue: 'sqs', received: 3, receivedCountedBy: 'replay', replayed: 2, failed: 1, remaining: 0, settledBefore: 0, resentAfterInterruption: 0 });
+        assert.deepEqual(
+          receiver.arrivals.map((x) => x.idempotencyKey),
+          events.map((e) => e.id),
+        );
+        assert.deepEqual(result, {
+          queue: 'sqs',
+          received: 3,
+          receivedCountedBy: 'replay',
+          replayed: 2,
+          failed: 1,
+          remaining: 0,
+          settledBefore: 0,
+          resentAfterInterruption: 0,
+        });
         assert.match(queue.deadLetters[0]!.MessageAttributes!['replay-failure-reason']!.StringValue!, /interrupted while sending/);
       }
       assert.deepEqual(queue.ids(), []);
@@ -253,14 +351,21 @@ describe('webhooks.replay (SQS)', () => {
     const queue = fakeFifoQueue({ queueUrl: QUEUE_URL, deadLetterQueueUrl: DLQ_URL, now: clock.now });
     const receiver = await startReceiver();
     const t = testContext({ outputs: sqsOutputs(), now: clock.now, sleep: clock.sleep, dryRun: true });
-    cleanup.push(() => queue.mock.restore(), () => receiver.close(), () => t.close());
+    cleanup.push(
+      () => queue.mock.restore(),
+      () => receiver.close(),
+      () => t.close(),
+    );
     const events = [1, 2, 3].map((n) => signedPost(`/hooks/${n}`, jsonEvent(n), { Authorization: PLANTED.authorization }));
     queue.add(...events);
 
     const probe = await replayWebhooks.probe(t.ctx, params(receiver, { sample: 2 }));
 
     assert.equal(probe.state, 'ready');
-    assert.match(probe.plan![0]!, /^Replay 3 recorded request\(s\) \(0 in flight\) from SQS queue .*\.fifo to http:\/\/127\.0\.0\.1:\d+, in arrival order, concurrency 1/);
+    assert.match(
+      probe.plan![0]!,
+      /^Replay 3 recorded request\(s\) \(0 in flight\) from SQS queue .*\.fifo to http:\/\/127\.0\.0\.1:\d+, in arrival order, concurrency 1/,
+    );
     const size = jsonEvent(1).length;
     assert.deepEqual(probe.plan!.slice(1), [
       `  sample 1: POST /hooks/1 (${size} B), received ${new Date(1_750_000_000_000).toISOString()}`,
@@ -278,7 +383,10 @@ describe('webhooks.replay (SQS)', () => {
     assert.equal(queue.mock.commandCalls(SendMessageCommand).length, 0);
     assert.equal(receiver.arrivals.length, 0);
     assert.equal(t.changes.length, 0);
-    assert.deepEqual(queue.ids(), events.map((e) => e.id));
+    assert.deepEqual(
+      queue.ids(),
+      events.map((e) => e.id),
+    );
     const counts = queue.mock.commandCalls(GetQueueAttributesCommand).length;
     assert.ok(counts >= 1);
     assertNoPlantedSecret({ ...t, other: [probe] });
@@ -303,8 +411,13 @@ describe('webhooks.replay (SQS)', () => {
     assert.equal(result.replayed, 7);
     assert.equal(receiver.maxConcurrent, 3);
     assert.equal(queue.mock.commandCalls(ReceiveMessageCommand)[0]!.args[0].input.MaxNumberOfMessages, 3);
-    const sendingOrder = t.changes.filter((c) => (c as { state: string }).state === 'sending').map((c) => (c as { webhook: string }).webhook);
-    assert.deepEqual(sendingOrder, events.map((e) => e.id));
+    const sendingOrder = t.changes
+      .filter((c) => (c as { state: string }).state === 'sending')
+      .map((c) => (c as { webhook: string }).webhook);
+    assert.deepEqual(
+      sendingOrder,
+      events.map((e) => e.id),
+    );
     assert.deepEqual([...receiver.arrivals.map((x) => x.idempotencyKey)].sort(), events.map((e) => e.id).sort());
   });
 
@@ -347,9 +460,19 @@ describe('outgoing request shape', () => {
   it('keeps the provider Host when asked, and replaces any recorded idempotency header with the message id', () => {
     const url = new URL('https://app.internal.example.com:8443/base/');
     assert.deepEqual(outgoingHeaders(request, { url, idempotencyHeader: 'Idempotency-Key', preserveHost: true }), [
-      'Host', 'webhooks.billing.example.com', 'X-Kept', 'yes', 'Content-Length', '2', 'Idempotency-Key', 'msg-1',
+      'Host',
+      'webhooks.billing.example.com',
+      'X-Kept',
+      'yes',
+      'Content-Length',
+      '2',
+      'Idempotency-Key',
+      'msg-1',
     ]);
-    assert.equal(outgoingHeaders(request, { url, idempotencyHeader: 'Idempotency-Key', preserveHost: false })[1], 'app.internal.example.com:8443');
+    assert.equal(
+      outgoingHeaders(request, { url, idempotencyHeader: 'Idempotency-Key', preserveHost: false })[1],
+      'app.internal.example.com:8443',
+    );
     assert.equal(targetPath(request, url), '/base/hooks/a%20b?x=1');
   });
 });

@@ -7,14 +7,14 @@ import {
   ChangeMessageVisibilityCommand,
   DeleteMessageCommand,
   GetQueueAttributesCommand,
+  type Message,
   ReceiveMessageCommand,
   SendMessageCommand,
-  SQSClient,
-  type Message,
   type SendMessageCommandInput,
+  SQSClient,
 } from '@aws-sdk/client-sqs';
 import { mockClient } from 'aws-sdk-client-mock';
-import { EMPTY_BODY_PLACEHOLDER, WEBHOOK_MESSAGE_ATTRIBUTES as A, WEBHOOK_MESSAGE_GROUP_ID } from '../../infra/webhook-message-format.ts';
+import { WEBHOOK_MESSAGE_ATTRIBUTES as A, EMPTY_BODY_PLACEHOLDER, WEBHOOK_MESSAGE_GROUP_ID } from '../../infra/webhook-message-format.ts';
 
 export interface RecordedFixture {
   id: string;
@@ -79,7 +79,8 @@ export function fakeFifoQueue(options: { queueUrl: string; deadLetterQueueUrl: s
   });
   mock.on(DeleteMessageCommand, { QueueUrl: options.queueUrl }).callsFake((input) => {
     const found = byReceipt(input.ReceiptHandle);
-    if (failDeleteOf.delete(found.message.MessageId!)) throw Object.assign(new Error('simulated crash before the delete'), { name: 'SimulatedCrash' });
+    if (failDeleteOf.delete(found.message.MessageId!))
+      throw Object.assign(new Error('simulated crash before the delete'), { name: 'SimulatedCrash' });
     stored.splice(stored.indexOf(found), 1);
     return {};
   });

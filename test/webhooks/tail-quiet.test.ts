@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { QUIET_MARGIN_SECONDS, replayWebhooks } from '../../migrate/steps/webhooks/replay.ts';
-import { testContext } from '../support/context.ts';
 import { fakeClock } from '../aws/fixtures.ts';
+import { testContext } from '../support/context.ts';
 import { DLQ_URL, jsonEvent, QUEUE_URL, signedPost, sqsOutputs } from './fixtures.ts';
 import { startReceiver } from './receiver.ts';
 import { fakeFifoQueue } from './sqs-fake.ts';
@@ -46,14 +46,24 @@ describe('webhooks.replay at the tail', () => {
         }
       },
     });
-    cleanup.push(() => queue.mock.restore(), () => receiver.close(), () => t.close());
+    cleanup.push(
+      () => queue.mock.restore(),
+      () => receiver.close(),
+      () => t.close(),
+    );
 
     const params = replayWebhooks.params.parse({ targetUrl: receiver.url });
     const result = await replayWebhooks.apply(t.ctx, params);
 
-    assert.deepEqual(receiver.arrivals.map((a) => a.idempotencyKey), [first.id, late.id]);
+    assert.deepEqual(
+      receiver.arrivals.map((a) => a.idempotencyKey),
+      [first.id, late.id],
+    );
     assert.equal(result.remaining, 0);
-    assert.deepEqual(((await replayWebhooks.check(t.ctx, params, result)) ?? []).filter((f) => f.severity === 'error'), []);
+    assert.deepEqual(
+      ((await replayWebhooks.check(t.ctx, params, result)) ?? []).filter((f) => f.severity === 'error'),
+      [],
+    );
     const quietMs = (outputs.dns.records.webhooks.cutoverTtl + QUIET_MARGIN_SECONDS) * 1000;
     assert.ok(clock.now() - lateAt! >= quietMs, `waited ${clock.now() - lateAt!} ms after the last webhook, at least ${quietMs}`);
   });
@@ -64,10 +74,16 @@ describe('webhooks.replay at the tail', () => {
     const stuck = signedPost('/hooks/pay', jsonEvent(3));
     queue.add(stuck);
     const t = testContext({ outputs, now: clock.now, sleep: clock.sleep });
-    cleanup.push(() => queue.mock.restore(), () => receiver.close(), () => t.close());
+    cleanup.push(
+      () => queue.mock.restore(),
+      () => receiver.close(),
+      () => t.close(),
+    );
     // Another consumer holds it (received with a long visibility timeout) past the whole wait.
     const { SQSClient } = await import('@aws-sdk/client-sqs');
-    await new SQSClient({ region: outputs.region }).send(new ReceiveMessageCommand({ QueueUrl: QUEUE_URL, MaxNumberOfMessages: 1, VisibilityTimeout: 43_200 }));
+    await new SQSClient({ region: outputs.region }).send(
+      new ReceiveMessageCommand({ QueueUrl: QUEUE_URL, MaxNumberOfMessages: 1, VisibilityTimeout: 43_200 }),
+    );
 
     const params = replayWebhooks.params.parse({ targetUrl: receiver.url });
     const result = await replayWebhooks.apply(t.ctx, params);

@@ -81,7 +81,13 @@ SELECT a.attrelid::int8 AS oid, a.attname AS name, format_type(a.atttypid, a.att
 /** Turns `public.audit_*` style patterns into a matcher on `schema.table`. */
 function excluder(patterns: string[] = []): (qualifiedName: string) => boolean {
   const regexes = patterns.map(
-    (p) => new RegExp(`^${p.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`),
+    (p) =>
+      new RegExp(
+        `^${p
+          .split('*')
+          .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+          .join('.*')}$`,
+      ),
   );
   return (name) => regexes.some((r) => r.test(name));
 }
@@ -101,7 +107,16 @@ export async function listTables(query: CatalogQuery, filter: TableFilter = {}):
   if (kept.length > 0) {
     for (const c of await query(COLUMNS_SQL, [kept.map((r) => r.oid)])) {
       const list = columns.get(c.oid) ?? [];
-      list.push({ name: c.name, type: c.type, baseType: c.base_type, baseKind: c.base_kind, isArray: c.is_array, deterministic: c.deterministic, collatable: c.collatable, castNotOutput: c.cast_not_output });
+      list.push({
+        name: c.name,
+        type: c.type,
+        baseType: c.base_type,
+        baseKind: c.base_kind,
+        isArray: c.is_array,
+        deterministic: c.deterministic,
+        collatable: c.collatable,
+        castNotOutput: c.cast_not_output,
+      });
       columns.set(c.oid, list);
     }
   }

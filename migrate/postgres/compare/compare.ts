@@ -33,7 +33,11 @@ export async function compareDatabases(
   const snapshot = { parallelWorkers: options.parallelWorkers };
   const [source, target] = await Promise.all([SnapshotReader.open(pools.source, snapshot), SnapshotReader.open(pools.target, snapshot)]);
   try {
-    const pairs = await pairTables((sql, p) => source.query(sql, p), (sql, p) => target.query(sql, p), options);
+    const pairs = await pairTables(
+      (sql, p) => source.query(sql, p),
+      (sql, p) => target.query(sql, p),
+      options,
+    );
     pairs.sort((a, b) => b.source.estimatedRows - a.source.estimatedRows);
     const method = hashMethodFor(source.major, target.major);
     const tableOptions = { mode: options.mode, maxDifferences: options.maxDifferences, method };
@@ -53,7 +57,13 @@ export async function compareDatabases(
         rows += report.rows.source ?? 0;
         const elapsedMs = now() - started;
         const rate = elapsedMs > 0 ? Math.round((rows * 1000) / elapsedMs) : rows;
-        ctx.log.progress({ label: 'verify', done: reports.length, total: pairs.length, unit: 'tables', detail: `${rows} rows, ${rate} rows/s${differs(report) ? `; ${report.table} differs` : ''}` });
+        ctx.log.progress({
+          label: 'verify',
+          done: reports.length,
+          total: pairs.length,
+          unit: 'tables',
+          detail: `${rows} rows, ${rate} rows/s${differs(report) ? `; ${report.table} differs` : ''}`,
+        });
       },
       { signal: ctx.signal },
     );

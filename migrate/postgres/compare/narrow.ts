@@ -5,10 +5,11 @@
  * server). Cost: one scan of each disagreeing range per level, so a handful of differences costs a
  * few scans of the table; maxDifferences stops the walk early when there are many.
  */
-import type { KeyRange, KeyValue, RowDifference, TableDifferences } from './types.ts';
+
 import type { Checksum, Range, TableQueries } from './queries.ts';
 import { checksum, keyAt, rowHashes, sortKeys, WHOLE_TABLE } from './queries.ts';
 import type { Sides } from './session.ts';
+import type { KeyRange, KeyValue, RowDifference, TableDifferences } from './types.ts';
 
 /** A range with at most this many rows (both sides together) is compared row by row. */
 export const LEAF_ROWS = 2000;
@@ -57,7 +58,10 @@ export async function narrowDifferences(
     // Split at the median key of the side holding more rows: that side's half-ranges are non-empty.
     const larger = s.count >= t.count ? 'source' : 'target';
     const middle = await keyAt(sides[larger], tables[larger], range, Math.floor(Math.max(s.count, t.count) / 2));
-    const halves: Range[] = [{ lo: range.lo, hi: middle }, { lo: middle, hi: range.hi }];
+    const halves: Range[] = [
+      { lo: range.lo, hi: middle },
+      { lo: middle, hi: range.hi },
+    ];
     for (const half of halves) {
       const [hs, ht] = await Promise.all([checksum(sides.source, tables.source, half), checksum(sides.target, tables.target, half)]);
       const unsplit = hs.count === s.count && ht.count === t.count;

@@ -26,8 +26,22 @@ export type HashMethod = 'record' | 'text';
 
 /** Types whose native hash distinguishes every pair of values that print differently. */
 const NATIVELY_HASHED = new Set([
-  'smallint', 'integer', 'bigint', 'oid', 'boolean', '"char"', 'text', 'character varying', 'character', 'bytea',
-  'date', 'time without time zone', 'timestamp without time zone', 'timestamp with time zone', 'uuid', 'jsonb',
+  'smallint',
+  'integer',
+  'bigint',
+  'oid',
+  'boolean',
+  '"char"',
+  'text',
+  'character varying',
+  'character',
+  'bytea',
+  'date',
+  'time without time zone',
+  'timestamp without time zone',
+  'timestamp with time zone',
+  'uuid',
+  'jsonb',
 ]);
 
 /**

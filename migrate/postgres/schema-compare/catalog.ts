@@ -47,7 +47,8 @@ const ACL = (acl: string, kind: string, owner: string) =>
 const COLUMN_ACL = (acl: string) =>
   `(select string_agg(distinct ${ROLE_OR_PUBLIC('a.grantee')} || ':' || a.privilege_type || case when a.is_grantable then '*' else '' end, ' ') from aclexplode(${acl}) a)`;
 
-const COMMENT = (oid: string, catalog: string, sub = '0') => `(select description from pg_description where objoid = ${oid} and classoid = '${catalog}'::regclass and objsubid = ${sub})`;
+const COMMENT = (oid: string, catalog: string, sub = '0') =>
+  `(select description from pg_description where objoid = ${oid} and classoid = '${catalog}'::regclass and objsubid = ${sub})`;
 
 const RELKIND: Record<string, string> = { r: 'table', p: 'table', v: 'view', m: 'materialized view', S: 'sequence', f: 'foreign table' };
 
@@ -176,7 +177,10 @@ export async function readSchema(db: pg.Pool, lockTimeoutMs = 10_000): Promise<S
     await client.query('commit');
   } catch (error) {
     await client.query('rollback').catch(() => {});
-    if ((error as { code?: string }).code === '55P03') throw new Error(`a table stayed locked for more than ${lockTimeoutMs / 1000} s while its schema was read (a pending TRUNCATE or ALTER?); try again once it is released`);
+    if ((error as { code?: string }).code === '55P03')
+      throw new Error(
+        `a table stayed locked for more than ${lockTimeoutMs / 1000} s while its schema was read (a pending TRUNCATE or ALTER?); try again once it is released`,
+      );
     throw error;
   } finally {
     client.release();
@@ -190,7 +194,8 @@ export async function readSchema(db: pg.Pool, lockTimeoutMs = 10_000): Promise<S
   }
   const unqualify = columnQualifiers([...objects.values()].filter((o) => o.kind === 'schema').map((o) => o.name));
   for (const object of objects.values()) {
-    if (object.props.definition && (object.kind === 'view' || object.kind === 'materialized view')) object.props.definition = object.props.definition.replace(unqualify, '');
+    if (object.props.definition && (object.kind === 'view' || object.kind === 'materialized view'))
+      object.props.definition = object.props.definition.replace(unqualify, '');
   }
   return objects;
 }

@@ -21,30 +21,55 @@ export interface SchemaDifference {
   additive: boolean;
 }
 
-const ADDITIVE_KINDS = new Set(['table', 'column', 'index', 'sequence', 'view', 'materialized view', 'type', 'function', 'schema', 'statistics', 'constraint', 'policy', 'trigger']);
+const ADDITIVE_KINDS = new Set([
+  'table',
+  'column',
+  'index',
+  'sequence',
+  'view',
+  'materialized view',
+  'type',
+  'function',
+  'schema',
+  'statistics',
+  'constraint',
+  'policy',
+  'trigger',
+]);
 
 function fixFor(object: SchemaObject, problem: SchemaDifference['problem'], properties: SchemaDifference['properties']): string {
-  if (problem === 'only on the target') return `drop ${object.kind} ${object.name} on the target if it is not wanted, or create it on the source`;
+  if (problem === 'only on the target')
+    return `drop ${object.kind} ${object.name} on the target if it is not wanted, or create it on the source`;
   if (problem === 'missing on the target') {
-    if (object.kind === 'column') return `ALTER TABLE ${object.table} ADD COLUMN ${object.name.slice(object.table!.length + 1)} ${object.props.type} on the target (migrate schema-sync)`;
+    if (object.kind === 'column')
+      return `ALTER TABLE ${object.table} ADD COLUMN ${object.name.slice(object.table!.length + 1)} ${object.props.type} on the target (migrate schema-sync)`;
     if (object.kind === 'index') return `${object.props.definition} on the target (migrate schema-sync)`;
     return `create ${object.kind} ${object.name} on the target as on the source (migrate schema-sync copies it with pg_dump)`;
   }
   const keys = Object.keys(properties ?? {});
   if (keys.includes('owner')) return `ALTER ${object.kind.toUpperCase()} ${object.name} OWNER TO ${object.props.owner} on the target`;
-  if (keys.includes('acl')) return `GRANT/REVOKE on ${object.kind} ${object.name} on the target until its privileges are the source's: ${object.props.acl ?? '(none)'}`;
+  if (keys.includes('acl'))
+    return `GRANT/REVOKE on ${object.kind} ${object.name} on the target until its privileges are the source's: ${object.props.acl ?? '(none)'}`;
   return `change ${object.kind} ${object.name} on the target to match the source (${keys.join(', ')}), or apply the same change to both servers`;
 }
 
 export function compareSchemas(source: SchemaObjects, target: SchemaObjects): SchemaDifference[] {
   const differences: SchemaDifference[] = [];
   // A missing table's columns, indexes, constraints, policies and sequences come with it: one line, not twenty.
-  const missingTables = new Set([...source.values()].filter((o) => o.kind === 'table' && !target.has(`table ${o.name}`)).map((o) => o.name));
+  const missingTables = new Set(
+    [...source.values()].filter((o) => o.kind === 'table' && !target.has(`table ${o.name}`)).map((o) => o.name),
+  );
   for (const [key, object] of source) {
     const other = target.get(key);
     if (!other) {
       if (object.table && missingTables.has(object.table)) continue;
-      differences.push({ object: key, kind: object.kind, problem: 'missing on the target', fix: fixFor(object, 'missing on the target', undefined), additive: ADDITIVE_KINDS.has(object.kind) });
+      differences.push({
+        object: key,
+        kind: object.kind,
+        problem: 'missing on the target',
+        fix: fixFor(object, 'missing on the target', undefined),
+        additive: ADDITIVE_KINDS.has(object.kind),
+      });
       continue;
     }
     const properties: NonNullable<SchemaDifference['properties']> = {};
@@ -52,12 +77,26 @@ export function compareSchemas(source: SchemaObjects, target: SchemaObjects): Sc
       const [s, t] = [object.props[prop] ?? null, other.props[prop] ?? null];
       if (s !== t) properties[prop] = { source: s, target: t };
     }
-    if (Object.keys(properties).length > 0) differences.push({ object: key, kind: object.kind, problem: 'differs', properties, fix: fixFor(object, 'differs', properties), additive: false });
+    if (Object.keys(properties).length > 0)
+      differences.push({
+        object: key,
+        kind: object.kind,
+        problem: 'differs',
+        properties,
+        fix: fixFor(object, 'differs', properties),
+        additive: false,
+      });
   }
   for (const [key, object] of target) {
     if (source.has(key)) continue;
     if (object.table && !source.has(`table ${object.table}`)) continue;
-    differences.push({ object: key, kind: object.kind, problem: 'only on the target', fix: fixFor(object, 'only on the target', undefined), additive: false });
+    differences.push({
+      object: key,
+      kind: object.kind,
+      problem: 'only on the target',
+      fix: fixFor(object, 'only on the target', undefined),
+      additive: false,
+    });
   }
   return differences.sort((a, b) => a.object.localeCompare(b.object));
 }
@@ -65,11 +104,15 @@ export function compareSchemas(source: SchemaObjects, target: SchemaObjects): Sc
 /** A stable digest of one server's schema: equal digests, equal schemas (in everything compared here). */
 export function fingerprint(objects: SchemaObjects): string {
   const hash = createHash('sha256');
-  for (const key of [...objects.keys()].sort()) hash.update(`${key}\u0000${JSON.stringify(Object.entries(objects.get(key)!.props).sort())}\n`);
+  for (const key of [...objects.keys()].sort())
+    hash.update(`${key}\u0000${JSON.stringify(Object.entries(objects.get(key)!.props).sort())}\n`);
   return hash.digest('hex').slice(0, 32);
 }
 
-export async function compareServers(source: pg.Pool, target: pg.Pool): Promise<{ differences: SchemaDifference[]; source: SchemaObjects; target: SchemaObjects }> {
+export async function compareServers(
+  source: pg.Pool,
+  target: pg.Pool,
+): Promise<{ differences: SchemaDifference[]; source: SchemaObjects; target: SchemaObjects }> {
   const [s, t] = await Promise.all([readSchema(source), readSchema(target)]);
   return { differences: compareSchemas(s, t), source: s, target: t };
 }

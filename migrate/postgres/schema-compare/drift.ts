@@ -1,6 +1,7 @@
 /** `migrate status`'s schema view: how the target's schema differs from the source's right now. */
-import type { Json, StepContext } from '../../core/step.ts';
+
 import { redact } from '../../core/secret.ts';
+import type { Json, StepContext } from '../../core/step.ts';
 import { pool } from '../connections.ts';
 import { compareServers, describeDifference, fingerprint } from './compare.ts';
 
@@ -13,7 +14,9 @@ export async function schemaDrift(ctx: StepContext): Promise<Json> {
       identical: differences.length === 0,
       sourceFingerprint: fingerprint(source),
       count: differences.length,
-      differences: differences.slice(0, SHOWN).map((d) => ({ object: d.object, difference: describeDifference(d), fix: d.fix, additive: d.additive })),
+      differences: differences
+        .slice(0, SHOWN)
+        .map((d) => ({ object: d.object, difference: describeDifference(d), fix: d.fix, additive: d.additive })),
     };
   } catch (error) {
     return { error: redact((error as Error).message) };

@@ -7,13 +7,16 @@
  * revert the cutover.
  */
 import { z } from 'zod';
-import { changesFor, describeChange, fqdn, type Change, type RecordSet } from '../../aws/record-sets.ts';
+import { type Change, changesFor, describeChange, fqdn, type RecordSet } from '../../aws/record-sets.ts';
 import { readMovableSets, submitChange } from '../../aws/route53.ts';
-import { blockedBy, defineStep, unable, type Finding, type Json, type StepContext } from '../../core/step.ts';
+import { blockedBy, defineStep, type Finding, type Json, type StepContext, unable } from '../../core/step.ts';
 import { zoneOf } from './record-move.ts';
 
 const params = z.object({
-  records: z.array(z.enum(['app', 'webhooks'])).min(1).default(['app', 'webhooks']),
+  records: z
+    .array(z.enum(['app', 'webhooks']))
+    .min(1)
+    .default(['app', 'webhooks']),
   /** Overrides each record's cutoverTtl from the outputs. */
   ttl: z.number().int().positive().optional(),
   deadlineMinutes: z.number().positive().default(15),
@@ -55,10 +58,19 @@ async function assess(ctx: StepContext, p: Params): Promise<{ findings: Finding[
     const sets = await readMovableSets(ctx, zoneOf(ctx), record.name);
     const current = sets.find((s) => s.Type === record.type);
     if (!current) {
-      findings.push({ severity: 'error', object: `record ${record.name} ${record.type}`, message: `not found in zone ${ctx.outputs.dns.hostedZoneId}`, fix: `check outputs.dns.records.${key} (name and type) against the zone` });
+      findings.push({
+        severity: 'error',
+        object: `record ${record.name} ${record.type}`,
+        message: `not found in zone ${ctx.outputs.dns.hostedZoneId}`,
+        fix: `check outputs.dns.records.${key} (name and type) against the zone`,
+      });
       records.push({ key, name: record.name, ttl });
     } else if (current.AliasTarget) {
-      findings.push({ severity: 'info', object: `record ${record.name} ${record.type}`, message: 'is an alias: Route53 uses the target’s TTL, nothing to lower' });
+      findings.push({
+        severity: 'info',
+        object: `record ${record.name} ${record.type}`,
+        message: 'is an alias: Route53 uses the target’s TTL, nothing to lower',
+      });
       records.push({ key, name: record.name, ttl, current });
     } else if ((current.TTL ?? 0) <= ttl) {
       records.push({ key, name: record.name, ttl, current });
@@ -70,7 +82,12 @@ async function assess(ctx: StepContext, p: Params): Promise<{ findings: Finding[
   return { findings, records };
 }
 
-const lowered = (a: RecordTtl, previousTtl: number): Lowered => ({ name: a.name, type: a.current?.Type ?? '', previousTtl, ttl: Math.min(a.ttl, a.current?.TTL ?? a.ttl) });
+const lowered = (a: RecordTtl, previousTtl: number): Lowered => ({
+  name: a.name,
+  type: a.current?.Type ?? '',
+  previousTtl,
+  ttl: Math.min(a.ttl, a.current?.TTL ?? a.ttl),
+});
 
 export const dnsSetTtl = defineStep<Params, Result>({
   kind: 'dns.set-ttl',
@@ -83,11 +100,19 @@ export const dnsSetTtl = defineStep<Params, Result>({
     const { findings, records } = await assess(ctx, p);
     if (findings.some((f) => f.severity === 'error')) return { state: 'blocked', findings };
     const pending = records.filter((a) => a.change);
-    if (pending.length === 0) return { state: 'done', findings, result: { records: records.filter((a) => a.current && !a.current.AliasTarget).map((a) => lowered(a, a.current!.TTL ?? a.ttl)) } };
+    if (pending.length === 0)
+      return {
+        state: 'done',
+        findings,
+        result: { records: records.filter((a) => a.current && !a.current.AliasTarget).map((a) => lowered(a, a.current!.TTL ?? a.ttl)) },
+      };
     return {
       state: 'ready',
       findings,
-      plan: pending.flatMap((a) => [`route53:ChangeResourceRecordSets HostedZoneId=${ctx.outputs.dns.hostedZoneId} ${describeChange(a.change!)} (was TTL ${a.current!.TTL})`, `wait until INSYNC`]),
+      plan: pending.flatMap((a) => [
+        `route53:ChangeResourceRecordSets HostedZoneId=${ctx.outputs.dns.hostedZoneId} ${describeChange(a.change!)} (was TTL ${a.current!.TTL})`,
+        `wait until INSYNC`,
+      ]),
     };
   },
 
@@ -95,7 +120,11 @@ export const dnsSetTtl = defineStep<Params, Result>({
     const deadline = ctx.now() + p.deadlineMinutes * 60_000;
     const assessed = await assess(ctx, p);
     if (assessed.findings.some((f) => f.severity === 'error')) throw unable('lower DNS TTLs', blockedBy(assessed.findings));
-    const recorded = new Map((ctx.previousChanges as readonly Partial<TtlChange>[]).filter((c) => c?.action === 'dns-ttl').map((c) => [c.name, c.previousTtl ?? 0]));
+    const recorded = new Map(
+      (ctx.previousChanges as readonly Partial<TtlChange>[])
+        .filter((c) => c?.action === 'dns-ttl')
+        .map((c) => [c.name, c.previousTtl ?? 0]),
+    );
     const records: Lowered[] = [];
     for (const a of assessed.records) {
       if (!a.current || a.current.AliasTarget) continue;
@@ -118,13 +147,18 @@ export const dnsSetTtl = defineStep<Params, Result>({
     const { records } = await assess(ctx, p);
     return records
       .filter((a) => a.change)
-      .map((a) => ({ severity: 'error' as const, object: `record ${a.name}`, message: `TTL is ${a.current?.TTL}, expected at most ${a.ttl}` }));
+      .map((a) => ({
+        severity: 'error' as const,
+        object: `record ${a.name}`,
+        message: `TTL is ${a.current?.TTL}, expected at most ${a.ttl}`,
+      }));
   },
 
   async undo(ctx, p, changes) {
     const deadline = ctx.now() + p.deadlineMinutes * 60_000;
     const firsts = new Map<string, TtlChange>();
-    for (const change of changes as readonly unknown[] as readonly TtlChange[]) if (change?.action === 'dns-ttl' && !firsts.has(change.name)) firsts.set(change.name, change);
+    for (const change of changes as readonly unknown[] as readonly TtlChange[])
+      if (change?.action === 'dns-ttl' && !firsts.has(change.name)) firsts.set(change.name, change);
     for (const recorded of firsts.values()) {
       try {
         const current = (await readMovableSets(ctx, zoneOf(ctx), recorded.name)).find((s) => s.Type === recorded.type);

@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import type { MovableRecord } from '../../../infra/contract.ts';
 import type { RecordTarget } from '../../aws/route53.ts';
-import { defineStep, unable, type StepContext } from '../../core/step.ts';
+import { defineStep, type StepContext, unable } from '../../core/step.ts';
 import { applyMove, describeTarget, misplaced, moveParams, movePlan, readMove, undoMove } from './record-move.ts';
 
 const params = moveParams.extend({
@@ -57,7 +57,13 @@ export const dnsSwitch = defineStep<Params, Result>({
     const target = targetOf(record, p.to);
     const actual = await misplaced(ctx, record.name, target);
     if (actual === null) return [];
-    return [{ severity: 'error', object: `record ${record.name} ${target.type}`, message: `is ${actual}, expected ${describeTarget(record.name, target)}` }];
+    return [
+      {
+        severity: 'error',
+        object: `record ${record.name} ${target.type}`,
+        message: `is ${actual}, expected ${describeTarget(record.name, target)}`,
+      },
+    ];
   },
 
   async undo(ctx, p, changes) {

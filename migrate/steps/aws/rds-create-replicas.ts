@@ -10,14 +10,14 @@ import {
   deleteReplica,
   describeInstances,
   describeRequest,
+  type InstanceState,
   isInstanceAlreadyExists,
   isInstanceNotFound,
   isInvalidInstanceState,
   replicaRequest,
   TERMINAL_FAILURES,
-  type InstanceState,
 } from '../../aws/rds.ts';
-import { blockedBy, defineStep, StepError, unable, type Finding, type Json, type StepContext } from '../../core/step.ts';
+import { blockedBy, defineStep, type Finding, type Json, type StepContext, StepError, unable } from '../../core/step.ts';
 import { deadlineIn, waitFor } from '../../core/wait.ts';
 
 const params = z.object({
@@ -78,7 +78,12 @@ function preconditions(ctx: StepContext, specs: ReplicaSpec[], states: Map<strin
   const findings: Finding[] = [];
   const missing = specs.filter((spec) => !stateOf(states, spec.identifier));
   if (!source) {
-    findings.push({ severity: 'error', object: `db ${sourceId}`, message: 'the writer instance (outputs.database.identifier) does not exist', fix: 'check the stack and region (pulumi up)' });
+    findings.push({
+      severity: 'error',
+      object: `db ${sourceId}`,
+      message: 'the writer instance (outputs.database.identifier) does not exist',
+      fix: 'check the stack and region (pulumi up)',
+    });
     return findings;
   }
   if (missing.length > 0 && source.backupRetentionPeriod < 1) {
@@ -145,7 +150,12 @@ async function waitAvailable(ctx: StepContext, p: Params, specs: ReplicaSpec[], 
       const failed = ids.filter((id) => TERMINAL_FAILURES.has(stateOf(states, id)?.status ?? ''));
       if (failed.length > 0) {
         throw new StepError(`replica ${failed.join(', ')} failed (${statuses.join(', ')})`, [
-          { severity: 'error', object: `db ${failed.join(', ')}`, message: 'RDS put the replica in a failed state', fix: 'read the instance events in the RDS console, then roll back (deletes replicas this run created) and retry' },
+          {
+            severity: 'error',
+            object: `db ${failed.join(', ')}`,
+            message: 'RDS put the replica in a failed state',
+            fix: 'read the instance events in the RDS console, then roll back (deletes replicas this run created) and retry',
+          },
         ]);
       }
       pending = ids.filter((id) => stateOf(states, id)?.status !== 'available');
@@ -192,7 +202,12 @@ export const rdsCreateReplicas = defineStep<Params, Result>({
     const { findings, specs, states, ready } = await assess(ctx, p);
     if (findings.some((f) => f.severity === 'error')) return { state: 'blocked', findings };
     if (ready) {
-      if (specs.length === 0) findings.push({ severity: 'info', object: `db ${ctx.outputs.database.identifier}`, message: 'the stack lists no cutover replicas: readerHosts is the writer, so the reader URL points at it' });
+      if (specs.length === 0)
+        findings.push({
+          severity: 'info',
+          object: `db ${ctx.outputs.database.identifier}`,
+          message: 'the stack lists no cutover replicas: readerHosts is the writer, so the reader URL points at it',
+        });
       return { state: 'done', findings, result: resultOf(ctx, ready) };
     }
     const plan = specs.map((spec) => {
@@ -220,7 +235,9 @@ export const rdsCreateReplicas = defineStep<Params, Result>({
         recorded.set(spec.identifier, true);
         try {
           await createReplica(ctx, request);
-          ctx.log.info(`creating replica ${spec.identifier} (${spec.instanceClass}${spec.availabilityZone ? `, ${spec.availabilityZone}` : ''})`);
+          ctx.log.info(
+            `creating replica ${spec.identifier} (${spec.instanceClass}${spec.availabilityZone ? `, ${spec.availabilityZone}` : ''})`,
+          );
         } catch (error) {
           if (!isInstanceAlreadyExists(error)) throw error;
           // Someone created it between our Describe and Create: it is theirs, so undo must leave it.
@@ -238,7 +255,10 @@ export const rdsCreateReplicas = defineStep<Params, Result>({
 
   async check(ctx, p) {
     const { specs } = selectedReplicas(ctx, p);
-    const states = await describeInstances(ctx, specs.map((s) => s.identifier));
+    const states = await describeInstances(
+      ctx,
+      specs.map((s) => s.identifier),
+    );
     return specs
       .filter((spec) => stateOf(states, spec.identifier)?.status !== 'available')
       .map((spec) => ({
@@ -272,11 +292,19 @@ export const rdsCreateReplicas = defineStep<Params, Result>({
               if (!isInstanceNotFound(error) && !isInvalidInstanceState(error)) throw error;
             }
           }
-          return left.length === 0 ? { ready: true, value: undefined } : { ready: false, detail: left.join(', '), done: ours.length - left.length, total: ours.length };
+          return left.length === 0
+            ? { ready: true, value: undefined }
+            : { ready: false, detail: left.join(', '), done: ours.length - left.length, total: ours.length };
         },
-        timedOut: ({ detail }) => new StepError(`replicas not deleted after ${p.deadlineMinutes} minutes (${detail})`, [
-          { severity: 'error', object: `db ${ours.join(', ')}`, message: 'still present', fix: 'run rollback again to keep waiting, or delete them in the RDS console' },
-        ]),
+        timedOut: ({ detail }) =>
+          new StepError(`replicas not deleted after ${p.deadlineMinutes} minutes (${detail})`, [
+            {
+              severity: 'error',
+              object: `db ${ours.join(', ')}`,
+              message: 'still present',
+              fix: 'run rollback again to keep waiting, or delete them in the RDS console',
+            },
+          ]),
       });
     } catch (error) {
       throw unable(`delete the read replicas this run created (${ours.join(', ')})`, error);

@@ -4,8 +4,16 @@
  * postcondition, and the undo from the set journalled before the first change.
  */
 import { z } from 'zod';
-import { buildSet, describeChange, fqdn, sameSet, type RecordSet } from '../../aws/record-sets.ts';
-import { planPointRecord, pointRecord, readMovableSets, restoreRecord, type DnsZone, type PointPlan, type RecordTarget } from '../../aws/route53.ts';
+import { buildSet, describeChange, fqdn, type RecordSet, sameSet } from '../../aws/record-sets.ts';
+import {
+  type DnsZone,
+  type PointPlan,
+  planPointRecord,
+  pointRecord,
+  type RecordTarget,
+  readMovableSets,
+  restoreRecord,
+} from '../../aws/route53.ts';
 import type { Json, StepContext } from '../../core/step.ts';
 
 export const moveParams = z.object({
@@ -37,13 +45,18 @@ export function movePlan(ctx: StepContext, plan: PointPlan, p: MoveParams, headi
     `${heading}route53:ChangeResourceRecordSets HostedZoneId=${ctx.outputs.dns.hostedZoneId} in one batch:`,
     ...plan.changes.map((c) => `  ${describeChange(c)}`),
     `wait until the change is INSYNC (up to ${p.deadlineMinutes} minutes)`,
-    verifies(ctx, p) ? `confirm the new answer with the zone's authoritative name servers` : 'no authoritative check (private zone or disabled)',
+    verifies(ctx, p)
+      ? `confirm the new answer with the zone's authoritative name servers`
+      : 'no authoritative check (private zone or disabled)',
   ];
 }
 
 /** Carries out the plan; the change id, or null when there was nothing to change. */
 export async function applyMove(ctx: StepContext, plan: PointPlan, p: MoveParams): Promise<string | null> {
-  const { changeId } = await pointRecord(ctx, zoneOf(ctx), plan, { deadlineMs: p.deadlineMinutes * 60_000, verifyAuthoritative: verifies(ctx, p) });
+  const { changeId } = await pointRecord(ctx, zoneOf(ctx), plan, {
+    deadlineMs: p.deadlineMinutes * 60_000,
+    verifyAuthoritative: verifies(ctx, p),
+  });
   return changeId;
 }
 
@@ -56,7 +69,9 @@ export async function misplaced(ctx: StepContext, name: string, target: RecordTa
 
 /** Puts back what the record held before the step: the first change journalled for the name holds it. */
 export async function undoMove(ctx: StepContext, name: string, p: MoveParams, changes: readonly Json[]): Promise<void> {
-  const first = (changes as readonly { action?: string; name?: string; previous?: Json }[]).find((c) => c?.action === 'dns-change' && c.name === fqdn(name));
+  const first = (changes as readonly { action?: string; name?: string; previous?: Json }[]).find(
+    (c) => c?.action === 'dns-change' && c.name === fqdn(name),
+  );
   if (!first) return;
   await restoreRecord(ctx, zoneOf(ctx), name, first.previous ?? null, { deadlineMs: p.deadlineMinutes * 60_000 });
 }

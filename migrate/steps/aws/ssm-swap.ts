@@ -5,9 +5,9 @@
  * Values are Secret from the moment they arrive and appear nowhere but in the PutParameter request.
  */
 import { z } from 'zod';
-import { labelVersion, parameterVersions, PRE_CUTOVER_LABEL, putParameter, readParameter, type ParameterVersions } from '../../aws/ssm.ts';
+import { labelVersion, type ParameterVersions, PRE_CUTOVER_LABEL, parameterVersions, putParameter, readParameter } from '../../aws/ssm.ts';
 import { Secret } from '../../core/secret.ts';
-import { blockedBy, defineStep, unable, type Finding, type Json, type StepContext } from '../../core/step.ts';
+import { blockedBy, defineStep, type Finding, type Json, type StepContext, unable } from '../../core/step.ts';
 
 const LABEL = /^(?![0-9])(?!aws)(?!ssm)[A-Za-z0-9_.-]{1,100}$/i;
 
@@ -65,10 +65,20 @@ function findingsFor(ctx: StepContext, name: string, versions: ParameterVersions
   const { prefix } = ctx.outputs.parameters;
   const findings: Finding[] = [];
   if (!name.startsWith(`${prefix}/`)) {
-    findings.push({ severity: 'error', object: `parameter ${name}`, message: `is outside the stack's prefix ${prefix}/ (the CLI's IAM policy covers only that prefix)`, fix: 'use a name from outputs.parameters' });
+    findings.push({
+      severity: 'error',
+      object: `parameter ${name}`,
+      message: `is outside the stack's prefix ${prefix}/ (the CLI's IAM policy covers only that prefix)`,
+      fix: 'use a name from outputs.parameters',
+    });
   }
   if (!versions) {
-    findings.push({ severity: 'error', object: `parameter ${name}`, message: 'does not exist, so there is no pre-cutover version to roll back to', fix: 'create it with its legacy value (pulumi up creates the stack parameters), then run again' });
+    findings.push({
+      severity: 'error',
+      object: `parameter ${name}`,
+      message: 'does not exist, so there is no pre-cutover version to roll back to',
+      fix: 'create it with its legacy value (pulumi up creates the stack parameters), then run again',
+    });
     return findings;
   }
   const otherRun = versions.current.labels.find((l) => l.startsWith('cutover-') && l !== label);
@@ -92,7 +102,14 @@ const asSecret = (value: string | Secret) => (value instanceof Secret ? value : 
 function hostListFindings(name: string, value: Secret): Finding[] {
   const hosts = /^postgres(?:ql)?:\/\/(?:[^@/?#]*@)?([^/?#]*)/i.exec(value.reveal())?.[1];
   if (hosts === undefined || !hosts.split(',').some((h) => h === '' || h.startsWith(':'))) return [];
-  return [{ severity: 'error', object: `parameter ${name}`, message: 'the new value is a connection URL with an empty host in its host list; it is not written', fix: 'fill the host list (with no replicas, use the writer: steps.replicas.readerHosts does)' }];
+  return [
+    {
+      severity: 'error',
+      object: `parameter ${name}`,
+      message: 'the new value is a connection URL with an empty host in its host list; it is not written',
+      fix: 'fill the host list (with no replicas, use the writer: steps.replicas.readerHosts does)',
+    },
+  ];
 }
 
 interface Assessment {
@@ -183,7 +200,11 @@ export const ssmSwap = defineStep<Params, Result>({
     for (const { name } of p.parameters) {
       const versions = await parameterVersions(ctx, name);
       if (!versions?.current.labels.includes(label)) {
-        findings.push({ severity: 'error', object: `parameter ${name}`, message: `the current version does not carry ${label}: someone wrote it after this step` });
+        findings.push({
+          severity: 'error',
+          object: `parameter ${name}`,
+          message: `the current version does not carry ${label}: someone wrote it after this step`,
+        });
       }
     }
     return findings;

@@ -4,12 +4,12 @@
  * The restart stamp is journalled before the patch; a resumed attempt that finds its own stamp on
  * the template only waits, rather than restarting the pods a second time.
  */
-import { PatchStrategy, setHeaderOptions, type AppsV1Api, type V1Deployment } from '@kubernetes/client-node';
+import { type AppsV1Api, PatchStrategy, setHeaderOptions, type V1Deployment } from '@kubernetes/client-node';
 import { z } from 'zod';
+import { defineStep, type Json, type StepContext, StepError } from '../../core/step.ts';
 import { waitFor } from '../../core/wait.ts';
 import { appsApi, kubeAccessParams, kubeError } from '../../kube/client.ts';
 import { rolloutStatus } from '../../kube/rollout.ts';
-import { defineStep, StepError, type Json, type StepContext } from '../../core/step.ts';
 
 export const RESTARTED_AT = 'kubectl.kubernetes.io/restartedAt';
 
@@ -34,7 +34,10 @@ interface RestartChange {
   [key: string]: Json;
 }
 
-const target = (ctx: StepContext, p: Params) => ({ namespace: p.namespace ?? ctx.outputs.pgbouncer.namespace, name: p.name ?? ctx.outputs.pgbouncer.deployment });
+const target = (ctx: StepContext, p: Params) => ({
+  namespace: p.namespace ?? ctx.outputs.pgbouncer.namespace,
+  name: p.name ?? ctx.outputs.pgbouncer.deployment,
+});
 const label = (t: { namespace: string; name: string }) => `deployment ${t.namespace}/${t.name}`;
 const restartedAtOf = (d: V1Deployment) => d.spec?.template?.metadata?.annotations?.[RESTARTED_AT];
 
@@ -48,7 +51,9 @@ async function read(api: AppsV1Api, t: { namespace: string; name: string }): Pro
 
 /** The stamp an earlier attempt of this step wrote, if the deployment still carries it. */
 function ownStamp(ctx: StepContext, d: V1Deployment): string | undefined {
-  const stamps = ctx.previousChanges.filter((c): c is RestartChange => typeof c === 'object' && c !== null && !Array.isArray(c) && c.action === 'restart').map((c) => c.restartedAt);
+  const stamps = ctx.previousChanges
+    .filter((c): c is RestartChange => typeof c === 'object' && c !== null && !Array.isArray(c) && c.action === 'restart')
+    .map((c) => c.restartedAt);
   const current = restartedAtOf(d);
   return current !== undefined && stamps.includes(current) ? current : undefined;
 }
@@ -65,7 +70,12 @@ async function waitForRollout(ctx: StepContext, api: AppsV1Api, t: { namespace: 
       if (status.state === 'complete') return { ready: true, value: d };
       if (status.state === 'failed') {
         throw new StepError(`Unable to restart ${label(t)}: rollout ${status.detail}`, [
-          { severity: 'error', object: label(t), message: status.detail, fix: `look at the new pods (kubectl -n ${t.namespace} describe pods; kubectl -n ${t.namespace} rollout undo deployment/${t.name} to go back)` },
+          {
+            severity: 'error',
+            object: label(t),
+            message: status.detail,
+            fix: `look at the new pods (kubectl -n ${t.namespace} describe pods; kubectl -n ${t.namespace} rollout undo deployment/${t.name} to go back)`,
+          },
         ]);
       }
       last = status.detail;
@@ -73,13 +83,21 @@ async function waitForRollout(ctx: StepContext, api: AppsV1Api, t: { namespace: 
     },
     timedOut: () =>
       new StepError(`Unable to restart ${label(t)}: rollout not complete after ${p.deadlineMinutes} minutes (${last})`, [
-        { severity: 'error', object: label(t), message: last, fix: `check the pods (kubectl -n ${t.namespace} get pods), then re-run to keep waiting` },
+        {
+          severity: 'error',
+          object: label(t),
+          message: last,
+          fix: `check the pods (kubectl -n ${t.namespace} get pods), then re-run to keep waiting`,
+        },
       ]),
   });
 }
 
 /** The deployment as it is now, and the restart stamp of this run on it, if any. */
-async function assess(ctx: StepContext, p: Params): Promise<{ api: AppsV1Api; t: { namespace: string; name: string }; d: V1Deployment; stamp: string | undefined }> {
+async function assess(
+  ctx: StepContext,
+  p: Params,
+): Promise<{ api: AppsV1Api; t: { namespace: string; name: string }; d: V1Deployment; stamp: string | undefined }> {
   const api = await appsApi(ctx, p);
   const t = target(ctx, p);
   const d = await read(api, t);
@@ -100,7 +118,10 @@ export const kubeRestart = defineStep<Params, Result>({
     if (stamp) return { state: 'ready', plan: [`wait for the rollout of ${label(t)} restarted at ${stamp}`] };
     return {
       state: 'ready',
-      plan: [`PATCH ${label(t)}: spec.template.metadata.annotations["${RESTARTED_AT}"] = <now>`, `wait for the rollout of ${d.spec?.replicas ?? 1} replicas`],
+      plan: [
+        `PATCH ${label(t)}: spec.template.metadata.annotations["${RESTARTED_AT}"] = <now>`,
+        `wait for the rollout of ${d.spec?.replicas ?? 1} replicas`,
+      ],
     };
   },
   async apply(ctx, p) {
@@ -126,7 +147,14 @@ export const kubeRestart = defineStep<Params, Result>({
     const d = await read(await appsApi(ctx, p), t);
     const status = rolloutStatus(d);
     if (restartedAtOf(d) !== result.restartedAt) {
-      return [{ severity: 'error', object: label(t), message: `the pod template carries restartedAt ${restartedAtOf(d) ?? 'none'}, not ${result.restartedAt}`, fix: 'someone else changed the deployment; check it and re-run' }];
+      return [
+        {
+          severity: 'error',
+          object: label(t),
+          message: `the pod template carries restartedAt ${restartedAtOf(d) ?? 'none'}, not ${result.restartedAt}`,
+          fix: 'someone else changed the deployment; check it and re-run',
+        },
+      ];
     }
     if (status.state !== 'complete') return [{ severity: 'error', object: label(t), message: `rollout not complete: ${status.detail}` }];
   },

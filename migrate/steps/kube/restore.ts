@@ -3,12 +3,14 @@
  * `counts: ${{ steps.<scale step>.counts }}` — and waits until their pods are ready.
  */
 import { z } from 'zod';
+import { defineStep, type Json } from '../../core/step.ts';
 import { appsApi, kubeAccessParams } from '../../kube/client.ts';
 import { restoreOriginals, scaleTo, settled } from '../../kube/scaling.ts';
 import { parseWorkloadKey, readWorkload } from '../../kube/workloads.ts';
-import { defineStep, type Json } from '../../core/step.ts';
 
-const workloadKeySchema = z.string().refine((key) => parseWorkloadKey(key) !== undefined, 'must be namespace/deployment/name or namespace/statefulset/name');
+const workloadKeySchema = z
+  .string()
+  .refine((key) => parseWorkloadKey(key) !== undefined, 'must be namespace/deployment/name or namespace/statefulset/name');
 
 const params = z
   .object({
@@ -48,7 +50,12 @@ export const kubeRestore = defineStep<Params, Result>({
     for (const [key, replicas] of Object.entries(p.counts)) {
       const state = await readWorkload(api, parseWorkloadKey(key)!);
       if (state.desired !== replicas) {
-        findings.push({ severity: 'error' as const, object: key, message: `has ${state.desired} desired replicas, expected ${replicas}`, fix: 'find what changed it (an autoscaler, a CD tool) and re-run' });
+        findings.push({
+          severity: 'error' as const,
+          object: key,
+          message: `has ${state.desired} desired replicas, expected ${replicas}`,
+          fix: 'find what changed it (an autoscaler, a CD tool) and re-run',
+        });
       }
     }
     return findings;

@@ -4,10 +4,10 @@
  * changed; the result (`counts`) is what kube.restore and the undo put back.
  */
 import { z } from 'zod';
+import { defineStep, type Json, type StepContext } from '../../core/step.ts';
 import { appsApi, kubeAccessParams } from '../../kube/client.ts';
 import { originalCounts, restoreOriginals, scaleTo } from '../../kube/scaling.ts';
 import { listWorkloads, type WorkloadState } from '../../kube/workloads.ts';
-import { defineStep, type Json, type StepContext } from '../../core/step.ts';
 
 const params = z
   .object({
@@ -47,7 +47,14 @@ export const kubeScale = defineStep<Params, Result>({
     const namespaces = (p.namespaces ?? ctx.outputs.app.namespaces).join(', ');
     const findings =
       workloads.length === 0
-        ? [{ severity: 'warning' as const, object: `namespaces ${namespaces}`, message: 'no deployments or statefulsets to scale', fix: 'check the namespaces (outputs.app.namespaces or with.namespaces)' }]
+        ? [
+            {
+              severity: 'warning' as const,
+              object: `namespaces ${namespaces}`,
+              message: 'no deployments or statefulsets to scale',
+              fix: 'check the namespaces (outputs.app.namespaces or with.namespaces)',
+            },
+          ]
         : [];
     const busy = workloads.filter((w) => w.desired > 0 || w.running > 0);
     if (busy.length === 0) return { state: 'done', findings, result: resultOf(originalCounts(ctx.previousChanges)) };

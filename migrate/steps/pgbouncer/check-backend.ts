@@ -5,9 +5,9 @@
  * disagree fail the check. Read-only: it is "done" as soon as it has looked.
  */
 import { z } from 'zod';
+import { defineStep, type Finding } from '../../core/step.ts';
 import { databaseEntry, sharedAdmin } from '../../pgbouncer/admin.ts';
 import { consoleParams, consolesFor } from '../../pgbouncer/consoles.ts';
-import { defineStep, type Finding } from '../../core/step.ts';
 import { databaseParam, entryOf } from './params.ts';
 
 const params = z
@@ -15,7 +15,10 @@ const params = z
     ...databaseParam,
     ...consoleParams,
     /** The backend it must point at; when absent the step only reports. */
-    expect: z.object({ host: z.string().min(1), port: z.coerce.number().int().positive(), database: z.string().min(1).optional() }).strict().optional(),
+    expect: z
+      .object({ host: z.string().min(1), port: z.coerce.number().int().positive(), database: z.string().min(1).optional() })
+      .strict()
+      .optional(),
   })
   .strict();
 type Params = z.infer<typeof params>;
@@ -44,7 +47,11 @@ export const pgbouncerCheckBackend = defineStep<Params, Result>({
   destructive: false,
   async probe(ctx, p) {
     const result = await assess(ctx, p);
-    return { state: 'done', result, plan: result.consoles.map((c) => `${c.console}: database ${result.database} points at ${where(c)}${c.paused ? ' (paused)' : ''}`) };
+    return {
+      state: 'done',
+      result,
+      plan: result.consoles.map((c) => `${c.console}: database ${result.database} points at ${where(c)}${c.paused ? ' (paused)' : ''}`),
+    };
   },
   apply: (ctx, p) => assess(ctx, p),
   async check(_ctx, p, result) {
@@ -58,7 +65,9 @@ export const pgbouncerCheckBackend = defineStep<Params, Result>({
       findings.push({
         severity: 'error',
         object: `pgbouncer database ${result.database} on ${c.console}`,
-        message: want ? `points at ${where(c)}, expected ${want.host}:${want.port}${want.database ? `/${want.database}` : ''}` : `points at ${where(c)}, while ${result.consoles[0]!.console} points at ${where(result)}`,
+        message: want
+          ? `points at ${where(c)}, expected ${want.host}:${want.port}${want.database ? `/${want.database}` : ''}`
+          : `points at ${where(c)}, while ${result.consoles[0]!.console} points at ${where(result)}`,
         fix: 'check the PgBouncer config source (the secret the pods read, or the ini) and restart or reload PgBouncer',
       });
     }

@@ -1,8 +1,8 @@
 /** `with:` fields shared by the pgbouncer.* steps. */
 import { z } from 'zod';
-import { entryNameSchema } from '../../pgbouncer/admin.ts';
-import { consoleParams, consolesFor, type Console, type ConsoleParams } from '../../pgbouncer/consoles.ts';
 import type { StepContext } from '../../core/step.ts';
+import { entryNameSchema } from '../../pgbouncer/admin.ts';
+import { type Console, type ConsoleParams, consoleParams, consolesFor } from '../../pgbouncer/consoles.ts';
 
 export const databaseParam = {
   /** The [databases] entry clients connect to; defaults to outputs.database.name. */
@@ -12,7 +12,10 @@ export const databaseParam = {
 export const entryOf = (ctx: StepContext, p: { database?: string }) => p.database ?? ctx.outputs.database.name;
 
 /** The [databases] entry a step acts on, and the admin console of each PgBouncer it acts on. */
-export async function entryAndConsoles(ctx: StepContext, p: { database?: string } & ConsoleParams): Promise<{ entry: string; consoles: Console[] }> {
+export async function entryAndConsoles(
+  ctx: StepContext,
+  p: { database?: string } & ConsoleParams,
+): Promise<{ entry: string; consoles: Console[] }> {
   return { entry: entryOf(ctx, p), consoles: await consolesFor(ctx, p) };
 }
 

@@ -4,9 +4,9 @@
  * every pod of the deployment (or the one PgBouncer outside the cluster), all or nothing.
  */
 import type { z } from 'zod';
+import { defineStep, type Finding } from '../../core/step.ts';
 import { configValue, databaseEntry, poolState, sharedAdmin } from '../../pgbouncer/admin.ts';
 import { pauseAll, resumeAll } from '../../pgbouncer/pause.ts';
-import { defineStep, type Finding } from '../../core/step.ts';
 import { entryAndConsoles, pauseParams } from './params.ts';
 
 const params = pauseParams;
@@ -42,7 +42,9 @@ export const pgbouncerPause = defineStep<Params, Result>({
           fix: 'keep the pause (through resume) shorter than that, or set query_wait_timeout = 0 for the cutover',
         });
       }
-      plan.push(`${console.label}: PAUSE ${entry} on ${state.host}:${state.port} (holds new queries; waits for ${pool.serversActive} active server connections, up to ${p.deadlineSeconds} s)`);
+      plan.push(
+        `${console.label}: PAUSE ${entry} on ${state.host}:${state.port} (holds new queries; waits for ${pool.serversActive} active server connections, up to ${p.deadlineSeconds} s)`,
+      );
     }
     const labels = consoles.map((c) => c.label);
     if (done) return { state: 'done', plan, result: { database: entry, paused: true, waitedMs: 0, consoles: labels } };
@@ -62,7 +64,12 @@ export const pgbouncerPause = defineStep<Params, Result>({
     const findings: Finding[] = [];
     for (const console of consoles) {
       if (!(await databaseEntry(await sharedAdmin(ctx, console), entry)).paused) {
-        findings.push({ severity: 'error', object: `pgbouncer database ${entry} on ${console.label}`, message: 'is not paused', fix: 'someone resumed it (or the pod is new); re-run the step' });
+        findings.push({
+          severity: 'error',
+          object: `pgbouncer database ${entry} on ${console.label}`,
+          message: 'is not paused',
+          fix: 'someone resumed it (or the pod is new); re-run the step',
+        });
       }
     }
     return findings;

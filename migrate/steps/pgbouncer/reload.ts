@@ -10,15 +10,17 @@
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { z } from 'zod';
-import { adminCommand, databaseEntry, serverConnections, sharedAdmin, type DatabaseEntry } from '../../pgbouncer/admin.ts';
-import { consolesFor, type Console } from '../../pgbouncer/consoles.ts';
-import { kubeAccessParams } from '../../kube/client.ts';
+import { defineStep, type Json, type StepContext, StepError } from '../../core/step.ts';
 import { waitFor } from '../../core/wait.ts';
-import { readBackend, rewriteBackend, type Backend } from '../../pgbouncer/ini.ts';
-import { defineStep, StepError, type Json, type StepContext } from '../../core/step.ts';
+import { kubeAccessParams } from '../../kube/client.ts';
+import { adminCommand, type DatabaseEntry, databaseEntry, serverConnections, sharedAdmin } from '../../pgbouncer/admin.ts';
+import { type Console, consolesFor } from '../../pgbouncer/consoles.ts';
+import { type Backend, readBackend, rewriteBackend } from '../../pgbouncer/ini.ts';
 import { databaseParam, entryAndConsoles } from './params.ts';
 
-const backendSchema = z.object({ host: z.string().min(1), port: z.coerce.number().int().positive(), database: z.string().min(1).optional() }).strict();
+const backendSchema = z
+  .object({ host: z.string().min(1), port: z.coerce.number().int().positive(), database: z.string().min(1).optional() })
+  .strict();
 
 const params = z
   .object({
@@ -45,31 +47,67 @@ interface ReloadChange {
   [key: string]: Json;
 }
 
-const resultOf = (e: DatabaseEntry, consoles: Console[]): Result => ({ database: e.name, host: e.host ?? '', port: e.port, dbname: e.database, consoles: consoles.map((c) => c.label) });
+const resultOf = (e: DatabaseEntry, consoles: Console[]): Result => ({
+  database: e.name,
+  host: e.host ?? '',
+  port: e.port,
+  dbname: e.database,
+  consoles: consoles.map((c) => c.label),
+});
 const matches = (e: DatabaseEntry, b: Backend) => e.host === b.host && e.port === b.port && (!b.database || e.database === b.database);
 const where = (b: { host: string | null; port: number; database?: string }) => `${b.host}:${b.port}${b.database ? `/${b.database}` : ''}`;
 
 function readIni(path: string, entry: string): string {
-  if (!existsSync(path)) throw new StepError(`Unable to switch the PgBouncer backend: ${path} does not exist`, [{ severity: 'error', object: `with.configFile ${path}`, message: 'file not found', fix: 'pass the pgbouncer.ini this PgBouncer was started with' }]);
+  if (!existsSync(path))
+    throw new StepError(`Unable to switch the PgBouncer backend: ${path} does not exist`, [
+      {
+        severity: 'error',
+        object: `with.configFile ${path}`,
+        message: 'file not found',
+        fix: 'pass the pgbouncer.ini this PgBouncer was started with',
+      },
+    ]);
   const text = readFileSync(path, 'utf8');
   try {
     readBackend(text, entry);
   } catch (error) {
-    throw new StepError(`Unable to switch the PgBouncer backend: ${path}: ${(error as Error).message}`, [{ severity: 'error', object: `with.configFile ${path}`, message: (error as Error).message, fix: 'pass with.database, the entry name in [databases]' }]);
+    throw new StepError(`Unable to switch the PgBouncer backend: ${path}: ${(error as Error).message}`, [
+      {
+        severity: 'error',
+        object: `with.configFile ${path}`,
+        message: (error as Error).message,
+        fix: 'pass with.database, the entry name in [databases]',
+      },
+    ]);
   }
   return text;
 }
 
 /** Rewrites the entry (in place, so the file keeps the owner PgBouncer reads it as), reloads, verifies, waits for old connections. */
-async function pointAt(ctx: StepContext, console: Console, entry: string, configFile: string | undefined, backend: Backend | undefined, p: Params): Promise<DatabaseEntry> {
+async function pointAt(
+  ctx: StepContext,
+  console: Console,
+  entry: string,
+  configFile: string | undefined,
+  backend: Backend | undefined,
+  p: Params,
+): Promise<DatabaseEntry> {
   const admin = await sharedAdmin(ctx, console);
   if (configFile && backend) writeFileSync(configFile, rewriteBackend(readIni(configFile, entry), entry, backend));
   await adminCommand(admin, 'RELOAD');
   const now = await databaseEntry(admin, entry);
   if (backend && !matches(now, backend)) {
-    throw new StepError(`Unable to switch PgBouncer database ${entry} to ${where(backend)}: after RELOAD it still points at ${where(now)}`, [
-      { severity: 'error', object: `pgbouncer database ${entry}`, message: `points at ${where(now)}`, fix: `check that ${configFile} is the file this PgBouncer reads (pgbouncer -d <file>) and that it can read it` },
-    ]);
+    throw new StepError(
+      `Unable to switch PgBouncer database ${entry} to ${where(backend)}: after RELOAD it still points at ${where(now)}`,
+      [
+        {
+          severity: 'error',
+          object: `pgbouncer database ${entry}`,
+          message: `points at ${where(now)}`,
+          fix: `check that ${configFile} is the file this PgBouncer reads (pgbouncer -d <file>) and that it can read it`,
+        },
+      ],
+    );
   }
   if (!backend) return now;
   // RELOAD marks connections to the old destination to close when released, but PgBouncer 1.18
@@ -83,12 +121,22 @@ async function pointAt(ctx: StepContext, console: Console, entry: string, config
     intervalMs: p.pollSeconds * 1000,
     poll: async () => {
       lingering = (await serverConnections(admin, entry)).filter((s) => s.closeNeeded).length;
-      return lingering === 0 ? { ready: true, value: undefined } : { ready: false, detail: `${lingering} still open (in a transaction or session)` };
+      return lingering === 0
+        ? { ready: true, value: undefined }
+        : { ready: false, detail: `${lingering} still open (in a transaction or session)` };
     },
     timedOut: () =>
-      new StepError(`Unable to switch PgBouncer database ${entry}: ${lingering} connections to the old backend still open after ${p.deadlineSeconds} s`, [
-        { severity: 'error', object: `pgbouncer database ${entry}`, message: 'server connections close only when released; a long transaction or session holds one', fix: 'pause first (pgbouncer.pause) so no connection is in use, or end the long transactions' },
-      ]),
+      new StepError(
+        `Unable to switch PgBouncer database ${entry}: ${lingering} connections to the old backend still open after ${p.deadlineSeconds} s`,
+        [
+          {
+            severity: 'error',
+            object: `pgbouncer database ${entry}`,
+            message: 'server connections close only when released; a long transaction or session holds one',
+            fix: 'pause first (pgbouncer.pause) so no connection is in use, or end the long transactions',
+          },
+        ],
+      ),
   });
   return now;
 }
@@ -101,18 +149,24 @@ async function assess(ctx: StepContext, p: Params): Promise<{ entry: string; con
 
 export const pgbouncerReload = defineStep<Params, Result>({
   kind: 'pgbouncer.reload',
-  summary: 'RELOAD PgBouncer (every pod, or the one whose ini is here, optionally pointing a [databases] entry at a new backend first) and confirm where it points',
+  summary:
+    'RELOAD PgBouncer (every pod, or the one whose ini is here, optionally pointing a [databases] entry at a new backend first) and confirm where it points',
   params,
   requires: ['pgbouncer'],
   destructive: true,
   async probe(ctx, p) {
     const { entry, consoles, current } = await assess(ctx, p);
     if (p.backend && matches(current, p.backend)) return { state: 'done', result: resultOf(current, consoles) };
-    if (!p.backend) return { state: 'ready', plan: consoles.map((c) => `${c.label}: RELOAD (database ${entry} now points at ${where(current)})`) };
+    if (!p.backend)
+      return { state: 'ready', plan: consoles.map((c) => `${c.label}: RELOAD (database ${entry} now points at ${where(current)})`) };
     readIni(p.configFile!, entry);
     return {
       state: 'ready',
-      plan: [`rewrite ${p.configFile} [databases] ${entry}: ${where(current)} → ${where(p.backend)}`, 'RELOAD', `RECONNECT ${entry}; wait for connections to the old backend to close (up to ${p.deadlineSeconds} s)`],
+      plan: [
+        `rewrite ${p.configFile} [databases] ${entry}: ${where(current)} → ${where(p.backend)}`,
+        'RELOAD',
+        `RECONNECT ${entry}; wait for connections to the old backend to close (up to ${p.deadlineSeconds} s)`,
+      ],
     };
   },
   async apply(ctx, p) {
@@ -136,7 +190,8 @@ export const pgbouncerReload = defineStep<Params, Result>({
   async check(ctx, p) {
     if (!p.backend) return;
     const { entry, current: now } = await assess(ctx, p);
-    if (!matches(now, p.backend)) return [{ severity: 'error', object: `pgbouncer database ${entry}`, message: `points at ${where(now)}, not ${where(p.backend)}` }];
+    if (!matches(now, p.backend))
+      return [{ severity: 'error', object: `pgbouncer database ${entry}`, message: `points at ${where(now)}, not ${where(p.backend)}` }];
   },
   async undo(ctx, p, changes) {
     const first = changes.find((c): c is ReloadChange => (c as Partial<ReloadChange>)?.action === 'reload');

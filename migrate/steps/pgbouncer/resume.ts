@@ -4,9 +4,9 @@
  * pause → reload → resume runs pause, restore the backend, resume.
  */
 import type { z } from 'zod';
+import { defineStep, type Finding } from '../../core/step.ts';
 import { databaseEntry, sharedAdmin } from '../../pgbouncer/admin.ts';
 import { pauseAll, resumeAll } from '../../pgbouncer/pause.ts';
-import { defineStep, type Finding } from '../../core/step.ts';
 import { entryAndConsoles, pauseParams } from './params.ts';
 
 const params = pauseParams;
@@ -43,7 +43,12 @@ export const pgbouncerResume = defineStep<Params, Result>({
     const findings: Finding[] = [];
     for (const console of consoles) {
       if ((await databaseEntry(await sharedAdmin(ctx, console), entry)).paused) {
-        findings.push({ severity: 'error', object: `pgbouncer database ${entry} on ${console.label}`, message: 'is still paused', fix: 'run RESUME on its console' });
+        findings.push({
+          severity: 'error',
+          object: `pgbouncer database ${entry} on ${console.label}`,
+          message: 'is still paused',
+          fix: 'run RESUME on its console',
+        });
       }
     }
     return findings;

@@ -9,11 +9,11 @@
  * round trip instead of at the next keepalive.
  */
 import { z } from 'zod';
-import { pool } from '../../postgres/connections.ts';
-import { replicationNames } from '../../postgres/replication-names.ts';
-import { slotInfo, subscriptionInfo } from '../../postgres/replication.ts';
+import { blockedBy, blocks, defineStep, type Finding, type StepContext, StepError, unable } from '../../core/step.ts';
 import { waitFor } from '../../core/wait.ts';
-import { blockedBy, blocks, defineStep, StepError, unable, type Finding, type StepContext } from '../../core/step.ts';
+import { pool } from '../../postgres/connections.ts';
+import { slotInfo, subscriptionInfo } from '../../postgres/replication.ts';
+import { replicationNames } from '../../postgres/replication-names.ts';
 
 const params = z
   .object({
@@ -56,11 +56,30 @@ function lsnDistance(from: string, to: string): bigint {
 /** What stops the wait: no subscription, a disabled one, or no slot on the source. */
 async function assess(ctx: StepContext, p: Params): Promise<Finding[]> {
   const sub = await subscriptionInfo(await pool(ctx, 'target'), p.subscription);
-  if (!sub) return [{ severity: 'error', object: `subscription ${p.subscription} (target)`, message: 'does not exist', fix: 'run postgres.replication-start first' }];
+  if (!sub)
+    return [
+      {
+        severity: 'error',
+        object: `subscription ${p.subscription} (target)`,
+        message: 'does not exist',
+        fix: 'run postgres.replication-start first',
+      },
+    ];
   const findings: Finding[] = [];
-  if (!sub.enabled) findings.push({ severity: 'error', object: `subscription ${p.subscription} (target)`, message: 'is disabled, so it will not catch up', fix: `alter subscription ${p.subscription} enable` });
+  if (!sub.enabled)
+    findings.push({
+      severity: 'error',
+      object: `subscription ${p.subscription} (target)`,
+      message: 'is disabled, so it will not catch up',
+      fix: `alter subscription ${p.subscription} enable`,
+    });
   if (!(await slotInfo(await pool(ctx, 'source'), sub.slotName ?? p.subscription))) {
-    findings.push({ severity: 'error', object: `slot ${sub.slotName ?? p.subscription} (source)`, message: 'does not exist', fix: 'replication is broken: recreate it (replication-stop, then replication-start)' });
+    findings.push({
+      severity: 'error',
+      object: `slot ${sub.slotName ?? p.subscription} (source)`,
+      message: 'does not exist',
+      fix: 'replication is broken: recreate it (replication-stop, then replication-start)',
+    });
   }
   return findings;
 }
@@ -75,7 +94,12 @@ export const catchUp = defineStep<Params, Result>({
   async probe(ctx, p) {
     const findings = await assess(ctx, p);
     if (blocks(findings)) return { state: 'blocked', findings };
-    return { state: 'ready', plan: [`read the source WAL position${p.emitMessage ? ' (after a flushed logical message)' : ''} and wait up to ${p.deadlineSeconds} s for slot ${p.subscription} to confirm it`] };
+    return {
+      state: 'ready',
+      plan: [
+        `read the source WAL position${p.emitMessage ? ' (after a flushed logical message)' : ''} and wait up to ${p.deadlineSeconds} s for slot ${p.subscription} to confirm it`,
+      ],
+    };
   },
 
   async apply(ctx, p) {
@@ -118,6 +142,12 @@ export const catchUp = defineStep<Params, Result>({
   async check(ctx, p, result) {
     const slot = await slotInfo(await pool(ctx, 'source'), p.subscription);
     if (slot?.confirmedFlushLsn && lsnDistance(slot.confirmedFlushLsn, result.lsn) <= 0n) return [];
-    return [{ severity: 'error', object: `slot ${p.subscription} (source)`, message: `confirmed ${slot?.confirmedFlushLsn ?? 'nothing'}, expected at least ${result.lsn}` }];
+    return [
+      {
+        severity: 'error',
+        object: `slot ${p.subscription} (source)`,
+        message: `confirmed ${slot?.confirmedFlushLsn ?? 'nothing'}, expected at least ${result.lsn}`,
+      },
+    ];
   },
 });

@@ -15,6 +15,8 @@
  * postgres.write-fence later reads every row change committed since (nothing, if the freeze held).
  */
 import { z } from 'zod';
+import { blockedBy, blocks, defineStep, type Finding, type StepContext, StepError, unable } from '../../core/step.ts';
+import { waitFor } from '../../core/wait.ts';
 import { pool } from '../../postgres/connections.ts';
 import {
   defaultApplicationRoles,
@@ -22,19 +24,25 @@ import {
   openSessions,
   originalStates,
   READ_ONLY_SETTING,
+  type RoleFreezeChange,
+  type RoleState,
   restoreRole,
   roleStates,
   sessionsStartedBefore,
   terminateSessions,
   unfrozenMembers,
   writingSessions,
-  type RoleFreezeChange,
-  type RoleState,
 } from '../../postgres/role-freeze.ts';
-import { createFenceSlot, DEFAULT_FENCE_SLOT, dropFenceSlot, fenceSlotExists, freeSlots, isFenceSlotChange, type FenceSlotChange } from '../../postgres/write-fence.ts';
 import { REPLICATION_NAME } from '../../postgres/sql.ts';
-import { waitFor } from '../../core/wait.ts';
-import { blockedBy, blocks, defineStep, StepError, unable, type Finding, type StepContext } from '../../core/step.ts';
+import {
+  createFenceSlot,
+  DEFAULT_FENCE_SLOT,
+  dropFenceSlot,
+  type FenceSlotChange,
+  fenceSlotExists,
+  freeSlots,
+  isFenceSlotChange,
+} from '../../postgres/write-fence.ts';
 
 const params = z
   .object({
@@ -46,7 +54,10 @@ const params = z
     deadlineSeconds: z.number().positive().default(30),
     /** Create the write-fence slot that postgres.write-fence reads after catch-up. */
     fence: z.boolean().default(true),
-    fenceSlot: z.string().regex(REPLICATION_NAME, 'must be a lower-case identifier (a-z, 0-9, _; at most 63 characters)').default(DEFAULT_FENCE_SLOT),
+    fenceSlot: z
+      .string()
+      .regex(REPLICATION_NAME, 'must be a lower-case identifier (a-z, 0-9, _; at most 63 characters)')
+      .default(DEFAULT_FENCE_SLOT),
   })
   .strict();
 type Params = z.infer<typeof params>;
@@ -75,30 +86,75 @@ async function selectRoles(ctx: StepContext, p: Params): Promise<string[]> {
 }
 
 /** The roles to freeze, their current state, the source database, and what refuses or warns about the freeze. */
-async function assess(ctx: StepContext, p: Params): Promise<{ findings: Finding[]; roles: string[]; states: Map<string, RoleState>; database: string }> {
+async function assess(
+  ctx: StepContext,
+  p: Params,
+): Promise<{ findings: Finding[]; roles: string[]; states: Map<string, RoleState>; database: string }> {
   const source = await pool(ctx, 'source');
   const roles = await selectRoles(ctx, p);
   const states = await roleStates(source, roles);
-  const { me, database } = (await source.query<{ me: string; database: string }>('select current_user as me, current_database() as database')).rows[0]!;
+  const { me, database } = (
+    await source.query<{ me: string; database: string }>('select current_user as me, current_database() as database')
+  ).rows[0]!;
   const findings: Finding[] = [];
   for (const role of roles) {
     const state = states.get(role)!;
-    if (!state.exists) findings.push({ severity: 'error', object: `role ${role}`, message: 'does not exist on the source', fix: 'remove it from with.roles' });
-    else if (role === me) findings.push({ severity: 'error', object: `role ${role}`, message: 'is the role the migration connects as; freezing it would stop the migration', fix: 'remove it from with.roles' });
-    else if (state.superuser && p.mode === 'advisory') findings.push({ severity: 'warning', object: `role ${role}`, message: 'is a superuser: it can override default_transaction_read_only per transaction' });
+    if (!state.exists)
+      findings.push({
+        severity: 'error',
+        object: `role ${role}`,
+        message: 'does not exist on the source',
+        fix: 'remove it from with.roles',
+      });
+    else if (role === me)
+      findings.push({
+        severity: 'error',
+        object: `role ${role}`,
+        message: 'is the role the migration connects as; freezing it would stop the migration',
+        fix: 'remove it from with.roles',
+      });
+    else if (state.superuser && p.mode === 'advisory')
+      findings.push({
+        severity: 'warning',
+        object: `role ${role}`,
+        message: 'is a superuser: it can override default_transaction_read_only per transaction',
+      });
   }
   if (roles.length === 0) findings.push({ severity: 'warning', object: 'source roles', message: 'no application role found to freeze' });
-  for (const { member, role } of await unfrozenMembers(source, roles.filter((r) => states.get(r)!.exists))) {
-    findings.push({ severity: 'warning', object: `role ${member}`, message: `is not frozen but is a member of frozen role ${role}, so it can still write with ${role}'s rights (SET ROLE)`, fix: `add ${member} to with.roles` });
+  for (const { member, role } of await unfrozenMembers(
+    source,
+    roles.filter((r) => states.get(r)!.exists),
+  )) {
+    findings.push({
+      severity: 'warning',
+      object: `role ${member}`,
+      message: `is not frozen but is a member of frozen role ${role}, so it can still write with ${role}'s rights (SET ROLE)`,
+      fix: `add ${member} to with.roles`,
+    });
   }
   if (p.mode === 'advisory') {
-    findings.push({ severity: 'warning', object: 'mode advisory', message: 'the roles stay able to write with BEGIN READ WRITE or SET default_transaction_read_only = off; only the write fence will tell' });
+    findings.push({
+      severity: 'warning',
+      object: 'mode advisory',
+      message:
+        'the roles stay able to write with BEGIN READ WRITE or SET default_transaction_read_only = off; only the write fence will tell',
+    });
   }
   if (p.fence && !ownFenceSlot(ctx, p)) {
     if (await fenceSlotExists(source, p.fenceSlot)) {
-      findings.push({ severity: 'error', object: `replication slot ${p.fenceSlot} (source)`, message: 'already exists', fix: `drop it if it is a leftover (select pg_drop_replication_slot('${p.fenceSlot}')), or choose another with.fenceSlot` });
+      findings.push({
+        severity: 'error',
+        object: `replication slot ${p.fenceSlot} (source)`,
+        message: 'already exists',
+        fix: `drop it if it is a leftover (select pg_drop_replication_slot('${p.fenceSlot}')), or choose another with.fenceSlot`,
+      });
     } else if ((await freeSlots(source)) < 1) {
-      findings.push({ severity: 'error', object: 'source parameter max_replication_slots', message: `no free slot for the write fence ${p.fenceSlot}`, fix: 'raise max_replication_slots (a restart), drop an unused slot, or set with.fence: false' });
+      findings.push({
+        severity: 'error',
+        object: 'source parameter max_replication_slots',
+        message: `no free slot for the write fence ${p.fenceSlot}`,
+        fix: 'raise max_replication_slots (a restart), drop an unused slot, or set with.fence: false',
+      });
     }
   }
   return { findings, roles, states, database };
@@ -170,7 +226,12 @@ export const freezeWrites = defineStep<Params, Result>({
         },
         timedOut: ({ detail }) =>
           new StepError(`sessions of frozen roles still open after ${p.deadlineSeconds} s (${detail})`, [
-            { severity: 'error', object: `roles ${roles.join(', ')}`, message: detail, fix: 'resume to try again, or end them by hand (pg_terminate_backend); roll back to unfreeze' },
+            {
+              severity: 'error',
+              object: `roles ${roles.join(', ')}`,
+              message: detail,
+              fix: 'resume to try again, or end them by hand (pg_terminate_backend); roll back to unfreeze',
+            },
           ]),
       });
       if (p.fence && !(ownFenceSlot(ctx, p) && (await fenceSlotExists(source, p.fenceSlot)))) {
@@ -198,21 +259,41 @@ export const freezeWrites = defineStep<Params, Result>({
     const findings: Finding[] = [];
     for (const role of result.roles) {
       const state = states.get(role)!;
-      if (!isFrozen(state.readOnly)) findings.push({ severity: 'error', object: `role ${role}`, message: `${READ_ONLY_SETTING} is ${state.readOnly ?? 'not set'} in this database` });
-      if (p.mode === 'enforced' && state.canLogin) findings.push({ severity: 'error', object: `role ${role}`, message: 'can still log in' });
+      if (!isFrozen(state.readOnly))
+        findings.push({
+          severity: 'error',
+          object: `role ${role}`,
+          message: `${READ_ONLY_SETTING} is ${state.readOnly ?? 'not set'} in this database`,
+        });
+      if (p.mode === 'enforced' && state.canLogin)
+        findings.push({ severity: 'error', object: `role ${role}`, message: 'can still log in' });
     }
     const writing = await writingSessions(source, result.roles);
     for (const session of writing) {
-      findings.push({ severity: 'error', object: `session ${session.pid} (role ${session.role})`, message: 'has uncommitted writes after the freeze', fix: `select pg_terminate_backend(${session.pid})` });
+      findings.push({
+        severity: 'error',
+        object: `session ${session.pid} (role ${session.role})`,
+        message: 'has uncommitted writes after the freeze',
+        fix: `select pg_terminate_backend(${session.pid})`,
+      });
     }
     if (p.mode === 'enforced') {
       // Background workers (pg_cron and the like) connect without the login check.
       for (const session of (await openSessions(source, result.roles)).filter((s) => !writing.some((w) => w.pid === s.pid))) {
-        findings.push({ severity: 'warning', object: `session ${session.pid} (role ${session.role})`, message: 'is connected although the role cannot log in (a background worker?); the write fence will report what it writes' });
+        findings.push({
+          severity: 'warning',
+          object: `session ${session.pid} (role ${session.role})`,
+          message: 'is connected although the role cannot log in (a background worker?); the write fence will report what it writes',
+        });
       }
     }
     if (result.fenceSlot && !(await fenceSlotExists(source, result.fenceSlot))) {
-      findings.push({ severity: 'error', object: `replication slot ${result.fenceSlot} (source)`, message: 'the write-fence slot is missing', fix: 'roll back and freeze again, or run without the write fence (with.fence: false)' });
+      findings.push({
+        severity: 'error',
+        object: `replication slot ${result.fenceSlot} (source)`,
+        message: 'the write-fence slot is missing',
+        fix: 'roll back and freeze again, or run without the write fence (with.fence: false)',
+      });
     }
     return findings;
   },

@@ -4,13 +4,17 @@
  * runbook opts in: REPLICA IDENTITY FULL on tables without a primary key (journalled, undone).
  */
 import { z } from 'zod';
-import { pool, subscriptionSourceUrl, type Side } from '../../postgres/connections.ts';
+import { redact } from '../../core/secret.ts';
+import { blockedBy, blocks, defineStep, type Finding, type Json, type StepContext, unable } from '../../core/step.ts';
+import { pool, type Side, subscriptionSourceUrl } from '../../postgres/connections.ts';
+import { ownershipFindings } from '../../postgres/ownership.ts';
 import { clientToolFindings } from '../../postgres/pg-tools.ts';
 import {
   equalityFindings,
   extensionFindings,
   fullIdentityWithoutEquality,
   highBitCharFindings,
+  type IdentityProblem,
   identityFindings,
   largeObjectFindings,
   missingRoleFindings,
@@ -24,15 +28,11 @@ import {
   targetServerFindings,
   unloggedFindings,
   versionFindings,
-  type IdentityProblem,
 } from '../../postgres/preflight-checks.ts';
-import { ownershipFindings } from '../../postgres/ownership.ts';
-import { replicationNames } from '../../postgres/replication-names.ts';
-import { subscriptionReachFindings } from '../../postgres/subscription-reach.ts';
 import { publicationExists, subscriptionInfo } from '../../postgres/replication.ts';
-import { serverInfo, type ServerInfo } from '../../postgres/server.ts';
-import { redact } from '../../core/secret.ts';
-import { blockedBy, blocks, defineStep, unable, type Finding, type Json, type StepContext } from '../../core/step.ts';
+import { replicationNames } from '../../postgres/replication-names.ts';
+import { type ServerInfo, serverInfo } from '../../postgres/server.ts';
+import { subscriptionReachFindings } from '../../postgres/subscription-reach.ts';
 
 const params = z
   .object({
@@ -71,7 +71,10 @@ async function connect(ctx: StepContext, side: Side): Promise<{ info: ServerInfo
         severity: 'error',
         object: `${side} connection`,
         message: `cannot connect: ${redact((error as Error).message)}`,
-        fix: side === 'source' ? 'check outputs.source.urlRef (host, port, credentials) and that this machine can reach the source' : 'check outputs.database (endpoint, port, master password) and that this machine can reach the target',
+        fix:
+          side === 'source'
+            ? 'check outputs.source.urlRef (host, port, credentials) and that this machine can reach the source'
+            : 'check outputs.database (endpoint, port, master password) and that this machine can reach the target',
       },
     };
   }
@@ -94,15 +97,26 @@ async function assess(ctx: StepContext, p: Params): Promise<Report> {
   if ('info' in source) {
     const info = source.info;
     checks.push(
-      ['source settings', async () => sourceServerFindings(s, info, 'info' in target ? Number((await t.query("select current_setting('max_sync_workers_per_subscription') as n")).rows[0].n) : 2)],
+      [
+        'source settings',
+        async () =>
+          sourceServerFindings(
+            s,
+            info,
+            'info' in target ? Number((await t.query("select current_setting('max_sync_workers_per_subscription') as n")).rows[0].n) : 2,
+          ),
+      ],
       ['source privileges', () => sourcePrivilegeFindings(s, info)],
-      ['source tables without a primary key', async () => {
-        const [keyless, unequal] = await Promise.all([tablesWithoutIdentity(s), fullIdentityWithoutEquality(s)]);
-        // REPLICA IDENTITY FULL cannot help these: they are refused, not fixed.
-        const refused = new Set(unequal.map((u) => u.table));
-        identity = keyless.filter((i) => !refused.has(i.table));
-        return [...equalityFindings(unequal), ...identityFindings(identity, p.replicaIdentityFull)];
-      }],
+      [
+        'source tables without a primary key',
+        async () => {
+          const [keyless, unequal] = await Promise.all([tablesWithoutIdentity(s), fullIdentityWithoutEquality(s)]);
+          // REPLICA IDENTITY FULL cannot help these: they are refused, not fixed.
+          const refused = new Set(unequal.map((u) => u.table));
+          identity = keyless.filter((i) => !refused.has(i.table));
+          return [...equalityFindings(unequal), ...identityFindings(identity, p.replicaIdentityFull)];
+        },
+      ],
       ['source large objects', () => largeObjectFindings(s)],
       ['source "char" columns', () => highBitCharFindings(s, info)],
       ['source unlogged tables', () => unloggedFindings(s)],
@@ -111,30 +125,55 @@ async function assess(ctx: StepContext, p: Params): Promise<Report> {
   if ('info' in target) {
     const info = target.info;
     checks.push(['target settings', () => targetServerFindings(t)], ['target privileges', () => targetPrivilegeFindings(t, info)]);
-    checks.push(['target → source connection', async () =>
-      subscriptionReachFindings(t, { conninfo: (await subscriptionSourceUrl(ctx)).reveal(), natPublicIps: ctx.outputs.network.natPublicIps, timeoutSeconds: p.reachTimeoutSeconds })]);
+    checks.push([
+      'target → source connection',
+      async () =>
+        subscriptionReachFindings(t, {
+          conninfo: (await subscriptionSourceUrl(ctx)).reveal(),
+          natPublicIps: ctx.outputs.network.natPublicIps,
+          timeoutSeconds: p.reachTimeoutSeconds,
+        }),
+    ]);
   }
   if ('info' in source && 'info' in target) {
     checks.push(
-      ['versions', async () => {
-        const tools = await clientToolFindings(p.pgBinDir, target.info);
-        return [...versionFindings(source.info, target.info, tools.dumpMajor, tools.bindir ?? 'pg_dump'), ...tools.findings];
-      }],
+      [
+        'versions',
+        async () => {
+          const tools = await clientToolFindings(p.pgBinDir, target.info);
+          return [...versionFindings(source.info, target.info, tools.dumpMajor, tools.bindir ?? 'pg_dump'), ...tools.findings];
+        },
+      ],
       ['extensions', () => extensionFindings(s, t)],
-      ['roles', async () => {
-        // A role that would lose a right it has on the source is an error; the general missing-role notice is kept for the rest.
-        const losing = await ownershipFindings(s, t);
-        const named = new Set(losing.map((f) => f.object));
-        return [...losing, ...(await missingRoleFindings(s, t, p.withOwners)).filter((f) => !named.has(f.object))];
-      }],
-      ['replication objects and target tables', async () => {
-        const sub = await subscriptionInfo(t, p.subscription);
-        if (sub?.publications.includes(p.publication) && (await publicationExists(s, p.publication))) {
-          // A rerun once replication runs: its objects and the target's rows are expected now.
-          return [{ severity: 'info', object: `subscription ${p.subscription}`, message: `replication from publication ${p.publication} is already set up` }];
-        }
-        return [...(await nameCollisionFindings(s, t, p.publication, p.subscription)), ...nonEmptyFindings(await nonEmptyTargetTables(t))];
-      }],
+      [
+        'roles',
+        async () => {
+          // A role that would lose a right it has on the source is an error; the general missing-role notice is kept for the rest.
+          const losing = await ownershipFindings(s, t);
+          const named = new Set(losing.map((f) => f.object));
+          return [...losing, ...(await missingRoleFindings(s, t, p.withOwners)).filter((f) => !named.has(f.object))];
+        },
+      ],
+      [
+        'replication objects and target tables',
+        async () => {
+          const sub = await subscriptionInfo(t, p.subscription);
+          if (sub?.publications.includes(p.publication) && (await publicationExists(s, p.publication))) {
+            // A rerun once replication runs: its objects and the target's rows are expected now.
+            return [
+              {
+                severity: 'info',
+                object: `subscription ${p.subscription}`,
+                message: `replication from publication ${p.publication} is already set up`,
+              },
+            ];
+          }
+          return [
+            ...(await nameCollisionFindings(s, t, p.publication, p.subscription)),
+            ...nonEmptyFindings(await nonEmptyTargetTables(t)),
+          ];
+        },
+      ],
     );
   }
   const settled = await Promise.allSettled(checks.map(([, check]) => check()));
@@ -202,7 +241,8 @@ export const preflight = defineStep<Params, Result>({
     const changed = new Map<string, IdentityChange>();
     // The first record per table holds its identity from before this run.
     for (const change of changes as readonly Partial<IdentityChange>[]) {
-      if (change?.action === 'replica-identity-full' && change.table && !changed.has(change.table)) changed.set(change.table, change as IdentityChange);
+      if (change?.action === 'replica-identity-full' && change.table && !changed.has(change.table))
+        changed.set(change.table, change as IdentityChange);
     }
     try {
       const source = await pool(ctx, 'source');

@@ -9,10 +9,11 @@
  * Always 'ready' when there are any: an earlier refresh (e.g. by the week-prior post-data restore)
  * holds older data. No undo: it only writes the target, which serves no one before the switch.
  */
-import { z } from 'zod';
+
 import type pg from 'pg';
+import { z } from 'zod';
+import { blockedBy, blocks, defineStep, type Finding, type StepContext, unable } from '../../core/step.ts';
 import { pool } from '../../postgres/connections.ts';
-import { blockedBy, blocks, defineStep, unable, type Finding, type StepContext } from '../../core/step.ts';
 
 const params = z
   .object({
@@ -66,7 +67,14 @@ async function assess(ctx: StepContext): Promise<{ refresh: string[]; findings: 
   const targetNames = new Set(onTarget.map((v) => v.name));
   const missing = onSource.filter((v) => !targetNames.has(v.name)).map((v) => v.name);
   const findings: Finding[] = missing.length
-    ? [{ severity: 'error', object: `materialized views ${missing.join(', ')}`, message: 'exist on the source but not on the target', fix: 'copy the schema again (postgres.schema-copy, onPartialTarget: complete)' }]
+    ? [
+        {
+          severity: 'error',
+          object: `materialized views ${missing.join(', ')}`,
+          message: 'exist on the source but not on the target',
+          fix: 'copy the schema again (postgres.schema-copy, onPartialTarget: complete)',
+        },
+      ]
     : [];
   const wanted = new Set(onSource.filter((v) => v.populated).map((v) => v.name));
   // A view needed by a wanted one is refreshed too, whatever its state on the source.
@@ -93,7 +101,10 @@ export const refreshMatviews = defineStep<Params, Result>({
     const { refresh, findings } = await assess(ctx);
     if (blocks(findings)) return { state: 'blocked', findings };
     if (refresh.length === 0) return { state: 'done', result: { refreshed: [], elapsedMs: 0 } };
-    return { state: 'ready', plan: refresh.map((name) => `REFRESH MATERIALIZED VIEW${p.concurrently ? ' CONCURRENTLY' : ''} ${name} on the target`) };
+    return {
+      state: 'ready',
+      plan: refresh.map((name) => `REFRESH MATERIALIZED VIEW${p.concurrently ? ' CONCURRENTLY' : ''} ${name} on the target`),
+    };
   },
 
   async apply(ctx, p) {
@@ -121,7 +132,12 @@ export const refreshMatviews = defineStep<Params, Result>({
     const onTarget = new Map((await matviews(await pool(ctx, 'target'))).map((v) => [v.name, v]));
     return result.refreshed
       .filter((name) => !onTarget.get(name)?.populated)
-      .map((name) => ({ severity: 'error' as const, object: `materialized view ${name} (target)`, message: 'is not populated: selecting from it fails', fix: `REFRESH MATERIALIZED VIEW ${name} on the target` }));
+      .map((name) => ({
+        severity: 'error' as const,
+        object: `materialized view ${name} (target)`,
+        message: 'is not populated: selecting from it fails',
+        fix: `REFRESH MATERIALIZED VIEW ${name} on the target`,
+      }));
   },
 });
 
@@ -131,5 +147,10 @@ export async function unpopulatedFindings(source: pg.Pool, target: pg.Pool): Pro
   const populated = new Map(onTarget.map((v) => [v.name, v.populated]));
   return onSource
     .filter((v) => v.populated && populated.get(v.name) === false)
-    .map((v) => ({ severity: 'error' as const, object: `materialized view ${v.name} (target)`, message: 'is not populated (materialized views are not replicated): selecting from it fails', fix: 'run postgres.refresh-matviews (d-day step refresh-matviews)' }));
+    .map((v) => ({
+      severity: 'error' as const,
+      object: `materialized view ${v.name} (target)`,
+      message: 'is not populated (materialized views are not replicated): selecting from it fails',
+      fix: 'run postgres.refresh-matviews (d-day step refresh-matviews)',
+    }));
 }

@@ -8,10 +8,10 @@
  * confirm it within the window: the one proof of progress that works on every version.
  */
 import { z } from 'zod';
+import { blockedBy, blocks, defineStep, type StepContext, unable } from '../../core/step.ts';
 import { pool } from '../../postgres/connections.ts';
+import { type Health, replicationHealth } from '../../postgres/replication-health.ts';
 import { replicationNames } from '../../postgres/replication-names.ts';
-import { replicationHealth, type Health } from '../../postgres/replication-health.ts';
-import { blockedBy, blocks, defineStep, unable, type StepContext } from '../../core/step.ts';
 
 const params = z
   .object({
@@ -20,7 +20,11 @@ const params = z
     observeSeconds: z.number().positive().default(15),
     pollMs: z.number().int().positive().default(200),
     /** The most WAL the target may be behind the source before writes are frozen. */
-    maxLagBytes: z.number().int().min(0).default(64 * 1024 * 1024),
+    maxLagBytes: z
+      .number()
+      .int()
+      .min(0)
+      .default(64 * 1024 * 1024),
   })
   .strict();
 type Params = z.infer<typeof params>;
@@ -36,12 +40,19 @@ async function assess(ctx: StepContext, p: Params): Promise<{ health: Health; ob
     // Flushed at once, so the walsender sends it without waiting for the WAL writer.
     await client.query('begin');
     await client.query('set local synchronous_commit = on');
-    marker = (await client.query("select pg_logical_emit_message(true, 'migrate', $1)::text as lsn", [`go/no-go ${ctx.runId}`])).rows[0].lsn;
+    marker = (await client.query("select pg_logical_emit_message(true, 'migrate', $1)::text as lsn", [`go/no-go ${ctx.runId}`])).rows[0]
+      .lsn;
     await client.query('commit');
   } finally {
     client.release();
   }
-  const health = await replicationHealth(ctx, source, target, { subscription: p.subscription, observeMs: p.observeSeconds * 1000, intervalMs: p.pollMs, maxLagBytes: p.maxLagBytes, marker });
+  const health = await replicationHealth(ctx, source, target, {
+    subscription: p.subscription,
+    observeMs: p.observeSeconds * 1000,
+    intervalMs: p.pollMs,
+    maxLagBytes: p.maxLagBytes,
+    marker,
+  });
   return { health, observedMs: ctx.now() - started };
 }
 
@@ -56,7 +67,11 @@ export const replicationHealthStep = defineStep<Params, Result>({
     try {
       const { health, observedMs } = await assess(ctx, p);
       if (blocks(health.findings)) return { state: 'blocked', findings: health.findings };
-      return { state: 'done', findings: health.findings, result: { lagBytes: health.lagBytes, applyErrors: health.applyErrors, observedMs } };
+      return {
+        state: 'done',
+        findings: health.findings,
+        result: { lagBytes: health.lagBytes, applyErrors: health.applyErrors, observedMs },
+      };
     } catch (error) {
       throw unable(`check the health of subscription ${p.subscription}`, error);
     }
@@ -66,7 +81,11 @@ export const replicationHealthStep = defineStep<Params, Result>({
   // engine is told to run it anyway, and then checks again.
   async apply(ctx, p) {
     const { health, observedMs } = await assess(ctx, p);
-    if (blocks(health.findings)) throw blockedBy(health.findings.filter((f) => f.severity === 'error'), 'replication is not healthy');
+    if (blocks(health.findings))
+      throw blockedBy(
+        health.findings.filter((f) => f.severity === 'error'),
+        'replication is not healthy',
+      );
     return { lagBytes: health.lagBytes, applyErrors: health.applyErrors, observedMs };
   },
 

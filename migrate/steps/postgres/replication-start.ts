@@ -4,15 +4,25 @@
  * object is journalled before it is created, so undo (and a resumed run) knows what this run owns;
  * an object that existed before the run is used, never dropped by undo.
  */
-import { z } from 'zod';
-import { pool, subscriptionSourceUrl } from '../../postgres/connections.ts';
-import { replicationNames } from '../../postgres/replication-names.ts';
-import { dropPublication, dropSlot, dropSubscription, ensurePublication, publicationExists, slotInfo, subscriptionInfo, type SubscriptionInfo } from '../../postgres/replication.ts';
-import { serverInfo } from '../../postgres/server.ts';
+
 import { escapeIdentifier, escapeLiteral } from 'pg';
-import { syncState, type SyncState } from '../../postgres/sync-state.ts';
+import { z } from 'zod';
+import { blockedBy, blocks, defineStep, type Finding, type Json, type StepContext, StepError, unable } from '../../core/step.ts';
 import { waitFor } from '../../core/wait.ts';
-import { blockedBy, blocks, defineStep, StepError, unable, type Finding, type Json, type StepContext } from '../../core/step.ts';
+import { pool, subscriptionSourceUrl } from '../../postgres/connections.ts';
+import {
+  dropPublication,
+  dropSlot,
+  dropSubscription,
+  ensurePublication,
+  publicationExists,
+  type SubscriptionInfo,
+  slotInfo,
+  subscriptionInfo,
+} from '../../postgres/replication.ts';
+import { replicationNames } from '../../postgres/replication-names.ts';
+import { serverInfo } from '../../postgres/server.ts';
+import { type SyncState, syncState } from '../../postgres/sync-state.ts';
 
 const params = z
   .object({
@@ -24,7 +34,11 @@ const params = z
     copyData: z.boolean().default(true),
     /** Wait until every table's initial copy is done (state ready). */
     waitForSync: z.boolean().default(true),
-    syncDeadlineSeconds: z.number().int().positive().default(6 * 3600),
+    syncDeadlineSeconds: z
+      .number()
+      .int()
+      .positive()
+      .default(6 * 3600),
     /** Binary transfer when both servers are 14+: faster, but needs identical column types on both sides. */
     binary: z.boolean().default(false),
     /** Stream large in-progress transactions instead of spilling them to disk on the source (both 14+). */
@@ -77,11 +91,16 @@ async function waitForSync(ctx: StepContext, p: Params, subscriptionOid: number)
     poll: async () => {
       const state = await syncState(target, subscriptionOid);
       if (state.errors && last?.errors && state.errors.sync > last.errors.sync) {
-        ctx.log.warn(`table sync failed ${state.errors.sync - last.errors.sync} more time(s); the target's server log says why (it retries)`);
+        ctx.log.warn(
+          `table sync failed ${state.errors.sync - last.errors.sync} more time(s); the target's server log says why (it retries)`,
+        );
       }
       last = state;
       if (state.total > 0 && state.ready === state.total) return { ready: true, value: state };
-      const busy = state.tables.filter((t) => t.state !== 'ready').slice(0, 4).map((t) => `${t.table} ${t.state}`);
+      const busy = state.tables
+        .filter((t) => t.state !== 'ready')
+        .slice(0, 4)
+        .map((t) => `${t.table} ${t.state}`);
       const bytes = state.copyingBytes ? `, ${(state.copyingBytes / 1048576).toFixed(1)} MB being copied` : '';
       return { ready: false, detail: `${busy.join(', ')}${bytes}`, done: state.ready, total: state.total };
     },
@@ -112,9 +131,16 @@ async function createSubscription(ctx: StepContext, p: Params, o: Awaited<Return
 }
 
 /** What is in place on both sides, the options both allow, and what stops replication from starting. */
-async function assess(ctx: StepContext, p: Params): Promise<{ findings: Finding[]; published: boolean; sub: SubscriptionInfo | null; o: Awaited<ReturnType<typeof options>> }> {
+async function assess(
+  ctx: StepContext,
+  p: Params,
+): Promise<{ findings: Finding[]; published: boolean; sub: SubscriptionInfo | null; o: Awaited<ReturnType<typeof options>> }> {
   const [source, target] = [await pool(ctx, 'source'), await pool(ctx, 'target')];
-  const [published, sub, o] = await Promise.all([publicationExists(source, p.publication), subscriptionInfo(target, p.subscription), options(ctx, p)]);
+  const [published, sub, o] = await Promise.all([
+    publicationExists(source, p.publication),
+    subscriptionInfo(target, p.subscription),
+    options(ctx, p),
+  ]);
   const findings: Finding[] = [];
   if (sub && !sub.publications.includes(p.publication)) {
     findings.push({
@@ -132,7 +158,12 @@ async function assess(ctx: StepContext, p: Params): Promise<{ findings: Finding[
       awaitsEarlierStep: true,
     });
   }
-  if (p.binary && !o.binary) findings.push({ severity: 'info', object: 'with.binary', message: `binary transfer needs PostgreSQL 14+ on both sides (source ${o.source.major}, target ${o.target.major}); using text` });
+  if (p.binary && !o.binary)
+    findings.push({
+      severity: 'info',
+      object: 'with.binary',
+      message: `binary transfer needs PostgreSQL 14+ on both sides (source ${o.source.major}, target ${o.target.major}); using text`,
+    });
   return { findings, published, sub, o };
 }
 
@@ -149,11 +180,24 @@ export const replicationStart = defineStep<Params, Result>({
     if (pub && sub) {
       const state = await syncState(await pool(ctx, 'target'), sub.oid);
       if (!p.waitForSync || (state.total > 0 && state.ready === state.total)) {
-        return { state: 'done', findings, result: { publication: p.publication, subscription: p.subscription, slot: sub.slotName ?? p.subscription, tables: state.total, binary: o.binary, streaming: o.streaming } };
+        return {
+          state: 'done',
+          findings,
+          result: {
+            publication: p.publication,
+            subscription: p.subscription,
+            slot: sub.slotName ?? p.subscription,
+            tables: state.total,
+            binary: o.binary,
+            streaming: o.streaming,
+          },
+        };
       }
     }
     const plan = [
-      pub ? `publication ${p.publication} exists on the source: used as it is` : `CREATE PUBLICATION ${p.publication} FOR ALL TABLES${o.viaRoot ? ' WITH (publish_via_partition_root = true)' : ''} on the source`,
+      pub
+        ? `publication ${p.publication} exists on the source: used as it is`
+        : `CREATE PUBLICATION ${p.publication} FOR ALL TABLES${o.viaRoot ? ' WITH (publish_via_partition_root = true)' : ''} on the source`,
       sub
         ? `subscription ${p.subscription} exists on the target: used as it is`
         : p.copyData
@@ -187,7 +231,12 @@ export const replicationStart = defineStep<Params, Result>({
         }
         if (existingSlot) {
           throw new StepError(`a replication slot named ${p.subscription} already exists on the source`, [
-            { severity: 'error', object: `slot ${p.subscription} (source)`, message: 'exists, and the subscription would create a slot of that name', fix: `drop it on the source (select pg_drop_replication_slot('${p.subscription}')) if it is a leftover, or choose another with.subscription` },
+            {
+              severity: 'error',
+              object: `slot ${p.subscription} (source)`,
+              message: 'exists, and the subscription would create a slot of that name',
+              fix: `drop it on the source (select pg_drop_replication_slot('${p.subscription}')) if it is a leftover, or choose another with.subscription`,
+            },
           ]);
         }
         await ctx.record({ action: 'create-subscription', name: p.subscription, slot: p.subscription });
@@ -195,7 +244,14 @@ export const replicationStart = defineStep<Params, Result>({
         sub = (await subscriptionInfo(target, p.subscription))!;
       }
       const state = p.waitForSync ? await waitForSync(ctx, p, sub.oid) : await syncState(target, sub.oid);
-      return { publication: p.publication, subscription: p.subscription, slot: sub.slotName ?? p.subscription, tables: state.total, binary: o.binary, streaming: o.streaming };
+      return {
+        publication: p.publication,
+        subscription: p.subscription,
+        slot: sub.slotName ?? p.subscription,
+        tables: state.total,
+        binary: o.binary,
+        streaming: o.streaming,
+      };
     } catch (error) {
       throw unable(`start replication from the source to the target (publication ${p.publication}, subscription ${p.subscription})`, error);
     }
@@ -204,14 +260,27 @@ export const replicationStart = defineStep<Params, Result>({
   async check(ctx, p) {
     const [source, target] = [await pool(ctx, 'source'), await pool(ctx, 'target')];
     const findings: Finding[] = [];
-    if (!(await publicationExists(source, p.publication))) findings.push({ severity: 'error', object: `publication ${p.publication} (source)`, message: 'does not exist' });
+    if (!(await publicationExists(source, p.publication)))
+      findings.push({ severity: 'error', object: `publication ${p.publication} (source)`, message: 'does not exist' });
     const sub = await subscriptionInfo(target, p.subscription);
     if (!sub) return [...findings, { severity: 'error', object: `subscription ${p.subscription} (target)`, message: 'does not exist' }];
-    if (!sub.enabled) findings.push({ severity: 'error', object: `subscription ${p.subscription} (target)`, message: 'is disabled', fix: `alter subscription ${p.subscription} enable` });
-    if (!(await slotInfo(source, sub.slotName ?? p.subscription))) findings.push({ severity: 'error', object: `slot ${sub.slotName} (source)`, message: 'does not exist' });
+    if (!sub.enabled)
+      findings.push({
+        severity: 'error',
+        object: `subscription ${p.subscription} (target)`,
+        message: 'is disabled',
+        fix: `alter subscription ${p.subscription} enable`,
+      });
+    if (!(await slotInfo(source, sub.slotName ?? p.subscription)))
+      findings.push({ severity: 'error', object: `slot ${sub.slotName} (source)`, message: 'does not exist' });
     if (p.waitForSync) {
       const state = await syncState(target, sub.oid);
-      if (state.ready !== state.total) findings.push({ severity: 'error', object: `subscription ${p.subscription}`, message: `${state.ready} of ${state.total} tables ready` });
+      if (state.ready !== state.total)
+        findings.push({
+          severity: 'error',
+          object: `subscription ${p.subscription}`,
+          message: `${state.ready} of ${state.total} tables ready`,
+        });
     }
     return findings;
   },

@@ -4,10 +4,10 @@
  * with postgres.replication-start (a fresh initial copy), never by reviving these objects.
  */
 import { z } from 'zod';
+import { defineStep, type Finding, type StepContext, unable } from '../../core/step.ts';
 import { pool } from '../../postgres/connections.ts';
-import { replicationNames } from '../../postgres/replication-names.ts';
 import { dropPublication, dropSlot, dropSubscription, publicationExists, slotInfo, subscriptionInfo } from '../../postgres/replication.ts';
-import { defineStep, unable, type Finding, type StepContext } from '../../core/step.ts';
+import { replicationNames } from '../../postgres/replication-names.ts';
 
 const params = z
   .object({
@@ -58,7 +58,8 @@ export const replicationStop = defineStep<Params, Result>({
       const left = await assess(ctx, p);
       if (left.subscription) await ctx.record({ action: 'drop-subscription', name: p.subscription });
       const dropped = await dropSubscription(ctx, target, p.subscription);
-      if (dropped.slotLeftBehind) ctx.log.warn(`slot ${dropped.slotLeftBehind} could not be dropped through the subscription; dropping it on the source directly`);
+      if (dropped.slotLeftBehind)
+        ctx.log.warn(`slot ${dropped.slotLeftBehind} could not be dropped through the subscription; dropping it on the source directly`);
       const slotExists = Boolean(await slotInfo(source, p.subscription));
       if (slotExists) {
         await ctx.record({ action: 'drop-slot', name: p.subscription });
@@ -79,7 +80,13 @@ export const replicationStop = defineStep<Params, Result>({
     const left = await assess(ctx, p);
     const findings: Finding[] = [];
     if (left.subscription) findings.push({ severity: 'error', object: `subscription ${p.subscription} (target)`, message: 'still exists' });
-    if (left.slot) findings.push({ severity: 'error', object: `slot ${p.subscription} (source)`, message: 'still exists and holds WAL back on the source', fix: `select pg_drop_replication_slot('${p.subscription}') on the source` });
+    if (left.slot)
+      findings.push({
+        severity: 'error',
+        object: `slot ${p.subscription} (source)`,
+        message: 'still exists and holds WAL back on the source',
+        fix: `select pg_drop_replication_slot('${p.subscription}') on the source`,
+      });
     if (left.publication) findings.push({ severity: 'error', object: `publication ${p.publication} (source)`, message: 'still exists' });
     return findings;
   },

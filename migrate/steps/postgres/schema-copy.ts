@@ -19,14 +19,26 @@ import { join } from 'node:path';
 import type pg from 'pg';
 import { escapeIdentifier } from 'pg';
 import { z } from 'zod';
-import { sourceUrl, targetUrl, pool } from '../../postgres/connections.ts';
-import { clientBindir, runTool, runToolStatus, toolMajor } from '../../postgres/pg-tools.ts';
+import { blockedBy, defineStep, type Finding, type StepContext, unable } from '../../core/step.ts';
 import { applyAcls } from '../../postgres/acl-sync.ts';
+import { pool, sourceUrl, targetUrl } from '../../postgres/connections.ts';
 import { applyOwners, arrangeMemberships, owningRoles, releaseMemberships, undoMemberships } from '../../postgres/ownership.ts';
-import { compareServers, differenceFindings, fingerprint, ignoringProperties, type SchemaDifference } from '../../postgres/schema-compare/compare.ts';
-import { compareInventories, postDataObjects, schemaInventory, type InventoryDifference, type SchemaInventory } from '../../postgres/schema-inventory.ts';
+import { clientBindir, runTool, runToolStatus, toolMajor } from '../../postgres/pg-tools.ts';
+import {
+  compareServers,
+  differenceFindings,
+  fingerprint,
+  ignoringProperties,
+  type SchemaDifference,
+} from '../../postgres/schema-compare/compare.ts';
+import {
+  compareInventories,
+  type InventoryDifference,
+  postDataObjects,
+  type SchemaInventory,
+  schemaInventory,
+} from '../../postgres/schema-inventory.ts';
 import { serverInfo } from '../../postgres/server.ts';
-import { blockedBy, defineStep, unable, type Finding, type StepContext } from '../../core/step.ts';
 
 const params = z
   .object({
@@ -97,7 +109,11 @@ interface Assessment {
 async function assess(ctx: StepContext, p: Params): Promise<Assessment> {
   const [source, target] = [await pool(ctx, 'source'), await pool(ctx, 'target')];
   const bindir = clientBindir(p.pgBinDir);
-  const [dumpFindings, sourceInventory, targetInventory] = await Promise.all([dumpVersionFindings(bindir, source), schemaInventory(source), schemaInventory(target)]);
+  const [dumpFindings, sourceInventory, targetInventory] = await Promise.all([
+    dumpVersionFindings(bindir, source),
+    schemaInventory(source),
+    schemaInventory(target),
+  ]);
   const findings: Finding[] = [...dumpFindings];
   const difference = compareInventories(sourceInventory, targetInventory);
   const complete = difference.present === difference.expected && Object.keys(difference.missing).length === 0;
@@ -198,7 +214,16 @@ async function assessPostData(ctx: StepContext, p: Params): Promise<PostDataAsse
   const built = new Set([...sourceObjects].filter(([name]) => targetObjects.has(name)).map(([, oid]) => oid));
   // Every index and key may exist while policies, row-level security, replica identities, statistics or owners do not.
   const state = findings.some((f) => f.severity === 'error') ? 'blocked' : remaining.differences.length === 0 ? 'done' : 'ready';
-  return { state, findings, missing, built, total: sourceObjects.size, differences: remaining.differences, fingerprint: remaining.fingerprint, bindir };
+  return {
+    state,
+    findings,
+    missing,
+    built,
+    total: sourceObjects.size,
+    differences: remaining.differences,
+    fingerprint: remaining.fingerprint,
+    bindir,
+  };
 }
 
 /**
@@ -233,7 +258,10 @@ async function restorePostData(ctx: StepContext, p: Params, a: PostDataAssessmen
     const file = join(dir, 'post-data.dump');
     await runTool(a.bindir, 'pg_dump', ['--format=custom', `--file=${file}`, ...dumpArgs(p)], await sourceUrl(ctx), undefined, ctx.signal);
     const listFile = join(dir, 'post-data.list');
-    writeFileSync(listFile, withoutBuilt((await runTool(a.bindir, 'pg_restore', ['--list', file], await targetUrl(ctx), undefined, ctx.signal)).stdout, a.built));
+    writeFileSync(
+      listFile,
+      withoutBuilt((await runTool(a.bindir, 'pg_restore', ['--list', file], await targetUrl(ctx), undefined, ctx.signal)).stdout, a.built),
+    );
     await ctx.record({ action: 'restore-schema', section: 'post-data', missing: a.missing.length });
     const restoreArgs = [
       '--section=post-data',
@@ -245,7 +273,12 @@ async function restorePostData(ctx: StepContext, p: Params, a: PostDataAssessmen
       `--dbname=${ctx.outputs.database.name}`,
       file,
     ];
-    ctx.log.progress({ label: 'building indexes, keys and triggers', done: a.total - a.missing.length, total: a.total, detail: `pg_restore --jobs=${p.jobs}` });
+    ctx.log.progress({
+      label: 'building indexes, keys and triggers',
+      done: a.total - a.missing.length,
+      total: a.total,
+      detail: `pg_restore --jobs=${p.jobs}`,
+    });
     const { code, stderr } = await runToolStatus(a.bindir, 'pg_restore', restoreArgs, await targetUrl(ctx), undefined, ctx.signal);
     // An interrupted earlier attempt built some of them: those report "already exists", nothing else may fail.
     const unexpected = stderr.split('\n').filter((line) => /ERROR:/.test(line) && !EXISTING_OBJECT.test(line));
@@ -253,7 +286,9 @@ async function restorePostData(ctx: StepContext, p: Params, a: PostDataAssessmen
       throw new Error(`pg_restore reported: ${(unexpected.length > 0 ? unexpected : stderr.split('\n')).slice(0, 5).join(' | ')}`);
     }
     await restoreReplicaIdentities(await pool(ctx, 'target'), a.differences);
-    ctx.log.info(`built ${a.missing.length} indexes, keys and triggers, and the rest of post-data (policies, statistics, comments, replica identities)`);
+    ctx.log.info(
+      `built ${a.missing.length} indexes, keys and triggers, and the rest of post-data (policies, statistics, comments, replica identities)`,
+    );
     return a.missing.length;
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -266,7 +301,12 @@ async function restorePostData(ctx: StepContext, p: Params, a: PostDataAssessmen
  * `owners`, gives each object its source owner and its source privileges; the memberships it added
  * are taken back in any case.
  */
-async function asOwners<T>(ctx: StepContext, p: Params, owners: boolean, restore: () => Promise<T>): Promise<{ result: T; owners: number }> {
+async function asOwners<T>(
+  ctx: StepContext,
+  p: Params,
+  owners: boolean,
+  restore: () => Promise<T>,
+): Promise<{ result: T; owners: number }> {
   const [source, target] = [await pool(ctx, 'source'), await pool(ctx, 'target')];
   const added = await arrangeMemberships(ctx, target, await owningRoles(source));
   try {
@@ -291,14 +331,20 @@ export const schemaCopy = defineStep<Params, Result>({
   async probe(ctx, p) {
     if (p.section === 'post-data') {
       const a = await assessPostData(ctx, p);
-      if (a.state === 'done') return { state: 'done', findings: a.findings, result: { postData: a.total, built: 0, owners: 0, fingerprint: a.fingerprint } };
+      if (a.state === 'done')
+        return { state: 'done', findings: a.findings, result: { postData: a.total, built: 0, owners: 0, fingerprint: a.fingerprint } };
       return {
         state: a.state,
         findings: a.findings,
         plan: [
           `pg_dump --section=post-data from the source, then pg_restore --jobs=${p.jobs} of the ${a.missing.length} missing indexes, keys and triggers (of ${a.total}) and the rest of post-data (policies, row-level security, statistics, comments, replica identities)`,
-          `${a.differences.length} schema differences to resolve: ${a.differences.slice(0, 5).map((d) => d.object).join(', ')}${a.differences.length > 5 ? ', …' : ''}`,
-          ...(p.withOwners ? ['give every object its source owner (the migration user made a member of the owning roles for it, then not any more)'] : []),
+          `${a.differences.length} schema differences to resolve: ${a.differences
+            .slice(0, 5)
+            .map((d) => d.object)
+            .join(', ')}${a.differences.length > 5 ? ', …' : ''}`,
+          ...(p.withOwners
+            ? ['give every object its source owner (the migration user made a member of the owning roles for it, then not any more)']
+            : []),
         ],
       };
     }
@@ -346,7 +392,13 @@ export const schemaCopy = defineStep<Params, Result>({
     const [source, target] = await Promise.all([schemaInventory(await pool(ctx, 'source')), schemaInventory(await pool(ctx, 'target'))]);
     const difference = compareInventories(source, target);
     if (Object.keys(difference.missing).length === 0) return [];
-    return [{ severity: 'error', object: `target database ${ctx.outputs.database.name}`, message: `schema incomplete after restore: missing ${describeMissing(difference)}` }];
+    return [
+      {
+        severity: 'error',
+        object: `target database ${ctx.outputs.database.name}`,
+        message: `schema incomplete after restore: missing ${describeMissing(difference)}`,
+      },
+    ];
   },
 
   async undo(ctx, _p, changes) {
@@ -364,7 +416,10 @@ async function restoreSchema(ctx: StepContext, p: Params, a: Assessment): Promis
   const { stdout } = await runTool(a.bindir, 'pg_dump', dumpArgs(p), await sourceUrl(ctx), undefined, ctx.signal);
   const { dump, dropped } = withoutUnknownSettings(stdout, known);
   if (dropped.length > 0) ctx.log.info(`dropped settings the target does not know from the dump: ${dropped.join(', ')}`);
-  await ctx.record({ action: 'restore-schema', missing: Object.fromEntries(Object.entries(a.difference.missing).map(([k, v]) => [k, v.length])) });
+  await ctx.record({
+    action: 'restore-schema',
+    missing: Object.fromEntries(Object.entries(a.difference.missing).map(([k, v]) => [k, v.length])),
+  });
   const completing = p.onPartialTarget === 'complete' && a.difference.present > 0;
   const psqlArgs = ['-X', '-q', '-v', `ON_ERROR_STOP=${completing ? 0 : 1}`, ...(completing ? [] : ['--single-transaction']), '-f', '-'];
   const { stderr } = await runTool(a.bindir, 'psql', psqlArgs, await targetUrl(ctx), dump, ctx.signal);

@@ -6,9 +6,9 @@
  * is replicated, and either would surface only after the switch. Read-only.
  */
 import { z } from 'zod';
+import { blockedBy, defineStep, type Finding, type StepContext, unable } from '../../core/step.ts';
 import { pool } from '../../postgres/connections.ts';
 import { compareServers, differenceFindings, fingerprint } from '../../postgres/schema-compare/compare.ts';
-import { blockedBy, defineStep, unable, type Finding, type StepContext } from '../../core/step.ts';
 
 const params = z.strictObject({
   /** The source schema's fingerprint recorded at week-prior (schema-copy post-data's result), to say whether the source changed since. */
@@ -22,7 +22,12 @@ async function assess(ctx: StepContext, p: Params): Promise<{ findings: Finding[
   const print = fingerprint(source);
   const changed = p.baseline ? p.baseline !== print : null;
   const findings = differenceFindings(differences);
-  if (changed) findings.push({ severity: findings.length > 0 ? 'warning' : 'info', object: 'source schema', message: `changed since week-prior (fingerprint ${p.baseline} → ${print})` });
+  if (changed)
+    findings.push({
+      severity: findings.length > 0 ? 'warning' : 'info',
+      object: 'source schema',
+      message: `changed since week-prior (fingerprint ${p.baseline} → ${print})`,
+    });
   return { findings, result: { objects: source.size, fingerprint: print, changedSinceBaseline: changed } };
 }
 

@@ -7,14 +7,14 @@
  * reported with its fix and left to the operator: guessing would risk the data.
  */
 import { z } from 'zod';
+import { defineStep, type Finding, type StepContext, unable } from '../../core/step.ts';
 import { pool, sourceUrl, targetUrl } from '../../postgres/connections.ts';
 import { applyOwners, arrangeMemberships, owningRoles, releaseMemberships, undoMemberships } from '../../postgres/ownership.ts';
 import { clientBindir, runTool } from '../../postgres/pg-tools.ts';
-import { replicationNames } from '../../postgres/replication-names.ts';
 import { subscriptionInfo } from '../../postgres/replication.ts';
+import { replicationNames } from '../../postgres/replication-names.ts';
 import { readSchema } from '../../postgres/schema-compare/catalog.ts';
 import { compareSchemas, differenceFindings, type SchemaDifference } from '../../postgres/schema-compare/compare.ts';
-import { defineStep, unable, type Finding, type StepContext } from '../../core/step.ts';
 import { withoutUnknownSettings } from './schema-copy.ts';
 
 const params = z.strictObject({
@@ -46,15 +46,22 @@ async function assess(ctx: StepContext): Promise<{ plan: Plan; findings: Finding
     else if (d.problem === 'missing on the target' && object?.kind === 'column') {
       const column = object.name.slice(object.table!.length + 1);
       const p = object.props;
-      result.statements.push({ object: d.object, sql: `alter table ${object.table} add column ${column} ${p.type}${p.default ? ` default ${p.default}` : ''}${p['not null'] === 'true' ? ' not null' : ''}` });
-    } else if (d.problem === 'missing on the target' && object?.kind === 'index') result.statements.push({ object: d.object, sql: object.props.definition! });
+      result.statements.push({
+        object: d.object,
+        sql: `alter table ${object.table} add column ${column} ${p.type}${p.default ? ` default ${p.default}` : ''}${p['not null'] === 'true' ? ' not null' : ''}`,
+      });
+    } else if (d.problem === 'missing on the target' && object?.kind === 'index')
+      result.statements.push({ object: d.object, sql: object.props.definition! });
     else result.left.push(d);
   }
   const findings = differenceFindings(result.left, 'warning').map((f) => ({ ...f, message: `not additive, left alone: ${f.message}` }));
   return { plan: result, findings };
 }
 
-const lines = (p: Plan) => [...p.relations.map((r) => `create ${r} on the target as on the source (pg_dump --table)`), ...p.statements.map((s) => s.sql)];
+const lines = (p: Plan) => [
+  ...p.relations.map((r) => `create ${r} on the target as on the source (pg_dump --table)`),
+  ...p.statements.map((s) => s.sql),
+];
 
 export const schemaSync = defineStep<Params, Result>({
   kind: 'postgres.schema-sync',
@@ -67,7 +74,11 @@ export const schemaSync = defineStep<Params, Result>({
     try {
       const { plan: p, findings } = await assess(ctx);
       if (p.relations.length + p.statements.length === 0) return { state: 'done', findings, result: { applied: [] } };
-      return { state: 'ready', findings, plan: [...lines(p), 'give new objects their source owner; refresh the subscription so new tables replicate'] };
+      return {
+        state: 'ready',
+        findings,
+        plan: [...lines(p), 'give new objects their source owner; refresh the subscription so new tables replicate'],
+      };
     } catch (error) {
       throw unable('compare the schemas of source and target', error);
     }
@@ -83,9 +94,30 @@ export const schemaSync = defineStep<Params, Result>({
         if (p.relations.length > 0) {
           const bindir = clientBindir(params.pgBinDir);
           await ctx.record({ action: 'create-relations', relations: p.relations });
-          const { stdout } = await runTool(bindir, 'pg_dump', ['--schema-only', '--no-owner', '--no-publications', '--no-subscriptions', '--no-tablespaces', ...p.relations.flatMap((r) => ['--table', r])], await sourceUrl(ctx), undefined, ctx.signal);
+          const { stdout } = await runTool(
+            bindir,
+            'pg_dump',
+            [
+              '--schema-only',
+              '--no-owner',
+              '--no-publications',
+              '--no-subscriptions',
+              '--no-tablespaces',
+              ...p.relations.flatMap((r) => ['--table', r]),
+            ],
+            await sourceUrl(ctx),
+            undefined,
+            ctx.signal,
+          );
           const known = new Set((await target.query<{ name: string }>('select name from pg_settings')).rows.map((r) => r.name));
-          await runTool(bindir, 'psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction', '-f', '-'], await targetUrl(ctx), withoutUnknownSettings(stdout, known).dump, ctx.signal);
+          await runTool(
+            bindir,
+            'psql',
+            ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction', '-f', '-'],
+            await targetUrl(ctx),
+            withoutUnknownSettings(stdout, known).dump,
+            ctx.signal,
+          );
           applied.push(...p.relations);
         }
         for (const statement of p.statements) {
@@ -111,7 +143,11 @@ export const schemaSync = defineStep<Params, Result>({
 
   async check(ctx) {
     const { plan: p } = await assess(ctx);
-    return [...p.relations, ...p.statements.map((s) => s.object)].map((object) => ({ severity: 'error' as const, object, message: 'still missing on the target after schema-sync' }));
+    return [...p.relations, ...p.statements.map((s) => s.object)].map((object) => ({
+      severity: 'error' as const,
+      object,
+      message: 'still missing on the target after schema-sync',
+    }));
   },
 
   async undo(ctx, _p, changes) {

@@ -6,11 +6,12 @@
  * No undo: it only moves target sequences forward, on a target that serves no one until the
  * switch; a rollback goes back to the source, whose sequences this step never touches.
  */
-import { z } from 'zod';
-import { pool } from '../../postgres/connections.ts';
-import { blockedBy, blocks, defineStep, unable, type Finding, type StepContext } from '../../core/step.ts';
-import { qualified } from '../../postgres/sql.ts';
+
 import type pg from 'pg';
+import { z } from 'zod';
+import { blockedBy, blocks, defineStep, type Finding, type StepContext, unable } from '../../core/step.ts';
+import { pool } from '../../postgres/connections.ts';
+import { qualified } from '../../postgres/sql.ts';
 
 const params = z
   .object({
@@ -48,8 +49,11 @@ async function readSequences(db: pg.Pool): Promise<SequenceValue[]> {
   // One statement per chunk: every sequence is a relation of its own, read by name.
   for (let i = 0; i < readable.length; i += CHUNK) {
     const chunk = readable.slice(i, i + CHUNK);
-    const sql = chunk.map((r, j) => `select ${j}::int as i, last_value::text, is_called from ${qualified(r.schemaname, r.sequencename)}`).join(' union all ');
-    for (const v of (await db.query(sql)).rows) state.set(`${chunk[v.i].schemaname}.${chunk[v.i].sequencename}`, { last: BigInt(v.last_value), called: v.is_called });
+    const sql = chunk
+      .map((r, j) => `select ${j}::int as i, last_value::text, is_called from ${qualified(r.schemaname, r.sequencename)}`)
+      .join(' union all ');
+    for (const v of (await db.query(sql)).rows)
+      state.set(`${chunk[v.i].schemaname}.${chunk[v.i].sequencename}`, { last: BigInt(v.last_value), called: v.is_called });
   }
   return rows.map((r) => {
     const name = `${r.schemaname}.${r.sequencename}`;
@@ -106,17 +110,35 @@ function problems(source: SequenceValue[], target: Map<string, SequenceValue>): 
   const findings: Finding[] = [];
   const unreadable = source.filter((s) => !s.readable);
   if (unreadable.length > 0) {
-    findings.push({ severity: 'error', object: `sequences ${unreadable.slice(0, 5).map((s) => s.name).join(', ')}${unreadable.length > 5 ? ', …' : ''}`, message: `${unreadable.length} sequences cannot be read by the migration user on the source`, fix: 'grant SELECT on them (or on all sequences in their schemas) to the migration user' });
+    findings.push({
+      severity: 'error',
+      object: `sequences ${unreadable
+        .slice(0, 5)
+        .map((s) => s.name)
+        .join(', ')}${unreadable.length > 5 ? ', …' : ''}`,
+      message: `${unreadable.length} sequences cannot be read by the migration user on the source`,
+      fix: 'grant SELECT on them (or on all sequences in their schemas) to the migration user',
+    });
   }
   const missing = source.filter((s) => !target.has(s.name));
   if (missing.length > 0) {
-    findings.push({ severity: 'error', object: `sequences ${missing.slice(0, 5).map((s) => s.name).join(', ')}${missing.length > 5 ? ', …' : ''}`, message: `${missing.length} source sequences do not exist on the target`, fix: 'run postgres.schema-copy (onPartialTarget: complete) to create them' });
+    findings.push({
+      severity: 'error',
+      object: `sequences ${missing
+        .slice(0, 5)
+        .map((s) => s.name)
+        .join(', ')}${missing.length > 5 ? ', …' : ''}`,
+      message: `${missing.length} source sequences do not exist on the target`,
+      fix: 'run postgres.schema-copy (onPartialTarget: complete) to create them',
+    });
   }
   return findings;
 }
 
 /** Both sides' sequences, what stops a sync, and the source sequences the target is behind. */
-async function assess(ctx: StepContext): Promise<{ findings: Finding[]; source: SequenceValue[]; target: Map<string, SequenceValue>; behind: SequenceValue[] }> {
+async function assess(
+  ctx: StepContext,
+): Promise<{ findings: Finding[]; source: SequenceValue[]; target: Map<string, SequenceValue>; behind: SequenceValue[] }> {
   const [source, onTarget] = await Promise.all([readSequences(await pool(ctx, 'source')), readSequences(await pool(ctx, 'target'))]);
   const target = new Map(onTarget.map((s) => [s.name, s]));
   const findings = problems(source, target);
@@ -135,7 +157,12 @@ export const sequenceSync = defineStep<Params, Result>({
     const { findings, source, behind } = await assess(ctx);
     if (blocks(findings)) return { state: 'blocked', findings };
     if (behind.length === 0 && p.margin === 0) return { state: 'done', result: { sequences: source.length, elapsedMs: 0 } };
-    return { state: 'ready', plan: [`setval on the target for ${source.length} sequences (${behind.length} behind the source)${p.margin ? `, ${p.margin} increments ahead` : ''}`] };
+    return {
+      state: 'ready',
+      plan: [
+        `setval on the target for ${source.length} sequences (${behind.length} behind the source)${p.margin ? `, ${p.margin} increments ahead` : ''}`,
+      ],
+    };
   },
 
   async apply(ctx, p) {
@@ -148,7 +175,12 @@ export const sequenceSync = defineStep<Params, Result>({
       await (await pool(ctx, 'target')).query(
         `select count(setval(format('%I.%I', s, n)::regclass, v, c))
            from unnest($1::text[], $2::text[], $3::bigint[], $4::bool[]) as u(s, n, v, c)`,
-        [source.map((s) => s.schema), source.map((s) => s.sequence), settings.map((s) => s.value.toString()), settings.map((s) => s.called)],
+        [
+          source.map((s) => s.schema),
+          source.map((s) => s.sequence),
+          settings.map((s) => s.value.toString()),
+          settings.map((s) => s.called),
+        ],
       );
       const elapsedMs = ctx.now() - started;
       ctx.log.info(`set ${source.length} sequences on the target in ${elapsedMs} ms`);
@@ -161,7 +193,12 @@ export const sequenceSync = defineStep<Params, Result>({
   async check(ctx) {
     const { findings, target, behind } = await assess(ctx);
     for (const s of behind) {
-      findings.push({ severity: 'error', object: `sequence ${s.name}`, message: `target would hand out ${describeNext(target.get(s.name)!)}, the source ${describeNext(s)}`, fix: 'run this step again' });
+      findings.push({
+        severity: 'error',
+        object: `sequence ${s.name}`,
+        message: `target would hand out ${describeNext(target.get(s.name)!)}, the source ${describeNext(s)}`,
+        fix: 'run this step again',
+      });
     }
     return findings;
   },

@@ -14,13 +14,19 @@
  * replaced, never doubled.
  */
 import { z } from 'zod';
+import { blockedBy, defineStep, type Finding, type Json, type StepContext, unable } from '../../core/step.ts';
 import { pool, sourceUrl, targetUrl } from '../../postgres/connections.ts';
-import { replicationNames } from '../../postgres/replication-names.ts';
 import { dropPublication, dropSlot, ensurePublication, publicationExists, slotInfo, subscriptionInfo } from '../../postgres/replication.ts';
+import { replicationNames } from '../../postgres/replication-names.ts';
 import { serverInfo } from '../../postgres/server.ts';
+import {
+  copyTables,
+  createSlotExportingSnapshot,
+  type PublishedTable,
+  publishedTables,
+  targetReadiness,
+} from '../../postgres/table-copy.ts';
 import { copyTimeIndexes } from '../../postgres/table-indexes.ts';
-import { copyTables, createSlotExportingSnapshot, publishedTables, targetReadiness, type PublishedTable } from '../../postgres/table-copy.ts';
-import { blockedBy, defineStep, unable, type Finding, type Json, type StepContext } from '../../core/step.ts';
 
 const params = z
   .object({
@@ -96,13 +102,26 @@ async function assess(ctx: StepContext, p: Params): Promise<Assessment> {
   const [sourceServer, targetServer] = await Promise.all([serverInfo(source), serverInfo(target)]);
   const format = p.binary && sourceServer.major === targetServer.major ? 'binary' : 'text';
   if (p.binary && format === 'text') {
-    findings.push({ severity: 'info', object: 'with.binary', message: `binary COPY needs the same major version on both sides (source ${sourceServer.major}, target ${targetServer.major}); copying as text` });
+    findings.push({
+      severity: 'info',
+      object: 'with.binary',
+      message: `binary COPY needs the same major version on both sides (source ${sourceServer.major}, target ${targetServer.major}); copying as text`,
+    });
   }
   const complete = changesOf<CopiedChange>(ctx.previousChanges, 'copy-complete').at(-1);
   const started = changesOf<SlotChange>(ctx.previousChanges, 'create-slot');
   if (subscription) {
     // The subscription attached to the slot: the copy this step made is being streamed onto.
-    const result = complete?.result ?? { publication: p.publication, slot: slotName, consistentPoint: null, tables: 0, rows: null, bytes: null, format, indexesBuilt: null };
+    const result = complete?.result ?? {
+      publication: p.publication,
+      slot: slotName,
+      consistentPoint: null,
+      tables: 0,
+      rows: null,
+      bytes: null,
+      format,
+      indexesBuilt: null,
+    };
     return { state: 'done', findings, tables: [], format, result, toEmpty: [], slotExists: Boolean(slot) };
   }
   if (slot && complete) return { state: 'done', findings, tables: [], format, result: complete.result, toEmpty: [], slotExists: true };
@@ -117,7 +136,12 @@ async function assess(ctx: StepContext, p: Params): Promise<Assessment> {
   const toEmpty = [...new Set(started.flatMap((c) => c.tables))];
   const tables = published ? await publishedTables(source, p.publication) : [];
   if (published && tables.length === 0) {
-    findings.push({ severity: 'error', object: `publication ${p.publication} (source)`, message: 'publishes no tables', fix: 'drop it if it is a leftover; this step creates it FOR ALL TABLES' });
+    findings.push({
+      severity: 'error',
+      object: `publication ${p.publication} (source)`,
+      message: 'publishes no tables',
+      fix: 'drop it if it is a leftover; this step creates it FOR ALL TABLES',
+    });
   }
   if (!published) {
     // Before the publication exists, the tables it will publish are every user table of the source.
@@ -128,7 +152,10 @@ async function assess(ctx: StepContext, p: Params): Promise<Assessment> {
     );
     tables.push(...all.rows.map((r) => ({ name: r.name, partitioned: false, columns: [], bytes: 0 })));
   }
-  const { missing, notEmpty } = await targetReadiness(target, tables.map((t) => t.name));
+  const { missing, notEmpty } = await targetReadiness(
+    target,
+    tables.map((t) => t.name),
+  );
   if (missing.length > 0) {
     findings.push({
       severity: 'error',
@@ -164,10 +191,16 @@ export const snapshotCopy = defineStep<Params, Result>({
     const bytes = a.tables.reduce((sum, t) => sum + t.bytes, 0);
     const plan = [
       `CREATE PUBLICATION ${p.publication} FOR ALL TABLES on the source, unless it exists`,
-      ...(a.slotExists ? [`drop slot ${p.subscription}, left by an interrupted copy, and empty the ${a.toEmpty.length} table(s) that copy was filling, each in the transaction that copies it again`] : []),
+      ...(a.slotExists
+        ? [
+            `drop slot ${p.subscription}, left by an interrupted copy, and empty the ${a.toEmpty.length} table(s) that copy was filling, each in the transaction that copies it again`,
+          ]
+        : []),
       `create the logical replication slot ${p.subscription} on the source, exporting its snapshot`,
       `copy ${a.tables.length} table(s)${bytes ? ` (${mb(bytes)} on the source)` : ''} from that snapshot, ${p.jobs} at a time, COPY format ${a.format}`,
-      ...(p.buildIndexes ? [`build each table's indexes and primary/unique keys as soon as its copy has committed, ${p.jobs} at a time`] : []),
+      ...(p.buildIndexes
+        ? [`build each table's indexes and primary/unique keys as soon as its copy has committed, ${p.jobs} at a time`]
+        : []),
     ];
     return { state: a.state, findings: a.findings, plan };
   },
@@ -182,13 +215,17 @@ export const snapshotCopy = defineStep<Params, Result>({
       await ensurePublication(ctx, source, p.publication);
       const tables = await publishedTables(source, p.publication);
       if (a.slotExists) {
-        ctx.log.info(`an earlier attempt of this copy was interrupted: dropping slot ${p.subscription}; the ${a.toEmpty.length} table(s) it was filling are emptied and copied again`);
+        ctx.log.info(
+          `an earlier attempt of this copy was interrupted: dropping slot ${p.subscription}; the ${a.toEmpty.length} table(s) it was filling are emptied and copied again`,
+        );
         await dropSlot(ctx, source, p.subscription, ctx.now() + 30_000);
       }
 
       await ctx.record({ action: 'create-slot', slot: p.subscription, tables: tables.map((t) => t.name) });
       exported = await createSlotExportingSnapshot(await sourceUrl(ctx), p.subscription);
-      ctx.log.info(`created slot ${p.subscription} on the source at ${exported.consistentPoint}; copying ${tables.length} table(s) from its snapshot`);
+      ctx.log.info(
+        `created slot ${p.subscription} on the source at ${exported.consistentPoint}; copying ${tables.length} table(s) from its snapshot`,
+      );
       const total = tables.reduce((sum, t) => sum + t.bytes, 0);
       const indexes = p.buildIndexes ? await copyTimeIndexes(source, tables) : undefined;
       const copied = await copyTables({
@@ -209,9 +246,17 @@ export const snapshotCopy = defineStep<Params, Result>({
             detail: `${mb(x.bytes)} streamed (source tables ${mb(total)} on disk), ${x.rows} rows, ${x.indexesBuilt} indexes built${x.copying.length ? `; copying ${x.copying.slice(0, 4).join(', ')}` : ''}`,
           }),
       });
-      const result: Result = { publication: p.publication, slot: p.subscription, consistentPoint: exported.consistentPoint, ...copied, format: a.format };
+      const result: Result = {
+        publication: p.publication,
+        slot: p.subscription,
+        consistentPoint: exported.consistentPoint,
+        ...copied,
+        format: a.format,
+      };
       await ctx.record({ action: 'copy-complete', result });
-      ctx.log.info(`copied ${copied.tables} table(s), ${copied.rows} rows, ${mb(copied.bytes)}; built ${copied.indexesBuilt} indexes and keys`);
+      ctx.log.info(
+        `copied ${copied.tables} table(s), ${copied.rows} rows, ${mb(copied.bytes)}; built ${copied.indexesBuilt} indexes and keys`,
+      );
       return result;
     } catch (error) {
       throw unable(`copy the tables from a snapshot of the source (slot ${p.subscription})`, error);
@@ -225,14 +270,22 @@ export const snapshotCopy = defineStep<Params, Result>({
     const [source, target] = [await pool(ctx, 'source'), await pool(ctx, 'target')];
     if (await subscriptionInfo(target, p.subscription)) return [];
     const findings: Finding[] = [];
-    if (!(await slotInfo(source, p.subscription))) findings.push({ severity: 'error', object: `slot ${p.subscription} (source)`, message: 'does not exist: the changes since the copy would be lost' });
-    if (!(await publicationExists(source, p.publication))) findings.push({ severity: 'error', object: `publication ${p.publication} (source)`, message: 'does not exist' });
+    if (!(await slotInfo(source, p.subscription)))
+      findings.push({
+        severity: 'error',
+        object: `slot ${p.subscription} (source)`,
+        message: 'does not exist: the changes since the copy would be lost',
+      });
+    if (!(await publicationExists(source, p.publication)))
+      findings.push({ severity: 'error', object: `publication ${p.publication} (source)`, message: 'does not exist' });
     return findings;
   },
 
   async undo(ctx, p, changes) {
     const slots = new Set(changesOf<SlotChange>(changes, 'create-slot').map((c) => c.slot));
-    const publications = new Set(changesOf<{ action: 'create-publication'; name: string }>(changes, 'create-publication').map((c) => c.name));
+    const publications = new Set(
+      changesOf<{ action: 'create-publication'; name: string }>(changes, 'create-publication').map((c) => c.name),
+    );
     try {
       const source = await pool(ctx, 'source');
       for (const slot of slots) {
@@ -245,7 +298,8 @@ export const snapshotCopy = defineStep<Params, Result>({
       }
       const tables = new Set(changesOf<SlotChange>(changes, 'create-slot').flatMap((c) => c.tables));
       // Deleting rows is not an undo anyone should get by surprise: the copied rows stay.
-      if (tables.size > 0) ctx.log.info(`the ${tables.size} copied table(s) keep their rows on the target; recreate the target database to copy again`);
+      if (tables.size > 0)
+        ctx.log.info(`the ${tables.size} copied table(s) keep their rows on the target; recreate the target database to copy again`);
     } catch (error) {
       throw unable(`drop the slot and publication this copy created (${[...slots, ...publications].join(', ')})`, error);
     }

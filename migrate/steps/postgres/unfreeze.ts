@@ -7,11 +7,11 @@
  * source until its disk fills.
  */
 import { z } from 'zod';
+import { blockedBy, blocks, defineStep, type Finding, type StepContext, unable } from '../../core/step.ts';
 import { pool } from '../../postgres/connections.ts';
-import { READ_ONLY_SETTING, restoreRole, roleStates, type RoleFreezeChange } from '../../postgres/role-freeze.ts';
+import { READ_ONLY_SETTING, type RoleFreezeChange, restoreRole, roleStates } from '../../postgres/role-freeze.ts';
 import { REPLICATION_NAME } from '../../postgres/sql.ts';
 import { DEFAULT_FENCE_SLOT, dropFenceSlot, fenceSlotExists } from '../../postgres/write-fence.ts';
-import { blockedBy, blocks, defineStep, unable, type Finding, type StepContext } from '../../core/step.ts';
 
 const previousSchema = z.object({
   role: z.string().min(1),
@@ -28,7 +28,10 @@ const params = z
     /** With `roles`: also ALTER ROLE … LOGIN (after an enforced freeze). */
     login: z.boolean().default(false),
     /** The write-fence slot freeze-writes made, dropped if present. */
-    fenceSlot: z.string().regex(REPLICATION_NAME, 'must be a lower-case identifier (a-z, 0-9, _; at most 63 characters)').default(DEFAULT_FENCE_SLOT),
+    fenceSlot: z
+      .string()
+      .regex(REPLICATION_NAME, 'must be a lower-case identifier (a-z, 0-9, _; at most 63 characters)')
+      .default(DEFAULT_FENCE_SLOT),
   })
   .strict()
   .refine((p) => Boolean(p.previous) !== Boolean(p.roles), 'give exactly one of previous (freeze-writes result) or roles');
@@ -38,16 +41,30 @@ type Result = { roles: string[] };
 async function plannedRestores(ctx: StepContext, p: Params): Promise<RoleFreezeChange[]> {
   const database = (await (await pool(ctx, 'source')).query<{ d: string }>('select current_database() as d')).rows[0]!.d;
   if (p.previous) return p.previous.map((r) => ({ action: 'freeze-role', database, ...r }));
-  return p.roles!.map((role) => ({ action: 'freeze-role', role, database, previousReadOnly: null, previousCanLogin: p.login ? true : null }));
+  return p.roles!.map((role) => ({
+    action: 'freeze-role',
+    role,
+    database,
+    previousReadOnly: null,
+    previousCanLogin: p.login ? true : null,
+  }));
 }
 
 /** The restores to make, and the roles among them that do not exist (which block). */
 async function assess(ctx: StepContext, p: Params): Promise<{ findings: Finding[]; restores: RoleFreezeChange[] }> {
   const restores = await plannedRestores(ctx, p);
-  const states = await roleStates(await pool(ctx, 'source'), restores.map((r) => r.role));
+  const states = await roleStates(
+    await pool(ctx, 'source'),
+    restores.map((r) => r.role),
+  );
   const findings = restores
     .filter((r) => !states.get(r.role)?.exists)
-    .map((r) => ({ severity: 'error' as const, object: `role ${r.role}`, message: 'does not exist on the source', fix: 'remove it from the step parameters' }));
+    .map((r) => ({
+      severity: 'error' as const,
+      object: `role ${r.role}`,
+      message: 'does not exist on the source',
+      fix: 'remove it from the step parameters',
+    }));
   return { findings, restores };
 }
 
@@ -97,9 +114,19 @@ export const unfreeze = defineStep<Params, Result>({
 
   async check(ctx, p) {
     const restores = await plannedRestores(ctx, p);
-    const states = await roleStates(await pool(ctx, 'source'), restores.map((r) => r.role));
+    const states = await roleStates(
+      await pool(ctx, 'source'),
+      restores.map((r) => r.role),
+    );
     return restores
-      .filter((r) => (states.get(r.role)?.readOnly ?? null) !== r.previousReadOnly || (r.previousCanLogin === true && !states.get(r.role)?.canLogin))
-      .map((r) => ({ severity: 'error' as const, object: `role ${r.role}`, message: `${READ_ONLY_SETTING} is ${states.get(r.role)?.readOnly ?? 'not set'}, expected ${r.previousReadOnly ?? 'not set'}` }));
+      .filter(
+        (r) =>
+          (states.get(r.role)?.readOnly ?? null) !== r.previousReadOnly || (r.previousCanLogin === true && !states.get(r.role)?.canLogin),
+      )
+      .map((r) => ({
+        severity: 'error' as const,
+        object: `role ${r.role}`,
+        message: `${READ_ONLY_SETTING} is ${states.get(r.role)?.readOnly ?? 'not set'}, expected ${r.previousReadOnly ?? 'not set'}`,
+      }));
   },
 });

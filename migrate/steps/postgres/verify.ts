@@ -11,8 +11,8 @@ import { pairTables, poolQuery } from '../../postgres/compare/catalog.ts';
 import { compareDatabases, differs } from '../../postgres/compare/compare.ts';
 import type { KeyValue, TableReport, VerifyReport } from '../../postgres/compare/types.ts';
 import { pool } from '../../postgres/connections.ts';
-import { unpopulatedFindings } from './refresh-matviews.ts';
 import { privilegeDifferences } from '../../postgres/schema-compare/privileges.ts';
+import { unpopulatedFindings } from './refresh-matviews.ts';
 
 const params = z.strictObject({
   /** Schemas to compare; every non-system schema when absent. */
@@ -45,7 +45,9 @@ const MODE_PLAN: Record<Params['mode'], string> = {
 };
 
 function formatKey(key: KeyValue): string {
-  return Object.entries(key).map(([column, value]) => `${column}=${value}`).join(',');
+  return Object.entries(key)
+    .map(([column, value]) => `${column}=${value}`)
+    .join(',');
 }
 
 function describeDifferences(table: TableReport): string {
@@ -54,7 +56,10 @@ function describeDifferences(table: TableReport): string {
   const checksum = table.checksum === 'mismatch' ? '; row checksums differ' : '';
   const rows = table.differences.rows;
   if (rows.length === 0) return `${counts}${checksum}${table.key.length ? '' : ' (no primary key: rows cannot be listed)'}`;
-  const shown = rows.slice(0, 10).map((r) => `${formatKey(r.key)} (${r.kind})`).join(', ');
+  const shown = rows
+    .slice(0, 10)
+    .map((r) => `${formatKey(r.key)} (${r.kind})`)
+    .join(', ');
   const more = table.differences.truncated ? ' and more' : rows.length > 10 ? ` and ${rows.length - 10} more` : '';
   return `${counts}${checksum}; ${rows.length} differing rows: ${shown}${more}`;
 }
@@ -80,8 +85,9 @@ export const verify: StepKind<Params, Result> = defineStep<Params, Result>({
         }));
       const plan = [
         `compare ${pairs.length} tables on source and target: ${MODE_PLAN[p.mode]} (${p.concurrency} tables at a time, read-only)`,
-        ...pairs.map(({ source: t }) =>
-          `  ${t.schema}.${t.name} (~${t.estimatedRows} rows, ${t.key.length ? `key ${t.key.join(', ')}` : 'no primary key: whole-table checksum'})`,
+        ...pairs.map(
+          ({ source: t }) =>
+            `  ${t.schema}.${t.name} (~${t.estimatedRows} rows, ${t.key.length ? `key ${t.key.join(', ')}` : 'no primary key: whole-table checksum'})`,
         ),
       ];
       return { state: 'ready', plan, findings };
@@ -102,7 +108,8 @@ export const verify: StepKind<Params, Result> = defineStep<Params, Result>({
       );
       // With stop, the postcondition's findings name each differing table (printed once, there).
       if (p.onDifference === 'report') {
-        for (const table of report.tables.filter(differs)) ctx.log.warn(`table ${table.table}: ${describeDifferences(table)} (onDifference: report, continuing)`);
+        for (const table of report.tables.filter(differs))
+          ctx.log.warn(`table ${table.table}: ${describeDifferences(table)} (onDifference: report, continuing)`);
         for (const finding of privileges) ctx.log.warn(`${finding.object}: ${finding.message} (onDifference: report, continuing)`);
       }
       return { ...report, privileges } as Result;

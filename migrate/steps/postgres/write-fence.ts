@@ -7,16 +7,19 @@
  * sees the same changes, and rollback (freeze-writes' undo) drops it.
  */
 import { z } from 'zod';
+import { blockedBy, blocks, defineStep, type Finding, type Json, type StepContext, StepError, unable } from '../../core/step.ts';
 import { pool } from '../../postgres/connections.ts';
+import type { RowChange } from '../../postgres/pgoutput.ts';
 import { replicationNames } from '../../postgres/replication-names.ts';
 import { REPLICATION_NAME } from '../../postgres/sql.ts';
 import { DEFAULT_FENCE_SLOT, dropFenceSlot, fenceSlotExists, peekFence } from '../../postgres/write-fence.ts';
-import type { RowChange } from '../../postgres/pgoutput.ts';
-import { blockedBy, blocks, defineStep, StepError, unable, type Finding, type Json, type StepContext } from '../../core/step.ts';
 
 const params = z
   .object({
-    slot: z.string().regex(REPLICATION_NAME, 'must be a lower-case identifier (a-z, 0-9, _; at most 63 characters)').default(DEFAULT_FENCE_SLOT),
+    slot: z
+      .string()
+      .regex(REPLICATION_NAME, 'must be a lower-case identifier (a-z, 0-9, _; at most 63 characters)')
+      .default(DEFAULT_FENCE_SLOT),
     /** The publication whose tables are watched: the replicated ones (every table, as replication-start creates it). */
     publication: replicationNames.publication,
     /** Messages read at most: enough to name the writer, bounded so a runaway one cannot stall the window. */
@@ -36,7 +39,11 @@ interface FencePassed {
 }
 
 const isFencePassed = (change: Json): change is FencePassed =>
-  typeof change === 'object' && change !== null && !Array.isArray(change) && change.action === 'fence-passed' && typeof change.slot === 'string';
+  typeof change === 'object' &&
+  change !== null &&
+  !Array.isArray(change) &&
+  change.action === 'fence-passed' &&
+  typeof change.slot === 'string';
 
 /** An earlier attempt proved the fence and was killed after dropping the slot. */
 const passedBefore = (ctx: StepContext, p: Params) => ctx.previousChanges.filter(isFencePassed).find((c) => c.slot === p.slot);
@@ -68,7 +75,15 @@ async function assess(ctx: StepContext, p: Params): Promise<{ findings: Finding[
   const findings: Finding[] =
     exists || passed
       ? []
-      : [{ severity: 'error', object: `replication slot ${p.slot} (source)`, message: 'the write-fence slot does not exist', fix: 'postgres.freeze-writes creates it (with.fence: true, the default) with the same slot name', awaitsEarlierStep: true }];
+      : [
+          {
+            severity: 'error',
+            object: `replication slot ${p.slot} (source)`,
+            message: 'the write-fence slot does not exist',
+            fix: 'postgres.freeze-writes creates it (with.fence: true, the default) with the same slot name',
+            awaitsEarlierStep: true,
+          },
+        ];
   return { findings, passed, exists };
 }
 
@@ -85,7 +100,9 @@ export const writeFence = defineStep<Params, Result>({
     if (blocks(findings)) return { state: 'blocked', findings };
     return {
       state: 'ready',
-      plan: [`read every row change of publication ${p.publication}'s tables committed since the freeze from slot ${p.slot}; none: drop the slot; any: stop before the switch and name them`],
+      plan: [
+        `read every row change of publication ${p.publication}'s tables committed since the freeze from slot ${p.slot}; none: drop the slot; any: stop before the switch and name them`,
+      ],
     };
   },
 
@@ -99,7 +116,10 @@ export const writeFence = defineStep<Params, Result>({
       const { changes, truncated } = await peekFence(source, p.slot, p.publication, p.maxMessages);
       if (changes.length > 0) {
         const found = writtenFindings(changes, truncated, p);
-        throw new StepError(`${changes.length}${truncated ? '+' : ''} row change(s) in ${found.length} table(s) were written on the source after the freeze`, found);
+        throw new StepError(
+          `${changes.length}${truncated ? '+' : ''} row change(s) in ${found.length} table(s) were written on the source after the freeze`,
+          found,
+        );
       }
       await ctx.record({ action: 'fence-passed', slot: p.slot, lsn } satisfies FencePassed);
       await dropFenceSlot(source, p.slot);
@@ -112,7 +132,14 @@ export const writeFence = defineStep<Params, Result>({
 
   async check(ctx, _p, result) {
     if (!(await fenceSlotExists(await pool(ctx, 'source'), result.slot))) return [];
-    return [{ severity: 'error', object: `replication slot ${result.slot} (source)`, message: 'still exists after the fence passed; it holds WAL on the source', fix: `select pg_drop_replication_slot('${result.slot}')` }];
+    return [
+      {
+        severity: 'error',
+        object: `replication slot ${result.slot} (source)`,
+        message: 'still exists after the fence passed; it holds WAL on the source',
+        fix: `select pg_drop_replication_slot('${result.slot}')`,
+      },
+    ];
   },
 
   // The fence changes nothing a rollback must put back: freeze-writes' undo drops a slot left behind.

@@ -5,8 +5,8 @@
  * with secrets scrubbed.
  */
 import { z } from 'zod';
-import { defineStep, StepError, type Json, type StepContext } from '../../core/step.ts';
-import { commandSchema, describeCommand, runCommand, type Command, type CommandOutcome } from './shell.ts';
+import { defineStep, type Json, type StepContext, StepError } from '../../core/step.ts';
+import { type Command, type CommandOutcome, commandSchema, describeCommand, runCommand } from './shell.ts';
 
 const params = z
   .object({
@@ -36,16 +36,27 @@ async function run(ctx: StepContext, p: Params, role: Role, command: Command): P
 
 function failed(role: Role, command: Command, p: Params, outcome: CommandOutcome): StepError {
   const shown = describeCommand(command);
-  const how = outcome.timedOut ? `did not finish within ${p.timeoutSeconds} s and was killed` : outcome.signal ? `was killed by ${outcome.signal}` : outcome.exitCode === null ? 'could not be started' : `exited with ${outcome.exitCode}`;
+  const how = outcome.timedOut
+    ? `did not finish within ${p.timeoutSeconds} s and was killed`
+    : outcome.signal
+      ? `was killed by ${outcome.signal}`
+      : outcome.exitCode === null
+        ? 'could not be started'
+        : `exited with ${outcome.exitCode}`;
   const output = [outcome.stderrTail, outcome.stdoutTail].filter(Boolean).join('\n');
-  return new StepError(`Unable to run the ${role === 'command' ? 'stop' : role} command of source.stop: '${shown}' ${how}${output ? `:\n${output}` : ''}`, [
-    {
-      severity: 'error',
-      object: `with.${role}`,
-      message: `'${shown}' ${how}`,
-      fix: outcome.timedOut ? 'raise timeoutSeconds or make the command return once the stop is requested' : 'run the command by hand to see why, fix it, then re-run (the step runs the command again)',
-    },
-  ]);
+  return new StepError(
+    `Unable to run the ${role === 'command' ? 'stop' : role} command of source.stop: '${shown}' ${how}${output ? `:\n${output}` : ''}`,
+    [
+      {
+        severity: 'error',
+        object: `with.${role}`,
+        message: `'${shown}' ${how}`,
+        fix: outcome.timedOut
+          ? 'raise timeoutSeconds or make the command return once the stop is requested'
+          : 'run the command by hand to see why, fix it, then re-run (the step runs the command again)',
+      },
+    ],
+  );
 }
 
 async function alreadyStopped(ctx: StepContext, p: Params): Promise<boolean | undefined> {
@@ -61,13 +72,25 @@ export const sourceStop = defineStep<Params, Result>({
   destructive: true,
   async probe(ctx, p) {
     const stopped = await alreadyStopped(ctx, p);
-    if (stopped) return { state: 'done', result: { exitCode: 0, durationMs: 0, stdoutTail: '' }, plan: [`already stopped (check '${describeCommand(p.check!)}' exited 0)`] };
+    if (stopped)
+      return {
+        state: 'done',
+        result: { exitCode: 0, durationMs: 0, stdoutTail: '' },
+        plan: [`already stopped (check '${describeCommand(p.check!)}' exited 0)`],
+      };
     return {
       state: 'ready',
       plan: [`run: ${describeCommand(p.command)} (timeout ${p.timeoutSeconds} s)`],
       findings: p.check
         ? []
-        : [{ severity: 'info', object: 'with.check', message: 'no check command: whether the services are already stopped is unknown, so a resumed run runs the command again', fix: 'add a check command that exits 0 once they are stopped' }],
+        : [
+            {
+              severity: 'info',
+              object: 'with.check',
+              message: 'no check command: whether the services are already stopped is unknown, so a resumed run runs the command again',
+              fix: 'add a check command that exits 0 once they are stopped',
+            },
+          ],
     };
   },
   async apply(ctx, p) {
@@ -77,7 +100,14 @@ export const sourceStop = defineStep<Params, Result>({
   },
   async check(ctx, p) {
     if ((await alreadyStopped(ctx, p)) === false) {
-      return [{ severity: 'error', object: 'with.check', message: `'${describeCommand(p.check!)}' still says the services are running after the stop command`, fix: 'check the legacy hosts by hand; the stop may be asynchronous (make the command wait)' }];
+      return [
+        {
+          severity: 'error',
+          object: 'with.check',
+          message: `'${describeCommand(p.check!)}' still says the services are running after the stop command`,
+          fix: 'check the legacy hosts by hand; the stop may be asynchronous (make the command wait)',
+        },
+      ];
     }
   },
   async undo(ctx, p) {

@@ -5,7 +5,7 @@
  */
 import type { z } from 'zod';
 import type { RecordTarget } from '../../aws/route53.ts';
-import { blockedBy, defineStep, StepError, unable, type Finding, type Probe, type StepContext, type StepKind } from '../../core/step.ts';
+import { blockedBy, defineStep, type Finding, type Probe, type StepContext, StepError, type StepKind, unable } from '../../core/step.ts';
 import { applyMove, describeTarget, misplaced, moveParams, movePlan, readMove, undoMove } from '../aws/record-move.ts';
 
 const params = moveParams.strict();
@@ -51,7 +51,11 @@ export function webhookRecordMove(move: WebhookMove): StepKind<Params, PointResu
       const { name, findings, target, plan } = await assess(ctx);
       if (!target || !plan) return { state: 'blocked', findings };
       if (plan.changes.length === 0) {
-        return { state: 'done', result: { name, type: target.type, to: move.to, changeId: null }, plan: [`${name} ${describeTarget(name, target)}: already in place`] };
+        return {
+          state: 'done',
+          result: { name, type: target.type, to: move.to, changeId: null },
+          plan: [`${name} ${describeTarget(name, target)}: already in place`],
+        };
       }
       return { state: 'ready', plan: [...movePlan(ctx, plan, p, `Point ${name} at the ${move.to}: `), ...move.notes(ctx)] };
     },
@@ -71,7 +75,13 @@ export function webhookRecordMove(move: WebhookMove): StepKind<Params, PointResu
       const name = recordName(ctx);
       const actual = await misplaced(ctx, name, target);
       if (actual === null) return [];
-      return [{ severity: 'error', object: `record ${name} ${target.type}`, message: `is ${actual}, expected the ${move.to}: ${describeTarget(name, target)}` }];
+      return [
+        {
+          severity: 'error',
+          object: `record ${name} ${target.type}`,
+          message: `is ${actual}, expected the ${move.to}: ${describeTarget(name, target)}`,
+        },
+      ];
     },
 
     async undo(ctx, p, changes) {

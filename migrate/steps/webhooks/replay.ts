@@ -2,12 +2,12 @@
 import http from 'node:http';
 import https from 'node:https';
 import { z } from 'zod';
-import { blockedBy, defineStep, StepError, unable, type Finding, type Probe, type StepContext } from '../../core/step.ts';
+import { blockedBy, defineStep, type Finding, type Probe, type StepContext, StepError, unable } from '../../core/step.ts';
 import { ReplayLedger } from '../../webhooks/ledger.ts';
 import { openRecordedQueue, webhookOutputs } from '../../webhooks/open-queue.ts';
 import type { RecordedQueue } from '../../webhooks/recorded-queue.ts';
 import { describeRequest } from '../../webhooks/recorded-request.ts';
-import { replay, type ReplayOptions, type ReplaySummary } from '../../webhooks/replay.ts';
+import { type ReplayOptions, type ReplaySummary, replay } from '../../webhooks/replay.ts';
 
 const HTTP_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
@@ -80,7 +80,10 @@ export const replayWebhooks = defineStep<Params, ReplaySummary>({
         `header ${p.idempotencyHeader}: <message id>, up to ${p.maxAttempts} attempts, then the dead-letter queue`,
     ];
     const replayed = ledger.count('delivered');
-    if (quietSeconds(ctx, p) > 0) plan.push(`then wait for ${quietSeconds(ctx, p)} s without a new recorded request before finishing; anything left in the queue fails the step`);
+    if (quietSeconds(ctx, p) > 0)
+      plan.push(
+        `then wait for ${quietSeconds(ctx, p)} s without a new recorded request before finishing; anything left in the queue fails the step`,
+      );
     if (replayed || ledger.count('failed')) plan.push(`Resuming: ${replayed} already replayed, ${ledger.count('failed')} already failed`);
     if (ctx.dryRun && p.sample > 0) plan.push(...(await sample(queue, p.sample)));
     return { state: 'ready', plan };
