@@ -30,7 +30,7 @@ function scratchDir(prefix: string): string {
 }
 
 export async function dumpRestore(bench: Bench, database: string): Promise<number> {
-  await createDatabase(bench, bench.target, database);
+  await createDatabase(bench.target, database);
   const dir = join(scratchDir('bench-dump-'), 'dump');
   try {
     return await timed(async () => {
@@ -43,7 +43,7 @@ export async function dumpRestore(bench: Bench, database: string): Promise<numbe
 }
 
 export async function pgcopydbClone(bench: Bench, database: string): Promise<number> {
-  await createDatabase(bench, bench.target, database);
+  await createDatabase(bench.target, database);
   const dir = scratchDir('bench-pgcopydb-');
   try {
     // pgcopydb runs pg_dump and pg_restore, found on PATH.
@@ -87,7 +87,7 @@ export async function replicate(
     synchronousCommit: string;
   },
 ): Promise<Replicated> {
-  await createDatabase(bench, bench.target, options.targetDatabase);
+  await createDatabase(bench.target, options.targetDatabase);
   return withSteps(bench, options, async (steps) => {
     const phases: Replicated['phases'] = [];
     const timed = async <R>(label: string, step: Promise<{ seconds: number; result: R }>) => {
@@ -97,16 +97,17 @@ export async function replicate(
     };
     // As week-prior.yaml does: the app role (created on both servers) keeps its GRANTs on the target.
     const subscribe = { ...options.names, binary: options.binary, synchronousCommit: options.synchronousCommit };
-    let sync;
-    if (options.method === 'snapshot') {
+    const copyThenAttach = async () => {
       await timed('schema pre-data', steps.run(schemaCopy, { section: 'pre-data', withPrivileges: true }));
       await timed('snapshot-copy', steps.run(snapshotCopy, { ...options.names, binary: options.binary }));
       await timed('schema post-data', steps.run(schemaCopy, { section: 'post-data', withPrivileges: true }));
-      sync = await timed('replication-start', steps.run(replicationStart, { ...subscribe, copyData: false }));
-    } else {
+      return timed('replication-start', steps.run(replicationStart, { ...subscribe, copyData: false }));
+    };
+    const subscriptionCopies = async () => {
       await timed('schema', steps.run(schemaCopy, { withPrivileges: true }));
-      sync = await timed('replication-start', steps.run(replicationStart, subscribe));
-    }
+      return timed('replication-start', steps.run(replicationStart, subscribe));
+    };
+    const sync = await (options.method === 'snapshot' ? copyThenAttach() : subscriptionCopies());
     if (sync.binary !== options.binary) throw new Error(`replication-start used binary = ${sync.binary}, asked for ${options.binary}`);
     return { phases, seconds: phases.reduce((sum, [, x]) => sum + x, 0), tables: sync.tables };
   });

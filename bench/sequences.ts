@@ -33,14 +33,14 @@ async function advanceSource(bench: Bench): Promise<void> {
 }
 
 export async function prepareSequences(bench: Bench, count: number): Promise<void> {
-  await createDatabase(bench, bench.source, SEQUENCE_DATABASE);
+  await createDatabase(bench.source, SEQUENCE_DATABASE);
   await withClient(bench.source, SEQUENCE_DATABASE, (c) =>
     c.query(`CREATE SCHEMA seqs;
       DO $$ BEGIN
         FOR i IN 1..${count} LOOP EXECUTE format('CREATE SEQUENCE seqs.s%s', i); END LOOP;
       END $$`),
   );
-  await createDatabase(bench, bench.target, SEQUENCE_DATABASE);
+  await createDatabase(bench.target, SEQUENCE_DATABASE);
   await withSteps(bench, { sourceDatabase: SEQUENCE_DATABASE }, (steps) => steps.run(schemaCopy, {}));
 }
 

@@ -72,7 +72,7 @@ export async function tool(bench: Bench, name: string, args: string[], bindir = 
   }
 }
 
-export async function createDatabase(bench: Bench, server: PostgresServer, name: string): Promise<void> {
+export async function createDatabase(server: PostgresServer, name: string): Promise<void> {
   const admin = await server.client();
   try {
     await admin.query(`DROP DATABASE IF EXISTS ${name}`);
@@ -94,7 +94,7 @@ export async function createAppRole(server: PostgresServer, password: string): P
 
 /** Loads `database` on the source; returns its size in bytes. */
 export async function loadSource(bench: Bench, database: string, options: { scale: number; docs: number }): Promise<number> {
-  await createDatabase(bench, bench.source, database);
+  await createDatabase(bench.source, database);
   // Server-side generation (G) is several times faster than pgbench generating rows client-side.
   await tool(bench, 'pgbench', ['-i', '-I', 'dtGvp', '-q', '-s', String(options.scale), bench.url(bench.source, database)]);
   const client = await bench.source.client(database);

@@ -116,43 +116,41 @@ export class Database extends pulumi.ComponentResource {
       child.opts('postgres-from-nodes'),
     );
     const cidrName = (cidr: string) => cidr.replace(/[./]/g, '-');
-    config.migrationCidrs.forEach(
-      (cidr) =>
-        new aws.vpc.SecurityGroupIngressRule(
-          child.name(`postgres-from-${cidrName(cidr)}`),
-          {
-            securityGroupId: securityGroup.id,
-            cidrIpv4: cidr,
-            ipProtocol: 'tcp',
-            fromPort: PORT,
-            toPort: PORT,
-            description: 'migration network path (legacy server / VPN)',
-            tags: tags(`${identifier}-from-migration`),
-          },
-          child.opts(`postgres-from-${cidrName(cidr)}`),
-        ),
-    );
+    config.migrationCidrs.forEach((cidr) => {
+      new aws.vpc.SecurityGroupIngressRule(
+        child.name(`postgres-from-${cidrName(cidr)}`),
+        {
+          securityGroupId: securityGroup.id,
+          cidrIpv4: cidr,
+          ipProtocol: 'tcp',
+          fromPort: PORT,
+          toPort: PORT,
+          description: 'migration network path (legacy server / VPN)',
+          tags: tags(`${identifier}-from-migration`),
+        },
+        child.opts(`postgres-from-${cidrName(cidr)}`),
+      );
+    });
 
     // The subscription's apply and table-sync workers connect from RDS to the source. Replies to
     // the connections the nodes and migration networks open come back through the group's
     // connection tracking, so this rule is the only outbound traffic the group needs. The reverse
     // (the source opening connections to RDS) gets no ingress rule: logical replication never does.
-    args.source.cidrs.forEach(
-      (cidr) =>
-        new aws.vpc.SecurityGroupEgressRule(
-          child.name(`postgres-to-source-${cidrName(cidr)}`),
-          {
-            securityGroupId: securityGroup.id,
-            cidrIpv4: cidr,
-            ipProtocol: 'tcp',
-            fromPort: args.source.port,
-            toPort: args.source.port,
-            description: 'logical replication: the subscription connects to the legacy source',
-            tags: tags(`${identifier}-to-source`),
-          },
-          child.opts(`postgres-to-source-${cidrName(cidr)}`),
-        ),
-    );
+    args.source.cidrs.forEach((cidr) => {
+      new aws.vpc.SecurityGroupEgressRule(
+        child.name(`postgres-to-source-${cidrName(cidr)}`),
+        {
+          securityGroupId: securityGroup.id,
+          cidrIpv4: cidr,
+          ipProtocol: 'tcp',
+          fromPort: args.source.port,
+          toPort: args.source.port,
+          description: 'logical replication: the subscription connects to the legacy source',
+          tags: tags(`${identifier}-to-source`),
+        },
+        child.opts(`postgres-to-source-${cidrName(cidr)}`),
+      );
+    });
 
     // Letters and digits only: the password is embedded in connection URLs and PgBouncer's auth file.
     const password = new random.RandomPassword(child.name('master'), { length: 40, special: false }, child.opts('master'));

@@ -88,14 +88,13 @@ export class Network extends pulumi.ComponentResource {
     const privateSubnets = args.zones.map((zone, i) => subnet('private', zone, i, { 'kubernetes.io/role/internal-elb': '1' }));
     const databaseSubnets = args.zones.map((zone, i) => subnet('database', zone, i, {}));
 
-    publicSubnets.forEach(
-      (s, i) =>
-        new aws.ec2.RouteTableAssociation(
-          child.name(`public-${args.zones[i]}`),
-          { subnetId: s.id, routeTableId: publicRoutes.id },
-          child.opts(`public-${args.zones[i]}`),
-        ),
-    );
+    publicSubnets.forEach((s, i) => {
+      new aws.ec2.RouteTableAssociation(
+        child.name(`public-${args.zones[i]}`),
+        { subnetId: s.id, routeTableId: publicRoutes.id },
+        child.opts(`public-${args.zones[i]}`),
+      );
+    });
 
     // One NAT per AZ survives an AZ outage and avoids cross-AZ data charges; a single one is cheaper.
     const natZones = args.natGateways === 'per-az' ? args.zones : args.zones.slice(0, 1);

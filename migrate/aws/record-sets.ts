@@ -49,8 +49,8 @@ export function buildSet(name: string, type: MovableType, ttl: number, value: Re
 
 /** Keeps only what a change needs, so a set read from ListResourceRecordSets can be journalled and sent back. */
 export function plainSet(set: RecordSet): RecordSet {
-  if (set['SetIdentifier'] !== undefined) {
-    throw new StepError(`record ${bare(set.Name)} ${set.Type} uses a routing policy (SetIdentifier ${String(set['SetIdentifier'])})`, [
+  if (set.SetIdentifier !== undefined) {
+    throw new StepError(`record ${bare(set.Name)} ${set.Type} uses a routing policy (SetIdentifier ${String(set.SetIdentifier)})`, [
       {
         severity: 'error',
         object: `record ${bare(set.Name)} ${set.Type}`,

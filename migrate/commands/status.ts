@@ -57,6 +57,7 @@ export function registerStatus(program: Command, globals: () => GlobalOptions): 
     );
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: rows of pg_stat_* views as pg returns them, printed field by field
 type View = Record<string, any>;
 
 const bytes = (n: unknown) => (typeof n === 'number' ? (n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB` : `${n} B`) : 'unknown');

@@ -8,6 +8,7 @@ import type { SecretResolver } from './secret-refs.ts';
 import type { Json, Logger, StepContext } from './step.ts';
 
 export class ResourcePool {
+  // biome-ignore lint/suspicious/noExplicitAny: each entry's dispose takes its own value's type; the map cannot name them all
   readonly #entries = new Map<string, { value: Promise<unknown>; dispose?: (value: any) => Promise<void> | void }>();
 
   get<T>(key: string, create: () => Promise<T> | T, dispose?: (value: T) => Promise<void> | void): Promise<T> {

@@ -95,6 +95,7 @@ function loggerFor(env: EngineEnvironment, step: string): Logger {
   };
 }
 
+// biome-ignore lint/suspicious/noConfusingVoidType: what StepKind.check resolves to
 function errorFindings(findings: Finding[] | void): Finding[] {
   return (findings ?? []).filter((f) => f.severity === 'error');
 }

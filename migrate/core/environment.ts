@@ -12,7 +12,10 @@ export function kindLookup(stateDir: string): { kinds: KindLookup; knownKinds: (
   let undo: StepKind | undefined;
   const knownKinds = () => ['run.undo', ...stepKinds.keys()].sort();
   const kinds: KindLookup = (name) => {
-    if (name === 'run.undo') return (undo ??= undoStepKind({ stateDir, kinds, knownKinds }) as StepKind);
+    if (name === 'run.undo') {
+      undo ??= undoStepKind({ stateDir, kinds, knownKinds }) as StepKind;
+      return undo;
+    }
     return stepKinds.get(name);
   };
   return { kinds, knownKinds };

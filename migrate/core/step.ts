@@ -95,6 +95,7 @@ export interface StepContext {
   resource<T>(key: string, create: () => Promise<T> | T, dispose?: (value: T) => Promise<void> | void): Promise<T>;
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: the registry holds kinds of every params type, and params are contravariant (unknown would reject them)
 export interface StepKind<P = any, R extends Json = Json> {
   /** `family.verb`, e.g. `postgres.freeze-writes`. */
   kind: string;
@@ -107,6 +108,7 @@ export interface StepKind<P = any, R extends Json = Json> {
   probe(ctx: StepContext, params: P): Promise<Probe<R>>;
   apply(ctx: StepContext, params: P): Promise<R>;
   /** Postcondition: throws (or returns error findings) when the effect is not in place. */
+  // biome-ignore lint/suspicious/noConfusingVoidType: a check with nothing to report is an async function that returns nothing
   check(ctx: StepContext, params: P, result: R): Promise<Finding[] | void>;
   /** Reverses what `changes` say was done. Idempotent; absent when a step cannot be undone. */
   undo?(ctx: StepContext, params: P, changes: readonly Json[], result: R | undefined): Promise<void>;

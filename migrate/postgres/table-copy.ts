@@ -84,11 +84,11 @@ class CopiedTables {
   private wake: (() => void)[] = [];
   push(table: string): void {
     this.items.push(table);
-    this.wake.splice(0).forEach((w) => w());
+    for (const wake of this.wake.splice(0)) wake();
   }
   close(): void {
     this.closed = true;
-    this.wake.splice(0).forEach((w) => w());
+    for (const wake of this.wake.splice(0)) wake();
   }
   async next(): Promise<string | undefined> {
     for (;;) {

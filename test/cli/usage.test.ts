@@ -110,7 +110,9 @@ describe('usage errors and help', { concurrency: true }, () => {
       [['--state-dir'], /option '--state-dir <dir>' argument missing/],
     ];
     const results = await Promise.all(cases.map(([args]) => cli(args)));
-    cases.forEach(([, names], i) => oneLineUsageError(results[i]!, names));
+    cases.forEach(([, names], i) => {
+      oneLineUsageError(results[i]!, names);
+    });
     for (const r of results) assert.equal(r.stdout, '');
   });
 
@@ -337,8 +339,10 @@ describe('output conventions: a closed stdout, JSON lines, colours', { concurren
       plan({ NO_COLOR: '', FORCE_COLOR: undefined }),
     ]);
     for (const r of [forced, none, off, piped]) assert.equal(r.code, EXIT.ok, describeResult(r));
-    assert.match(forced.stdout, /\x1b\[\d+m/);
-    for (const r of [none, off, piped]) assert.doesNotMatch(r.stdout, /\x1b\[/, r.stdout);
-    assert.equal(forced.stdout.replace(/\x1b\[\d+m/g, ''), none.stdout, 'the same text, only coloured');
+    // ANSI SGR sequences (ESC [ n m), written with the escape character spelled out.
+    const esc = String.fromCharCode(27);
+    assert.match(forced.stdout, new RegExp(`${esc}\\[\\d+m`));
+    for (const r of [none, off, piped]) assert.doesNotMatch(r.stdout, new RegExp(`${esc}\\[`), r.stdout);
+    assert.equal(forced.stdout.replace(new RegExp(`${esc}\\[\\d+m`, 'g'), ''), none.stdout, 'the same text, only coloured');
   });
 });

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { dryRun, type EngineEnvironment, findResumableRun, RunNotStartedError, resume, run } from '../../migrate/core/engine.ts';
+import { dryRun, type EngineEnvironment, findResumableRun, resume, run } from '../../migrate/core/engine.ts';
 import { listRuns } from '../../migrate/core/journal.ts';
 import { acquireLock, LockHeldError } from '../../migrate/core/lock.ts';
 import { jsonReporter } from '../../migrate/core/report.ts';

@@ -12,7 +12,11 @@ import { after, describe, it } from 'node:test';
 import { PGBOUNCER_CONFIG_SCRIPT } from '../../infra/pgbouncer-config-script.ts';
 
 const dirs: string[] = [];
-after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+after(() =>
+  dirs.forEach((d) => {
+    rmSync(d, { recursive: true, force: true });
+  }),
+);
 
 function render(writerUrl: string) {
   const dir = mkdtempSync(join(tmpdir(), 'pgbouncer-script-'));

@@ -67,7 +67,9 @@ test('scales every workload of the namespaces to zero, journalling each count be
     ],
   );
   // Write-ahead: the n-th record happened before the n-th PATCH was sent.
-  patchesWhenRecorded.forEach((seen, i) => assert.ok(seen <= i, `record ${i} came after ${seen} patches`));
+  patchesWhenRecorded.forEach((seen, i) => {
+    assert.ok(seen <= i, `record ${i} came after ${seen} patches`);
+  });
   for (const [kind, name] of [
     ['Deployment', 'web'],
     ['Deployment', 'worker'],

@@ -172,7 +172,9 @@ test('pause holds the clients of every pod, resume releases them all; none fails
     assert.ok(resumed.longestWaitMs > 0, 'held clients had waited');
     assert.deepEqual(await pausedOnEach(), [false, false]);
     await delay(300);
-    clients.commits.forEach((c, i) => assert.ok(c.length > during[i]!, `clients of pgbouncer ${i + 1} committed after the resume`));
+    clients.commits.forEach((c, i) => {
+      assert.ok(c.length > during[i]!, `clients of pgbouncer ${i + 1} committed after the resume`);
+    });
   } finally {
     stop.now = true;
     await resumeEach();
@@ -208,7 +210,9 @@ test('a pod that cannot pause fails the step and every pod is resumed: all or no
     assert.deepEqual(await pausedOnEach(), [false, false], 'the first pod was paused, and is resumed');
     const after = clients.commits.map((c) => c.length);
     await delay(300);
-    clients.commits.forEach((c, i) => assert.ok(c.length > after[i]!, `clients of pgbouncer ${i + 1} go on`));
+    clients.commits.forEach((c, i) => {
+      assert.ok(c.length > after[i]!, `clients of pgbouncer ${i + 1} go on`);
+    });
     await long.query('COMMIT');
   } finally {
     await long.end();

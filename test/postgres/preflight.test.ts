@@ -75,12 +75,18 @@ describe('postgres.preflight on a badly configured pair', () => {
     texts.push(JSON.stringify(probe));
 
     const dump = schemaCopy.apply(down.ctx, schemaCopy.params.parse({}));
-    await assert.rejects(dump, (error: Error) => (texts.push(error.message), /Unable to copy the schema/.test(error.message)));
+    await assert.rejects(dump, (error: Error) => {
+      texts.push(error.message);
+      return /Unable to copy the schema/.test(error.message);
+    });
 
     // The publication is reachable; the subscription's own connection to the source is not.
     const subscribe = context({ ...pair.outputs, source: { urlRef: pair.outputs.source.urlRef, subscriptionUrlRef: ref } });
     const start = replicationStart.apply(subscribe.ctx, replicationStart.params.parse({}));
-    await assert.rejects(start, (error: Error) => (texts.push(error.message), /could not connect to the publisher/.test(error.message)));
+    await assert.rejects(start, (error: Error) => {
+      texts.push(error.message);
+      return /could not connect to the publisher/.test(error.message);
+    });
 
     for (const t of pair.contexts) texts.push(...t.lines, JSON.stringify(t.changes), JSON.stringify(t.progress));
     for (const text of texts) {

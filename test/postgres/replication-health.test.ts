@@ -154,7 +154,7 @@ describe('a stalled subscription on a PostgreSQL 13 target (no pg_stat_subscript
 
   before(async () => {
     pair = await startPair({ target: { bindir: embeddedBindir('pg13-bin'), settings: { wal_retrieve_retry_interval: "'1s'" } } });
-    await pair.sql('source', `${STALL}insert into public.stall values (1, \'{"a": 1}\'); alter table public.stall replica identity full;`);
+    await pair.sql('source', `${STALL}insert into public.stall values (1, '{"a": 1}'); alter table public.stall replica identity full;`);
     // The same schema on both sides (replica identity included), so D-day's schema go/no-go passes and the replication one is what refuses.
     await pair.sql('target', `${STALL}alter table public.stall replica identity full;`);
     await replicationStart.apply(context().ctx, replicationStart.params.parse({ pollMs: 50 }));

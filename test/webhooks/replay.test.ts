@@ -399,8 +399,11 @@ describe('webhooks.replay (SQS)', () => {
         new Promise<Reply>((resolve) => {
           // Hold each answer until three are in flight (or a moment passes, for the batch's tail).
           waiting.push(() => resolve({ status: 200 }));
-          if (waiting.length === 3) waiting.splice(0).forEach((release) => release());
-          else setTimeout(() => waiting.splice(0).forEach((release) => release()), 100);
+          const releaseAll = () => {
+            for (const release of waiting.splice(0)) release();
+          };
+          if (waiting.length === 3) releaseAll();
+          else setTimeout(releaseAll, 100);
         }),
     );
     const events = [1, 2, 3, 4, 5, 6, 7].map((n) => signedPost(`/hooks/${n}`, jsonEvent(n)));

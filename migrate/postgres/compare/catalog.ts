@@ -93,6 +93,7 @@ function excluder(patterns: string[] = []): (qualifiedName: string) => boolean {
 }
 
 /** Runs one catalog query; a pool and a snapshot reader both fit. */
+// biome-ignore lint/suspicious/noExplicitAny: pg rows are untyped; each caller reads the columns its SQL selects
 export type CatalogQuery = (sql: string, params: unknown[]) => Promise<any[]>;
 
 export function poolQuery(pool: pg.Pool): CatalogQuery {

@@ -59,6 +59,7 @@ export class SnapshotReader {
   }
 
   /** Runs one read-only query inside the shared snapshot. */
+  // biome-ignore lint/suspicious/noExplicitAny: the same default as pg's own query()
   async query<R extends pg.QueryResultRow = any>(sql: string, params: unknown[] = []): Promise<R[]> {
     const client = await this.pool.connect();
     try {

@@ -206,7 +206,7 @@ export async function readSchema(db: pg.Pool, lockTimeoutMs = 10_000): Promise<S
  * both sides before comparing; a schema-qualified table name stays.
  */
 function columnQualifiers(schemas: string[]): RegExp {
-  const escape = (name: string) => name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  const keep = [...schemas, 'pg_catalog', 'public', 'information_schema'].map(escape).join('|');
+  const escapeRegExp = (name: string) => name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const keep = [...schemas, 'pg_catalog', 'public', 'information_schema'].map(escapeRegExp).join('|');
   return new RegExp(`(?<![\\w$."])(?!(?:${keep})\\.)("(?:[^"]|"")+"|[A-Za-z_][\\w$]*)\\.(?=[A-Za-z_"])`, 'g');
 }

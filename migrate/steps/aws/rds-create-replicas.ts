@@ -121,7 +121,7 @@ function endpoints(specs: ReplicaSpec[], states: Map<string, InstanceState>): En
   const out: Endpoint[] = [];
   for (const spec of specs) {
     const state = stateOf(states, spec.identifier);
-    if (!state || state.status !== 'available' || !state.address || !state.port) return null;
+    if (state?.status !== 'available' || !state.address || !state.port) return null;
     out.push({ identifier: spec.identifier, address: state.address, port: state.port });
   }
   return out;

@@ -285,7 +285,7 @@ export const replicationStart = defineStep<Params, Result>({
     return findings;
   },
 
-  async undo(ctx, p, changes) {
+  async undo(ctx, _p, changes) {
     const subscriptions = createdByRun(changes, 'create-subscription');
     const publications = createdByRun(changes, 'create-publication');
     try {

@@ -6,7 +6,7 @@
  * is replicated, and either would surface only after the switch. Read-only.
  */
 import { z } from 'zod';
-import { blockedBy, defineStep, type Finding, type StepContext, unable } from '../../core/step.ts';
+import { blockedBy, blocks, defineStep, type Finding, type StepContext, unable } from '../../core/step.ts';
 import { pool } from '../../postgres/connections.ts';
 import { compareServers, differenceFindings, fingerprint } from '../../postgres/schema-compare/compare.ts';
 
@@ -49,13 +49,10 @@ export const schemaParity = defineStep<Params, Result>({
   },
 
   async apply(ctx, p) {
-    let assessed;
-    try {
-      assessed = await assess(ctx, p);
-    } catch (error) {
+    const assessed = await assess(ctx, p).catch((error: unknown) => {
       throw unable('compare the schemas of source and target', error);
-    }
-    if (assessed.findings.some((f) => f.severity === 'error')) throw blockedBy(assessed.findings);
+    });
+    if (blocks(assessed.findings)) throw blockedBy(assessed.findings);
     return assessed.result;
   },
 

@@ -281,7 +281,7 @@ export const snapshotCopy = defineStep<Params, Result>({
     return findings;
   },
 
-  async undo(ctx, p, changes) {
+  async undo(ctx, _p, changes) {
     const slots = new Set(changesOf<SlotChange>(changes, 'create-slot').map((c) => c.slot));
     const publications = new Set(
       changesOf<{ action: 'create-publication'; name: string }>(changes, 'create-publication').map((c) => c.name),
