@@ -7,7 +7,7 @@ import type { z } from 'zod';
 import { defineStep, type Finding } from '../../core/step.ts';
 import { configValue, databaseEntry, poolState, sharedAdmin } from '../../pgbouncer/admin.ts';
 import { pauseAll, resumeAll } from '../../pgbouncer/pause.ts';
-import { entryAndConsoles, pauseParams } from './params.ts';
+import { entryAndConsoles, pausedOnEvery, pauseParams } from './params.ts';
 
 const params = pauseParams;
 type Params = z.infer<typeof params>;
@@ -59,21 +59,8 @@ export const pgbouncerPause = defineStep<Params, Result>({
     ctx.log.info(`PgBouncer database ${entry} paused on ${labels.join(', ')} after ${waitedMs} ms`);
     return { database: entry, paused: true, waitedMs, consoles: labels };
   },
-  async check(ctx, p) {
-    const { entry, consoles } = await entryAndConsoles(ctx, p);
-    const findings: Finding[] = [];
-    for (const console of consoles) {
-      if (!(await databaseEntry(await sharedAdmin(ctx, console), entry)).paused) {
-        findings.push({
-          severity: 'error',
-          object: `pgbouncer database ${entry} on ${console.label}`,
-          message: 'is not paused',
-          fix: 'someone resumed it (or the pod is new); re-run the step',
-        });
-      }
-    }
-    return findings;
-  },
+  check: (ctx, p) =>
+    pausedOnEvery(ctx, p, { paused: true, message: 'is not paused', fix: 'someone resumed it (or the pod is new); re-run the step' }),
   async undo(ctx, p) {
     const { entry, consoles } = await entryAndConsoles(ctx, p);
     await resumeAll(ctx, consoles, entry);

@@ -4,10 +4,10 @@
  * pause → reload → resume runs pause, restore the backend, resume.
  */
 import type { z } from 'zod';
-import { defineStep, type Finding } from '../../core/step.ts';
+import { defineStep } from '../../core/step.ts';
 import { databaseEntry, sharedAdmin } from '../../pgbouncer/admin.ts';
 import { pauseAll, resumeAll } from '../../pgbouncer/pause.ts';
-import { entryAndConsoles, pauseParams } from './params.ts';
+import { entryAndConsoles, pausedOnEvery, pauseParams } from './params.ts';
 
 const params = pauseParams;
 type Params = z.infer<typeof params>;
@@ -38,21 +38,7 @@ export const pgbouncerResume = defineStep<Params, Result>({
     ctx.log.info(`PgBouncer database ${entry} resumed on ${labels.join(', ')}; the longest-held client had waited ${longestWaitMs} ms`);
     return { database: entry, longestWaitMs, consoles: labels };
   },
-  async check(ctx, p) {
-    const { entry, consoles } = await entryAndConsoles(ctx, p);
-    const findings: Finding[] = [];
-    for (const console of consoles) {
-      if ((await databaseEntry(await sharedAdmin(ctx, console), entry)).paused) {
-        findings.push({
-          severity: 'error',
-          object: `pgbouncer database ${entry} on ${console.label}`,
-          message: 'is still paused',
-          fix: 'run RESUME on its console',
-        });
-      }
-    }
-    return findings;
-  },
+  check: (ctx, p) => pausedOnEvery(ctx, p, { paused: false, message: 'is still paused', fix: 'run RESUME on its console' }),
   async undo(ctx, p) {
     const { entry, consoles } = await entryAndConsoles(ctx, p);
     await pauseAll(ctx, consoles, entry, p);
