@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { ALL_CAPABILITIES, dryRun, findResumableRun, planRunbook, type RunOutcome, resume, run } from '../core/engine.ts';
 import { loadRunbook } from '../core/runbook.ts';
-import type { Capability } from '../core/step.ts';
+import { blocks, type Capability } from '../core/step.ts';
 import { action } from './action.ts';
 import { commandEnvironment, type GlobalOptions } from './environment.ts';
 import { EXIT } from './exit-codes.ts';
@@ -14,7 +14,7 @@ export function exitCodeOf(outcome: RunOutcome): number {
     case 'interrupted':
       return EXIT.interrupted;
     case 'dry-run':
-      return outcome.findings.some((f) => f.severity === 'error') ? EXIT.blocked : EXIT.ok;
+      return blocks(outcome.findings) ? EXIT.blocked : EXIT.ok;
     default:
       return outcome.blocked ? EXIT.blocked : EXIT.failed;
   }

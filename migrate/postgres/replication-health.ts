@@ -12,7 +12,7 @@
  * The error's text is only in the target's server log, read when this role may (not on RDS).
  */
 import type pg from 'pg';
-import type { Finding, StepContext } from '../core/step.ts';
+import { blocks, type Finding, type StepContext } from '../core/step.ts';
 import { slotInfo, subscriptionInfo } from './replication.ts';
 import { syncState } from './sync-state.ts';
 
@@ -166,7 +166,7 @@ export async function replicationHealth(
       fix: 'see the other findings and the target server log',
     });
   }
-  if (health.findings.some((f) => f.severity === 'error')) {
+  if (blocks(health.findings)) {
     health.logError = await lastReplicationError(target);
     if (health.logError) health.findings.push({ severity: 'error', object: `${subject} server log`, message: health.logError });
   }

@@ -4,7 +4,7 @@
  */
 
 import { redact } from '../core/secret.ts';
-import type { Json, StepContext } from '../core/step.ts';
+import { blocks, type Json, type StepContext } from '../core/step.ts';
 import { pool } from './connections.ts';
 import { publicationExists, slotInfo, subscriptionInfo } from './replication.ts';
 import { replicationHealth } from './replication-health.ts';
@@ -93,7 +93,7 @@ export async function replicationStatus(ctx: StepContext, names: Partial<Replica
       intervalMs: 100,
       maxLagBytes: Number.MAX_SAFE_INTEGER,
     });
-    return { healthy: !h.findings.some((f) => f.severity === 'error'), findings: h.findings as unknown as Json, logError: h.logError };
+    return { healthy: !blocks(h.findings), findings: h.findings as unknown as Json, logError: h.logError };
   });
 
   const [targetView, sourceView, healthView] = await Promise.all([target, source, health]);

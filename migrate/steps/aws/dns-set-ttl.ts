@@ -9,7 +9,7 @@
 import { z } from 'zod';
 import { type Change, changesFor, describeChange, fqdn, type RecordSet } from '../../aws/record-sets.ts';
 import { readMovableSets, submitChange } from '../../aws/route53.ts';
-import { blockedBy, defineStep, type Finding, type Json, type StepContext, unable } from '../../core/step.ts';
+import { blockedBy, blocks, defineStep, type Finding, type Json, type StepContext, unable } from '../../core/step.ts';
 import { zoneOf } from './record-move.ts';
 
 const params = z.object({
@@ -98,7 +98,7 @@ export const dnsSetTtl = defineStep<Params, Result>({
 
   async probe(ctx, p) {
     const { findings, records } = await assess(ctx, p);
-    if (findings.some((f) => f.severity === 'error')) return { state: 'blocked', findings };
+    if (blocks(findings)) return { state: 'blocked', findings };
     const pending = records.filter((a) => a.change);
     if (pending.length === 0)
       return {
@@ -119,7 +119,7 @@ export const dnsSetTtl = defineStep<Params, Result>({
   async apply(ctx, p) {
     const deadline = ctx.now() + p.deadlineMinutes * 60_000;
     const assessed = await assess(ctx, p);
-    if (assessed.findings.some((f) => f.severity === 'error')) throw unable('lower DNS TTLs', blockedBy(assessed.findings));
+    if (blocks(assessed.findings)) throw unable('lower DNS TTLs', blockedBy(assessed.findings));
     const recorded = new Map(
       (ctx.previousChanges as readonly Partial<TtlChange>[])
         .filter((c) => c?.action === 'dns-ttl')

@@ -17,7 +17,7 @@ import {
   replicaRequest,
   TERMINAL_FAILURES,
 } from '../../aws/rds.ts';
-import { blockedBy, defineStep, type Finding, type Json, type StepContext, StepError, unable } from '../../core/step.ts';
+import { blockedBy, blocks, defineStep, type Finding, type Json, type StepContext, StepError, unable } from '../../core/step.ts';
 import { deadlineIn, waitFor } from '../../core/wait.ts';
 
 const params = z.object({
@@ -200,7 +200,7 @@ export const rdsCreateReplicas = defineStep<Params, Result>({
 
   async probe(ctx, p) {
     const { findings, specs, states, ready } = await assess(ctx, p);
-    if (findings.some((f) => f.severity === 'error')) return { state: 'blocked', findings };
+    if (blocks(findings)) return { state: 'blocked', findings };
     if (ready) {
       if (specs.length === 0)
         findings.push({
@@ -224,7 +224,7 @@ export const rdsCreateReplicas = defineStep<Params, Result>({
     const recorded = recordedChanges(ctx.previousChanges);
     try {
       const { findings, specs, states } = await assess(ctx, p);
-      if (findings.some((f) => f.severity === 'error')) throw blockedBy(findings);
+      if (blocks(findings)) throw blockedBy(findings);
       for (const spec of specs) {
         if (stateOf(states, spec.identifier)) {
           ctx.log.info(`replica ${spec.identifier} already exists (${stateOf(states, spec.identifier)!.status}); not creating it`);

@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { labelVersion, type ParameterVersions, PRE_CUTOVER_LABEL, parameterVersions, putParameter, readParameter } from '../../aws/ssm.ts';
 import { Secret } from '../../core/secret.ts';
-import { blockedBy, defineStep, type Finding, type Json, type StepContext, unable } from '../../core/step.ts';
+import { blockedBy, blocks, defineStep, type Finding, type Json, type StepContext, unable } from '../../core/step.ts';
 
 const LABEL = /^(?![0-9])(?!aws)(?!ssm)[A-Za-z0-9_.-]{1,100}$/i;
 
@@ -142,7 +142,7 @@ export const ssmSwap = defineStep<Params, Result>({
 
   async probe(ctx, p) {
     const { label, findings, parameters } = await assess(ctx, p);
-    if (findings.some((f) => f.severity === 'error')) return { state: 'blocked', findings };
+    if (blocks(findings)) return { state: 'blocked', findings };
     const plan: string[] = [];
     const done: Swapped[] = [];
     for (const { name, versions } of parameters) {
@@ -164,7 +164,7 @@ export const ssmSwap = defineStep<Params, Result>({
 
   async apply(ctx, p) {
     const { label, findings, parameters } = await assess(ctx, p);
-    if (findings.some((f) => f.severity === 'error')) throw blockedBy(findings);
+    if (blocks(findings)) throw blockedBy(findings);
     const recorded = recordedPrevious(ctx.previousChanges);
     const swapped: Swapped[] = [];
     for (const { name, value, versions } of parameters) {

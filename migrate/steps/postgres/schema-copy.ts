@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import type pg from 'pg';
 import { escapeIdentifier } from 'pg';
 import { z } from 'zod';
-import { blockedBy, defineStep, type Finding, type StepContext, unable } from '../../core/step.ts';
+import { blockedBy, blocks, defineStep, type Finding, type StepContext, unable } from '../../core/step.ts';
 import { applyAcls } from '../../postgres/acl-sync.ts';
 import { pool, sourceUrl, targetUrl } from '../../postgres/connections.ts';
 import { applyOwners, arrangeMemberships, owningRoles, releaseMemberships, undoMemberships } from '../../postgres/ownership.ts';
@@ -131,7 +131,7 @@ async function assess(ctx: StepContext, p: Params): Promise<Assessment> {
     };
     findings.push(partial);
   }
-  if (findings.some((f) => f.severity === 'error')) state = 'blocked';
+  if (blocks(findings)) state = 'blocked';
   return { state, findings, source: sourceInventory, difference, complete, bindir };
 }
 
@@ -213,7 +213,7 @@ async function assessPostData(ctx: StepContext, p: Params): Promise<PostDataAsse
   const missing = [...sourceObjects.keys()].filter((name) => !targetObjects.has(name));
   const built = new Set([...sourceObjects].filter(([name]) => targetObjects.has(name)).map(([, oid]) => oid));
   // Every index and key may exist while policies, row-level security, replica identities, statistics or owners do not.
-  const state = findings.some((f) => f.severity === 'error') ? 'blocked' : remaining.differences.length === 0 ? 'done' : 'ready';
+  const state = blocks(findings) ? 'blocked' : remaining.differences.length === 0 ? 'done' : 'ready';
   return {
     state,
     findings,

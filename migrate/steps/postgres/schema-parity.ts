@@ -41,7 +41,7 @@ export const schemaParity = defineStep<Params, Result>({
   async probe(ctx, p) {
     try {
       const { findings, result } = await assess(ctx, p);
-      if (findings.some((f) => f.severity === 'error')) return { state: 'blocked', findings };
+      if (blocks(findings)) return { state: 'blocked', findings };
       return { state: 'done', findings, result };
     } catch (error) {
       throw unable('compare the schemas of source and target', error);

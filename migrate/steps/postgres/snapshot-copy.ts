@@ -14,7 +14,7 @@
  * replaced, never doubled.
  */
 import { z } from 'zod';
-import { blockedBy, defineStep, type Finding, type Json, type StepContext, unable } from '../../core/step.ts';
+import { blockedBy, blocks, defineStep, type Finding, type Json, type StepContext, unable } from '../../core/step.ts';
 import { pool, sourceUrl, targetUrl } from '../../postgres/connections.ts';
 import { dropPublication, dropSlot, ensurePublication, publicationExists, slotInfo, subscriptionInfo } from '../../postgres/replication.ts';
 import { replicationNames } from '../../postgres/replication-names.ts';
@@ -174,7 +174,7 @@ async function assess(ctx: StepContext, p: Params): Promise<Assessment> {
       fix: 'copy into an empty target: drop and recreate the target database, then run the schema copy again',
     });
   }
-  const state = findings.some((f) => f.severity === 'error') ? 'blocked' : 'ready';
+  const state = blocks(findings) ? 'blocked' : 'ready';
   return { state, findings, tables, format, toEmpty, slotExists: Boolean(slot) };
 }
 
