@@ -4,7 +4,7 @@
  * `nobody` user (through runuser), so permissions are checked by the kernel, not simulated.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -58,7 +58,26 @@ function chownTree(path: string, owner: { uid: number; gid: number }, dirMode: n
   chmodSync(path, dirMode);
 }
 
-describe('a state dir the CLI cannot use', { skip: userInfo().uid !== 0 && 'needs root to run the CLI as nobody' }, () => {
+/** Why the CLI cannot run as nobody here, if it cannot: not root, or the checkout (and the Node in it) is private. */
+function whyNobodyCannotRun(): string | false {
+  if (userInfo().uid !== 0) return 'needs root to run the CLI as nobody';
+  const reachable = spawnSync('runuser', [
+    '-u',
+    'nobody',
+    '--',
+    'test',
+    '-x',
+    process.execPath,
+    '-a',
+    '-r',
+    join(ROOT, 'migrate', 'bin.mjs'),
+  ]);
+  return reachable.status === 0
+    ? false
+    : `nobody cannot reach ${process.execPath} or this checkout (a parent directory is private); clone under a readable path`;
+}
+
+describe('a state dir the CLI cannot use', { skip: whyNobodyCannotRun() }, () => {
   let dir: string;
   let outputsFile: string;
   let runbook: string;
