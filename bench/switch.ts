@@ -20,6 +20,7 @@ import { catchUp } from '../migrate/steps/postgres/catch-up.ts';
 import { freezeWrites } from '../migrate/steps/postgres/freeze-writes.ts';
 import { replicationStop } from '../migrate/steps/postgres/replication-stop.ts';
 import { sequenceSync } from '../migrate/steps/postgres/sequence-sync.ts';
+import { unfreeze } from '../migrate/steps/postgres/unfreeze.ts';
 import { withSteps } from './context.ts';
 import type { Bench } from './servers.ts';
 import { APP_ROLE, withClient } from './servers.ts';
@@ -125,6 +126,9 @@ export async function measureSwitch(
   // Also removed if the bench is interrupted while this runs (Ctrl-C exits before the finally below).
   bench.onStop(() => pgbouncer.stop());
   const writers = new Writers(pgbouncer.url());
+  // The enforced freeze makes the app role NOLOGIN on the whole source server: the next measurement
+  // (another database on the same servers) needs it back, as a rollback would restore it.
+  let frozen: { previous: Json } | undefined;
   try {
     writers.start(options.writers, options.accounts);
     await delay(options.warmupMs);
@@ -140,7 +144,7 @@ export async function measureSwitch(
         return result;
       };
       await step(pgbouncerPause, { configFile: pgbouncer.configFile });
-      await step(freezeWrites, {});
+      frozen = await step(freezeWrites, {});
       await step(catchUp, options.names);
       sequences = (await step(sequenceSync, {})).sequences;
       await step(replicationStop, options.names);
@@ -183,5 +187,9 @@ export async function measureSwitch(
   } finally {
     await writers.stop();
     await pgbouncer.stop();
+    if (frozen) {
+      const previous = frozen.previous;
+      await withSteps(bench, { sourceDatabase: database }, (run) => run.run(unfreeze, { previous }));
+    }
   }
 }
