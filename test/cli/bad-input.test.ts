@@ -10,24 +10,18 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { EXIT } from '../../migrate/commands/exit-codes.ts';
 import { localOutputs } from '../../migrate/local/outputs.ts';
-import type { PostgresServer } from '../../migrate/local/postgres-server.ts';
-import { type CliProcess, cli, describeResult, entriesSoFar, journalFiles, STACK, startCli, state, waitUntil } from './support.ts';
-
-/** Enough of a server for `localOutputs`: nothing listens on port 1, and nothing here connects. */
-function unreachableServer(name: string): PostgresServer {
-  const url = (database = 'postgres') => `postgres://postgres:unused@127.0.0.1:1/${database}`;
-  return {
-    name,
-    host: '127.0.0.1',
-    port: 1,
-    user: 'postgres',
-    password: 'unused',
-    dataDir: '',
-    bindir: '',
-    major: 15,
-    url,
-  } as unknown as PostgresServer;
-}
+import {
+  type CliProcess,
+  cli,
+  describeResult,
+  entriesSoFar,
+  journalFiles,
+  placeholderServer,
+  STACK,
+  startCli,
+  state,
+  waitUntil,
+} from './support.ts';
 
 describe('bad input and the lock', () => {
   let dir: string;
@@ -37,7 +31,7 @@ describe('bad input and the lock', () => {
 
   before(() => {
     dir = mkdtempSync(join(tmpdir(), 'migrate-cli-input-'));
-    const outputs = localOutputs({ dir, source: unreachableServer('source'), target: unreachableServer('target'), database: 'app' });
+    const outputs = localOutputs({ dir, source: placeholderServer('source'), target: placeholderServer('target'), database: 'app' });
     outputsFile = join(dir, 'outputs.json');
     writeFileSync(outputsFile, JSON.stringify(outputs, null, 2));
     global = ['--outputs', outputsFile, '--state-dir', join(dir, 'state')];

@@ -11,35 +11,19 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { EXIT } from '../../migrate/commands/exit-codes.ts';
 import { localOutputs } from '../../migrate/local/outputs.ts';
-import type { PostgresServer } from '../../migrate/local/postgres-server.ts';
 import {
   type CliProcess,
   cli,
   describeResult,
   entriesSoFar,
   journalFiles,
+  placeholderServer,
   type Stack,
   startCli,
   startStack,
   state,
   waitUntil,
 } from './support.ts';
-
-/** Enough of a server for `localOutputs`, at a host name that never resolves. */
-function unresolvableServer(name: string): PostgresServer {
-  const url = (database = 'postgres') => `postgres://postgres:unused@db.invalid:5432/${database}`;
-  return {
-    name,
-    host: 'db.invalid',
-    port: 5432,
-    user: 'postgres',
-    password: 'unused',
-    dataDir: '',
-    bindir: '',
-    major: 15,
-    url,
-  } as unknown as PostgresServer;
-}
 
 /** Nothing of a run that never started: no journal, no run listed, nothing to resume. */
 async function assertNoRun(global: string[], stateDir: string) {
@@ -59,7 +43,12 @@ describe('runs that cannot start, without a database', () => {
 
   before(() => {
     dir = mkdtempSync(join(tmpdir(), 'migrate-cli-lifecycle-'));
-    const outputs = localOutputs({ dir, source: unresolvableServer('source'), target: unresolvableServer('target'), database: 'app' });
+    const outputs = localOutputs({
+      dir,
+      source: placeholderServer('source', { host: 'db.invalid', port: 5432 }),
+      target: placeholderServer('target', { host: 'db.invalid', port: 5432 }),
+      database: 'app',
+    });
     outputsFile = join(dir, 'outputs.json');
     writeFileSync(outputsFile, JSON.stringify(outputs, null, 2));
     writeFileSync(

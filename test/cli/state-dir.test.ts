@@ -11,25 +11,9 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { EXIT } from '../../migrate/commands/exit-codes.ts';
 import { localOutputs } from '../../migrate/local/outputs.ts';
-import type { PostgresServer } from '../../migrate/local/postgres-server.ts';
-import { type CliResult, cli, describeResult, journalFiles, ROOT } from './support.ts';
+import { type CliResult, cli, describeResult, journalFiles, placeholderServer, ROOT } from './support.ts';
 
 const NOBODY = { uid: 65534, gid: 65534 };
-
-function unreachableServer(name: string): PostgresServer {
-  const url = (database = 'postgres') => `postgres://postgres:unused@127.0.0.1:1/${database}`;
-  return {
-    name,
-    host: '127.0.0.1',
-    port: 1,
-    user: 'postgres',
-    password: 'unused',
-    dataDir: '',
-    bindir: '',
-    major: 15,
-    url,
-  } as unknown as PostgresServer;
-}
 
 /** The CLI as the `nobody` user. */
 function cliAsNobody(args: string[]): Promise<CliResult> {
@@ -94,7 +78,7 @@ describe('a state dir the CLI cannot use', { skip: whyNobodyCannotRun() }, () =>
   before(() => {
     dir = mkdtempSync(join(tmpdir(), 'migrate-cli-state-dir-'));
     chmodSync(dir, 0o755);
-    const outputs = localOutputs({ dir, source: unreachableServer('source'), target: unreachableServer('target'), database: 'app' });
+    const outputs = localOutputs({ dir, source: placeholderServer('source'), target: placeholderServer('target'), database: 'app' });
     for (const file of ['target.password', 'source.url']) chmodSync(join(dir, file), 0o644);
     outputsFile = join(dir, 'outputs.json');
     writeFileSync(outputsFile, JSON.stringify(outputs, null, 2), { mode: 0o644 });

@@ -202,3 +202,9 @@ export async function tableDigests(stack: Stack, side: 'source' | 'target', tabl
   }
   return out;
 }
+
+/** Enough of a server for `localOutputs` that nothing listens on (port 1), or at a host that never resolves. */
+export function placeholderServer(name: string, at: { host: string; port: number } = { host: '127.0.0.1', port: 1 }): PostgresServer {
+  const url = (database = 'postgres') => `postgres://postgres:unused@${at.host}:${at.port}/${database}`;
+  return { name, ...at, user: 'postgres', password: 'unused', dataDir: '', bindir: '', major: 15, url } as unknown as PostgresServer;
+}
