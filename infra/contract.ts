@@ -104,6 +104,27 @@ export const stackOutputsSchema = z.object({
     /** Replicas the CLI creates on D-day (the stack keeps its own replica count at 0 while migrating). */
     replicas: z.array(replicaSpecSchema),
   }),
+  /**
+   * How the legacy server reaches RDS after the switch, for reverse replication: the legacy side's
+   * subscription connects here as the master user, so every write the app makes on RDS also lands
+   * on the legacy server and rollback loses nothing. Absent: the stack has no reverse path, and the
+   * reverse-replication steps refuse before anything is frozen.
+   */
+  reversePath: z
+    .object({
+      /** private-link: the forward path's VPN/TGW/peering; load-balancer: an allow-listed NLB in front of RDS; local: rehearsal. */
+      via: z.enum(['private-link', 'load-balancer', 'local']),
+      /** The name the server certificate is verified against (the RDS endpoint). */
+      host: nonEmpty,
+      /** The address dialled instead of resolving host (the load balancer's static IP): libpq's hostaddr. */
+      hostaddr: z.string().optional(),
+      port: z.number().int().positive(),
+      /** libpq sslmode of the legacy side's connection. */
+      sslMode: z.enum(['disable', 'require', 'verify-ca', 'verify-full']),
+      /** load-balancer only: the target group the CLI registers RDS's current address in. */
+      targetGroupArn: z.string().optional(),
+    })
+    .optional(),
   /** The legacy (self-managed) PostgreSQL the cutover moves away from. */
   source: z.object({
     urlRef: secretRefSchema,

@@ -118,6 +118,8 @@ export function serverOutputs(options: ServerOutputsOptions): StackOutputs {
       securityGroupId: local('sg-db'),
       replicas: [{ identifier: `${environment}-target-replica-1`, instanceClass: 'local', performanceInsights: false }],
     },
+    // Both servers are on this machine: the source's subscription dials the target directly.
+    reversePath: { via: 'local', host: target.host, port: target.port, sslMode: target.sslMode },
     source: { urlRef: options.sourceUrlRef },
     parameters: {
       prefix: `/cutover/${environment}`,
