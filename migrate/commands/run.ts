@@ -1,7 +1,16 @@
 /** `migrate run <runbook>`, `migrate plan <runbook>` and `migrate resume`. */
 import type { Command } from 'commander';
-import { ALL_CAPABILITIES, dryRun, findResumableRun, planRunbook, type RunOutcome, resume, run } from '../core/engine.ts';
-import { loadRunbook } from '../core/runbook.ts';
+import {
+  ALL_CAPABILITIES,
+  dryRun,
+  type EngineEnvironment,
+  findResumableRun,
+  planRunbook,
+  type RunOutcome,
+  resume,
+  run,
+} from '../core/engine.ts';
+import { type LoadOptions, loadRunbook, runbookFromObject } from '../core/runbook.ts';
 import { blocks, type Capability } from '../core/step.ts';
 import { action } from './action.ts';
 import { commandEnvironment, type GlobalOptions } from './environment.ts';
@@ -18,6 +27,23 @@ export function exitCodeOf(outcome: RunOutcome): number {
     default:
       return outcome.blocked ? EXIT.blocked : EXIT.failed;
   }
+}
+
+export function oneStep(name: string, uses: string, params: Record<string, unknown>) {
+  return { name, steps: [{ id: name, uses, with: params }] };
+}
+
+/**
+ * The run's own policy asked for a rollback (the post-switch proof found a difference with
+ * `onDifference: rollback`): undo the run now, in this process, newest change first, exactly as
+ * `migrate rollback --run <id>` would; decided in the runbook before D-day, so nobody is asked. The
+ * exit code stays the run's failure; a rollback that fails too is reported as its own run.
+ */
+export async function rollbackIfRequested(outcome: RunOutcome, env: EngineEnvironment, load: LoadOptions): Promise<RunOutcome> {
+  if (!outcome.rollbackRequested) return outcome;
+  const rollback = runbookFromObject(oneStep('rollback', 'run.undo', { runId: outcome.runId }), `(rollback of ${outcome.runId})`, load);
+  const undone = await run(rollback, { ...env, yes: true });
+  return undone.outcome === 'finished' ? outcome : { ...outcome, error: `${outcome.error}; then the rollback failed: ${undone.error}` };
 }
 
 export function registerRun(program: Command, globals: () => GlobalOptions): void {
@@ -53,7 +79,8 @@ export function registerRun(program: Command, globals: () => GlobalOptions): voi
         try {
           const runbook = loadRunbook(file, load);
           const selection = { from: opts.from, only: opts.only };
-          return exitCodeOf(opts.dryRun ? await dryRun(runbook, env, selection) : await run(runbook, env, selection));
+          if (opts.dryRun) return exitCodeOf(await dryRun(runbook, env, selection));
+          return exitCodeOf(await rollbackIfRequested(await run(runbook, env, selection), env, load));
         } finally {
           dispose();
         }
@@ -77,7 +104,7 @@ export function registerRun(program: Command, globals: () => GlobalOptions): voi
               state.options.capabilities.filter((c): c is Capability => ALL_CAPABILITIES.includes(c as Capability)),
             );
           const runbook = loadRunbook(state.runbook.path, { ...load, configOverrides: { ...state.config, ...load.configOverrides } });
-          return exitCodeOf(await resume(state, runbook, env));
+          return exitCodeOf(await rollbackIfRequested(await resume(state, runbook, env), env, load));
         } finally {
           dispose();
         }

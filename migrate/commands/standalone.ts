@@ -9,13 +9,9 @@ import { listRuns } from '../core/journal.ts';
 import { runbookFromObject } from '../core/runbook.ts';
 import { action } from './action.ts';
 import { commandEnvironment, type GlobalOptions } from './environment.ts';
-import { exitCodeOf } from './run.ts';
+import { exitCodeOf, oneStep } from './run.ts';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
-
-function oneStep(name: string, uses: string, params: Record<string, unknown>) {
-  return { name, steps: [{ id: name, uses, with: params }] };
-}
 
 /**
  * A mistyped runbook name or run id is bad input, not a rollback with nothing to do: refused before

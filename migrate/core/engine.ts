@@ -14,7 +14,7 @@ import { displayParams, evaluateCondition, type Runbook, type RunbookStep, resol
 import { redact } from './secret.ts';
 import { checkReferences, refuseUnresolvable } from './secret-preflight.ts';
 import type { SecretResolver } from './secret-refs.ts';
-import { type Capability, type Finding, type Json, type Logger, StepError } from './step.ts';
+import { type Capability, type Finding, type Json, type Logger, RollbackRequested, StepError } from './step.ts';
 
 export interface EngineEnvironment {
   stack: string;
@@ -49,6 +49,8 @@ export interface RunOutcome {
   error?: string;
   /** The failed step's probe found problems (exit 4): it changed nothing. */
   blocked?: boolean;
+  /** The failure asks for the run to be rolled back now (RollbackRequested). */
+  rollbackRequested?: boolean;
   findings: Finding[];
 }
 
@@ -550,6 +552,7 @@ async function execute(
           runId,
           outcome: 'failed',
           blocked,
+          rollbackRequested: error instanceof RollbackRequested,
           journal: journal.path,
           failedStep: step.id,
           error: message,

@@ -8,7 +8,8 @@
  * A string that is exactly one reference takes the referenced value's type (an array stays an
  * array); references inside a longer string are interpolated as text. `${{ a || b }}` takes `a`
  * unless it is missing or empty, then `b`. `${{ secrets.password | urlencode }}` percent-encodes the
- * value, for passwords inside connection URLs.
+ * value, for passwords inside connection URLs. `${{ config.proof == 'after-switch' }}` (or `!=`)
+ * compares with a quoted literal and is true or false, for `if:` conditions that choose a path.
  */
 
 export type Scope = 'outputs' | 'config' | 'secrets' | 'steps' | 'runs' | 'run';
@@ -54,8 +55,17 @@ export function applyFilters(ref: Reference, value: unknown): unknown {
   return (ref.filters ?? []).reduce((v, name) => FILTERS[name](v), value);
 }
 
+const COMPARISON = /^(.*?)\s*(==|!=)\s*'([^']*)'$/;
+
+/** `a == 'x'`: the reference part, the operator and the literal; undefined for a plain reference. */
+function parseComparison(body: string): { reference: string; operator: '==' | '!='; literal: string } | undefined {
+  const match = COMPARISON.exec(body.trim());
+  if (!match) return undefined;
+  return { reference: match[1] ?? '', operator: match[2] as '==' | '!=', literal: match[3] ?? '' };
+}
+
 function parseAlternatives(body: string): Reference[] {
-  const parts = body.split('||').map((p) => p.trim());
+  const parts = (parseComparison(body)?.reference ?? body).split('||').map((p) => p.trim());
   return parts.map((part, i) => ({ ...parseReference(part), optional: i < parts.length - 1 }));
 }
 
@@ -85,7 +95,13 @@ export function lookup(root: unknown, path: readonly string[]): { found: boolean
  * values are stringified (objects as JSON).
  */
 export function substitute(value: unknown, resolve: (ref: Reference) => unknown): unknown {
-  const evaluate = (body: string) => {
+  const evaluate = (body: string): unknown => {
+    const comparison = parseComparison(body);
+    if (comparison) {
+      const value = evaluate(comparison.reference);
+      const equal = String(value ?? '') === comparison.literal;
+      return comparison.operator === '==' ? equal : !equal;
+    }
     for (const ref of parseAlternatives(body)) {
       if (!ref.optional) return applyFilters(ref, resolve(ref));
       try {

@@ -125,6 +125,18 @@ export class StepError extends Error {
   }
 }
 
+/**
+ * A failure the runbook's own policy answers with an immediate rollback of the run (the post-switch
+ * proof found a difference, `onDifference: rollback`): `migrate run` journals the failure, then
+ * undoes the run, newest change first, as `migrate rollback --run <id>` would.
+ */
+export class RollbackRequested extends StepError {
+  constructor(message: string, findings: Finding[] = []) {
+    super(message, findings);
+    this.name = 'RollbackRequested';
+  }
+}
+
 /** Any error finding blocks the step: probe says 'blocked', apply throws `blockedBy`. */
 export function blocks(findings: readonly Finding[]): boolean {
   return findings.some((f) => f.severity === 'error');

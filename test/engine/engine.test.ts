@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { rollbackIfRequested } from '../../migrate/commands/run.ts';
 import { dryRun, type EngineEnvironment, findResumableRun, resume, run } from '../../migrate/core/engine.ts';
 import { listRuns } from '../../migrate/core/journal.ts';
 import { acquireLock, LockHeldError } from '../../migrate/core/lock.ts';
@@ -257,4 +258,42 @@ test('`if:` on an output the stack does not have skips the step visibly; config 
   const [state] = listRuns(s.stateDir, 'test');
   assert.equal(state!.steps[0]!.status, 'skipped');
   assert.match(state!.steps[0]!.reason!, /condition .* is false/);
+});
+
+test("`if: ${{ config.x == 'a' }}` chooses between two paths, and a --set override flips the choice", async () => {
+  const object = {
+    name: 'paths',
+    config: { proof: 'after-switch' },
+    steps: [
+      { id: 'inside', uses: 'test.set', if: "${{ config.proof == 'before-switch' }}", with: { key: 'inside', value: 'x' } },
+      { id: 'after', uses: 'test.set', if: "${{ config.proof != 'before-switch' }}", with: { key: 'after', value: 'x' } },
+    ],
+  };
+  const s = setup();
+  assert.equal((await run(runbookFromObject(object, 'paths', s.load), s.env)).outcome, 'finished');
+  assert.deepEqual([s.world.values.has('inside'), s.world.values.has('after')], [false, true]);
+  const t = setup();
+  const flipped = runbookFromObject(object, 'paths', { ...t.load, configOverrides: { proof: 'before-switch' } });
+  assert.equal((await run(flipped, t.env)).outcome, 'finished');
+  assert.deepEqual([t.world.values.has('inside'), t.world.values.has('after')], [true, false]);
+});
+
+test('a step that asks for a rollback (RollbackRequested) fails the run, which is then undone newest change first, without asking', async () => {
+  const s = setup(['postgres']);
+  s.world.failOnce.add('rollback:c');
+  const outcome = await run(s.runbook(), { ...s.env, yes: false });
+  assert.equal(outcome.outcome, 'failed');
+  assert.equal(outcome.rollbackRequested, true);
+  assert.equal(s.world.values.get('c'), `len-${PLANTED.length}`, 'the step itself changed the world before asking');
+  const after = await rollbackIfRequested(outcome, { ...s.env, yes: false }, s.load);
+  assert.equal(after.outcome, 'failed', 'the run stays a failure');
+  assert.deepEqual(s.world.undoCalls, ['c', 'b', 'a']);
+  assert.equal(s.world.values.size, 0);
+  // A failure that does not ask for it is left for the operator.
+  const t = setup(['postgres']);
+  t.world.failOnce.add('c');
+  const failed = await run(t.runbook(), t.env);
+  assert.equal(failed.rollbackRequested, false);
+  await rollbackIfRequested(failed, t.env, t.load);
+  assert.deepEqual(t.world.undoCalls, []);
 });

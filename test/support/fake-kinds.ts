@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import type { StackOutputs } from '../../infra/contract.ts';
 import type { KindLookup, LoadOptions } from '../../migrate/core/runbook.ts';
-import { defineStep, StepError, type StepKind } from '../../migrate/core/step.ts';
+import { defineStep, RollbackRequested, StepError, type StepKind } from '../../migrate/core/step.ts';
 
 export interface World {
   values: Map<string, string>;
@@ -40,6 +40,10 @@ export function fakeKinds(world: World): StepKind[] {
           { severity: 'error', object: `key ${p.key}`, message: 'injected', fix: 'resume' },
         ]);
       world.values.set(p.key, p.value);
+      if (world.failOnce.delete(`rollback:${ctx.stepId}`))
+        throw new RollbackRequested(`${ctx.stepId} asks for a rollback`, [
+          { severity: 'error', object: `key ${p.key}`, message: 'differs' },
+        ]);
       return { key: p.key, length: p.value.length };
     },
     async check(_ctx, p) {
