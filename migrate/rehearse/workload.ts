@@ -36,7 +36,7 @@ export interface WorkloadResult {
  * sequence value, an update that leaves a TOASTed column alone, a write to the table without a
  * primary key, and one to a partitioned table.
  */
-const TRANSACTION = `
+export const TRANSACTION = `
 with o as (
   insert into public.orders (customer_id, amount_cents, report_number)
   values ($1, $2, nextval('analytics.report_number_seq')) returning id

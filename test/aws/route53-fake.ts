@@ -14,7 +14,7 @@ import {
 } from '@aws-sdk/client-route-53';
 import { mockClient } from 'aws-sdk-client-mock';
 import type { RecordSet } from '../../migrate/aws/record-sets.ts';
-import type { DnsServer } from './dns-server.ts';
+import type { DnsServer } from '../../migrate/local/dns-standin.ts';
 
 const sortKey = (name: string) => name.replace(/\.$/, '').split('.').reverse().join('.');
 const compare = (a: RecordSet, b: { Name: string; Type?: string }) => {
