@@ -87,3 +87,26 @@ test('a secret in the environment is scrubbed from the journal, the log and erro
   delete process.env.SOURCE_STOP_PLANTED;
   await t.close();
 });
+
+test('waitSeconds waits out cached DNS answers before the command runs, showing the time left', async () => {
+  const running = join(dir, 'legacy-wait.running');
+  writeFileSync(running, '');
+  let clock = 1_000_000;
+  const seenWhileWaiting: boolean[] = [];
+  const t = testContext({
+    outputs: awsOutputs(),
+    now: () => clock,
+    sleep: async (ms) => {
+      seenWhileWaiting.push(existsSync(running));
+      clock += ms;
+    },
+  });
+  const p = sourceStop.params.parse({ command: ['rm', running], waitSeconds: 65 });
+  assert.equal((await sourceStop.probe(t.ctx, p)).plan![0], 'wait 65 s first (clients may still hold the old DNS answer)');
+  await sourceStop.apply(t.ctx, p);
+  assert.equal(existsSync(running), false);
+  assert.equal(clock, 1_000_000 + 65_000, 'waited exactly the given time on the step clock');
+  assert.ok(seenWhileWaiting.length >= 65 && seenWhileWaiting.every(Boolean), 'the services ran for the whole wait');
+  assert.ok(t.progress.every((p) => p.deadline === 1_065_000 && /cached DNS/.test(p.label)));
+  await t.close();
+});

@@ -16,6 +16,11 @@ const params = z
     /** Starts the services again (rollback). */
     undo: commandSchema.optional(),
     timeoutSeconds: z.number().positive().default(300),
+    /**
+     * Wait this long before stopping: with the keep-serving D-day, the old app record's TTL plus a
+     * margin after the DNS switch, so that no client still holds an answer pointing at these services.
+     */
+    waitSeconds: z.number().min(0).default(0),
     /** Extra environment; values may be `${{ secrets.… }}` (scrubbed from every output). */
     env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name'), z.string()).default({}),
   })
@@ -64,6 +69,16 @@ async function alreadyStopped(ctx: StepContext, p: Params): Promise<boolean | un
   return (await run(ctx, p, 'check', p.check)).exitCode === 0;
 }
 
+/** Waits out the clients' cached DNS answers, with the time left shown; a resumed run waits again, to be safe. */
+async function drain(ctx: StepContext, seconds: number): Promise<void> {
+  const until = ctx.now() + seconds * 1000;
+  while (ctx.now() < until) {
+    if (ctx.signal.aborted) throw new Error('interrupted while waiting for cached DNS answers to expire; nothing was stopped');
+    ctx.log.progress({ label: 'waiting for cached DNS answers to expire', deadline: until, detail: 'then the stop command runs' });
+    await ctx.sleep(Math.min(1000, until - ctx.now()));
+  }
+}
+
 export const sourceStop = defineStep<Params, Result>({
   kind: 'source.stop',
   summary: 'Stop the legacy services with a shell command from the runbook (with optional check and undo commands)',
@@ -80,7 +95,10 @@ export const sourceStop = defineStep<Params, Result>({
       };
     return {
       state: 'ready',
-      plan: [`run: ${describeCommand(p.command)} (timeout ${p.timeoutSeconds} s)`],
+      plan: [
+        ...(p.waitSeconds > 0 ? [`wait ${p.waitSeconds} s first (clients may still hold the old DNS answer)`] : []),
+        `run: ${describeCommand(p.command)} (timeout ${p.timeoutSeconds} s)`,
+      ],
       findings: p.check
         ? []
         : [
@@ -94,6 +112,7 @@ export const sourceStop = defineStep<Params, Result>({
     };
   },
   async apply(ctx, p) {
+    if (p.waitSeconds > 0) await drain(ctx, p.waitSeconds);
     const outcome = await run(ctx, p, 'command', p.command);
     if (outcome.exitCode !== 0) throw failed('command', p.command, p, outcome);
     return { exitCode: 0, durationMs: outcome.durationMs, stdoutTail: outcome.stdoutTail };
