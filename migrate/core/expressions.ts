@@ -9,7 +9,8 @@
  * array); references inside a longer string are interpolated as text. `${{ a || b }}` takes `a`
  * unless it is missing or empty, then `b`. `${{ secrets.password | urlencode }}` percent-encodes the
  * value, for passwords inside connection URLs. `${{ config.proof == 'after-switch' }}` (or `!=`)
- * compares with a quoted literal and is true or false, for `if:` conditions that choose a path.
+ * compares with a quoted literal and is true or false, and `a && b` is true when both are, for `if:`
+ * conditions that choose a path.
  */
 
 export type Scope = 'outputs' | 'config' | 'secrets' | 'steps' | 'runs' | 'run';
@@ -65,8 +66,10 @@ function parseComparison(body: string): { reference: string; operator: '==' | '!
 }
 
 function parseAlternatives(body: string): Reference[] {
-  const parts = (parseComparison(body)?.reference ?? body).split('||').map((p) => p.trim());
-  return parts.map((part, i) => ({ ...parseReference(part), optional: i < parts.length - 1 }));
+  return body.split('&&').flatMap((conjunct) => {
+    const parts = (parseComparison(conjunct)?.reference ?? conjunct).split('||').map((p) => p.trim());
+    return parts.map((part, i) => ({ ...parseReference(part), optional: i < parts.length - 1 }));
+  });
 }
 
 /** Every reference in a value tree, with the location of the string that holds it. */
@@ -96,6 +99,8 @@ export function lookup(root: unknown, path: readonly string[]): { found: boolean
  */
 export function substitute(value: unknown, resolve: (ref: Reference) => unknown): unknown {
   const evaluate = (body: string): unknown => {
+    const conjuncts = body.split('&&');
+    if (conjuncts.length > 1) return conjuncts.every((conjunct) => truthy(evaluate(conjunct)));
     const comparison = parseComparison(body);
     if (comparison) {
       const value = evaluate(comparison.reference);

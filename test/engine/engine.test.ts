@@ -260,22 +260,27 @@ test('`if:` on an output the stack does not have skips the step visibly; config 
   assert.match(state!.steps[0]!.reason!, /condition .* is false/);
 });
 
-test("`if: ${{ config.x == 'a' }}` chooses between two paths, and a --set override flips the choice", async () => {
+test("`if:` with `==`, `!=` and `&&` chooses between two paths, and a --set override flips the choice", async () => {
   const object = {
     name: 'paths',
-    config: { proof: 'after-switch' },
+    config: { proof: 'after-switch', command: 'stop-it' },
     steps: [
       { id: 'inside', uses: 'test.set', if: "${{ config.proof == 'before-switch' }}", with: { key: 'inside', value: 'x' } },
       { id: 'after', uses: 'test.set', if: "${{ config.proof != 'before-switch' }}", with: { key: 'after', value: 'x' } },
+      { id: 'both', uses: 'test.set', if: "${{ config.proof == 'after-switch' && config.command }}", with: { key: 'both', value: 'x' } },
     ],
   };
   const s = setup();
   assert.equal((await run(runbookFromObject(object, 'paths', s.load), s.env)).outcome, 'finished');
-  assert.deepEqual([s.world.values.has('inside'), s.world.values.has('after')], [false, true]);
+  assert.deepEqual([s.world.values.has('inside'), s.world.values.has('after'), s.world.values.has('both')], [false, true, true]);
   const t = setup();
   const flipped = runbookFromObject(object, 'paths', { ...t.load, configOverrides: { proof: 'before-switch' } });
   assert.equal((await run(flipped, t.env)).outcome, 'finished');
-  assert.deepEqual([t.world.values.has('inside'), t.world.values.has('after')], [true, false]);
+  assert.deepEqual([t.world.values.has('inside'), t.world.values.has('after'), t.world.values.has('both')], [true, false, false]);
+  const u = setup();
+  const noCommand = runbookFromObject(object, 'paths', { ...u.load, configOverrides: { command: '' } });
+  assert.equal((await run(noCommand, u.env)).outcome, 'finished');
+  assert.equal(u.world.values.has('both'), false, '&& needs both sides');
 });
 
 test('a step that asks for a rollback (RollbackRequested) fails the run, which is then undone newest change first, without asking', async () => {
