@@ -101,7 +101,7 @@ test('waitSeconds waits out cached DNS answers before the command runs, showing 
       clock += ms;
     },
   });
-  const p = sourceStop.params.parse({ command: ['rm', running], waitSeconds: 65 });
+  const p = sourceStop.params.parse({ command: ['rm', running], waitSeconds: 60, waitMarginSeconds: 5 });
   assert.equal((await sourceStop.probe(t.ctx, p)).plan![0], 'wait 65 s first (clients may still hold the old DNS answer)');
   await sourceStop.apply(t.ctx, p);
   assert.equal(existsSync(running), false);

@@ -21,6 +21,8 @@ const params = z
      * margin after the DNS switch, so that no client still holds an answer pointing at these services.
      */
     waitSeconds: z.number().min(0).default(0),
+    /** Added to waitSeconds (resolvers and clients that keep an answer a little past its TTL). */
+    waitMarginSeconds: z.number().min(0).default(0),
     /** Extra environment; values may be `${{ secrets.… }}` (scrubbed from every output). */
     env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name'), z.string()).default({}),
   })
@@ -69,6 +71,8 @@ async function alreadyStopped(ctx: StepContext, p: Params): Promise<boolean | un
   return (await run(ctx, p, 'check', p.check)).exitCode === 0;
 }
 
+const waitOf = (p: Params) => p.waitSeconds + p.waitMarginSeconds;
+
 /** Waits out the clients' cached DNS answers, with the time left shown; a resumed run waits again, to be safe. */
 async function drain(ctx: StepContext, seconds: number): Promise<void> {
   const until = ctx.now() + seconds * 1000;
@@ -96,7 +100,7 @@ export const sourceStop = defineStep<Params, Result>({
     return {
       state: 'ready',
       plan: [
-        ...(p.waitSeconds > 0 ? [`wait ${p.waitSeconds} s first (clients may still hold the old DNS answer)`] : []),
+        ...(waitOf(p) > 0 ? [`wait ${waitOf(p)} s first (clients may still hold the old DNS answer)`] : []),
         `run: ${describeCommand(p.command)} (timeout ${p.timeoutSeconds} s)`,
       ],
       findings: p.check
@@ -112,7 +116,7 @@ export const sourceStop = defineStep<Params, Result>({
     };
   },
   async apply(ctx, p) {
-    if (p.waitSeconds > 0) await drain(ctx, p.waitSeconds);
+    if (waitOf(p) > 0) await drain(ctx, waitOf(p));
     const outcome = await run(ctx, p, 'command', p.command);
     if (outcome.exitCode !== 0) throw failed('command', p.command, p, outcome);
     return { exitCode: 0, durationMs: outcome.durationMs, stdoutTail: outcome.stdoutTail };
