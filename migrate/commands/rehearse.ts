@@ -38,37 +38,49 @@ export function registerRehearse(program: Command, globals: () => GlobalOptions)
     .option('--source-pg <version|bindir>', 'source server: 13 or 17 (npm-shipped), or a bindir; default pg_config --bindir')
     .option('--target-pg <version|bindir>', 'target server, as --source-pg')
     .option('--keep', 'keep the servers running and their temp dir for inspection')
+    .option('--rollback-after-switch', 'after D-day, roll back with the app still writing, and prove every write is on the source')
     .action(
-      action(async (opts: { rows: number; writers: number; report: string; sourcePg?: string; targetPg?: string; keep?: boolean }) => {
-        const options = globals();
-        const json = Boolean(options.json);
-        ensureTools(WHY, say);
-        // Ctrl-C stops the running runbook as `migrate run` would; the servers and files are then removed
-        // (unless --keep). A second Ctrl-C does not wait.
-        const controller = new AbortController();
-        const onSignal = (signal: NodeJS.Signals) =>
-          controller.signal.aborted ? process.exit(EXIT.interrupted) : controller.abort(new Error(`interrupted by ${signal}`));
-        process.on('SIGINT', onSignal);
-        process.on('SIGTERM', onSignal);
-        const report = await rehearse({
-          configOverrides: parseSets(options.set),
-          signal: controller.signal,
-          customers: opts.rows,
-          writers: opts.writers,
-          keep: Boolean(opts.keep),
-          reportFile: resolve(opts.report),
-          sourceBindir: bindir(opts.sourcePg),
-          targetBindir: bindir(opts.targetPg),
-          reporter: reporterFor(options),
-          announce: (message) => (json ? undefined : process.stdout.write(`\n== ${message}\n`)),
-        }).finally(() => {
-          process.off('SIGINT', onSignal);
-          process.off('SIGTERM', onSignal);
-        });
-        process.stdout.write(json ? jsonLine({ type: 'rehearsal-report', report }) : toText(report));
-        if (controller.signal.aborted) return EXIT.interrupted;
-        return report.outcome === 'passed' ? EXIT.ok : EXIT.failed;
-      }),
+      action(
+        async (opts: {
+          rows: number;
+          writers: number;
+          report: string;
+          sourcePg?: string;
+          targetPg?: string;
+          keep?: boolean;
+          rollbackAfterSwitch?: boolean;
+        }) => {
+          const options = globals();
+          const json = Boolean(options.json);
+          ensureTools(WHY, say);
+          // Ctrl-C stops the running runbook as `migrate run` would; the servers and files are then removed
+          // (unless --keep). A second Ctrl-C does not wait.
+          const controller = new AbortController();
+          const onSignal = (signal: NodeJS.Signals) =>
+            controller.signal.aborted ? process.exit(EXIT.interrupted) : controller.abort(new Error(`interrupted by ${signal}`));
+          process.on('SIGINT', onSignal);
+          process.on('SIGTERM', onSignal);
+          const report = await rehearse({
+            configOverrides: parseSets(options.set),
+            signal: controller.signal,
+            customers: opts.rows,
+            writers: opts.writers,
+            keep: Boolean(opts.keep),
+            rollbackAfterSwitch: Boolean(opts.rollbackAfterSwitch),
+            reportFile: resolve(opts.report),
+            sourceBindir: bindir(opts.sourcePg),
+            targetBindir: bindir(opts.targetPg),
+            reporter: reporterFor(options),
+            announce: (message) => (json ? undefined : process.stdout.write(`\n== ${message}\n`)),
+          }).finally(() => {
+            process.off('SIGINT', onSignal);
+            process.off('SIGTERM', onSignal);
+          });
+          process.stdout.write(json ? jsonLine({ type: 'rehearsal-report', report }) : toText(report));
+          if (controller.signal.aborted) return EXIT.interrupted;
+          return report.outcome === 'passed' ? EXIT.ok : EXIT.failed;
+        },
+      ),
     );
 
   program

@@ -21,7 +21,8 @@ export interface AppStandinOptions {
   /** Through this app's pooler, as the app role. */
   connectionString: string;
   customers: number;
-  serving: boolean;
+  /** Whether it answers at all (a function: asked per request, e.g. whether its pods are ready). */
+  serving: boolean | (() => boolean);
   /** When this file exists the app is stopped (what the runbook's stop command creates). */
   stoppedMarker?: string;
 }
@@ -48,7 +49,8 @@ export async function startAppStandin(options: AppStandinOptions): Promise<AppSt
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     req.resume();
     if (req.method !== 'POST' || req.url !== '/write') return reply(res, 404, { error: 'POST /write' });
-    if (!serving || (options.stoppedMarker && existsSync(options.stoppedMarker))) return reply(res, 503, { error: 'not serving' });
+    if (!(typeof serving === 'function' ? serving() : serving) || (options.stoppedMarker && existsSync(options.stoppedMarker)))
+      return reply(res, 503, { error: 'not serving' });
     n += 1;
     try {
       const { rows } = await pool.query<{ id: string }>(TRANSACTION, [1 + (n % options.customers), 100 + (n % 9000)]);

@@ -29,6 +29,7 @@ import { startWebhookStandin, type WebhookStandin } from '../local/webhook-stand
 import { targetAdvisoryLock } from '../postgres/run-lock.ts';
 import { goNoGoOf, type RehearsalReport, timelineOf, toMarkdown } from './report.ts';
 import { APP_DATABASE, APP_ROLE, prepareTargetRoles, rowCount, seedSource } from './seed.ts';
+import { REHEARSAL_APP_TTL, startUserFacing, type UserFacing } from './user-facing.ts';
 import { WebhookStream } from './webhook-stream.ts';
 import { longestWriteGap, Workload } from './workload.ts';
 
@@ -50,6 +51,11 @@ export interface RehearseOptions {
   configOverrides?: Record<string, unknown>;
   /** Aborted on Ctrl-C: the running runbook stops as `migrate run` would, and everything is cleaned up. */
   signal?: AbortSignal;
+  /**
+   * After D-day, with the app writing on the target, run runbooks/rollback.yaml and prove that every
+   * write made on either side is on the source afterwards.
+   */
+  rollbackAfterSwitch?: boolean;
 }
 
 const RUNBOOKS = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'runbooks');
@@ -65,6 +71,7 @@ interface Parts {
   webhooks?: WebhookStandin;
   stream?: WebhookStream;
   workload?: Workload;
+  users?: UserFacing;
 }
 
 /** Where the kept servers are and how to stop them, for --keep. */
@@ -111,6 +118,7 @@ export function overridesPerRunbook(names: string[], overrides: Record<string, u
 /** In-process stand-ins always stop (they would keep the CLI alive); --keep keeps the servers and the dir. */
 async function stopAll(parts: Parts, keep: boolean): Promise<void> {
   await parts.workload?.stop().catch(() => {});
+  await parts.users?.stop().catch(() => {});
   await parts.stream?.close().catch(() => {});
   await parts.webhooks?.stop().catch(() => {});
   await parts.kube?.close().catch(() => {});
@@ -189,9 +197,9 @@ export async function rehearse(options: RehearseOptions): Promise<RehearsalRepor
         { namespace: 'app', kind: 'StatefulSet', name: 'scheduler', replicas: 1 },
         { namespace: 'pgbouncer', kind: 'Deployment', name: 'pgbouncer', replicas: 2 },
       ],
-      // New PgBouncer pods would read the swapped writer URL; the local PgBouncer is re-pointed instead.
+      // New PgBouncer pods would read the swapped writer URL; the EKS PgBouncer stand-in is re-pointed instead.
       onRestart: async (event) => {
-        if (event.namespace === 'pgbouncer') await pgbouncer.switchBackend({ host: target.host, port: target.port });
+        if (event.namespace === 'pgbouncer') await parts.users?.onEksPgbouncerRestart();
       },
     });
     parts.webhooks = await startWebhookStandin({ dir: join(dir, 'webhooks') });
@@ -209,6 +217,7 @@ export async function rehearse(options: RehearseOptions): Promise<RehearsalRepor
       }),
     };
     outputs.cluster = { ...outputs.cluster, kubeconfig: parts.kube.kubeconfig };
+    outputs.dns.records.app = { ...outputs.dns.records.app, ...REHEARSAL_APP_TTL };
     const outputsFile = join(dir, 'outputs.json');
     writeFileSync(outputsFile, JSON.stringify(outputs, null, 2), { mode: 0o600 });
 
@@ -220,6 +229,19 @@ export async function rehearse(options: RehearseOptions): Promise<RehearsalRepor
     }).start();
     const workload = parts.workload;
     const stream = parts.stream;
+    const marker = join(dir, 'legacy-app-stopped');
+    parts.users = await startUserFacing({
+      dir,
+      outputs,
+      source,
+      target,
+      legacyPgbouncer: pgbouncer,
+      appPassword,
+      customers: options.customers,
+      kube: parts.kube,
+      legacyStoppedMarker: marker,
+    });
+    const users = parts.users;
 
     const { kinds, knownKinds } = kindLookup(stateDir);
     const env: EngineEnvironment = {
@@ -229,6 +251,7 @@ export async function rehearse(options: RehearseOptions): Promise<RehearsalRepor
       reporter: watching(options.reporter, (event) => {
         // Webhooks keep arriving at the recorder until the replay starts draining it.
         if (event.type === 'step-start' && event.step === 'replay-webhooks') void stream.stop();
+        users.onEvent(event);
       }),
       secret: createSecretResolver({ region: outputs.region }),
       capabilities: new Set(['postgres', 'pgbouncer', 'kube', 'shell', 'http']),
@@ -239,7 +262,6 @@ export async function rehearse(options: RehearseOptions): Promise<RehearsalRepor
     };
     const load = (name: string, configOverrides: Record<string, unknown> = {}) =>
       loadRunbook(join(RUNBOOKS, `${name}.yaml`), { outputs, configOverrides, kinds, knownKinds });
-    const marker = join(dir, 'legacy-app-stopped');
     const plan: [string, Record<string, unknown>][] = [
       ['week-prior', {}],
       ['day-before', {}],
@@ -251,6 +273,7 @@ export async function rehearse(options: RehearseOptions): Promise<RehearsalRepor
           appUser: APP_ROLE,
           webhookReplayUrl: stream.receiverUrl,
           pgbouncerConfigFile: pgbouncer.configFile,
+          legacyStopMarginSeconds: 1,
         },
       ],
     ];
@@ -260,7 +283,10 @@ export async function rehearse(options: RehearseOptions): Promise<RehearsalRepor
     let dDay: { start: number; end: number } | undefined;
     for (const [name, runbook] of runbooks) {
       options.announce(`Running runbooks/${name}.yaml`);
-      if (name === 'd-day') stream.start();
+      if (name === 'd-day') {
+        stream.start();
+        users.startClient();
+      }
       const t0 = Date.now();
       const outcome: RunOutcome = await run(runbook, env);
       if (outcome.journal) runs.push(runState(outcome.journal));
@@ -276,15 +302,41 @@ export async function rehearse(options: RehearseOptions): Promise<RehearsalRepor
     const deadline = Date.now() + 5000;
     while (!failure && workload.committedCount < afterSwitch + options.writers * 5 && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 50));
+    let rollback: RehearsalReport['rollback'] = null;
+    if (options.rollbackAfterSwitch && !failure && dDay) {
+      options.announce('Rolling back after the switch (runbooks/rollback.yaml), the app still writing');
+      users.moveBack();
+      const t0 = Date.now();
+      const outcome = await run(load('rollback'), env);
+      const t1 = Date.now();
+      if (outcome.journal) runs.push(runState(outcome.journal));
+      if (outcome.outcome !== 'finished') failure = `rollback ${outcome.outcome} at step ${outcome.failedStep}: ${outcome.error ?? ''}`;
+      // Writes land on the source again; a few more prove it takes them.
+      const afterRollback = workload.committedCount;
+      const until = Date.now() + 5000;
+      while (!failure && workload.committedCount < afterRollback + options.writers * 5 && Date.now() < until)
+        await new Promise((r) => setTimeout(r, 50));
+      rollback = { startedAt: t0, endedAt: t1, windowMs: 0, onSource: 0, lost: 0, userWritesLost: 0 };
+    }
+    const primary = rollback ? source : target;
     const writes = await workload.stop();
     await stream.stop();
+    const userLog = await users.stopClient();
 
-    const check = await target.client(APP_DATABASE);
-    const found = await check.query<{ n: string }>('select count(*) as n from public.orders where id = any($1::bigint[])', [
-      writes.committed,
-    ]);
-    const foundOnTarget = Number(found.rows[0]!.n);
-    const sequencesBehind = await countSequencesBehind(source, check);
+    const check = await primary.client(APP_DATABASE);
+    const committedOnPrimary = async (ids: number[]) =>
+      Number((await check.query<{ n: string }>('select count(*) as n from public.orders where id = any($1::bigint[])', [ids])).rows[0]!.n);
+    const foundOnTarget = await committedOnPrimary(writes.committed);
+    const userWindow = dDay ? { start: dDay.start, end: rollback?.endedAt ?? dDay.end } : { start: started, end: Date.now() };
+    const usersReport = await users.report(userLog, userWindow, committedOnPrimary);
+    // After a rollback the source is primary again: no sequence of it may be behind the target's.
+    const sequencesBehind = rollback ? await countSequencesBehind(target, check) : await countSequencesBehind(source, check);
+    if (rollback) {
+      rollback.windowMs = longestWriteGap(writes.commitTimes, rollback.startedAt, rollback.endedAt).ms;
+      rollback.onSource = foundOnTarget;
+      rollback.lost = writes.committed.length - foundOnTarget;
+      rollback.userWritesLost = usersReport.lost;
+    }
     await check.end();
 
     const dDayRun = runs.find((r) => r.runbook.name === 'd-day');
@@ -312,9 +364,12 @@ export async function rehearse(options: RehearseOptions): Promise<RehearsalRepor
     const lost = writes.committed.length - foundOnTarget;
     const problems = [
       failure,
-      lost > 0 ? `${lost} committed transactions are missing on the target` : undefined,
+      lost > 0 ? `${lost} committed transactions are missing on the ${rollback ? 'source after the rollback' : 'target'}` : undefined,
+      usersReport.lost > 0 ? `${usersReport.lost} writes a user was told committed are missing` : undefined,
+      // Keep-serving promises users no failed request, only a held one; a rollback makes no such promise.
+      !rollback && usersReport.failed > 0 ? `a user saw ${usersReport.failed} failed requests` : undefined,
       verify?.summary && verify.summary.tablesDiffering > 0 ? `${verify.summary.tablesDiffering} tables differ` : undefined,
-      sequencesBehind > 0 ? `${sequencesBehind} sequences are behind the source` : undefined,
+      sequencesBehind > 0 ? `${sequencesBehind} sequences are behind the ${rollback ? 'target on the source' : 'source'}` : undefined,
       verify?.privileges?.length ? `${verify.privileges.length} owners or privileges differ` : undefined,
       webhookSummary.received !== webhookSummary.replayed
         ? `webhooks: ${webhookSummary.received} recorded but ${webhookSummary.replayed} delivered`
@@ -342,6 +397,8 @@ export async function rehearse(options: RehearseOptions): Promise<RehearsalRepor
         longestTransactionMs: writes.longestTransactionMs,
       },
       verification: verify?.summary ? { tables: verify.summary.tables, rows: verify.summary.rows, differences } : null,
+      users: usersReport,
+      rollback,
       goNoGo: goNoGoOf(dDayRun),
       privilegeDifferences: verify?.privileges ? verify.privileges.length : null,
       sequencesBehind,
@@ -395,6 +452,8 @@ export async function rehearse(options: RehearseOptions): Promise<RehearsalRepor
         longestTransactionMs: writes?.longestTransactionMs ?? 0,
       },
       verification: null,
+      users: null,
+      rollback: null,
       goNoGo: goNoGoOf(runs.find((r) => r.runbook.name === 'd-day')),
       privilegeDifferences: null,
       sequencesBehind: 0,
@@ -417,16 +476,17 @@ export async function rehearse(options: RehearseOptions): Promise<RehearsalRepor
   }
 }
 
-async function countSequencesBehind(source: PostgresServer, target: import('pg').Client): Promise<number> {
+/** Sequences of `ahead`'s database whose value on `behind` is lower (a nextval there could collide). */
+async function countSequencesBehind(ahead: PostgresServer, behind: import('pg').Client): Promise<number> {
   const query = `select schemaname || '.' || sequencename as name, coalesce(last_value, start_value - increment_by) as v from pg_sequences`;
-  const sourceClient = await source.client(APP_DATABASE);
-  const [s, t] = await Promise.all([
-    sourceClient.query<{ name: string; v: string }>(query),
-    target.query<{ name: string; v: string }>(query),
+  const aheadClient = await ahead.client(APP_DATABASE);
+  const [a, b] = await Promise.all([
+    aheadClient.query<{ name: string; v: string }>(query),
+    behind.query<{ name: string; v: string }>(query),
   ]);
-  await sourceClient.end();
-  const onTarget = new Map(t.rows.map((r) => [r.name, BigInt(r.v)]));
-  return s.rows.filter((r) => (onTarget.get(r.name) ?? -(2n ** 63n)) < BigInt(r.v)).length;
+  await aheadClient.end();
+  const onBehind = new Map(b.rows.map((r) => [r.name, BigInt(r.v)]));
+  return a.rows.filter((r) => (onBehind.get(r.name) ?? -(2n ** 63n)) < BigInt(r.v)).length;
 }
 
 function writeReports(report: RehearsalReport, file: string): void {

@@ -5,6 +5,7 @@
  */
 import type { RunState } from '../core/journal.ts';
 import { formatDuration } from '../core/report.ts';
+import type { UsersReport } from './user-facing.ts';
 
 export interface TimelineRow {
   runbook: string;
@@ -36,6 +37,20 @@ export interface RehearsalReport {
     longestTransactionMs: number;
   };
   verification: { tables: number; rows: number; differences: number } | null;
+  /** What a user of the app saw, resolving its name through DNS, across the whole D-day (and rollback). */
+  users: UsersReport | null;
+  /** --rollback-after-switch: the rollback run, with the app writing throughout. */
+  rollback: {
+    startedAt: number;
+    endedAt: number;
+    /** The longest stretch without a committed write during the rollback run. */
+    windowMs: number;
+    /** Of every transaction the app's database clients committed (before and after the switch), found on the source. */
+    onSource: number;
+    lost: number;
+    /** Writes the user client was told committed, not on the source. */
+    userWritesLost: number;
+  } | null;
   /** D-day's go/no-go steps, each as the journal recorded it: what was checked before anything changed. */
   goNoGo: { step: string; outcome: string; detail: string }[];
   /** Owners and privileges (ACLs) that differ between the servers after the cutover, from verify. */
@@ -101,6 +116,14 @@ export function toMarkdown(r: RehearsalReport): string {
     `| measure | value |`,
     `|---|---|`,
     `| write-unavailability window | ${formatDuration(r.writes.unavailableMs)}${r.writes.unavailableFrom ? ` (${r.writes.unavailableFrom} → ${r.writes.unavailableTo})` : ''} |`,
+    ...(r.users
+      ? [
+          `| longest gap a user saw (DNS-following, TTL ${r.users.recordTtlSeconds} s) | ${formatDuration(r.users.longestGapMs)}${r.users.gapFrom ? ` (${r.users.gapFrom} → ${r.users.gapTo})` : ''}, ${r.users.failedInGap} failed requests in it |`,
+          `| user writes: served by / failed / lost | ${Object.entries(r.users.servedBy)
+            .map(([app, n]) => `${app} ${n}`)
+            .join(', ')} / ${r.users.failed} / ${r.users.lost} |`,
+        ]
+      : []),
     `| longest single transaction (held, not failed) | ${formatDuration(r.writes.longestTransactionMs)} |`,
     `| transactions committed by the app | ${r.writes.committed} |`,
     `| of those found on the target | ${r.writes.foundOnTarget} |`,
@@ -117,7 +140,13 @@ export function toMarkdown(r: RehearsalReport): string {
       (g) =>
         `| go/no-go \`${g.step}\` | ${g.outcome === 'applied' || g.outcome === 'already-done' ? 'go' : g.outcome}: ${g.detail.replace(/\|/g, '\\|')} |`,
     ),
-    `| sequences behind the source | ${r.sequencesBehind} |`,
+    `| sequences behind the ${r.rollback ? 'target (on the source, after the rollback)' : 'source'} | ${r.sequencesBehind} |`,
+    ...(r.rollback
+      ? [
+          `| rollback after the switch: write window | ${formatDuration(r.rollback.windowMs)} (rollback run ${formatDuration(r.rollback.endedAt - r.rollback.startedAt)}) |`,
+          `| rollback: committed transactions on the source / lost | ${r.rollback.onSource} / ${r.rollback.lost} (user writes lost: ${r.rollback.userWritesLost}) |`,
+        ]
+      : []),
     ...(r.webhooks
       ? [
           `| webhooks received / replayed / failed | ${r.webhooks.received} / ${r.webhooks.replayed} / ${r.webhooks.failed} (${r.webhooks.standIn}) |`,
@@ -166,7 +195,21 @@ export function toText(r: RehearsalReport): string {
     ...r.goNoGo.map(
       (g) => `Go/no-go ${g.step}: ${g.outcome === 'applied' || g.outcome === 'already-done' ? 'go' : g.outcome} (${g.detail})`,
     ),
-    `Sequences behind the source: ${r.sequencesBehind}`,
+    ...(r.users
+      ? [
+          `Longest gap a user saw (DNS-following, TTL ${r.users.recordTtlSeconds} s): ${formatDuration(r.users.longestGapMs)}, ${r.users.failedInGap} failed requests in it; user writes ${r.users.writes} (${Object.entries(
+            r.users.servedBy,
+          )
+            .map(([app, n]) => `${app} ${n}`)
+            .join(', ')}), failed ${r.users.failed}, lost ${r.users.lost}`,
+        ]
+      : []),
+    `Sequences behind the ${r.rollback ? 'target (on the source, after the rollback)' : 'source'}: ${r.sequencesBehind}`,
+    ...(r.rollback
+      ? [
+          `Rollback after the switch: write window ${formatDuration(r.rollback.windowMs)}, run ${formatDuration(r.rollback.endedAt - r.rollback.startedAt)}; on the source ${r.rollback.onSource}, lost ${r.rollback.lost}, user writes lost ${r.rollback.userWritesLost}`,
+        ]
+      : []),
     ...(r.webhooks
       ? [
           `Webhooks received: ${r.webhooks.received}, replayed: ${r.webhooks.replayed}, failed: ${r.webhooks.failed} (${r.webhooks.standIn})`,

@@ -5,9 +5,9 @@ import { AUTHORITATIVE_DNS_RESOURCE, type DnsLookups } from '../../migrate/aws/a
 import type { RecordSet } from '../../migrate/aws/record-sets.ts';
 import { ResourcePool } from '../../migrate/core/context.ts';
 import { StepError } from '../../migrate/core/step.ts';
+import { type DnsServer, startDnsServer } from '../../migrate/local/dns-standin.ts';
 import { dnsSwitch } from '../../migrate/steps/aws/dns-switch.ts';
 import { testContext } from '../support/context.ts';
-import { type DnsServer, startDnsServer } from '../../migrate/local/dns-standin.ts';
 import { ALB_ZONE_ID, awsOutputs, fakeClock, ZONE_ID } from './fixtures.ts';
 import { fakeRoute53 } from './route53-fake.ts';
 

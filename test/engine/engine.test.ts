@@ -260,7 +260,7 @@ test('`if:` on an output the stack does not have skips the step visibly; config 
   assert.match(state!.steps[0]!.reason!, /condition .* is false/);
 });
 
-test("`if:` with `==`, `!=` and `&&` chooses between two paths, and a --set override flips the choice", async () => {
+test('`if:` with `==`, `!=` and `&&` chooses between two paths, and a --set override flips the choice', async () => {
   const object = {
     name: 'paths',
     config: { proof: 'after-switch', command: 'stop-it' },
