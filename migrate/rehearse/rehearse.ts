@@ -29,7 +29,7 @@ import { startWebhookStandin, type WebhookStandin } from '../local/webhook-stand
 import { targetAdvisoryLock } from '../postgres/run-lock.ts';
 import { goNoGoOf, type RehearsalReport, timelineOf, toMarkdown } from './report.ts';
 import { APP_DATABASE, APP_ROLE, prepareTargetRoles, rowCount, seedSource } from './seed.ts';
-import { REHEARSAL_APP_TTL, startUserFacing, type UserFacing } from './user-facing.ts';
+import { REHEARSAL_RECORD_TTL, startUserFacing, type UserFacing } from './user-facing.ts';
 import { WebhookStream } from './webhook-stream.ts';
 import { longestWriteGap, Workload } from './workload.ts';
 
@@ -217,7 +217,8 @@ export async function rehearse(options: RehearseOptions): Promise<RehearsalRepor
       }),
     };
     outputs.cluster = { ...outputs.cluster, kubeconfig: parts.kube.kubeconfig };
-    outputs.dns.records.app = { ...outputs.dns.records.app, ...REHEARSAL_APP_TTL };
+    outputs.dns.records.app = { ...outputs.dns.records.app, ...REHEARSAL_RECORD_TTL };
+    outputs.dns.records.webhooks = { ...outputs.dns.records.webhooks, ...REHEARSAL_RECORD_TTL };
     const outputsFile = join(dir, 'outputs.json');
     writeFileSync(outputsFile, JSON.stringify(outputs, null, 2), { mode: 0o600 });
 

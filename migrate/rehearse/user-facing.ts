@@ -17,8 +17,8 @@ import type { PostgresServer } from '../local/postgres-server.ts';
 import { APP_DATABASE, APP_ROLE } from './seed.ts';
 import { longestUserGap, UserClient, type UserWrite } from './user-client.ts';
 
-/** The app record's TTLs in the rehearsal: short, so the rehearsal waits seconds where D-day waits a minute. */
-export const REHEARSAL_APP_TTL = { ttl: 5, cutoverTtl: 2 };
+/** The records' TTLs in the rehearsal: short, so the rehearsal waits seconds where D-day waits a minute or two. */
+export const REHEARSAL_RECORD_TTL = { ttl: 5, cutoverTtl: 2 };
 
 export interface UsersReport {
   client: string;

@@ -100,6 +100,12 @@ describe('migrate rehearse', () => {
     assert.ok(report.webhooks, 'the rehearsal streams webhooks');
     assert.ok(report.webhooks.received > 0, 'webhooks arrived during D-day');
     assert.equal(report.webhooks.replayed, report.webhooks.received);
+    // The user resolving the app's name went from the legacy app to the new one without a failed request.
+    assert.ok(report.users, 'a DNS-following user wrote through the whole D-day');
+    assert.ok((report.users.servedBy.legacy ?? 0) > 0 && (report.users.servedBy.new ?? 0) > 0, JSON.stringify(report.users.servedBy));
+    assert.equal(report.users.failed, 0);
+    assert.equal(report.users.lost, 0);
+    assert.ok(report.users.longestGapMs > 0);
 
     const markdown = readFileSync(join(dir, 'r.md'), 'utf8');
     assert.match(markdown, /go\/no-go `go-no-go-schema` \| go: \d+ objects equal/);
