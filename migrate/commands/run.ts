@@ -1,5 +1,5 @@
 /** `migrate run <runbook>`, `migrate plan <runbook>` and `migrate resume`. */
-import type { Command } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import {
   ALL_CAPABILITIES,
   dryRun,
@@ -28,6 +28,13 @@ export function exitCodeOf(outcome: RunOutcome): number {
       return outcome.blocked ? EXIT.blocked : EXIT.failed;
   }
 }
+
+const seconds = (value: string) => {
+  const n = Number(value);
+  // Commander reports this as a one-line usage error naming the option.
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`--window-budget ${value}: expected a number of seconds above 0`);
+  return n;
+};
 
 export function oneStep(name: string, uses: string, params: Record<string, unknown>) {
   return { name, steps: [{ id: name, uses, with: params }] };
@@ -73,10 +80,16 @@ export function registerRun(program: Command, globals: () => GlobalOptions): voi
     .option('-y, --yes', 'confirm destructive steps in advance (automation)')
     .option('--from <step>', 'start at this step')
     .option('--only <step>', 'run just this step')
+    .option(
+      '--window-budget <seconds>',
+      "refuse to start when the forecast write window exceeds this (the runbook's windowBudgetSeconds)",
+      seconds,
+    )
     .action(
-      action(async (file: string, opts: { dryRun?: boolean; yes?: boolean; from?: string; only?: string }) => {
+      action(async (file: string, opts: { dryRun?: boolean; yes?: boolean; from?: string; only?: string; windowBudget?: number }) => {
         const { env, load, dispose } = await commandEnvironment({ ...globals(), yes: opts.yes });
         try {
+          if (opts.windowBudget !== undefined) load.configOverrides = { ...load.configOverrides, windowBudgetSeconds: opts.windowBudget };
           const runbook = loadRunbook(file, load);
           const selection = { from: opts.from, only: opts.only };
           if (opts.dryRun) return exitCodeOf(await dryRun(runbook, env, selection));
