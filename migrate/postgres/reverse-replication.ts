@@ -155,7 +155,8 @@ export async function keylessTargetTables(target: pg.Pool): Promise<TargetTable[
 export async function unreadableSequenceOwners(target: pg.Pool): Promise<string[]> {
   const { rows } = await target.query<{ owner: string }>(
     `select distinct pg_get_userbyid(c.relowner) as owner from pg_class c join pg_namespace n on n.oid = c.relnamespace
-      where c.relkind = 'S' and n.nspname not in ('pg_catalog', 'information_schema') and not has_sequence_privilege(c.oid, 'SELECT')
+      where c.relkind = 'S' and n.nspname not in ('pg_catalog', 'information_schema') 
+        and case when c.relkind = 'S' then not has_sequence_privilege(c.oid, 'SELECT') else false end
       order by 1`,
   );
   return rows.map((r) => r.owner);
@@ -224,9 +225,7 @@ export async function targetSlot(target: pg.Pool, name: string): Promise<TargetS
 
 /** The slot's LSN is the switch point: every target commit after it reaches the source. */
 export async function createReverseSlot(target: pg.Pool, name: string): Promise<string> {
-  const { rows } = await target.query<{ lsn: string }>("select lsn::text from pg_create_logical_replication_slot($1, 'pgoutput')", [
-    name,
-  ]);
+  const { rows } = await target.query<{ lsn: string }>("select lsn::text from pg_create_logical_replication_slot($1, 'pgoutput')", [name]);
   return rows[0]!.lsn;
 }
 
@@ -477,15 +476,7 @@ export async function reverseStatus(source: pg.Pool, target: pg.Pool, names: Rev
   ]);
   const worker = sub ? await applyWorker(source, sub.oid) : null;
   const state: ReverseStatus['state'] =
-    !slot && !pub && !sub
-      ? 'absent'
-      : !slot || !pub || !sub
-        ? 'partial'
-        : !sub.enabled
-          ? 'disabled'
-          : worker
-            ? 'streaming'
-            : 'stalled';
+    !slot && !pub && !sub ? 'absent' : !slot || !pub || !sub ? 'partial' : !sub.enabled ? 'disabled' : worker ? 'streaming' : 'stalled';
   return {
     state,
     publication: pub !== null,

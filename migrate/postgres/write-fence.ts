@@ -101,7 +101,13 @@ export interface PeekOptions {
 }
 
 /** Row changes of the tables in `publication` committed since the slot was created, without consuming them. */
-export async function peekFence(db: pg.Pool, slot: string, publication: string, limit: number, options: PeekOptions = {}): Promise<FencePeek> {
+export async function peekFence(
+  db: pg.Pool,
+  slot: string,
+  publication: string,
+  limit: number,
+  options: PeekOptions = {},
+): Promise<FencePeek> {
   const { rows } = await db.query<{ data: Buffer }>(
     "select data from pg_logical_slot_peek_binary_changes($1, $4::pg_lsn, $2, 'proto_version', '1', 'publication_names', $3)",
     [slot, limit, publication, options.uptoLsn ?? null],

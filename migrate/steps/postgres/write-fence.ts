@@ -20,8 +20,8 @@ import { blockedBy, blocks, defineStep, type Finding, type Json, type StepContex
 import { pool } from '../../postgres/connections.ts';
 import type { RowChange } from '../../postgres/pgoutput.ts';
 import { replicationNames } from '../../postgres/replication-names.ts';
-import { REPLICATION_NAME } from '../../postgres/sql.ts';
 import { DEFAULT_REVERSE_NAME, subscriptionOrigin } from '../../postgres/reverse-replication.ts';
+import { REPLICATION_NAME } from '../../postgres/sql.ts';
 import {
   createFencePublication,
   DEFAULT_FENCE_PUBLICATION,
@@ -102,6 +102,28 @@ function writtenFindings(changes: RowChange[], truncated: boolean, p: Params): F
 }
 
 /**
+ * Tables a publication of every table makes un-updatable: no key and no replica identity. The forward
+ * publication already required them to have one (preflight sets FULL), so normally there is none.
+ */
+async function keylessTables(source: Awaited<ReturnType<typeof pool>>): Promise<string[]> {
+  const { rows } = await source.query<{ t: string }>(
+    `select format('%I.%I', n.nspname, c.relname) as t from pg_class c join pg_namespace n on n.oid = c.relnamespace
+      where c.relkind = 'r' and c.relpersistence = 'p' and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname !~ '^pg_'
+        and (c.relreplident = 'n' or (c.relreplident = 'd' and not exists (select 1 from pg_index i where i.indrelid = c.oid and i.indisprimary)))
+      order by 1`,
+  );
+  return rows.map((r) => r.t);
+}
+
+const keylessFinding = (table: string): Finding => ({
+  severity: 'error',
+  object: `table ${table} (source)`,
+  message:
+    'has no primary key and no replica identity: in the fence publication (every table) its UPDATE and DELETE would fail on the source, the reverse replication’s included',
+  fix: `alter table ${table} replica identity full (on the source), then run this step again`,
+});
+
+/**
  * Whether an earlier attempt passed, whether the slot is there to read (it blocks when neither), and
  * the publication to read it through: the forward one while it exists (it has since before the
  * freeze), else the fence's own.
@@ -167,6 +189,8 @@ export const writeFence = defineStep<Params, Result>({
       const origin = await subscriptionOrigin(source, p.reverseSubscription);
       const ignoreOrigins = new Set(origin ? [origin] : []);
       if (p.keepSlot && readThrough === p.publication && !(await publicationExists(source, p.fencePublication))) {
+        const keyless = await keylessTables(source);
+        if (keyless.length > 0) throw blockedBy(keyless.map(keylessFinding));
         // Created before the position the slot moves to, so it exists for every change read through it later.
         await ctx.record({ action: 'create-fence-publication', name: p.fencePublication });
         await createFencePublication(source, p.fencePublication);
@@ -176,7 +200,8 @@ export const writeFence = defineStep<Params, Result>({
         ? await drainFence(source, p.slot, readThrough!, p.maxMessages, lsn, ignoreOrigins)
         : await peekFence(source, p.slot, readThrough!, p.maxMessages, { ignoreOrigins });
       const { changes, truncated } = peek;
-      if (peek.ignored > 0) ctx.log.info(`${peek.ignored} row change(s) applied by reverse subscription ${p.reverseSubscription} set aside`);
+      if (peek.ignored > 0)
+        ctx.log.info(`${peek.ignored} row change(s) applied by reverse subscription ${p.reverseSubscription} set aside`);
       if (changes.length > 0) {
         const found = writtenFindings(changes, truncated, p);
         throw new StepError(
@@ -186,7 +211,9 @@ export const writeFence = defineStep<Params, Result>({
       }
       await ctx.record({ action: 'fence-passed', slot: p.slot, lsn, kept: p.keepSlot } satisfies FencePassed);
       if (p.keepSlot) {
-        ctx.log.info(`nothing written on the source since the freeze but by the reverse subscription (checked up to ${lsn}); slot ${p.slot} kept`);
+        ctx.log.info(
+          `nothing written on the source since the freeze but by the reverse subscription (checked up to ${lsn}); slot ${p.slot} kept`,
+        );
         return { slot: p.slot, lsn, kept: true, reverseApplied: peek.ignored };
       }
       await dropFenceSlot(source, p.slot);
