@@ -84,6 +84,24 @@ export async function dropFenceSlot(db: pg.Pool, slot: string): Promise<boolean>
   return rows.length > 0;
 }
 
+/**
+ * Decoding reads only WAL already flushed, and commits with synchronous_commit off (the subscription
+ * apply worker's default, or a session's own) wait for the WAL writer: a transaction flushed now makes
+ * every earlier commit readable, and the position after it bounds them.
+ */
+export async function flushedPosition(db: pg.Pool): Promise<string> {
+  const client = await db.connect();
+  try {
+    await client.query('begin');
+    await client.query('set local synchronous_commit = on');
+    await client.query("select pg_logical_emit_message(true, 'migrate', 'write fence')");
+    await client.query('commit');
+    return (await client.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')).rows[0]!.lsn;
+  } finally {
+    client.release();
+  }
+}
+
 export interface FencePeek {
   /** Every row change since the slot was created (or last advanced), in commit order, but those of `ignoreOrigins`. */
   changes: RowChange[];

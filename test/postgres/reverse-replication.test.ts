@@ -256,7 +256,7 @@ describe('reverse replication with a target role that is not a superuser (RDS’
     assert.deepEqual(result.replicaIdentityFull, ['shop.events']);
     const published = await pair.sql(
       'target',
-      `select string_agg(schemaname || '.' || tablename, ',' order by 1, 2) as t from pg_publication_tables where pubname = '${p.publication}'`,
+      `select string_agg(schemaname || '.' || tablename, ',' order by schemaname, tablename) as t from pg_publication_tables where pubname = '${p.publication}'`,
     );
     assert.equal(published.rows[0].t, 'public.app_settings,shop.events,shop.ledger,shop.orders,shop.products');
     const role = await pair.sql('target', "select rolsuper, rolbypassrls from pg_roles where rolname = 'rds_admin'");

@@ -31,6 +31,7 @@ import {
   dropFenceSlot,
   type FencePeek,
   fenceSlotExists,
+  flushedPosition,
   peekFence,
   publicationExists,
 } from '../../postgres/write-fence.ts';
@@ -195,7 +196,7 @@ export const writeFence = defineStep<Params, Result>({
         await ctx.record({ action: 'create-fence-publication', name: p.fencePublication });
         await createFencePublication(source, p.fencePublication);
       }
-      const lsn = (await source.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')).rows[0]!.lsn;
+      const lsn = await flushedPosition(source);
       const peek: FencePeek = p.keepSlot
         ? await drainFence(source, p.slot, readThrough!, p.maxMessages, lsn, ignoreOrigins)
         : await peekFence(source, p.slot, readThrough!, p.maxMessages, { ignoreOrigins });
