@@ -17,6 +17,7 @@ import type { Json } from '../../migrate/core/step.ts';
 import type { PostgresServer } from '../../migrate/local/postgres-server.ts';
 import { pool } from '../../migrate/postgres/connections.ts';
 import { reverseStatus } from '../../migrate/postgres/reverse-replication.ts';
+import { replicationStatus } from '../../migrate/postgres/status.ts';
 import { catchUp } from '../../migrate/steps/postgres/catch-up.ts';
 import { freezeWrites } from '../../migrate/steps/postgres/freeze-writes.ts';
 import { replicationStart } from '../../migrate/steps/postgres/replication-start.ts';
@@ -152,6 +153,10 @@ describe('reverse replication from the target back to the source after the switc
     const status = await reverseStatus(await pool(t.ctx, 'source'), await pool(t.ctx, 'target'), NAMES);
     assert.equal(status.state, 'streaming');
     assert.equal(status.workerRunning, true);
+    // `migrate status` shows it.
+    const shown = (await replicationStatus(t.ctx)) as { reverse: { state: string; workerRunning: boolean; lagBytes: number } };
+    assert.equal(shown.reverse.state, 'streaming');
+    assert.equal(shown.reverse.workerRunning, true);
   });
 
   it('rollback right after more writes: every row and every sequence is on the source, nothing is left behind', async () => {
