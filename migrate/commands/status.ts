@@ -45,10 +45,12 @@ export function registerStatus(program: Command, globals: () => GlobalOptions): 
           else process.stdout.write(`${renderStatus(status)}\n`);
           // A stalled subscription, or schema drift while replicating (D-day's go/no-go would refuse), must
           // be loud: scripts and operators see a failing status. Before week-prior the target is empty by design.
-          const view = replication as { health?: { healthy?: boolean }; target?: { exists?: boolean } };
+          const view = replication as { health?: { healthy?: boolean }; target?: { exists?: boolean }; reverse?: { state?: string } };
           const replicating = view.target?.exists === true;
           const drifted = (schema as { identical?: boolean }).identical === false;
-          return view.health?.healthy === false || (replicating && drifted) ? EXIT.failed : EXIT.ok;
+          // A reverse replication that is set up but not streaming makes a rollback lose the target's writes.
+          const reverseBroken = ['stalled', 'disabled', 'partial'].includes(view.reverse?.state ?? '');
+          return view.health?.healthy === false || (replicating && drifted) || reverseBroken ? EXIT.failed : EXIT.ok;
         } finally {
           await resources.closeAll();
           dispose();
@@ -107,6 +109,12 @@ function renderStatus(status: {
   for (const f of health.findings as View[])
     lines.push(
       `${f.severity === 'error' ? 'UNHEALTHY:' : 'Note:'}    ${f.object} ${f.message}${f.fix ? `\n              fix: ${f.fix}` : ''}`,
+    );
+  const reverse = (r.reverse ?? {}) as View;
+  if (reverse.error) lines.push(`Reverse:      could not be read: ${reverse.error}`);
+  else if (reverse.state && reverse.state !== 'absent')
+    lines.push(
+      `Reverse:      ${reverse.state === 'streaming' ? 'streaming' : String(reverse.state).toUpperCase()} target → source (subscription ${reverse.subscription} on the source ${reverse.workerRunning ? 'applying' : 'NOT APPLYING'}), lag ${bytes(reverse.lagBytes)}${reverse.lastApplied ? `, applied up to ${reverse.lastApplied}` : ''}${typeof reverse.secondsSinceLastApplied === 'number' ? ` (${reverse.secondsSinceLastApplied.toFixed(1)} s ago)` : ''}`,
     );
   const lag = (r.lag ?? {}) as View;
   lines.push(

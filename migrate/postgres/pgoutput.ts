@@ -3,6 +3,10 @@
  * `pg_logical_slot_peek_binary_changes` returns them one per row). pgoutput rather than
  * test_decoding: it is built into every server that can publish, contrib or not, and its messages
  * say which columns form each table's replica identity, so a change can be named by its key.
+ *
+ * A transaction that a subscription's apply worker committed carries its replication origin: pgoutput
+ * sends an ORIGIN message right after BEGIN (pgoutput_begin_txn → send_repl_origin, protocol 1 on),
+ * naming it `pg_<subscription oid>`. The decoder keeps it until COMMIT and gives it to each change.
  */
 
 /** One INSERT, UPDATE, DELETE or TRUNCATE found in the stream. */
@@ -12,6 +16,8 @@ export interface RowChange {
   table: string;
   /** `(id)=(42)`: the replica identity's columns, or every column of a table without one; empty for TRUNCATE. */
   key: string;
+  /** The replication origin of the change's transaction (`pg_16401`); absent for a local write. */
+  origin?: string;
 }
 
 interface Relation {
@@ -40,6 +46,9 @@ class Reader {
   }
   skip(n: number): void {
     this.at += n;
+  }
+  get remaining(): number {
+    return this.buf.length - this.at;
   }
   string(): string {
     const end = this.buf.indexOf(0, this.at);
@@ -80,13 +89,38 @@ function describeKey(relation: Relation, values: (string | null | undefined)[]):
 /** Decodes messages in stream order; Relation messages precede the first change of each table. */
 export class PgoutputDecoder {
   private readonly relations = new Map<number, Relation>();
+  /** The origin of the transaction being read, between its BEGIN (or ORIGIN) and COMMIT. */
+  private origin: string | undefined;
 
   /** The row changes one message carries: none for BEGIN, COMMIT, RELATION, TYPE, ORIGIN. */
   decode(message: Buffer): RowChange[] {
     const r = new Reader(message);
+    const changes = this.message(r);
+    // BEGIN and ORIGIN may come in one buffer; every other message fills its own.
+    while (r.remaining > 0 && String.fromCharCode(message[message.length - r.remaining]!) === 'O') changes.push(...this.message(r));
+    const origin = this.origin;
+    return origin === undefined ? changes : changes.map((c) => ({ ...c, origin }));
+  }
+
+  private message(r: Reader): RowChange[] {
     const type = String.fromCharCode(r.byte());
     const relation = (id: number): Relation => this.relations.get(id) ?? { table: `relation ${id}`, columns: [] };
     switch (type) {
+      case 'B': {
+        r.skip(8 + 8 + 4); // final LSN, commit time, xid
+        this.origin = undefined;
+        return [];
+      }
+      case 'O': {
+        r.skip(8); // the commit LSN on the origin
+        this.origin = r.string();
+        return [];
+      }
+      case 'C': {
+        r.skip(1 + 8 + 8 + 8); // flags, commit LSN, end LSN, commit time
+        this.origin = undefined;
+        return [];
+      }
       case 'R': {
         const id = r.int32();
         const schema = r.string();

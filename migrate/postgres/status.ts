@@ -9,6 +9,7 @@ import { pool } from './connections.ts';
 import { publicationExists, slotInfo, subscriptionInfo } from './replication.ts';
 import { replicationHealth } from './replication-health.ts';
 import { DEFAULT_PUBLICATION, DEFAULT_SUBSCRIPTION, type ReplicationNames } from './replication-names.ts';
+import { DEFAULT_REVERSE_NAME, type ReverseNames, reverseStatus } from './reverse-replication.ts';
 import { syncState } from './sync-state.ts';
 
 async function attempt<T>(read: () => Promise<T>): Promise<T | { error: string }> {
@@ -19,7 +20,13 @@ async function attempt<T>(read: () => Promise<T>): Promise<T | { error: string }
   }
 }
 
-export async function replicationStatus(ctx: StepContext, names: Partial<ReplicationNames> = {}): Promise<Json> {
+const DEFAULT_REVERSE: ReverseNames = { publication: DEFAULT_REVERSE_NAME, slot: DEFAULT_REVERSE_NAME, subscription: DEFAULT_REVERSE_NAME };
+
+export async function replicationStatus(
+  ctx: StepContext,
+  names: Partial<ReplicationNames> = {},
+  reverseNames: ReverseNames = DEFAULT_REVERSE,
+): Promise<Json> {
   const publication = names.publication ?? DEFAULT_PUBLICATION;
   const subscription = names.subscription ?? DEFAULT_SUBSCRIPTION;
 
@@ -96,7 +103,13 @@ export async function replicationStatus(ctx: StepContext, names: Partial<Replica
     return { healthy: !blocks(h.findings), findings: h.findings as unknown as Json, logError: h.logError };
   });
 
-  const [targetView, sourceView, healthView] = await Promise.all([target, source, health]);
+  // After the switch: the target publishing back to the source (what makes a rollback lossless).
+  const reverse = attempt(async () => {
+    const r = await reverseStatus(await pool(ctx, 'source'), await pool(ctx, 'target'), reverseNames);
+    return { ...reverseNames, ...r };
+  });
+
+  const [targetView, sourceView, healthView, reverseView] = await Promise.all([target, source, health, reverse]);
   return {
     health:
       'error' in healthView
@@ -112,5 +125,6 @@ export async function replicationStatus(ctx: StepContext, names: Partial<Replica
     },
     source: sourceView,
     target: targetView,
+    reverse: reverseView,
   } as Json;
 }
