@@ -77,9 +77,15 @@ export async function proveAtPoint(
   const sampler = sampleXminAge(pools, point);
   try {
     const sides = await openPinned(pools, point, options.parallelWorkers);
-    const report = await compareDatabases(ctx, pools, options, sides);
-    const bound = (reader: SnapshotReader) => (sql: string, lockTimeoutMs: number) => reader.query(sql, [], { lockTimeoutMs });
-    const privileges = await privilegeDifferences(bound(sides.source), bound(sides.target));
+    const { report, privileges } = await (async () => {
+      try {
+        const report = await compareDatabases(ctx, pools, options, sides);
+        const bound = (reader: SnapshotReader) => (sql: string, lockTimeoutMs: number) => reader.query(sql, [], { lockTimeoutMs });
+        return { report, privileges: await privilegeDifferences(bound(sides.source), bound(sides.target)) };
+      } finally {
+        await Promise.all([sides.source.close(), sides.target.close()]);
+      }
+    })();
     const sequences = sequenceFindings(point.sequences.source, point.sequences.target);
     const xminAge = await sampler.stop();
     return {

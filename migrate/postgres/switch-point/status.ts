@@ -13,7 +13,7 @@ export type PointStatus = { importable: boolean; reasons: string[] };
 
 async function imports(db: pg.Pool, side: 'source' | 'target', snapshot: string): Promise<string | undefined> {
   try {
-    await SnapshotReader.open(db, { snapshot, label: side });
+    await (await SnapshotReader.open(db, { snapshot, label: side })).close();
     return undefined;
   } catch (error) {
     if (error instanceof SnapshotGoneError) return `the ${side}'s snapshot ${snapshot} no longer imports`;
