@@ -1,7 +1,7 @@
 /**
  * Compares every selected table of the source with the target: tables run concurrently (largest
  * first, so that a big table does not start last), each one querying both servers at once, all
- * inside one exported snapshot per side.
+ * inside one exported snapshot per side: its own, or the ones the caller opened (the switch point's).
  */
 import type pg from 'pg';
 import { forEachConcurrently } from '../../core/pool.ts';
@@ -10,7 +10,7 @@ import type { TableFilter } from './catalog.ts';
 import { displayName, pairTables } from './catalog.ts';
 import { compareTable } from './compare-table.ts';
 import { hashMethodFor } from './row-hash.ts';
-import { SnapshotReader } from './session.ts';
+import { type Sides, SnapshotGoneError, SnapshotReader } from './session.ts';
 import type { TableReport, VerifyMode, VerifyReport } from './types.ts';
 
 export interface CompareOptions extends TableFilter {
@@ -22,16 +22,35 @@ export interface CompareOptions extends TableFilter {
   parallelWorkers?: number;
 }
 
-/** Progress (`verify`, tables done, rows and rate) goes to `ctx.log`; an abort starts no more tables. */
+/** Exports one snapshot per side (closed by the caller): every query of the comparison reads them. */
+export async function openSides(
+  pools: { source: pg.Pool; target: pg.Pool },
+  options: Pick<CompareOptions, 'parallelWorkers'>,
+): Promise<Sides> {
+  const snapshot = { parallelWorkers: options.parallelWorkers };
+  const [source, target] = await Promise.allSettled([
+    SnapshotReader.open(pools.source, { ...snapshot, label: 'source' }),
+    SnapshotReader.open(pools.target, { ...snapshot, label: 'target' }),
+  ]);
+  if (source.status === 'fulfilled' && target.status === 'fulfilled') return { source: source.value, target: target.value };
+  for (const side of [source, target]) if (side.status === 'fulfilled') await side.value.close();
+  throw (source.status === 'rejected' ? source : (target as PromiseRejectedResult)).reason;
+}
+
+/**
+ * Progress (`verify`, tables done, rows and rate) goes to `ctx.log`; an abort starts no more tables.
+ * With `sides` the comparison reads those snapshots and leaves them open; without, it exports and
+ * closes its own.
+ */
 export async function compareDatabases(
   ctx: Pick<StepContext, 'now' | 'log' | 'signal'>,
   pools: { source: pg.Pool; target: pg.Pool },
   options: CompareOptions,
+  sides?: Sides,
 ): Promise<VerifyReport> {
   const now = () => ctx.now();
   const started = now();
-  const snapshot = { parallelWorkers: options.parallelWorkers };
-  const [source, target] = await Promise.all([SnapshotReader.open(pools.source, snapshot), SnapshotReader.open(pools.target, snapshot)]);
+  const { source, target } = sides ?? (await openSides(pools, options));
   try {
     const pairs = await pairTables(
       (sql, p) => source.query(sql, p),
@@ -51,6 +70,8 @@ export async function compareDatabases(
         try {
           report = await compareTable({ source, target }, pair.source, pair.target, tableOptions, now);
         } catch (error) {
+          // Not a problem of this table: the caller explains a snapshot that went away.
+          if (error instanceof SnapshotGoneError) throw error;
           throw new Error(`comparing table ${displayName(pair.source)}: ${(error as Error).message}`);
         }
         reports.push(report);
@@ -82,7 +103,7 @@ export async function compareDatabases(
       },
     };
   } finally {
-    await Promise.all([source.close(), target.close()]);
+    if (!sides) await Promise.all([source.close(), target.close()]);
   }
 }
 

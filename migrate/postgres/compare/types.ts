@@ -59,3 +59,20 @@ export type VerifyReport = {
     rowsPerSecond: number;
   };
 };
+
+/** How a verification at a pinned switch point went, beside the tables: what it proved and what holding it cost. */
+export type PinnedProof = {
+  /** When both snapshots were exported (postgres.pin-switch-point). */
+  pinnedAt: string;
+  source: { snapshot: string; lsn: string };
+  target: { snapshot: string; lsn: string };
+  /** From the pin to the end of the proof: how long vacuum was held back. */
+  holdMs: number;
+  /**
+   * The most transactions vacuum was held back by on each server (age(backend_xmin) of the holder's
+   * session, sampled through the verification); null when it could not be read.
+   */
+  xminAge: { source: number | null; target: number | null };
+  /** The holder was released once the proof completed. */
+  released: boolean;
+};

@@ -52,7 +52,7 @@ const COMMENT = (oid: string, catalog: string, sub = '0') =>
 
 const RELKIND: Record<string, string> = { r: 'table', p: 'table', v: 'view', m: 'materialized view', S: 'sequence', f: 'foreign table' };
 
-type Row = { kind: string; name: string; tbl: string | null; props: Record<string, string | null> };
+export type Row = { kind: string; name: string; tbl: string | null; props: Record<string, string | null> };
 
 const QUERIES: string[] = [
   `select 'schema' as kind, n.nspname as name, null as tbl,
@@ -163,13 +163,33 @@ const QUERIES: string[] = [
 ];
 
 /**
- * Reads every object, in one read-only transaction. Deparsing a default or a view takes a share lock
+ * Runs one catalog query in a read-only snapshot the caller holds (verify's switch point), with
+ * lock_timeout set to `lockTimeoutMs`: every query of one read must see the same snapshot.
+ */
+export type SchemaQuery = (sql: string, lockTimeoutMs: number) => Promise<Row[]>;
+
+/**
+ * Reads every object, in one read-only transaction (or through `SchemaQuery`, in the caller's snapshot). Deparsing a default or a view takes a share lock
  * on its table, which would queue behind a pending TRUNCATE or ALTER; a status or a go/no-go must say
  * so rather than hang, hence the lock timeout.
  */
-export async function readSchema(db: pg.Pool, lockTimeoutMs = 10_000): Promise<SchemaObjects> {
-  const client = await db.connect();
+export async function readSchema(db: pg.Pool | SchemaQuery, lockTimeoutMs = 10_000): Promise<SchemaObjects> {
   const rows: Row[] = [];
+  const locked = (error: unknown) =>
+    (error as { code?: string }).code === '55P03'
+      ? new Error(
+          `a table stayed locked for more than ${lockTimeoutMs / 1000} s while its schema was read (a pending TRUNCATE or ALTER?); try again once it is released`,
+        )
+      : error;
+  if (typeof db === 'function') {
+    try {
+      for (const query of QUERIES) rows.push(...(await db(query, lockTimeoutMs)));
+    } catch (error) {
+      throw locked(error);
+    }
+    return toObjects(rows);
+  }
+  const client = await db.connect();
   try {
     await client.query('begin transaction read only');
     await client.query(`set local lock_timeout = ${Math.round(lockTimeoutMs)}`);
@@ -177,14 +197,14 @@ export async function readSchema(db: pg.Pool, lockTimeoutMs = 10_000): Promise<S
     await client.query('commit');
   } catch (error) {
     await client.query('rollback').catch(() => {});
-    if ((error as { code?: string }).code === '55P03')
-      throw new Error(
-        `a table stayed locked for more than ${lockTimeoutMs / 1000} s while its schema was read (a pending TRUNCATE or ALTER?); try again once it is released`,
-      );
-    throw error;
+    throw locked(error);
   } finally {
     client.release();
   }
+  return toObjects(rows);
+}
+
+function toObjects(rows: Row[]): SchemaObjects {
   const objects: SchemaObjects = new Map();
   for (const row of rows) {
     const kind = RELKIND[row.kind] ?? row.kind;

@@ -2,6 +2,7 @@
 import type { StepKind } from '../../core/step.ts';
 import { catchUp } from './catch-up.ts';
 import { freezeWrites } from './freeze-writes.ts';
+import { pinSwitchPoint } from './pin-switch-point.ts';
 import { preflight } from './preflight.ts';
 import { refreshMatviews } from './refresh-matviews.ts';
 import { replicationHealthStep } from './replication-health.ts';
@@ -26,6 +27,7 @@ export const postgresSteps: StepKind[] = [
   catchUp,
   writeFence,
   sequenceSync,
+  pinSwitchPoint,
   replicationStop,
   unfreeze,
   refreshMatviews,

@@ -1,0 +1,129 @@
+/**
+ * `postgres.pin-switch-point`: inside the write window, once the source is fenced and the target is
+ * caught up and not yet written by the app, exports one snapshot on each server and keeps them open
+ * in a detached holder process, so that `postgres.verify` (with `at: ${{ steps.<id>.switchPoint }}`)
+ * can prove the switch point after writes have resumed on the target, and again after a kill -9.
+ *
+ * Changes nothing, but holds resources: each held snapshot holds back vacuum on its server until
+ * verify releases it, undo releases it, or `maxHoldMinutes` pass.
+ */
+import { z } from 'zod';
+import type { Json, StepContext } from '../../core/step.ts';
+import { defineStep, StepError, unable } from '../../core/step.ts';
+import { connectionConfig, pool, sourceUrl, targetUrl } from '../../postgres/connections.ts';
+import { applicationName, type HolderRef, newTag, releaseHolder, type Sessions, startHolder } from '../../postgres/switch-point/holder.ts';
+import { type SwitchPoint, switchPointSchema } from '../../postgres/switch-point/point.ts';
+import { readSequences } from '../../postgres/switch-point/sequences.ts';
+import { pointStatus } from '../../postgres/switch-point/status.ts';
+
+const params = z.strictObject({
+  /** The holder lets go after this long even if no verify released it: a held snapshot holds back vacuum on both servers. */
+  maxHoldMinutes: z
+    .number()
+    .positive()
+    .max(24 * 60)
+    .default(120),
+});
+type Params = z.infer<typeof params>;
+type Result = { switchPoint: SwitchPoint } & Json;
+
+async function sessions(ctx: StepContext): Promise<Sessions> {
+  const [source, target] = await Promise.all([pool(ctx, 'source'), pool(ctx, 'target')]);
+  return { source, target };
+}
+
+/** Holders an earlier attempt of this step started (by tag), and the point it pinned, if it got that far. */
+function earlier(changes: readonly Json[]): { holders: HolderRef[]; pinned: SwitchPoint | undefined } {
+  const holders: HolderRef[] = [];
+  let pinned: SwitchPoint | undefined;
+  for (const change of changes) {
+    const c = change as { action?: string; tag?: string; switchPoint?: unknown };
+    if (c.action === 'pin' && c.tag) holders.push({ tag: c.tag });
+    if (c.action === 'pinned') {
+      const parsed = switchPointSchema.safeParse(c.switchPoint);
+      if (parsed.success) {
+        pinned = parsed.data;
+        holders.push(parsed.data.holder);
+      }
+    }
+  }
+  return { holders, pinned };
+}
+
+/** The point an earlier attempt pinned, when its snapshots still import (a rerun returns it rather than pinning a later one). */
+async function assess(ctx: StepContext, pools: Sessions): Promise<SwitchPoint | undefined> {
+  const { pinned } = earlier(ctx.previousChanges);
+  if (!pinned) return undefined;
+  return (await pointStatus(pools, pinned, ctx.now())).importable ? pinned : undefined;
+}
+
+export const pinSwitchPoint = defineStep<Params, Result>({
+  kind: 'postgres.pin-switch-point',
+  summary: 'Export and hold a snapshot on source and target at the switch point, for verify to prove that point after writes resume',
+  params,
+  requires: ['postgres'],
+  destructive: false,
+
+  async probe(ctx, p) {
+    const live = await assess(ctx, await sessions(ctx));
+    if (live) return { state: 'done', result: { switchPoint: live } };
+    return {
+      state: 'ready',
+      plan: [
+        'export a snapshot on the source and on the target, held open by a detached process until verify releases it',
+        `  at most ${p.maxHoldMinutes} min: a held snapshot holds back vacuum on both servers`,
+        '  and record every sequence position of both sides (sequences are not part of a snapshot)',
+      ],
+    };
+  },
+
+  async apply(ctx, p) {
+    const pools = await sessions(ctx);
+    try {
+      const live = await assess(ctx, pools);
+      if (live) return { switchPoint: live };
+      // An earlier attempt's holder that can no longer serve would only hold vacuum back.
+      for (const ref of earlier(ctx.previousChanges).holders) await releaseHolder(pools, ref);
+      const tag = newTag();
+      const maxHoldMs = Math.round(p.maxHoldMinutes * 60_000);
+      await ctx.record({ action: 'pin', tag, maxHoldMinutes: p.maxHoldMinutes });
+      const name = applicationName(tag);
+      const held = await startHolder(
+        { source: connectionConfig(await sourceUrl(ctx), name), target: connectionConfig(await targetUrl(ctx), name) },
+        tag,
+        maxHoldMs,
+      );
+      const [source, target] = await Promise.all([readSequences(pools.source), readSequences(pools.target)]);
+      const switchPoint: SwitchPoint = {
+        pinnedAt: new Date(held.pinnedAtMs).toISOString(),
+        pinnedAtMs: held.pinnedAtMs,
+        releaseBy: new Date(held.releaseByMs).toISOString(),
+        releaseByMs: held.releaseByMs,
+        holder: { pid: held.pid, host: held.host, tag },
+        source: held.source,
+        target: held.target,
+        sequences: { source, target },
+      };
+      await ctx.record({ action: 'pinned', switchPoint });
+      ctx.log.info(
+        `switch point pinned at ${switchPoint.pinnedAt}: source snapshot ${held.source.snapshot} (LSN ${held.source.lsn}), ` +
+          `target snapshot ${held.target.snapshot} (LSN ${held.target.lsn}), held by process ${held.pid} on ${held.host} until ${switchPoint.releaseBy} at the latest; ` +
+          `${source.length} sequence positions recorded`,
+      );
+      return { switchPoint };
+    } catch (error) {
+      throw unable('pin the switch point', error);
+    }
+  },
+
+  async check(ctx, _p, result) {
+    const status = await pointStatus(await sessions(ctx), result.switchPoint, ctx.now());
+    if (status.importable) return [];
+    throw new StepError(`the switch point's snapshots do not import: ${status.reasons.join('; ')}`);
+  },
+
+  async undo(ctx, _p, changes) {
+    const pools = await sessions(ctx).catch(() => ({}));
+    for (const ref of earlier(changes).holders) await releaseHolder(pools, ref);
+  },
+});
