@@ -7,6 +7,7 @@ import { refreshMatviews } from './refresh-matviews.ts';
 import { replicationHealthStep } from './replication-health.ts';
 import { replicationStart } from './replication-start.ts';
 import { replicationStop } from './replication-stop.ts';
+import { reverseReach } from './reverse-reach.ts';
 import { schemaCopy } from './schema-copy.ts';
 import { schemaParity } from './schema-parity.ts';
 import { schemaSync } from './schema-sync.ts';
@@ -30,4 +31,5 @@ export const postgresSteps: StepKind[] = [
   refreshMatviews,
   schemaParity,
   schemaSync,
+  reverseReach,
 ];
