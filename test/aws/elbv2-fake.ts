@@ -1,8 +1,8 @@
 /**
  * A small in-memory ELBv2 target group behind aws-sdk-client-mock: RegisterTargets adds a target in
  * `initial` that turns `healthy` (or `unhealthy`, to model a blocked path) after a number of
- * DescribeTargetHealth calls; DeregisterTargets puts it in `draining` and removes it after a few
- * more. Registering an existing target again changes nothing, as in AWS. Unknown target groups
+ * DescribeTargetHealth calls; DeregisterTargets puts it in `draining`, which the next Describe
+ * still shows and the one after no longer lists. Registering an existing target again changes nothing, as in AWS. Unknown target groups
  * answer TargetGroupNotFound.
  */
 import {
@@ -13,6 +13,20 @@ import {
   TargetGroupNotFoundException,
 } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { mockClient } from 'aws-sdk-client-mock';
+import type { StackOutputs } from '../../infra/contract.ts';
+import { ACCOUNT, awsOutputs, REGION } from './fixtures.ts';
+
+export const TARGET_GROUP_ARN = `arn:aws:elasticloadbalancing:${REGION}:${ACCOUNT}:targetgroup/billing-reverse/0a1b2c3d4e5f6071`;
+
+/** The reverse path a stack reaching its source through NAT outputs: an NLB in front of RDS. */
+export const REVERSE_LOAD_BALANCER: NonNullable<StackOutputs['reversePath']> = {
+  via: 'load-balancer',
+  host: awsOutputs().database.endpoint,
+  hostaddr: '192.0.2.10',
+  port: 5432,
+  sslMode: 'verify-full',
+  targetGroupArn: TARGET_GROUP_ARN,
+};
 
 export interface FakeTarget {
   ip: string;
@@ -82,7 +96,7 @@ export function fakeElbv2(targetGroupArn: string, options: { describesUntilHealt
       const existing = targets.find((t) => key(t) === key({ ip: target.Id!, port: target.Port! }));
       if (existing && existing.state !== 'draining') {
         existing.state = 'draining';
-        existing.describesLeft = 1;
+        existing.describesLeft = 0;
       }
     }
     return {};
