@@ -64,16 +64,21 @@ const db = new Database('database', {
   tags: stackTags,
 });
 const reverse = config.reversePath.enabled
-  ? new ReversePath('reverse-path', {
-      prefix,
-      via: config.sourceNetwork.via,
-      allowedCidrs: config.reversePath.allowedCidrs,
-      vpcId: net.vpcId,
-      zones,
-      publicSubnetIds: net.publicSubnetIds,
-      database: { address: db.address, port: db.port, securityGroupId: db.securityGroupId },
-      tags: stackTags,
-    })
+  ? new ReversePath(
+      'reverse-path',
+      {
+        prefix,
+        via: config.sourceNetwork.via,
+        allowedCidrs: config.reversePath.allowedCidrs,
+        vpcId: net.vpcId,
+        zones,
+        publicSubnetIds: net.publicSubnetIds,
+        database: { address: db.address, port: db.port, securityGroupId: db.securityGroupId },
+        tags: stackTags,
+      },
+      // An internet-facing load balancer cannot be created before the VPC's internet gateway is attached.
+      { dependsOn: [net] },
+    )
   : undefined;
 const url = (host: pulumi.Input<string>) =>
   pulumi.interpolate`postgresql://${config.database.masterUsername}:${db.masterPassword.apply(encodeURIComponent)}@${host}:${db.port}/${config.database.name}?sslmode=verify-full`;

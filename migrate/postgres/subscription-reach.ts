@@ -196,6 +196,11 @@ function reverseAllowList(o: ReverseReachOptions): string {
 
 const REVERSE_CAUSES: Cause<ReverseReachOptions>[] = [
   {
+    pattern: /syntax error at or near "subscription"/i,
+    likely: "the legacy server's PostgreSQL, older than 10, which has no logical replication subscriptions",
+    fix: () => 'reverse replication needs PostgreSQL 10 or later on the legacy server; plan the rollback as a dump and restore instead',
+  },
+  {
     pattern: AUTH,
     likely: 'the master password (or user) the reverse subscription connects with',
     fix: () =>

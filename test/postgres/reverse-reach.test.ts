@@ -105,6 +105,11 @@ describe('postgres.reverse-reach: the legacy source reaches the target as its re
     await nothingLeftBehind();
   });
 
+  it("a CA bundle path is harmless where TLS is off (the rehearsal's runbooks pass the real stack's)", async () => {
+    const { probe } = await probeWith({}, { params: { sslRootCert: '/nonexistent/rds-global-bundle.pem' } });
+    assert.equal(probe.state, 'done');
+  });
+
   it('no reverse path in the outputs: blocked, saying how to enable it', async () => {
     const { probe } = await probeWith(null);
     assert.equal(probe.state, 'blocked');
