@@ -27,9 +27,13 @@ export async function attemptSubscriptionConnect(subscriber: pg.Pool, conninfo: 
     await client.query('begin');
     // A firewall that drops packets would hold the connection attempt until the OS gives up.
     await client.query(`set local statement_timeout = ${Math.round(timeoutSeconds * 1000)}`);
-    // A failed statement is logged with its text, which holds the password: keep it out of the log where this role may.
+    // The statement's text holds the password, and a server logs it when it fails, when it is slow
+    // (a dropped path takes the whole timeout) or with log_statement = ddl, common on legacy
+    // servers: keep it out of the log where this role may (superuser settings; RDS's master may not).
     await client.query('savepoint quiet');
-    await client.query('set local log_min_error_statement = panic').catch(() => client.query('rollback to savepoint quiet'));
+    await client
+      .query('set local log_min_error_statement = panic; set local log_statement = none; set local log_min_duration_statement = -1')
+      .catch(() => client.query('rollback to savepoint quiet'));
     await client.query(
       // A publication that does not exist: the publisher is still queried for it (an empty list, a
       // warning on 15+), but no table of a real one must exist on the subscriber for this to succeed.

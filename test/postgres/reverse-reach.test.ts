@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { DescribeTargetHealthCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
 import type { StackOutputs } from '../../infra/contract.ts';
@@ -108,6 +108,24 @@ describe('postgres.reverse-reach: the legacy source reaches the target as its re
   it("a CA bundle path is harmless where TLS is off (the rehearsal's runbooks pass the real stack's)", async () => {
     const { probe } = await probeWith({}, { params: { sslRootCert: '/nonexistent/rds-global-bundle.pem' } });
     assert.equal(probe.state, 'done');
+  });
+
+  it("the password stays out of the legacy server's log, even with log_statement = all", async () => {
+    await pair.sql('source', "alter system set log_statement = 'all'");
+    await pair.sql('source', 'alter system set log_min_duration_statement = 0');
+    await pair.sql('source', 'select pg_reload_conf()');
+    try {
+      const wrong = secretFile('logged.password', WRONG);
+      await probeWith({}, { database: { masterPasswordRef: wrong } });
+      await probeWith({});
+      const log = readFileSync(join(dirname(pair.source.dataDir), 'server.log'), 'utf8');
+      assert.match(log, /statement: savepoint quiet/, 'the source logs statements');
+      for (const secret of [WRONG, pair.target.password]) assert.ok(!log.includes(secret), 'a password in the source server log');
+    } finally {
+      await pair.sql('source', 'alter system reset log_statement');
+      await pair.sql('source', 'alter system reset log_min_duration_statement');
+      await pair.sql('source', 'select pg_reload_conf()');
+    }
   });
 
   it('no reverse path in the outputs: blocked, saying how to enable it', async () => {
