@@ -159,6 +159,26 @@ const sourceNetworkSchema = z.discriminatedUnion(
 );
 export type SourceNetworkConfig = z.infer<typeof sourceNetworkSchema>;
 
+/**
+ * The legacy server's way back in to RDS, for reverse replication after the switch (reverse-path.ts).
+ * Only while the cutover needs it: `enabled: false` and `pulumi up` remove it. `allowedCidrs` are the
+ * addresses the legacy server connects from (public ones for via nat, private ones over a link);
+ * the source CIDRs when absent, since those are the legacy server's own addresses.
+ */
+const reversePathSchema = z.strictObject({
+  enabled: z.boolean({ message: 'is required: true while the cutover needs the legacy server to reach RDS, false to remove the path' }),
+  allowedCidrs: z
+    .array(
+      cidrSchema.refine(
+        (c) => parseV4(c).prefix >= 16,
+        'must be a narrow network (/16 or longer): the legacy servers, never a wide range of the internet',
+      ),
+    )
+    .min(1, 'needs at least one CIDR (leave it out to use sourceNetwork.cidrs)')
+    .optional(),
+});
+export type ReversePathConfig = { enabled: false } | { enabled: true; allowedCidrs: string[] };
+
 export const DEFAULT_RECORDER_CONTENT_TYPES = [
   'application/json',
   'application/x-www-form-urlencoded',
@@ -211,6 +231,7 @@ export interface StackConfig {
   };
   parameterPrefix: string;
   sourceNetwork: SourceNetworkConfig;
+  reversePath: ReversePathConfig;
   dns: DnsConfig;
   appNamespaces: string[];
   pgbouncer: { namespace: string; image: string; replicas: number; awsCliImage: string };
@@ -356,6 +377,16 @@ export function loadConfig(): StackConfig {
   for (const cidr of sourceNetwork.cidrs)
     check(!overlapsV4(cidr, vpcCidr), 'sourceNetwork', `cidrs: ${cidr} overlaps vpcCidr ${vpcCidr}; the source must be outside the VPC`);
 
+  const reverse = readObject('reversePath', reversePathSchema) ?? { enabled: false };
+  const allowedCidrs = reverse.allowedCidrs ?? sourceNetwork.cidrs;
+  for (const cidr of allowedCidrs)
+    check(
+      !overlapsV4(cidr, vpcCidr),
+      'reversePath',
+      `allowedCidrs: ${cidr} overlaps vpcCidr ${vpcCidr}; list the legacy server's addresses, outside the VPC`,
+    );
+  const reversePath: ReversePathConfig = reverse.enabled ? { enabled: true, allowedCidrs } : { enabled: false };
+
   const dns = readObject('dns', dnsSchema);
   if (!dns) throw new ConfigError(fullKey('dns'), 'is required: the hosted zone and the app and webhook records');
   const zone = dns.zoneName.replace(/\.$/, '');
@@ -430,6 +461,7 @@ export function loadConfig(): StackConfig {
       adoptReplicas: read('dbAdoptReplicas', z.boolean()) ?? false,
     },
     sourceNetwork,
+    reversePath,
     parameterPrefix:
       read('parameterPrefix', z.string().regex(/^(\/[A-Za-z0-9_.-]+)+$/, 'must look like /team/app/env')) ?? `/${project}/${environment}`,
     dns: { ...dns, zoneName: zone },

@@ -107,21 +107,45 @@ export const stackOutputsSchema = z.object({
   /**
    * How the legacy server reaches RDS after the switch, for reverse replication: the legacy side's
    * subscription connects here as the master user, so every write the app makes on RDS also lands
-   * on the legacy server and rollback loses nothing. Absent: the stack has no reverse path, and the
-   * reverse-replication steps refuse before anything is frozen.
+   * on the legacy server and rollback loses nothing. Its libpq conninfo is
+   * `host=<host> [hostaddr=<hostaddr>] port=<port> sslmode=<sslMode> [sslrootcert=<RDS CA bundle on
+   * the legacy server>] user=<database.masterUsername> password=… dbname=<database.name>`
+   * (migrate/postgres/subscription-reach.ts `reverseConninfo`). Absent: the stack has no reverse
+   * path (config `cutover:reversePath.enabled` is false, e.g. after the cutover), and the
+   * reverse-replication steps refuse before anything is frozen. `postgres.reverse-reach` proves the
+   * path from the legacy server itself.
    */
   reversePath: z
     .object({
-      /** private-link: the forward path's VPN/TGW/peering; load-balancer: an allow-listed NLB in front of RDS; local: rehearsal. */
+      /**
+       * private-link: the forward path's VPN gateway, transit gateway or peering; RDS's security group
+       * admits the legacy server's private addresses. load-balancer: the source is reached over NAT,
+       * so an internet-facing NLB on static Elastic IPs, admitting only the allow-listed addresses,
+       * passes TCP through to RDS (TLS is end to end, between libpq and RDS). local: the rehearsal.
+       */
       via: z.enum(['private-link', 'load-balancer', 'local']),
-      /** The name the server certificate is verified against (the RDS endpoint). */
+      /**
+       * The name the server certificate is verified against (the RDS endpoint); also the address
+       * dialled when there is no hostaddr. Keep it in the conninfo even with hostaddr: verify-full
+       * checks the certificate against it.
+       */
       host: nonEmpty,
-      /** The address dialled instead of resolving host (the load balancer's static IP): libpq's hostaddr. */
+      /**
+       * The address dialled instead of resolving host (load-balancer: the NLB's static IP in the first
+       * zone, which the legacy firewall must let out): libpq's hostaddr. Absent otherwise.
+       */
       hostaddr: z.string().optional(),
+      /** The port dialled: the NLB's listener (the database port) or RDS's own. */
       port: z.number().int().positive(),
-      /** libpq sslmode of the legacy side's connection. */
+      /**
+       * libpq sslmode of the legacy side's connection: verify-full on a real stack (RDS refuses
+       * sessions without TLS, rds.force_ssl=1), which needs the RDS CA bundle on the legacy server.
+       */
       sslMode: z.enum(['disable', 'require', 'verify-ca', 'verify-full']),
-      /** load-balancer only: the target group the CLI registers RDS's current address in. */
+      /**
+       * load-balancer only: the NLB's target group, left empty by the stack because RDS's private
+       * address moves on failover and reboot; `rds.register-reverse-target` registers the current one.
+       */
       targetGroupArn: z.string().optional(),
     })
     .optional(),

@@ -18,7 +18,7 @@ export interface DatabaseArgs {
   production: boolean;
   vpcId: pulumi.Input<string>;
   subnetIds: pulumi.Input<string>[];
-  /** Only this security group (the EKS nodes') may reach 5432, plus config's migration CIDRs. */
+  /** Only this security group (the EKS nodes') may reach 5432, plus config's migration CIDRs (and reverse-path.ts's rules while enabled). */
   clientSecurityGroupId: pulumi.Input<string>;
   /** The legacy source: the only place RDS may connect to (its subscription's workers). */
   source: { cidrs: string[]; port: number };
@@ -134,8 +134,9 @@ export class Database extends pulumi.ComponentResource {
 
     // The subscription's apply and table-sync workers connect from RDS to the source. Replies to
     // the connections the nodes and migration networks open come back through the group's
-    // connection tracking, so this rule is the only outbound traffic the group needs. The reverse
-    // (the source opening connections to RDS) gets no ingress rule: logical replication never does.
+    // connection tracking, so this rule is the only outbound traffic the group needs. The source
+    // opening connections to RDS gets no rule here: only the reverse replication after the switch
+    // does that, through reverse-path.ts, which adds its own ingress while config enables it.
     args.source.cidrs.forEach((cidr) => {
       new aws.vpc.SecurityGroupEgressRule(
         child.name(`postgres-to-source-${cidrName(cidr)}`),

@@ -13,6 +13,7 @@ import { Dns } from './dns.ts';
 import { StackKey } from './encryption.ts';
 import { databaseIdentifier, parameterNames, stackPrefix } from './naming.ts';
 import { Network } from './network.ts';
+import { ReversePath } from './reverse-path.ts';
 import { Secrets } from './secrets.ts';
 import { baseTags } from './tags.ts';
 import { WebhookRecorder } from './webhook-recorder.ts';
@@ -62,6 +63,23 @@ const db = new Database('database', {
   zones,
   tags: stackTags,
 });
+const reverse = config.reversePath.enabled
+  ? new ReversePath(
+      'reverse-path',
+      {
+        prefix,
+        via: config.sourceNetwork.via,
+        allowedCidrs: config.reversePath.allowedCidrs,
+        vpcId: net.vpcId,
+        zones,
+        publicSubnetIds: net.publicSubnetIds,
+        database: { address: db.address, port: db.port, securityGroupId: db.securityGroupId },
+        tags: stackTags,
+      },
+      // An internet-facing load balancer cannot be created before the VPC's internet gateway is attached.
+      { dependsOn: [net] },
+    )
+  : undefined;
 const url = (host: pulumi.Input<string>) =>
   pulumi.interpolate`postgresql://${config.database.masterUsername}:${db.masterPassword.apply(encodeURIComponent)}@${host}:${db.port}/${config.database.name}?sslmode=verify-full`;
 const secrets = new Secrets('secrets', {
@@ -140,6 +158,7 @@ const outputs: { [K in keyof StackOutputs]: Lifted<StackOutputs[K]> } = {
     securityGroupId: db.securityGroupId,
     replicas: db.cutoverReplicas,
   },
+  reversePath: reverse?.output,
   source: { urlRef: `ssm:${names.sourceUrl}` },
   parameters: names,
   dns: { hostedZoneId: dnsRecords.zoneId, zoneName: config.dns.zoneName, privateZone: config.dns.privateZone, records: dnsRecords.records },
@@ -157,5 +176,20 @@ const outputs: { [K in keyof StackOutputs]: Lifted<StackOutputs[K]> } = {
   },
 };
 
-export const { project, environment, region, tags, network, cluster, kms, database, source, parameters, dns, pgbouncer, app, webhooks } =
-  outputs;
+export const {
+  project,
+  environment,
+  region,
+  tags,
+  network,
+  cluster,
+  kms,
+  database,
+  reversePath,
+  source,
+  parameters,
+  dns,
+  pgbouncer,
+  app,
+  webhooks,
+} = outputs;

@@ -5,6 +5,7 @@
  * against any AWS-compatible endpoint; we choose the retry policy. Whoever creates a client destroys
  * it: a run through ctx.resource (awsClient), anything else with withAwsClient.
  */
+import { ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { RDSClient } from '@aws-sdk/client-rds';
 import { Route53Client } from '@aws-sdk/client-route-53';
 import { SQSClient } from '@aws-sdk/client-sqs';
@@ -13,6 +14,7 @@ import { STSClient } from '@aws-sdk/client-sts';
 import type { StepContext } from '../core/step.ts';
 
 const constructors = {
+  elbv2: ElasticLoadBalancingV2Client,
   rds: RDSClient,
   route53: Route53Client,
   sqs: SQSClient,

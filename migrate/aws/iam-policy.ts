@@ -24,6 +24,7 @@ export interface PolicyDocument {
 
 /** SDK package → IAM service prefix, for every client the CLI uses. */
 export const IAM_PREFIX: Record<string, string> = {
+  '@aws-sdk/client-elastic-load-balancing-v2': 'elasticloadbalancing',
   '@aws-sdk/client-rds': 'rds',
   '@aws-sdk/client-route-53': 'route53',
   '@aws-sdk/client-ssm': 'ssm',
@@ -118,6 +119,21 @@ export function cliIamPolicy(outputs: StackOutputs): PolicyDocument {
     // The presigned GetCallerIdentity inside the EKS token; STS does not scope it to resources.
     { Sid: 'EksTokenIdentity', Effect: 'Allow', Action: ['sts:GetCallerIdentity'], Resource: ['*'] },
   ];
+  // The reverse path's load balancer: the CLI keeps its target group on RDS's current address.
+  // Registration is scoped to that one target group; ELBv2's Describe* calls support no
+  // resource-level permissions, so reading target health can only be granted on '*' (read-only).
+  const reverse = outputs.reversePath;
+  if (reverse?.via === 'load-balancer' && reverse.targetGroupArn) {
+    statements.push(
+      {
+        Sid: 'ReverseTargetRegistration',
+        Effect: 'Allow',
+        Action: ['elasticloadbalancing:RegisterTargets', 'elasticloadbalancing:DeregisterTargets'],
+        Resource: [reverse.targetGroupArn],
+      },
+      { Sid: 'ReverseTargetHealth', Effect: 'Allow', Action: ['elasticloadbalancing:DescribeTargetHealth'], Resource: ['*'] },
+    );
+  }
   if (outputs.webhooks) {
     statements.push({
       Sid: 'WebhookQueues',

@@ -8,6 +8,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { cliIamPolicy, IAM_PREFIX, IMPLIED_ACTIONS } from '../../migrate/aws/iam-policy.ts';
+import { REVERSE_LOAD_BALANCER } from './elbv2-fake.ts';
 import { ACCOUNT, awsOutputs, REGION } from './fixtures.ts';
 
 function sourceFiles(dir: string): string[] {
@@ -43,7 +44,8 @@ function actionsInSource(): Map<string, string> {
 }
 
 describe('cliIamPolicy', () => {
-  const policy = cliIamPolicy(awsOutputs());
+  // With every optional part a stack can have, so every statement the CLI may need is there.
+  const policy = cliIamPolicy(awsOutputs({ reversePath: REVERSE_LOAD_BALANCER }));
   const granted = new Set(policy.Statement.flatMap((s) => s.Action));
 
   it('grants every AWS action the CLI source sends', () => {
@@ -93,7 +95,8 @@ describe('cliIamPolicy', () => {
       `arn:aws:sqs:${REGION}:${ACCOUNT}:billing-production-webhooks-dlq`,
     ]);
     const wildcards = policy.Statement.filter((s) => s.Resource.includes('*')).map((s) => s.Sid);
-    assert.deepEqual(wildcards, ['EksTokenIdentity']);
+    // ELBv2's Describe* calls have no resource-level permissions: target health is read on '*'.
+    assert.deepEqual(wildcards, ['EksTokenIdentity', 'ReverseTargetHealth']);
   });
 
   it('grants GetParameter on secret references outside the parameter prefix', () => {

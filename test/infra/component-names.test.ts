@@ -44,6 +44,7 @@ describe('two instances of every component in one stack', () => {
         const { Dns } = await import('../../infra/dns.ts');
         const { CutoverWorkloads } = await import('../../infra/cutover-workloads.ts');
         const { WebhookRecorder } = await import('../../infra/webhook-recorder.ts');
+        const { ReversePath } = await import('../../infra/reverse-path.ts');
         const { parameterNames } = await import('../../infra/naming.ts');
         const config = loadConfig();
         const zones = ['eu-west-1a', 'eu-west-1b', 'eu-west-1c'];
@@ -91,12 +92,22 @@ describe('two instances of every component in one stack', () => {
             tags,
           });
           new WebhookRecorder(name, { prefix, region: config.region, kmsKeyArn: 'key', zoneId: 'zone', ...config.webhookRecorder, tags });
+          new ReversePath(name, {
+            prefix,
+            via: config.sourceNetwork.via,
+            allowedCidrs: config.sourceNetwork.cidrs,
+            vpcId: 'vpc',
+            zones,
+            publicSubnetIds: ['a', 'b', 'c'],
+            database: { address: 'db.example', port: 5432, securityGroupId: 'sg-db' },
+            tags,
+          });
         }
         return {};
       },
     });
     const components = run.resources.filter((r) => COMPONENT.test(r.type));
-    assert.equal(components.length, 16);
+    assert.equal(components.length, 18);
     assert.ok(run.resources.length > 150, `${run.resources.length} resources`);
     const seen = new Set<string>();
     const duplicates = run.resources.map((r) => r.urn).filter((urn) => seen.size === seen.add(urn).size);
@@ -121,7 +132,7 @@ describe('renamed children', () => {
         runs[label]!.resources.filter((r) => !r.parent)
           .map((r) => r.name)
           .sort(),
-        ['cluster', 'cutover', 'database', 'dns', 'key', 'network', 'secrets', 'webhooks'],
+        ['cluster', 'cutover', 'database', 'dns', 'key', 'network', 'reverse-path', 'secrets', 'webhooks'],
       );
     });
   }

@@ -210,8 +210,15 @@ function mockState(type: string, name: string, inputs: Record<string, any>): Rec
   const arn = `arn:aws:mock:eu-west-1:${ACCOUNT}:${name}`;
   switch (type) {
     case 'aws:ec2/eip:Eip':
-      // Documentation range, one address per NAT zone (nat-eu-west-1a → .1, …b → .2).
-      return { publicIp: `203.0.113.${'abcdefgh'.indexOf(name.slice(-1)) + 1}` };
+      // Documentation ranges, one address per zone (nat-eu-west-1a → .1, …b → .2); the reverse
+      // path's load balancer (nlb-<zone>) addresses from another range so the two cannot be confused.
+      return {
+        publicIp: `${name.startsWith('nlb-') ? '192.0.2' : '203.0.113'}.${'abcdefgh'.indexOf(name.slice(-1)) + 1}`,
+      };
+    case 'aws:lb/targetGroup:TargetGroup':
+      return { arn: `arn:aws:elasticloadbalancing:eu-west-1:${ACCOUNT}:targetgroup/${name}/0123456789abcdef` };
+    case 'aws:lb/loadBalancer:LoadBalancer':
+      return { arn: `arn:aws:elasticloadbalancing:eu-west-1:${ACCOUNT}:loadbalancer/net/${name}/0123456789abcdef` };
     case 'aws:ec2/vpc:Vpc':
       return { arn, ipv6CidrBlock: '2a05:d018:abc:de00::/56' };
     case 'aws:rds/instance:Instance':

@@ -57,7 +57,7 @@ describe('RDS PostgreSQL', () => {
       assert.equal(writer(runs[stack]).inputs.parameterGroupName, runs[stack].outputs.database.parameterGroupName);
     });
 
-    it(`${stack}: security group admits 5432 only from the node security group and the configured migration CIDRs`, () => {
+    it(`${stack}: security group admits 5432 only from the node security group, the configured migration CIDRs and the reverse path's load balancer`, () => {
       const run = runs[stack];
       const sgId = run.outputs.database.securityGroupId;
       assert.deepEqual(writer(run).inputs.vpcSecurityGroupIds, [sgId]);
@@ -73,7 +73,12 @@ describe('RDS PostgreSQL', () => {
         assert.equal(rule.inputs.ipProtocol, 'tcp');
         const fromNodes = rule.inputs.referencedSecurityGroupId === run.outputs.cluster.nodeSecurityGroupId;
         const fromMigration = (stackConfig(stack)['cutover:dbMigrationCidrs'] as string[]).includes(rule.inputs.cidrIpv4);
-        assert.ok(fromNodes || fromMigration, `${rule.name} admits something else`);
+        // Both stacks reach the source through NAT and enable the reverse path: its load balancer
+        // (test/infra/reverse-path.test.ts holds that group to the allow-list).
+        const fromReverseNlb =
+          rule.name === 'reverse-path-postgres-from-nlb' &&
+          rule.inputs.referencedSecurityGroupId === run.one('aws:ec2/securityGroup:SecurityGroup', 'reverse-path-nlb').id;
+        assert.ok(fromNodes || fromMigration || fromReverseNlb, `${rule.name} admits something else`);
         assert.equal(rule.inputs.cidrIpv6, undefined);
       }
       assert.equal(run.ofType('aws:ec2/securityGroupRule:SecurityGroupRule').length, 0, 'no legacy rules bypassing the check');

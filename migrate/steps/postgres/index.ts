@@ -8,6 +8,7 @@ import { refreshMatviews } from './refresh-matviews.ts';
 import { replicationHealthStep } from './replication-health.ts';
 import { replicationStart } from './replication-start.ts';
 import { replicationStop } from './replication-stop.ts';
+import { reverseReach } from './reverse-reach.ts';
 import { reverseReady, reverseReplication, reverseReplicationStop } from './reverse-replication.ts';
 import { schemaCopy } from './schema-copy.ts';
 import { schemaParity } from './schema-parity.ts';
@@ -34,6 +35,7 @@ export const postgresSteps: StepKind[] = [
   schemaParity,
   schemaSync,
   reverseReady,
+  reverseReach,
   reverseReplication,
   reverseReplicationStop,
 ];
