@@ -11,10 +11,15 @@ import type { TableSize } from './types.ts';
 /** A partitioned table's size is its leaves'; reltuples is -1 on a table never analyzed (counted as 0). */
 const SIZES_SQL = `
 select q.name,
-       (select coalesce(sum(greatest(c.reltuples, 0)), 0) from pg_partition_tree(q.name::regclass) t
-          join pg_class c on c.oid = t.relid where t.isleaf)::float8 as rows,
-       (select coalesce(sum(pg_table_size(t.relid)), 0) from pg_partition_tree(q.name::regclass) t where t.isleaf)::float8 as bytes
-  from unnest($1::text[]) as q(name)`;
+       case when c.relkind = 'p'
+            then (select coalesce(sum(greatest(l.reltuples, 0)), 0) from pg_partition_tree(c.oid) t
+                    join pg_class l on l.oid = t.relid where t.isleaf)
+            else greatest(c.reltuples, 0) end::float8 as rows,
+       case when c.relkind = 'p'
+            then (select coalesce(sum(pg_table_size(t.relid)), 0) from pg_partition_tree(c.oid) t where t.isleaf)
+            else pg_table_size(c.oid) end::float8 as bytes
+  from unnest($1::text[]) as q(name)
+  join pg_class c on c.oid = q.name::regclass`;
 
 export async function tableSizes(source: pg.Pool, filter: TableFilter = {}): Promise<TableSize[]> {
   const tables = await listTables(poolQuery(source), filter);
