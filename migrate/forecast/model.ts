@@ -226,7 +226,7 @@ function windowKinds(history: RunHistory | null, m: Measurements, proof: ProofPl
   if (history?.window) {
     const w = history.window;
     list = history.steps
-      .filter((s) => s.startedAt !== null && s.startedAt >= w.start && s.startedAt <= w.end && s.kind !== 'source.stop')
+      .filter((s) => s.startedAt !== null && s.startedAt >= w.start && s.startedAt < w.end && s.kind !== 'source.stop')
       .map((s) => ({ kind: s.kind, step: s }));
   } else {
     const admin = m.pgbouncerAdmin;
@@ -253,7 +253,7 @@ export function databaseWindow(m: Measurements, history: RunHistory | null, o: M
   }
   if (history?.window) {
     const inWindow = history.steps.filter(
-      (s) => s.startedAt !== null && s.startedAt >= history.window!.start && s.startedAt <= history.window!.end,
+      (s) => s.startedAt !== null && s.startedAt >= history.window!.start && s.startedAt < history.window!.end,
     );
     const gaps = Math.max(0, history.window.seconds - inWindow.reduce((sum, s) => sum + (s.seconds ?? 0), 0));
     parts.push(
