@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import type { GlobalOptions } from './commands/environment.ts';
 import { EXIT } from './commands/exit-codes.ts';
+import { registerForecast } from './commands/forecast.ts';
 import { registerInspect } from './commands/inspect.ts';
 import { registerOutputs } from './commands/outputs.ts';
 import { registerRehearse } from './commands/rehearse.ts';
@@ -78,6 +79,7 @@ registerStatus(program, globals);
 registerInspect(program, globals);
 registerRehearse(program, globals);
 registerOutputs(program, globals);
+registerForecast(program, globals);
 
 try {
   await program.parseAsync(process.argv);
