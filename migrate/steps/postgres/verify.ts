@@ -12,7 +12,7 @@
  */
 import { z } from 'zod';
 import type { Finding, Json, StepContext, StepKind } from '../../core/step.ts';
-import { defineStep, StepError, unable } from '../../core/step.ts';
+import { defineStep, RollbackRequested, StepError, unable } from '../../core/step.ts';
 import { pairTables, poolQuery } from '../../postgres/compare/catalog.ts';
 import { compareDatabases, differs } from '../../postgres/compare/compare.ts';
 import type { KeyValue, PinnedProof, TableReport, VerifyReport } from '../../postgres/compare/types.ts';
@@ -60,7 +60,7 @@ type Result = VerifyReport & { privileges: Finding[]; sequences?: Finding[]; swi
  * A difference under `onDifference: rollback`: the findings name each differing table (and key),
  * privilege and sequence; `rollback` tells the engine the runbook asked for a rollback.
  */
-export class VerifyRollbackError extends StepError {
+export class VerifyRollbackError extends RollbackRequested {
   readonly rollback = true as const;
   constructor(message: string, findings: Finding[]) {
     super(message, findings);
