@@ -16,8 +16,8 @@ import { replicationNames } from '../../postgres/replication-names.ts';
 
 const params = z.strictObject({
   subscription: replicationNames.subscription,
-  /** The window users may see, in seconds; absent: the forecast is reported and never blocks. */
-  budgetSeconds: z.number().positive().optional(),
+  /** The window users may see, in seconds; absent or 0 (a runbook's "no budget"): the forecast is reported and never blocks. */
+  budgetSeconds: z.preprocess((v) => (v === 0 ? undefined : v), z.number().positive().optional()),
   /** keep-serving: the legacy app keeps writing through its repointed pooler; stop-first: it is stopped before the freeze. */
   order: z.enum(['keep-serving', 'stop-first']).default('keep-serving'),
   /** after-switch: the full proof runs after writes resume, pinned to the switch point; before-switch: inside the window. */

@@ -20,7 +20,11 @@ import { REVERSE, reverseReachFindings } from '../../postgres/subscription-reach
 const params = z
   .object({
     /** The RDS CA bundle's path ON THE LEGACY SERVER (libpq sslrootcert), for verify-full. */
-    sslRootCert: z.string().startsWith('/', 'must be an absolute path on the legacy server').optional(),
+    // An empty string is a runbook's "none" (config values cannot be absent).
+    sslRootCert: z.preprocess(
+      (v) => (v === '' ? undefined : v),
+      z.string().startsWith('/', 'must be an absolute path on the legacy server').optional(),
+    ),
     /** How long the legacy server may take to connect before the path counts as blocked. */
     timeoutSeconds: z.number().positive().default(20),
   })

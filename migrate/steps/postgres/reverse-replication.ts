@@ -328,7 +328,11 @@ const params = z
     /** The forward subscription on the target: it must be gone, or the two would echo each other's changes. */
     forwardSubscription: replicationNames.subscription,
     /** CA bundle path on the legacy server for sslmode verify-ca/verify-full (the RDS CA). */
-    sslRootCert: z.string().min(1).optional(),
+    // An empty string is a runbook's "none" (config values cannot be absent).
+    sslRootCert: z.preprocess(
+      (v) => (v === '' ? undefined : v),
+      z.string().startsWith('/', 'must be an absolute path on the legacy server').optional(),
+    ),
     keyless,
     /** How long the source's apply worker may take to start. */
     workerDeadlineSeconds: z.number().positive().default(60),
