@@ -341,11 +341,15 @@ export async function rehearse(options: RehearseOptions): Promise<RehearsalRepor
     await check.end();
 
     const dDayRun = runs.find((r) => r.runbook.name === 'd-day');
-    const verify = dDayRun?.steps.find((s) => s.id === 'verify')?.result as
+    // The proof pinned to the switch point (after writes resumed), or verify inside the window (proof: before-switch).
+    const proofStep = dDayRun?.steps.find((s) => (s.id === 'prove' || s.id === 'verify') && s.result);
+    const verify = proofStep?.result as
       | {
-          summary?: { tables: number; tablesDiffering: number; rows: number };
+          summary?: { tables: number; tablesDiffering: number; rows: number; durationMs: number };
           tables?: { differences?: { count: number } }[];
           privileges?: unknown[];
+          sequences?: unknown[];
+          switchPoint?: { holdMs: number; xminAge: { source: number | null; target: number | null }; released: boolean };
         }
       | undefined;
     const differences = verify?.tables?.reduce((sum, t) => sum + (t.differences?.count ?? 0), 0) ?? 0;
@@ -397,7 +401,18 @@ export async function rehearse(options: RehearseOptions): Promise<RehearsalRepor
         unavailableTo: gap.ms > 0 ? new Date(gap.end).toISOString().slice(11, 23) : null,
         longestTransactionMs: writes.longestTransactionMs,
       },
-      verification: verify?.summary ? { tables: verify.summary.tables, rows: verify.summary.rows, differences } : null,
+      verification: verify?.summary
+        ? {
+            tables: verify.summary.tables,
+            rows: verify.summary.rows,
+            differences,
+            step: proofStep!.id,
+            durationMs: verify.summary.durationMs,
+            afterSwitch: Boolean(verify.switchPoint),
+            snapshotHoldMs: verify.switchPoint?.holdMs ?? null,
+            xminAge: verify.switchPoint?.xminAge ?? null,
+          }
+        : null,
       users: usersReport,
       rollback,
       goNoGo: goNoGoOf(dDayRun),

@@ -36,7 +36,18 @@ export interface RehearsalReport {
     unavailableTo: string | null;
     longestTransactionMs: number;
   };
-  verification: { tables: number; rows: number; differences: number } | null;
+  verification: {
+    tables: number;
+    rows: number;
+    differences: number;
+    /** `prove` (pinned to the switch point, after writes resumed) or `verify` (inside the window). */
+    step: string;
+    durationMs: number;
+    afterSwitch: boolean;
+    /** How long the two snapshots were held (vacuum held back), pin to the end of the proof. */
+    snapshotHoldMs: number | null;
+    xminAge: { source: number | null; target: number | null } | null;
+  } | null;
   /** What a user of the app saw, resolving its name through DNS, across the whole D-day (and rollback). */
   users: UsersReport | null;
   /** --rollback-after-switch: the rollback run, with the app writing throughout. */
@@ -99,6 +110,13 @@ export function goNoGoOf(run: RunState | undefined): RehearsalReport['goNoGo'] {
     });
 }
 
+/** Where the proof ran and what holding its snapshots cost. */
+function proofPlace(v: NonNullable<RehearsalReport['verification']>): string {
+  if (!v.afterSwitch) return 'inside the write window';
+  const age = v.xminAge ? `, xmin age held ${v.xminAge.source ?? '?'} (source) / ${v.xminAge.target ?? '?'} (target) transactions` : '';
+  return `after writes resumed, pinned to the switch point (snapshots held ${formatDuration(v.snapshotHoldMs ?? 0)}${age})`;
+}
+
 const time = (ms: number | null) => (ms === null ? '' : new Date(ms).toISOString().slice(11, 23));
 
 export function toMarkdown(r: RehearsalReport): string {
@@ -131,7 +149,7 @@ export function toMarkdown(r: RehearsalReport): string {
     `| errors the app saw | ${r.writes.errorsSeenByApp} |`,
     ...(r.verification
       ? [
-          `| rows verified (counts + checksums) | ${r.verification.rows} in ${r.verification.tables} tables |`,
+          `| rows verified (counts + checksums) | ${r.verification.rows} in ${r.verification.tables} tables in ${formatDuration(r.verification.durationMs)}, ${proofPlace(r.verification)} |`,
           `| differences found | ${r.verification.differences} |`,
         ]
       : ['| verification | did not run |']),
@@ -189,7 +207,7 @@ export function toText(r: RehearsalReport): string {
     `Write-unavailability window: ${formatDuration(r.writes.unavailableMs)} (longest transaction held: ${formatDuration(r.writes.longestTransactionMs)})`,
     `Transactions committed: ${r.writes.committed}, on target: ${r.writes.foundOnTarget}, lost: ${r.writes.lost}, errors seen by the app: ${r.writes.errorsSeenByApp}`,
     r.verification
-      ? `Rows verified: ${r.verification.rows} in ${r.verification.tables} tables, differences: ${r.verification.differences}`
+      ? `Rows verified: ${r.verification.rows} in ${r.verification.tables} tables in ${formatDuration(r.verification.durationMs)}, ${proofPlace(r.verification)}; differences: ${r.verification.differences}`
       : 'Verification did not run',
     `Owner and privilege differences: ${r.privilegeDifferences ?? 'not compared'}`,
     ...r.goNoGo.map(
