@@ -37,6 +37,8 @@ export interface Registered {
   urn: string;
   /** The parent's URN ('' for none). */
   parent: string;
+  /** URNs it waits for (dependsOn, a component expanded to its children, and input references). */
+  dependencies: string[];
 }
 
 export interface StackRun {
@@ -89,6 +91,7 @@ export async function runStack(options: RunOptions): Promise<StackRun> {
           aliases: [],
           urn: '',
           parent: '',
+          dependencies: [],
         };
         const inputs = unwrapSecrets(args.inputs) as Record<string, any>;
         // An aliased resource is the one the stack already has under its old name, so it keeps that one's id.
@@ -142,6 +145,7 @@ export async function runStack(options: RunOptions): Promise<StackRun> {
         .map((alias: any) => alias.getSpec()?.getName())
         .filter(Boolean),
       parent: req.getParent(),
+      dependencies: req.getDependenciesList(),
       urn: monitor.newUrn(req.getParent(), req.getType(), req.getName()),
     });
     return register(req, cb);

@@ -120,6 +120,12 @@ describe('reverse path over the internet (sourceNetwork via nat): an allow-liste
       assert.deepEqual(listener.inputs.defaultActions, [{ type: 'forward', targetGroupArn: run.outputs.reversePath.targetGroupArn }]);
     });
 
+    it(`${stack}: created only once the internet gateway is (an internet-facing NLB needs it attached)`, () => {
+      const run = runs[stack];
+      const igw = run.one('aws:ec2/internetGateway:InternetGateway', 'network-igw');
+      assert.ok(run.one(COMPONENT, 'reverse-path').dependencies.includes(igw.urn));
+    });
+
     it(`${stack}: RDS refuses sessions without TLS (rds.force_ssl=1), which the passthrough relies on`, () => {
       const group = runs[stack].one('aws:rds/parameterGroup:ParameterGroup');
       const forceSsl = (group.inputs.parameters as { name: string; value: string }[]).find((p) => p.name === 'rds.force_ssl');
