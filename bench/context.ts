@@ -25,6 +25,8 @@ export interface StepRun<R> {
 export interface BenchSteps {
   outputs: StackOutputs;
   run<P, R extends Json>(kind: StepKind<P, R>, params: unknown): Promise<StepRun<R>>;
+  /** Runs the kind's undo with the changes its run recorded, as a rollback does; returns seconds. */
+  undo<P, R extends Json>(kind: StepKind<P, R>, params: unknown, result?: R): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -53,6 +55,8 @@ export function benchSteps(
   // localOutputs names one database for both sides; the copy baselines need other target databases.
   const outputs: StackOutputs = { ...local, database: { ...local.database, name: options.targetDatabase ?? options.sourceDatabase } };
   const resources = new ResourcePool();
+  // What each kind recorded, so that undo gets the changes a journal would have given it.
+  const recorded = new Map<string, Json[]>();
   const services: RunServices = {
     runId: 'bench',
     stack: 'bench',
@@ -64,11 +68,17 @@ export function benchSteps(
     resources,
     record: async () => {},
   };
+  const contextFor = (kind: string) => {
+    const ctx = createStepContext(services, kind);
+    const changes = recorded.get(kind) ?? [];
+    recorded.set(kind, changes);
+    return { ...ctx, record: async (change: Json) => void changes.push(change), previousChanges: [...changes] };
+  };
   return {
     outputs,
     async run<P, R extends Json>(kind: StepKind<P, R>, raw: unknown): Promise<StepRun<R>> {
       const params = kind.params.parse(raw);
-      const ctx = createStepContext(services, kind.kind);
+      const ctx = contextFor(kind.kind);
       const started = performance.now();
       const probe = await kind.probe(ctx, params);
       if (probe.state === 'blocked') throw new Error(`${kind.kind} cannot run: ${describe(probe.findings)}`);
@@ -77,6 +87,13 @@ export function benchSteps(
       const failed = describe((await kind.check(ctx, params, result)) ?? undefined);
       if (failed) throw new Error(`${kind.kind}: postcondition failed: ${failed}`);
       return { result, seconds: (performance.now() - started) / 1000, alreadyDone };
+    },
+    async undo<P, R extends Json>(kind: StepKind<P, R>, raw: unknown, result?: R): Promise<number> {
+      const params = kind.params.parse(raw);
+      const ctx = contextFor(kind.kind);
+      const started = performance.now();
+      await kind.undo?.(ctx, params, recorded.get(kind.kind) ?? [], result);
+      return (performance.now() - started) / 1000;
     },
     async close() {
       await resources.closeAll();

@@ -51,7 +51,7 @@ interface Commit {
   at: number;
 }
 
-class Writers {
+export class Writers {
   stopped = false;
   readonly commits: Commit[] = [];
   readonly errors: string[] = [];

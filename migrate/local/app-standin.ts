@@ -25,7 +25,12 @@ export interface AppStandinOptions {
   serving: boolean | (() => boolean);
   /** When this file exists the app is stopped (what the runbook's stop command creates). */
   stoppedMarker?: string;
+  /** One app write, returning the id it committed; the rehearsal's order transaction by default. */
+  write?: (pool: pg.Pool, n: number) => Promise<number>;
 }
+
+const orderWrite = (customers: number) => async (pool: pg.Pool, n: number) =>
+  Number((await pool.query<{ id: string }>(TRANSACTION, [1 + (n % customers), 100 + (n % 9000)])).rows[0]!.id);
 
 export interface AppStandin {
   name: string;
@@ -41,6 +46,7 @@ export async function startAppStandin(options: AppStandinOptions): Promise<AppSt
   let serving = options.serving;
   let served = 0;
   let n = 0;
+  const write = options.write ?? orderWrite(options.customers);
   const pool = new pg.Pool({ connectionString: options.connectionString, max: 4, application_name: `rehearsal-${options.name}-app` });
   // A pooler that is restarting drops idle connections; the next request gets a fresh one.
   pool.on('error', () => {});
@@ -53,9 +59,9 @@ export async function startAppStandin(options: AppStandinOptions): Promise<AppSt
       return reply(res, 503, { error: 'not serving' });
     n += 1;
     try {
-      const { rows } = await pool.query<{ id: string }>(TRANSACTION, [1 + (n % options.customers), 100 + (n % 9000)]);
+      const id = await write(pool, n);
       served += 1;
-      reply(res, 200, { id: Number(rows[0]!.id) });
+      reply(res, 200, { id });
     } catch (error) {
       reply(res, 503, { error: (error as Error).message });
     }
