@@ -57,6 +57,8 @@ export interface DdayResult {
   failedWrites: number;
   /** Writes a writer or the user saw commit that the database ending up primary does not have. */
   lostWrites: number;
+  /** Of those, the user's. */
+  lostUserWrites: number;
 }
 
 const LEGACY = '127.0.0.1';
@@ -174,9 +176,12 @@ export async function measureDday(
       await delay(Math.max(options.afterMs, 2500));
       legacyApp.setServing(false);
       if (options.rollback && options.proof === 'after-switch') {
-        // Back: users first (the legacy app up, the record moved back), then the database.
+        // Back: users first (the legacy app up, the record moved back, the new app scaled down, as
+        // the rollback's undo of scale-up does before it pauses), then the database.
         legacyApp.setServing(true);
         dns.set(APP_NAME, 'A', [LEGACY], 1);
+        newApp.setServing(false);
+        await newApp.drain();
         const back: { step: string; seconds: number }[] = [];
         const undo = async <P, R extends Json>(kind: StepKind<P, R>, params: unknown, result?: R) =>
           back.push({ step: `${kind.kind} undo`, seconds: await run.undo(kind, params, result) });
@@ -233,6 +238,7 @@ export async function measureDday(
       failedWrites: writers.errors.length,
       lostWrites:
         writers.commits.filter((c) => !committed.has(`${c.writer}/${c.n}`)).length + userIds.filter((id) => !committed.has(id)).length,
+      lostUserWrites: userIds.filter((id) => !committed.has(id)).length,
     };
   } finally {
     await writers.stop();

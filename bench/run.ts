@@ -10,6 +10,7 @@ import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { redact, registerSecret } from '../migrate/core/secret.ts';
 import { type Burst, catchUpAfterBurst, dropDatabase, dumpRestore, pgcopydbClone, replicate, stopReplication } from './copy.ts';
+import { measureDdays } from './d-day-table.ts';
 import { prepareSequences, timeSequenceSync } from './sequences.ts';
 import type { Bench } from './servers.ts';
 import { createAppRole, DATABASE, loadSource, startBench } from './servers.ts';
@@ -30,6 +31,8 @@ const { values: flags } = parseArgs({
     /** replication-start's synchronousCommit for every subscription: week-prior.yaml's by default. */
     'synchronous-commit': { type: 'string', default: 'local' },
     json: { type: 'string' },
+    /** `d-day`: only the D-day measurements (both proofs, the rollback) at both sizes. */
+    only: { type: 'string' },
   },
 });
 const scale = Number(flags.scale);
@@ -79,6 +82,26 @@ async function switchAt(bench: Bench, database: string, names: typeof MAIN, acco
 async function main(bench: Bench) {
   registerSecret(bench.password);
   await Promise.all([createAppRole(bench.source, bench.password), createAppRole(bench.target, bench.password)]);
+
+  if (flags.only === 'd-day') {
+    say(`small database: pgbench -s ${small.scale} and ${small.docs} docs rows; main: pgbench -s ${scale} and ${docs} docs rows`);
+    const smallMb = (await loadSource(bench, SMALL_DATABASE, small)) / 1e6;
+    const mainMb = (await loadSource(bench, DATABASE, { scale, docs })) / 1e6;
+    const dday = await measureDdays(
+      bench,
+      [
+        { label: `${smallMb.toFixed(0)} MB`, database: SMALL_DATABASE, names: SMALL, accounts: small.scale * 100_000 },
+        { label: `${mainMb.toFixed(0)} MB`, database: DATABASE, names: MAIN, accounts: scale * 100_000 },
+      ],
+      { writers, synchronousCommit, say },
+    );
+    console.log(dday.lines.join('\n'));
+    if (flags.json) writeFileSync(flags.json, `${JSON.stringify({ date: new Date().toISOString(), dday: dday.results }, null, 2)}\n`);
+    const lost = dday.results.reduce((n, r) => n + r.before.lostWrites + r.after.lostWrites, 0);
+    if (lost !== 0) throw new Error(`${lost} writes a writer or the user saw commit are missing`);
+    return;
+  }
+  if (flags.only !== undefined) throw new Error(`--only ${flags.only}: the only subset is d-day`);
 
   // The small database first: a short end-to-end pass that fails fast, and the switch's first size.
   say(`small database: pgbench -s ${small.scale} and ${small.docs} docs rows`);

@@ -39,12 +39,15 @@ export interface AppStandin {
   setServing(serving: boolean): void;
   /** Writes this app committed. */
   readonly served: number;
+  /** Resolves once no request is in flight (after setServing(false): what a scale-down waits for). */
+  drain(): Promise<void>;
   stop(): Promise<void>;
 }
 
 export async function startAppStandin(options: AppStandinOptions): Promise<AppStandin> {
   let serving = options.serving;
   let served = 0;
+  let inFlight = 0;
   let n = 0;
   const write = options.write ?? orderWrite(options.customers);
   const pool = new pg.Pool({ connectionString: options.connectionString, max: 4, application_name: `rehearsal-${options.name}-app` });
@@ -58,12 +61,15 @@ export async function startAppStandin(options: AppStandinOptions): Promise<AppSt
     if (!(typeof serving === 'function' ? serving() : serving) || (options.stoppedMarker && existsSync(options.stoppedMarker)))
       return reply(res, 503, { error: 'not serving' });
     n += 1;
+    inFlight += 1;
     try {
       const id = await write(pool, n);
       served += 1;
       reply(res, 200, { id });
     } catch (error) {
       reply(res, 503, { error: (error as Error).message });
+    } finally {
+      inFlight -= 1;
     }
   };
   const server = createServer((req, res) => void handle(req, res));
@@ -80,6 +86,9 @@ export async function startAppStandin(options: AppStandinOptions): Promise<AppSt
     },
     get served() {
       return served;
+    },
+    async drain() {
+      while (inFlight > 0) await new Promise((r) => setTimeout(r, 5));
     },
     async stop() {
       server.closeAllConnections();
