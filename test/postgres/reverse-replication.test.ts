@@ -160,11 +160,24 @@ describe('reverse replication from the target back to the source after the switc
   });
 
   it('rollback right after more writes: every row and every sequence is on the source, nothing is left behind', async () => {
+    // The source's apply worker is held up by a lock, so the writes are still on their way when the rollback starts.
+    const locker = await pair.source.client(DATABASE);
+    await locker.query('begin');
+    await locker.query('lock table billing.customers in share mode');
     await appWritesOnTarget(pair, 2);
-    // No wait here: undo must itself wait until the source applied the very last of them.
     const used = await sequenceValues(pair, 'target');
     const t = context();
-    await reverseReplication.undo!(t.ctx, p, applied, undefined);
+    const undoing = reverseReplication.undo!(t.ctx, p, applied, undefined);
+    let settled = false;
+    undoing.then(
+      () => (settled = true),
+      () => (settled = true),
+    );
+    // Undo must wait until the source applied the very last of them; the lock goes once it does.
+    while (!settled && !t.progress.some((x) => /source applying/.test(x.label))) await new Promise((r) => setTimeout(r, 20));
+    await locker.query('rollback');
+    await locker.end();
+    await undoing;
     assert.deepEqual(await digests(pair, 'source'), await digests(pair, 'target'));
     for (const [sequence, last] of Object.entries(used)) {
       const next = await pair.sql('source', `select nextval('${sequence}')::text as v`);
