@@ -14,7 +14,7 @@ import { catchUp } from '../../migrate/steps/postgres/catch-up.ts';
 import { freezeWrites } from '../../migrate/steps/postgres/freeze-writes.ts';
 import { replicationStart } from '../../migrate/steps/postgres/replication-start.ts';
 import { replicationStop } from '../../migrate/steps/postgres/replication-stop.ts';
-import { reverseReplication } from '../../migrate/steps/postgres/reverse-replication.ts';
+import { reverseReady, reverseReplication } from '../../migrate/steps/postgres/reverse-replication.ts';
 import { schemaCopy } from '../../migrate/steps/postgres/schema-copy.ts';
 import { sequenceSync } from '../../migrate/steps/postgres/sequence-sync.ts';
 import { writeFence } from '../../migrate/steps/postgres/write-fence.ts';
@@ -31,6 +31,8 @@ describe('reverse replication from a PostgreSQL 17 target to a PostgreSQL 13 sou
     await pair.sql('target', TARGET_ROLES);
     await schemaCopy.apply(step('schema'), schemaCopy.params.parse({ withPrivileges: true }));
     await replicationStart.apply(step('replication'), replicationStart.params.parse({ pollMs: 50 }));
+    const ready = await reverseReady.probe(pair.context({ stepId: 'reverse-ready' }).ctx, reverseReady.params.parse({}));
+    assert.equal(ready.state, 'ready', JSON.stringify(ready.findings));
     await freezeWrites.apply(step('freeze'), freezeWrites.params.parse({}));
     await catchUp.apply(step('catch-up'), catchUp.params.parse({}));
     await writeFence.apply(step('fence'), writeFence.params.parse({ keepSlot: true }));
