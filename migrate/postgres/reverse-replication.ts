@@ -230,9 +230,13 @@ export async function createReverseSlot(target: pg.Pool, name: string): Promise<
 }
 
 export async function createReverseSubscription(source: pg.Pool, names: ReverseNames, conninfo: string): Promise<void> {
+  const major = (await source.query<{ n: number }>("select current_setting('server_version_num')::int / 10000 as n")).rows[0]!.n;
+  // From 16 the apply worker otherwise acts as each table's owner: the frozen application roles, and
+  // their forced row-level security. As the migration's own role it writes whatever the target sent.
+  const runAsOwner = major >= 16 ? ', run_as_owner = true' : '';
   await source.query(
     `create subscription ${escapeIdentifier(names.subscription)} connection ${escapeLiteral(conninfo)} publication ${escapeIdentifier(names.publication)}
-       with (create_slot = false, slot_name = ${escapeLiteral(names.slot)}, copy_data = false, enabled = true)`,
+       with (create_slot = false, slot_name = ${escapeLiteral(names.slot)}, copy_data = false, enabled = true${runAsOwner})`,
   );
 }
 

@@ -14,10 +14,11 @@ import { catchUp } from '../../migrate/steps/postgres/catch-up.ts';
 import { freezeWrites } from '../../migrate/steps/postgres/freeze-writes.ts';
 import { replicationStart } from '../../migrate/steps/postgres/replication-start.ts';
 import { replicationStop } from '../../migrate/steps/postgres/replication-stop.ts';
-import { reverseReplication } from '../../migrate/steps/postgres/reverse-replication.ts';
+import { reverseReady, reverseReplication } from '../../migrate/steps/postgres/reverse-replication.ts';
 import { schemaCopy } from '../../migrate/steps/postgres/schema-copy.ts';
 import { sequenceSync } from '../../migrate/steps/postgres/sequence-sync.ts';
 import { writeFence } from '../../migrate/steps/postgres/write-fence.ts';
+import { APP_ROLE_PASSWORD, HOSTILE_ROLES, HOSTILE_SCHEMA, HOSTILE_SEED } from '../support/hostile-app.ts';
 import { APP_PASSWORD, DATABASE, type Pair, ROLES, SCHEMA, SEED, startPair, TARGET_ROLES, tableDigests } from './fixtures.ts';
 
 describe('reverse replication from a PostgreSQL 17 target to a PostgreSQL 13 source', () => {
@@ -31,6 +32,8 @@ describe('reverse replication from a PostgreSQL 17 target to a PostgreSQL 13 sou
     await pair.sql('target', TARGET_ROLES);
     await schemaCopy.apply(step('schema'), schemaCopy.params.parse({ withPrivileges: true }));
     await replicationStart.apply(step('replication'), replicationStart.params.parse({ pollMs: 50 }));
+    const ready = await reverseReady.probe(pair.context({ stepId: 'reverse-ready' }).ctx, reverseReady.params.parse({}));
+    assert.equal(ready.state, 'ready', JSON.stringify(ready.findings));
     await freezeWrites.apply(step('freeze'), freezeWrites.params.parse({}));
     await catchUp.apply(step('catch-up'), catchUp.params.parse({}));
     await writeFence.apply(step('fence'), writeFence.params.parse({ keepSlot: true }));
@@ -89,5 +92,35 @@ describe('reverse replication from a PostgreSQL 17 target to a PostgreSQL 13 sou
     }
     const left = await reverseStatus(await pool(t.ctx, 'source'), await pool(t.ctx, 'target'), p);
     assert.equal(left.state, 'absent');
+  });
+});
+
+describe('reverse replication into a PostgreSQL 17 source, whose apply worker would act as each table’s owner', () => {
+  let pair: Pair;
+
+  before(async () => {
+    pair = await startPair({ source: { bindir: embeddedBindir('pg17-bin') }, target: { bindir: embeddedBindir('pg17-bin') } });
+    // The same app on both sides; on the source its owner is frozen and its row-level security forced.
+    for (const side of ['source', 'target'] as const) await pair.sql(side, HOSTILE_ROLES + HOSTILE_SCHEMA + HOSTILE_SEED);
+    await pair.sql('source', 'alter table shop.orders force row level security');
+  });
+  after(async () => {
+    await pair?.stop();
+  });
+
+  it('applies the target’s writes on frozen app-owned tables with forced row-level security', async () => {
+    await freezeWrites.apply(pair.context({ stepId: 'freeze' }).ctx, freezeWrites.params.parse({}));
+    const p = reverseReplication.params.parse({ pollMs: 20, deadlineSeconds: 120 });
+    const t = pair.context({ stepId: 'reverse' });
+    const result = await reverseReplication.apply(t.ctx, p);
+    const owner = new pg.Client({ connectionString: pair.target.url(DATABASE, 'app_rw', APP_ROLE_PASSWORD) });
+    await owner.connect();
+    await owner.query("insert into shop.orders (tenant, product_id, qty) values ('acme', 1, 1), ('globex', 2, 2)");
+    await owner.query("update shop.orders set note = 'on RDS' where tenant = 'globex'");
+    await owner.end();
+    await reverseReplication.undo!(pair.context({ stepId: 'reverse' }).ctx, p, t.changes, result);
+    const digest = (side: 'source' | 'target') =>
+      pair.sql(side, "select count(*)::int as n, md5(string_agg(o::text, '|' order by o.id)) as h from shop.orders o");
+    assert.deepEqual((await digest('source')).rows[0], (await digest('target')).rows[0]);
   });
 });

@@ -8,6 +8,7 @@
  * is): a publication listing every table, membership in the owning role granted and taken back.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -28,6 +29,18 @@ import { sequenceSync } from '../../migrate/steps/postgres/sequence-sync.ts';
 import { writeFence } from '../../migrate/steps/postgres/write-fence.ts';
 import { APP_ROLE_PASSWORD, HOSTILE_ROLES, HOSTILE_SCHEMA, HOSTILE_SEED } from '../support/hostile-app.ts';
 import { APP_PASSWORD, DATABASE, type Pair, ROLES, SCHEMA, SEED, startPair, TARGET_ROLES } from './fixtures.ts';
+
+/** Runs the undo as the CLI would, in a process of its own (env OUTPUTS, CHANGES); prints WAITING once it waits for the source. */
+const UNDO_CHILD = `
+import { readFileSync } from 'node:fs';
+import { reverseReplication } from '${new URL('../../migrate/steps/postgres/reverse-replication.ts', import.meta.url).pathname}';
+import { testContext } from '${new URL('../support/context.ts', import.meta.url).pathname}';
+const t = testContext({ outputs: JSON.parse(readFileSync(process.env.OUTPUTS, 'utf8')), stepId: 'reverse-again' });
+const ctx = { ...t.ctx, log: { ...t.ctx.log, progress: (p) => { if (/source applying/.test(p.label)) process.stdout.write('WAITING\\n'); } } };
+await reverseReplication.undo(ctx, reverseReplication.params.parse({ pollMs: 20 }), JSON.parse(readFileSync(process.env.CHANGES, 'utf8')), undefined);
+process.stdout.write('DONE\\n');
+await t.close();
+`;
 
 const NAMES = { publication: 'migrate_reverse', slot: 'migrate_reverse', subscription: 'migrate_reverse' };
 
@@ -160,11 +173,24 @@ describe('reverse replication from the target back to the source after the switc
   });
 
   it('rollback right after more writes: every row and every sequence is on the source, nothing is left behind', async () => {
+    // The source's apply worker is held up by a lock, so the writes are still on their way when the rollback starts.
+    const locker = await pair.source.client(DATABASE);
+    await locker.query('begin');
+    await locker.query('lock table billing.customers in share mode');
     await appWritesOnTarget(pair, 2);
-    // No wait here: undo must itself wait until the source applied the very last of them.
     const used = await sequenceValues(pair, 'target');
     const t = context();
-    await reverseReplication.undo!(t.ctx, p, applied, undefined);
+    const undoing = reverseReplication.undo!(t.ctx, p, applied, undefined);
+    let settled = false;
+    undoing.then(
+      () => (settled = true),
+      () => (settled = true),
+    );
+    // Undo must wait until the source applied the very last of them; the lock goes once it does.
+    while (!settled && !t.progress.some((x) => /source applying/.test(x.label))) await new Promise((r) => setTimeout(r, 20));
+    await locker.query('rollback');
+    await locker.end();
+    await undoing;
     assert.deepEqual(await digests(pair, 'source'), await digests(pair, 'target'));
     for (const [sequence, last] of Object.entries(used)) {
       const next = await pair.sql('source', `select nextval('${sequence}')::text as v`);
@@ -215,6 +241,42 @@ describe('reverse replication from the target back to the source after the switc
       (await pair.sql('target', `select count(*)::int as n from pg_publication where pubname = '${p.publication}'`)).rows[0].n,
       0,
     );
+  });
+  it('an undo killed with SIGKILL while it waits for the source completes when run again, and loses nothing', async () => {
+    const t = context('reverse-again');
+    await reverseReplication.apply(t.ctx, p);
+    const locker = await pair.source.client(DATABASE);
+    await locker.query('begin');
+    await locker.query('lock table billing.customers in share mode');
+    await appWritesOnTarget(pair, 4);
+    const outputsFile = join(pair.dir, 'outputs.json');
+    const changesFile = join(pair.dir, 'changes.json');
+    writeFileSync(outputsFile, JSON.stringify(pair.outputs));
+    writeFileSync(changesFile, JSON.stringify(t.changes));
+    // The CLI's rollback in its own process: it reports its wait, then dies without a chance to clean up.
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', UNDO_CHILD], {
+      env: { ...process.env, OUTPUTS: outputsFile, CHANGES: changesFile },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
+    await until(
+      'the child waits for the source',
+      async () => out,
+      (o) => o.includes('WAITING') || child.exitCode !== null,
+    );
+    assert.ok(out.includes('WAITING'), out);
+    child.kill('SIGKILL');
+    assert.equal(await exited, 'SIGKILL');
+    const mid = await reverseStatus(await pool(t.ctx, 'source'), await pool(t.ctx, 'target'), NAMES);
+    assert.notEqual(mid.subscription, null, 'nothing was dropped before the source had applied everything');
+    await locker.query('rollback');
+    await locker.end();
+    await reverseReplication.undo!(context('reverse-again').ctx, p, t.changes, undefined);
+    assert.deepEqual(await digests(pair, 'source'), await digests(pair, 'target'));
+    assert.equal((await reverseStatus(await pool(t.ctx, 'source'), await pool(t.ctx, 'target'), NAMES)).state, 'absent');
   });
 });
 

@@ -10,7 +10,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { StepError } from '../../migrate/core/step.ts';
+import { pool } from '../../migrate/postgres/connections.ts';
 import { PgoutputDecoder } from '../../migrate/postgres/pgoutput.ts';
+import { waitApplied } from '../../migrate/postgres/reverse-replication.ts';
 import { catchUp } from '../../migrate/steps/postgres/catch-up.ts';
 import { freezeWrites } from '../../migrate/steps/postgres/freeze-writes.ts';
 import { replicationStart } from '../../migrate/steps/postgres/replication-start.ts';
@@ -76,11 +78,8 @@ describe('split-brain: the write fence after the switch', () => {
       "update billing.customers set plan = 'annual' where id = 3",
       'delete from billing.invoices where id = 1',
     ]);
-    for (let i = 0; i < 2000; i++) {
-      const { rows } = await pair.sql('source', 'select count(*)::int as n from billing.customers where id = 700001');
-      if (rows[0].n === 1) break;
-      await new Promise((r) => setTimeout(r, 25));
-    }
+    const w = pair.context({ stepId: 'wait' }).ctx;
+    await waitApplied(w, await pool(w, 'source'), await pool(w, 'target'), reverseParams, { deadline: w.now() + 300_000, pollMs: 20 });
     const applied = await pair.sql('source', 'select plan from billing.customers where id in (3, 700001) order by id');
     assert.deepEqual(
       applied.rows.map((r) => r.plan),
