@@ -185,4 +185,19 @@ describe('verify at a pinned switch point', () => {
       await t.close();
     }
   });
+
+  it('a table truncated on the target after the pin: reported as not provable at the switch point, not as rows lost then', async () => {
+    const { switchPoint } = await pin();
+    await target.query('TRUNCATE app.audit_log');
+    await target.query("INSERT INTO app.audit_log VALUES (now(), 'after-truncate', '{}')");
+    const { result } = await verifyAt(switchPoint, 'report');
+    const audit = result.tables.find((t) => t.table === 'app.audit_log');
+    assert.match(audit?.problem ?? '', /rewritten on the target after the switch point/);
+    assert.deepEqual(
+      result.tables.filter((t) => t.problem).map((t) => t.table),
+      ['app.audit_log'],
+      'only the rewritten table',
+    );
+    await assertReleased(switchPoint, admins);
+  });
 });

@@ -11,6 +11,7 @@ import type { PinnedProof, VerifyReport } from '../compare/types.ts';
 import { privilegeDifferences } from '../schema-compare/privileges.ts';
 import { holderSession, type Sessions } from './holder.ts';
 import type { SwitchPoint } from './point.ts';
+import { markRewritten } from './rewritten.ts';
 import { sequenceFindings } from './sequences.ts';
 import { decisionAdvice, pointStatus } from './status.ts';
 
@@ -79,7 +80,7 @@ export async function proveAtPoint(
     const sides = await openPinned(pools, point, options.parallelWorkers);
     const { report, privileges } = await (async () => {
       try {
-        const report = await compareDatabases(ctx, pools, options, sides);
+        const report = await markRewritten(await compareDatabases(ctx, pools, options, sides), sides);
         const bound = (reader: SnapshotReader) => (sql: string, lockTimeoutMs: number) => reader.query(sql, [], { lockTimeoutMs });
         return { report, privileges: await privilegeDifferences(bound(sides.source), bound(sides.target)) };
       } finally {
