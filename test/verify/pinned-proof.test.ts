@@ -147,8 +147,9 @@ describe('verify at a pinned switch point', () => {
       await assert.rejects(verify.apply(t.ctx, p), (error: StepError) => {
         assert.match(error.message, /can no longer be proven/);
         assert.match(error.message, new RegExp(`holder process ${switchPoint.holder.pid} is no longer running`));
-        assert.match(error.message, /Nothing was verified at any other point/);
+        assert.match(error.message, /nothing was verified at any other point/);
         assert.match(error.findings[0]!.fix!, /migrate rollback --runbook d-day/);
+        assert.match(error.findings[0]!.fix!, /A later proof shows that source and target are equal at that later moment/);
         return true;
       });
       assert.deepEqual(t.progress, [], 'no table was compared');

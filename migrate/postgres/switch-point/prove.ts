@@ -13,15 +13,15 @@ import { holderSession, type Sessions } from './holder.ts';
 import type { SwitchPoint } from './point.ts';
 import { markRewritten } from './rewritten.ts';
 import { sequenceFindings } from './sequences.ts';
-import { decisionAdvice, pointStatus } from './status.ts';
+import { pointStatus } from './status.ts';
 
-/** The switch point can no longer be read: why, and what the operator can decide. */
+/** The switch point can no longer be read, and why (decisionAdvice says what the operator can decide). */
 export class PointLostError extends Error {
   constructor(
     point: SwitchPoint,
     readonly reasons: string[],
   ) {
-    super(`the switch point pinned at ${point.pinnedAt} can no longer be proven: ${reasons.join('; ')}. ${decisionAdvice(point)}`);
+    super(`the switch point pinned at ${point.pinnedAt} can no longer be proven: ${reasons.join('; ')}`);
     this.name = 'PointLostError';
   }
 }
