@@ -5,6 +5,7 @@
  * is gone is a plain failure, never a proof of another moment; the holder leaves nothing behind.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import type pg from 'pg';
 import type { StackOutputs } from '../../infra/contract.ts';
@@ -27,7 +28,7 @@ describe('verify at a pinned switch point', () => {
     const t = testContext({ outputs, stepId: 'pin' });
     try {
       const { switchPoint } = await pinSwitchPoint.apply(t.ctx, pinSwitchPoint.params.parse({ maxHoldMinutes }));
-      return { switchPoint, changes: t.changes };
+      return { switchPoint, changes: t.changes, lines: t.lines };
     } finally {
       await t.close();
     }
@@ -62,8 +63,16 @@ describe('verify at a pinned switch point', () => {
   });
 
   it('report: finds what differed at the pin, not what the app wrote after it; says what the hold cost; releases the holder', async () => {
-    const { switchPoint } = await pin();
+    const { switchPoint, changes, lines: pinLines } = await pin();
     assert.ok(alive(switchPoint.holder.pid), 'the holder runs detached after the pin step returned');
+    // The passwords reached the holder on its stdin only: not its command line, environment, the journal or the log.
+    const passwords = [pair.source.password, pair.target.password];
+    const exposed = [
+      readFileSync(`/proc/${switchPoint.holder.pid}/cmdline`, 'utf8'),
+      readFileSync(`/proc/${switchPoint.holder.pid}/environ`, 'utf8'),
+      JSON.stringify([changes, pinLines, switchPoint]),
+    ];
+    for (const password of passwords) for (const text of exposed) assert.ok(!text.includes(password), 'a password is exposed');
     await appWritesAfterPin(target);
 
     // The present differs on many tables: that is what the pinned proof must not report.
