@@ -94,7 +94,11 @@ export const pinSwitchPoint = defineStep<Params, Result>({
         tag,
         maxHoldMs,
       );
-      const [source, target] = await Promise.all([readSequences(pools.source), readSequences(pools.target)]);
+      const [source, target] = await Promise.all([readSequences(pools.source), readSequences(pools.target)]).catch(async (error) => {
+        // A pin that cannot be returned must not hold vacuum back until maxHoldMinutes.
+        await releaseHolder(pools, held);
+        throw error;
+      });
       const switchPoint: SwitchPoint = {
         pinnedAt: new Date(held.pinnedAtMs).toISOString(),
         pinnedAtMs: held.pinnedAtMs,
