@@ -5,6 +5,7 @@
  * is gone is a plain failure, never a proof of another moment; the holder leaves nothing behind.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import type pg from 'pg';
 import type { StackOutputs } from '../../infra/contract.ts';
@@ -27,7 +28,7 @@ describe('verify at a pinned switch point', () => {
     const t = testContext({ outputs, stepId: 'pin' });
     try {
       const { switchPoint } = await pinSwitchPoint.apply(t.ctx, pinSwitchPoint.params.parse({ maxHoldMinutes }));
-      return { switchPoint, changes: t.changes };
+      return { switchPoint, changes: t.changes, lines: t.lines };
     } finally {
       await t.close();
     }
@@ -62,8 +63,16 @@ describe('verify at a pinned switch point', () => {
   });
 
   it('report: finds what differed at the pin, not what the app wrote after it; says what the hold cost; releases the holder', async () => {
-    const { switchPoint } = await pin();
+    const { switchPoint, changes, lines: pinLines } = await pin();
     assert.ok(alive(switchPoint.holder.pid), 'the holder runs detached after the pin step returned');
+    // The passwords reached the holder on its stdin only: not its command line, environment, the journal or the log.
+    const passwords = [pair.source.password, pair.target.password];
+    const exposed = [
+      readFileSync(`/proc/${switchPoint.holder.pid}/cmdline`, 'utf8'),
+      readFileSync(`/proc/${switchPoint.holder.pid}/environ`, 'utf8'),
+      JSON.stringify([changes, pinLines, switchPoint]),
+    ];
+    for (const password of passwords) for (const text of exposed) assert.ok(!text.includes(password), 'a password is exposed');
     await appWritesAfterPin(target);
 
     // The present differs on many tables: that is what the pinned proof must not report.
@@ -147,8 +156,9 @@ describe('verify at a pinned switch point', () => {
       await assert.rejects(verify.apply(t.ctx, p), (error: StepError) => {
         assert.match(error.message, /can no longer be proven/);
         assert.match(error.message, new RegExp(`holder process ${switchPoint.holder.pid} is no longer running`));
-        assert.match(error.message, /Nothing was verified at any other point/);
+        assert.match(error.message, /nothing was verified at any other point/);
         assert.match(error.findings[0]!.fix!, /migrate rollback --runbook d-day/);
+        assert.match(error.findings[0]!.fix!, /A later proof shows that source and target are equal at that later moment/);
         return true;
       });
       assert.deepEqual(t.progress, [], 'no table was compared');
@@ -184,5 +194,20 @@ describe('verify at a pinned switch point', () => {
     } finally {
       await t.close();
     }
+  });
+
+  it('a table truncated on the target after the pin: reported as not provable at the switch point, not as rows lost then', async () => {
+    const { switchPoint } = await pin();
+    await target.query('TRUNCATE app.audit_log');
+    await target.query("INSERT INTO app.audit_log VALUES (now(), 'after-truncate', '{}')");
+    const { result } = await verifyAt(switchPoint, 'report');
+    const audit = result.tables.find((t) => t.table === 'app.audit_log');
+    assert.match(audit?.problem ?? '', /rewritten on the target after the switch point/);
+    assert.deepEqual(
+      result.tables.filter((t) => t.problem).map((t) => t.table),
+      ['app.audit_log'],
+      'only the rewritten table',
+    );
+    await assertReleased(switchPoint, admins);
   });
 });

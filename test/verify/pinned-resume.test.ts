@@ -39,9 +39,12 @@ describe('verify at a pinned switch point, kill -9 mid-verification, rerun', () 
     await driftBeforePin(db.source, db.target);
     dir = mkdtempSync(join(tmpdir(), 'pinned-resume-'));
   });
+  let stopped = false;
+  const endAdmins = () => Promise.all([admins?.source.end(), admins?.target.end()].map((p) => p?.catch(() => {})));
+
   after(async () => {
-    await Promise.all([admins?.source.end(), admins?.target.end()].map((p) => p?.catch(() => {})));
-    await pair?.stop();
+    await endAdmins();
+    if (!stopped) await pair?.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
@@ -122,5 +125,16 @@ describe('verify at a pinned switch point, kill -9 mid-verification, rerun', () 
       await rerun.close();
     }
     await assertReleased(switchPoint, admins);
+  });
+
+  it('a holder nobody released exits when its servers stop (as at the end of a test file)', async () => {
+    const t = testContext({ outputs, stepId: 'pin' });
+    const { switchPoint } = await pinSwitchPoint.apply(t.ctx, pinSwitchPoint.params.parse({}));
+    await t.close();
+    assert.ok(alive(switchPoint.holder.pid));
+    await endAdmins();
+    stopped = true;
+    await pair.stop();
+    while (alive(switchPoint.holder.pid)) await new Promise((resolve) => setTimeout(resolve, 50));
   });
 });

@@ -89,13 +89,17 @@ export async function startHolder(
 /** How to reach a holder: its sessions by tag, its process when it was started on this machine. */
 export type HolderRef = { tag: string; pid?: number; host?: string };
 
-/** The holder process on this machine (a reused pid running something else is not it). */
-export function holderRunning(ref: HolderRef): boolean {
+/**
+ * The holder process on this machine, still there (a reused pid running something else is not it;
+ * one that is exiting, its command line already gone, still is).
+ */
+export function holderRunning(ref: HolderRef, options: { exiting: boolean } = { exiting: true }): boolean {
   if (ref.pid === undefined || ref.host !== hostname() || !alive(ref.pid)) return false;
   try {
-    return readFileSync(`/proc/${ref.pid}/cmdline`, 'utf8').includes('snapshot-holder');
+    const cmdline = readFileSync(`/proc/${ref.pid}/cmdline`, 'utf8');
+    return (options.exiting && cmdline === '') || cmdline.includes('snapshot-holder');
   } catch {
-    return true;
+    return options.exiting;
   }
 }
 
@@ -130,7 +134,8 @@ export async function releaseHolder(sessions: Partial<Sessions>, ref: HolderRef,
       ),
     );
   const signal = (name: NodeJS.Signals) => {
-    if (!holderRunning(ref)) return false;
+    // Only a process that is certainly the holder gets a signal.
+    if (!holderRunning(ref, { exiting: false })) return false;
     try {
       process.kill(ref.pid!, name);
     } catch {}

@@ -11,16 +11,17 @@ import type { PinnedProof, VerifyReport } from '../compare/types.ts';
 import { privilegeDifferences } from '../schema-compare/privileges.ts';
 import { holderSession, type Sessions } from './holder.ts';
 import type { SwitchPoint } from './point.ts';
+import { markRewritten } from './rewritten.ts';
 import { sequenceFindings } from './sequences.ts';
-import { decisionAdvice, pointStatus } from './status.ts';
+import { pointStatus } from './status.ts';
 
-/** The switch point can no longer be read: why, and what the operator can decide. */
+/** The switch point can no longer be read, and why (decisionAdvice says what the operator can decide). */
 export class PointLostError extends Error {
   constructor(
     point: SwitchPoint,
     readonly reasons: string[],
   ) {
-    super(`the switch point pinned at ${point.pinnedAt} can no longer be proven: ${reasons.join('; ')}. ${decisionAdvice(point)}`);
+    super(`the switch point pinned at ${point.pinnedAt} can no longer be proven: ${reasons.join('; ')}`);
     this.name = 'PointLostError';
   }
 }
@@ -79,7 +80,7 @@ export async function proveAtPoint(
     const sides = await openPinned(pools, point, options.parallelWorkers);
     const { report, privileges } = await (async () => {
       try {
-        const report = await compareDatabases(ctx, pools, options, sides);
+        const report = await markRewritten(await compareDatabases(ctx, pools, options, sides), sides);
         const bound = (reader: SnapshotReader) => (sql: string, lockTimeoutMs: number) => reader.query(sql, [], { lockTimeoutMs });
         return { report, privileges: await privilegeDifferences(bound(sides.source), bound(sides.target)) };
       } finally {

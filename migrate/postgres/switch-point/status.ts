@@ -49,7 +49,7 @@ async function whyGone(pools: Sessions, point: SwitchPoint, now: number): Promis
 /** What the operator can do when the switch point can no longer be proven. */
 export function decisionAdvice(point: SwitchPoint): string {
   return (
-    `Nothing was verified at any other point. Decide between: (1) roll back without losing writes ` +
+    `Decide between: (1) roll back without losing writes ` +
     `(migrate rollback --runbook d-day: reverse replication has carried the writes made on the target since the switch back to the source), ` +
     `then run D-day again; or (2) accept a proof at a later point: pause PgBouncer, wait until reverse replication has caught up, ` +
     `pin again (postgres.pin-switch-point), run postgres.verify at that pin, then resume PgBouncer. ` +

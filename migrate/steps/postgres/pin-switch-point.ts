@@ -34,20 +34,21 @@ async function sessions(ctx: StepContext): Promise<Sessions> {
 
 /** Holders an earlier attempt of this step started (by tag), and the point it pinned, if it got that far. */
 function earlier(changes: readonly Json[]): { holders: HolderRef[]; pinned: SwitchPoint | undefined } {
-  const holders: HolderRef[] = [];
+  // By tag: a holder recorded before it answered (`pin`) is known by its process too once it did (`pinned`).
+  const holders = new Map<string, HolderRef>();
   let pinned: SwitchPoint | undefined;
   for (const change of changes) {
     const c = change as { action?: string; tag?: string; switchPoint?: unknown };
-    if (c.action === 'pin' && c.tag) holders.push({ tag: c.tag });
+    if (c.action === 'pin' && c.tag) holders.set(c.tag, { tag: c.tag });
     if (c.action === 'pinned') {
       const parsed = switchPointSchema.safeParse(c.switchPoint);
       if (parsed.success) {
         pinned = parsed.data;
-        holders.push(parsed.data.holder);
+        holders.set(parsed.data.holder.tag, parsed.data.holder);
       }
     }
   }
-  return { holders, pinned };
+  return { holders: [...holders.values()], pinned };
 }
 
 /** The point an earlier attempt pinned, when its snapshots still import (a rerun returns it rather than pinning a later one). */
@@ -93,7 +94,11 @@ export const pinSwitchPoint = defineStep<Params, Result>({
         tag,
         maxHoldMs,
       );
-      const [source, target] = await Promise.all([readSequences(pools.source), readSequences(pools.target)]);
+      const [source, target] = await Promise.all([readSequences(pools.source), readSequences(pools.target)]).catch(async (error) => {
+        // A pin that cannot be returned must not hold vacuum back until maxHoldMinutes.
+        await releaseHolder(pools, held);
+        throw error;
+      });
       const switchPoint: SwitchPoint = {
         pinnedAt: new Date(held.pinnedAtMs).toISOString(),
         pinnedAtMs: held.pinnedAtMs,

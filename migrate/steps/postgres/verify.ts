@@ -157,7 +157,9 @@ export const verify: StepKind<Params, Result> = defineStep<Params, Result>({
       object: `table ${table.table}`,
       message: `${describeDifferences(table)}${at}`,
       fix: table.problem
-        ? 'Copy the schema again (postgres.schema-copy), or list the table in excludeTables if it is not migrated.'
+        ? p.at && table.problem.startsWith('rewritten')
+          ? decisionAdvice(p.at)
+          : 'Copy the schema again (postgres.schema-copy), or list the table in excludeTables if it is not migrated.'
         : p.at
           ? "The target did not hold the source's rows when the app was switched to it: roll back (reverse replication has kept the writes made since), repair the listed keys, and run D-day again; the step result lists the differing keys and key ranges."
           : 'Make sure replication has caught up (postgres.catch-up) and nothing else writes to the target, then run verify again; the step result lists the differing keys and key ranges.',
@@ -210,7 +212,9 @@ async function applyAtPoint(ctx: StepContext, p: Params, pools: Sessions, point:
     proof = await proveAtPoint(ctx, pools, point, p);
   } catch (error) {
     if (error instanceof PointLostError)
-      throw new StepError(`Unable to verify the target against the source: ${error.message}`, [pointLost(point, error.reasons)]);
+      throw new StepError(`Unable to verify the target against the source: ${error.message}; nothing was verified at any other point`, [
+        pointLost(point, error.reasons),
+      ]);
     // The holder stays: a rerun (resume) proves the same point.
     throw unable('verify the target against the source at the switch point', error);
   }
