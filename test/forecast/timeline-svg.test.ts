@@ -162,7 +162,13 @@ describe('the timeline SVG', () => {
     });
     journal.append({ type: 'run-finished', durationMs: 4000 }, T0 + 4000);
     journal.close();
-    const input = timelineInput([runState(path)]);
+    // The writers wrote all rehearsal long: only what falls around this run is drawn.
+    const writes = [T0 - 3_600_000, T0 + 500, T0 + 3500, T0 + 3_600_000].map((t) => ({ t, ok: true }));
+    const input = timelineInput([runState(path)], { clients: [{ name: 'app writers', role: 'database', events: writes }] });
+    assert.deepEqual(
+      input.clients?.[0]?.events?.map((e) => e.t),
+      [T0 + 500, T0 + 3500],
+    );
     assert.deepEqual(input.window, { start: T0 + 1000, end: T0 + 3100, label: 'write window' });
     assert.equal(input.forecast?.parts.length, predicted.databaseWindow.parts.length);
     const built = parse(renderTimeline(input));
