@@ -198,7 +198,7 @@ function adjusted(kind: string, base: Part, step: HistoryStep | undefined, m: Me
         base.label,
         behind,
         'measured',
-        `measured now: ${bytes(lag)} of lag at ${bytes(rate)}/s of WAL is ${secs(behind)} behind (${base.from})`,
+        `measured now: ${bytes(lag)} of lag at ${bytes(rate)}/s of WAL is ${secs(behind)} behind; without lag: ${base.from}`,
       );
   }
   if (kind === 'postgres.sequence-sync' && m.sequences.ok) {
