@@ -57,7 +57,12 @@ export async function seesOtherSessions(source: pg.Pool): Promise<boolean> {
   return rows[0]!.sees;
 }
 
-/** Lag of the cutover's subscription: bytes the slot has not confirmed, and seconds since the target last confirmed a position. */
+/**
+ * Lag of the cutover's subscription: WAL the target has not received yet (the source's position
+ * minus the apply worker's received_lsn), and seconds since the target last confirmed a position.
+ * Not the slot's confirmed_flush_lsn: the subscriber confirms only every few seconds, so that lag
+ * is mostly the feedback interval, not work catch-up has to do.
+ */
 export async function replicationLag(
   source: pg.Pool,
   target: pg.Pool,
@@ -65,11 +70,19 @@ export async function replicationLag(
 ): Promise<{ bytes: number | null; seconds: number | null } | null> {
   const info = await subscriptionInfo(target, subscription);
   if (!info) return null;
-  const slot = await slotInfo(source, info.slotName ?? subscription);
-  const { rows } = await target.query<{ seconds: number | null }>(
-    `select extract(epoch from now() - latest_end_time)::float8 as seconds
+  const { rows } = await target.query<{ received: string | null; seconds: number | null }>(
+    `select received_lsn::text as received, extract(epoch from now() - latest_end_time)::float8 as seconds
        from pg_stat_subscription where subid = $1 and relid is null`,
     [info.oid],
   );
-  return { bytes: slot?.lagBytes ?? null, seconds: rows[0]?.seconds ?? null };
+  const worker = rows[0];
+  if (worker?.received) {
+    const lag = await source.query<{ bytes: string }>(
+      'select greatest(pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn), 0)::text as bytes',
+      [worker.received],
+    );
+    return { bytes: Number(lag.rows[0]!.bytes), seconds: worker.seconds };
+  }
+  const slot = await slotInfo(source, info.slotName ?? subscription);
+  return { bytes: slot?.lagBytes ?? null, seconds: worker?.seconds ?? null };
 }

@@ -32,6 +32,14 @@ export function timelineInput(
         ...(s.reason || s.error ? { note: s.reason ?? s.error } : {}),
       })),
   );
+  // Clients watched the whole rehearsal; the picture is of these runs (a little before and after).
+  const from = Math.min(...steps.map((s) => s.start)) - 2000;
+  const to = Math.max(...steps.map((s) => s.end)) + 5000;
+  const clients = options.clients?.map((c) => ({
+    ...c,
+    ...(c.events ? { events: c.events.filter((e) => e.t >= from && e.t <= to) } : {}),
+    ...(c.perSecond ? { perSecond: c.perSecond.filter((b) => b.t >= from && b.t <= to) } : {}),
+  }));
   const windowRun = [...runs].reverse().find((r) => windowOfRun(r));
   const window = windowRun ? windowOfRun(windowRun)! : undefined;
   const forecast = options.forecast ?? runs.map(forecastOfRun).find(Boolean);
@@ -46,7 +54,7 @@ export function timelineInput(
     subtitle: `${measured}${predicted}`,
     steps,
     ...(window ? { window: { start: window.start, end: window.end, label: 'write window' } } : {}),
-    ...(options.clients ? { clients: options.clients } : {}),
+    ...(clients ? { clients } : {}),
     ...(forecast
       ? {
           forecast: {

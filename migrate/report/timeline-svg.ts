@@ -144,7 +144,7 @@ function perSecondOf(client: ClientSeries): { t: number; ok: number; error: numb
 function panel(input: TimelineInput, range: Range, origin: number, top: number, zoom: boolean): { svg: string; height: number } {
   const x = scale(range);
   const rows: string[] = [];
-  let y = top + 30;
+  let y = top + 42;
   const stepClass = zoom ? 'step-zoom' : 'step';
   const steps = zoom ? input.steps.filter((s) => s.end >= range.from && s.start <= range.to) : input.steps;
   const lanes = [...new Set(steps.map((s) => s.lane))];
@@ -215,27 +215,32 @@ function panel(input: TimelineInput, range: Range, origin: number, top: number, 
   for (const client of input.clients ?? []) {
     const buckets = perSecondOf(client).filter((b) => b.t + 1000 >= range.from && b.t <= range.to);
     const max = Math.max(1, ...buckets.map((b) => b.ok));
-    const gap = client.events ? gaps(client.events.filter((e) => e.t >= range.from && e.t <= range.to)) : undefined;
+    // The longest gap of the whole series, in both panels: the zoomed one clips it, it does not shorten it.
+    const gap = client.events ? gaps(client.events) : undefined;
     const errors = (client.events ?? []).filter((e) => !e.ok && e.t >= range.from && e.t <= range.to);
     const base = y + CLIENT_ROW - 4;
+    // Zoomed, one line per successful write: per-second bars would be wider than the window itself.
+    const ticks = zoom && client.events ? client.events.filter((e) => e.ok && e.t >= range.from && e.t <= range.to) : [];
     const parts = [
       `<g class="client" data-client="${xml(client.name)}">`,
       text(8, y + 14, `${client.name} (${client.role === 'user' ? 'user-facing' : 'database'} client)`, 'font-size="11"'),
       text(
         16,
         y + 28,
-        `writes/s (max ${max})${gap ? `, longest gap ${seconds((gap.end - gap.start) / 1000)}` : ''}`,
+        `${ticks.length ? 'each line a successful write' : `writes/s (max ${max})`}${gap ? `, longest gap ${seconds((gap.end - gap.start) / 1000)}` : ''}`,
         'font-size="10" fill="#616161"',
       ),
     ];
-    for (const b of buckets) {
+    for (const e of ticks.slice(0, 5000))
+      parts.push(`<line x1="${n(x(e.t))}" y1="${y + 8}" x2="${n(x(e.t))}" y2="${base}" stroke="${OK_FILL}"/>`);
+    for (const b of ticks.length ? [] : buckets) {
       const x1 = x(b.t);
       const h = ((CLIENT_ROW - 8) * b.ok) / max;
       parts.push(
         `<rect x="${n(x1)}" y="${n(base - h)}" width="${n(Math.max(1, x(b.t + 1000) - x1 - 1))}" height="${n(h)}" fill="${OK_FILL}"/>`,
       );
     }
-    if (gap)
+    if (gap && gap.end >= range.from && gap.start <= range.to)
       parts.push(
         `<rect class="gap" x="${n(x(gap.start))}" y="${y + 2}" width="${n(Math.max(2, x(gap.end) - x(gap.start)))}" height="${CLIENT_ROW - 6}" fill="none" stroke="${ERROR_FILL}" stroke-dasharray="3,2"/>`,
       );
@@ -250,7 +255,7 @@ function panel(input: TimelineInput, range: Range, origin: number, top: number, 
   const height = y - top + 10;
   const band = window
     ? `<g class="window${zoom ? '-zoom' : ''}"><title>${xml(window.label ?? 'write window')}: ${xml(seconds((window.end - window.start) / 1000))}</title>` +
-      `<rect x="${n(x(window.start))}" y="${top + 20}" width="${n(Math.max(2, x(window.end) - x(window.start)))}" height="${n(height - 20)}" fill="${WINDOW_FILL}" fill-opacity="0.18" stroke="${WINDOW_FILL}"/>` +
+      `<rect x="${n(x(window.start))}" y="${top + 16}" width="${n(Math.max(2, x(window.end) - x(window.start)))}" height="${n(height - 16)}" fill="${WINDOW_FILL}" fill-opacity="0.18" stroke="${WINDOW_FILL}"/>` +
       text(
         x(window.start),
         top + 18,
@@ -259,7 +264,7 @@ function panel(input: TimelineInput, range: Range, origin: number, top: number, 
       ) +
       '</g>'
     : '';
-  return { svg: [axis(range, origin, top + 30, height - 30), band, ...rows].join('\n'), height };
+  return { svg: [axis(range, origin, top + 42, height - 42), band, ...rows].join('\n'), height };
 }
 
 function legend(y: number): { svg: string; height: number } {

@@ -95,7 +95,9 @@ describe('forecast measurements', () => {
     const events = m.tables.value.largest.find((x) => x.table === 'crm.events')!;
     assert.ok(events.rows >= 400 && events.bytes > 0, `a partitioned table is measured by its leaves: ${JSON.stringify(events)}`);
     const customers = await pair.sql('source', "select pg_table_size('billing.customers')::float8 as b");
-    assert.equal(m.tables.value.largest.find((x) => x.table === 'billing.customers')!.bytes, customers.rows[0].b);
+    // Heap and TOAST, not indexes; read after the measurement, while the writer still grows the table.
+    const measuredBytes = m.tables.value.largest.find((x) => x.table === 'billing.customers')!.bytes;
+    assert.ok(measuredBytes > 0 && measuredBytes <= customers.rows[0].b, `${measuredBytes} of ${customers.rows[0].b}`);
 
     assert.ok(m.verifyRate.ok, JSON.stringify(m.verifyRate));
     assert.equal(m.verifyRate.value.table, m.tables.value.largest[0]!.table, 'the sample reads the largest table');

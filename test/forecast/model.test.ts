@@ -113,10 +113,11 @@ describe('the forecast model', () => {
     ]);
     assert.equal(f.userWindow['stop-first'].seconds, 100.15);
 
-    assert.deepEqual([f.proofRun.seconds, f.proofRun.source, f.proofRun.tolerance], [10, 'measured', 2.75]);
+    // 1 GB at 100 MB/s, plus the 1 s the run's verify took beyond its 100 000 rows at today's 100 000 rows/s.
+    assert.deepEqual([f.proofRun.seconds, f.proofRun.source, f.proofRun.tolerance], [11, 'measured', 3]);
     assert.match(f.proofRun.from, /1\.0 GB in 10 tables at 100 MB\/s/);
     // Held from the pin: the 1.05 s of window after it, then the proof.
-    assert.deepEqual([f.snapshotHold.seconds, f.snapshotHold.source], [11.05, 'measured']);
+    assert.deepEqual([f.snapshotHold.seconds, f.snapshotHold.source], [12.05, 'measured']);
   });
 
   it("assumes a rehearsal's skipped AWS steps will run on another stack, at their defaults", () => {
@@ -133,11 +134,11 @@ describe('the forecast model', () => {
   it('puts the proof inside the window when it runs before the switch, at the measured rate', () => {
     const f = forecast(measured, run('prod'), { stack: 'prod', order: 'keep-serving', proof: 'before-switch' });
     const parts = byId(f.databaseWindow.parts);
-    assert.deepEqual([parts.verify?.seconds, parts.verify?.source], [10, 'measured']);
+    assert.deepEqual([parts.verify?.seconds, parts.verify?.source], [11, 'measured']);
     assert.equal(parts['postgres.pin-switch-point'], undefined);
     assert.equal(parts['postgres.reverse-replication'], undefined);
-    assert.equal(f.databaseWindow.seconds, 17.95);
-    assert.equal(f.snapshotHold.seconds, 10);
+    assert.equal(f.databaseWindow.seconds, 18.95);
+    assert.equal(f.snapshotHold.seconds, 11);
   });
 
   it('with no run to follow: default steps in D-day order, unknown pod start-up makes stop-first a lower bound', () => {

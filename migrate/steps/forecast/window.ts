@@ -16,8 +16,8 @@ import { replicationNames } from '../../postgres/replication-names.ts';
 
 const params = z.strictObject({
   subscription: replicationNames.subscription,
-  /** The window users may see, in seconds; absent or 0 (a runbook's "no budget"): the forecast is reported and never blocks. */
-  budgetSeconds: z.preprocess((v) => (v === 0 ? undefined : v), z.number().positive().optional()),
+  /** The window users may see, in seconds; absent or 0 (a runbook config left at 0): reported, never blocks. */
+  budgetSeconds: z.number().min(0).optional(),
   /** keep-serving: the legacy app keeps writing through its repointed pooler; stop-first: it is stopped before the freeze. */
   order: z.enum(['keep-serving', 'stop-first']).default('keep-serving'),
   /** after-switch: the full proof runs after writes resume, pinned to the switch point; before-switch: inside the window. */
@@ -45,8 +45,9 @@ async function assess(ctx: StepContext, p: Params, stateDir: string | undefined)
     kube: p.kube ? { kubeconfig: p.kubeconfig, context: p.context } : 'not read (kube: false)',
     stateDir,
   });
-  const findings = p.budgetSeconds === undefined ? [] : budgetFindings(forecast, p.budgetSeconds, p.order);
-  const result = { ...forecast, measurements, budgetSeconds: p.budgetSeconds ?? null } as Result;
+  const budget = p.budgetSeconds ? p.budgetSeconds : undefined;
+  const findings = budget === undefined ? [] : budgetFindings(forecast, budget, p.order);
+  const result = { ...forecast, measurements, budgetSeconds: budget ?? null } as Result;
   return { findings, result };
 }
 
@@ -61,14 +62,14 @@ export function forecastWindowKind(options: { stateDir?: string } = {}): StepKin
 
     async probe(ctx, p) {
       const { findings, result } = await assess(ctx, p, options.stateDir);
-      const plan = formatForecast(result, { budgetSeconds: p.budgetSeconds }).split('\n');
+      const plan = formatForecast(result, { budgetSeconds: result.budgetSeconds ?? undefined }).split('\n');
       return blocks(findings) ? { state: 'blocked', findings, plan } : { state: 'ready', findings, plan };
     },
 
     async apply(ctx, p) {
       const { findings, result } = await assess(ctx, p, options.stateDir);
       if (blocks(findings)) throw blockedBy(findings, 'the forecast is over the window budget');
-      for (const line of formatForecast(result, { budgetSeconds: p.budgetSeconds }).split('\n')) ctx.log.info(line);
+      for (const line of formatForecast(result, { budgetSeconds: result.budgetSeconds ?? undefined }).split('\n')) ctx.log.info(line);
       return result;
     },
 
