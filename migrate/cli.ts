@@ -17,7 +17,7 @@ const collect = (value: string, previous: string[] = []) => [...previous, value]
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
 /** Commands that only print: a closed stdout (`migrate kinds | head -3`) ends them at once, exit 0. */
-const PRINT_ONLY = new Set(['runs', 'kinds', 'status', 'plan', 'preflight', 'iam-policy', 'outputs', 'help']);
+const PRINT_ONLY = new Set(['runs', 'kinds', 'status', 'plan', 'preflight', 'iam-policy', 'outputs', 'forecast', 'help']);
 let command = '';
 let stdoutClosed = false;
 process.stdout.on('error', (error: NodeJS.ErrnoException) => {

@@ -97,6 +97,7 @@ describe('usage errors and help', { concurrency: true }, () => {
         'iam-policy',
         'rehearse',
         'tools',
+        'forecast',
       ].map((command): [string[], RegExp] => [[command, '--nope'], /unknown option '--nope'/]),
       // Commander checks required options before unknown ones.
       [
