@@ -20,6 +20,7 @@ import type { EngineEvent, Reporter } from '../core/report.ts';
 import { loadRunbook } from '../core/runbook.ts';
 import { redact, redactValue } from '../core/secret.ts';
 import { createSecretResolver } from '../core/secret-refs.ts';
+import { compareWithRun } from '../forecast/compare.ts';
 import { type KubeStandin, startKubeStandin } from '../local/kube-standin.ts';
 import { localOutputs } from '../local/outputs.ts';
 import { type LocalPgbouncer, startPgbouncer } from '../local/pgbouncer.ts';
@@ -27,11 +28,14 @@ import { type PostgresServer, startPostgres } from '../local/postgres-server.ts'
 import { startAll } from '../local/running.ts';
 import { startWebhookStandin, type WebhookStandin } from '../local/webhook-standin.ts';
 import { targetAdvisoryLock } from '../postgres/run-lock.ts';
+import { forecastOfRun, timelineInput } from '../report/timeline-input.ts';
+import { renderTimeline } from '../report/timeline-svg.ts';
 import { goNoGoOf, type RehearsalReport, timelineOf, toMarkdown } from './report.ts';
 import { APP_DATABASE, APP_ROLE, prepareTargetRoles, rowCount, seedSource } from './seed.ts';
+import type { UserWrite } from './user-client.ts';
 import { REHEARSAL_RECORD_TTL, startUserFacing, type UserFacing } from './user-facing.ts';
 import { WebhookStream } from './webhook-stream.ts';
-import { longestWriteGap, Workload } from './workload.ts';
+import { longestWriteGap, Workload, type WorkloadResult } from './workload.ts';
 
 export interface RehearseOptions {
   /** Customers in the seeded database; the other tables scale with it. */
@@ -382,6 +386,8 @@ export async function rehearse(options: RehearseOptions): Promise<RehearsalRepor
     ].filter((p): p is string => Boolean(p));
 
     const timeline = timelineOf(runs);
+    const dDayForecast = dDayRun ? forecastOfRun(dDayRun) : undefined;
+    const timelineFile = dDayRun ? writeTimeline(options, dDayRun, writes, userLog) : null;
     report = {
       date: new Date(started).toISOString(),
       outcome: problems.length === 0 ? 'passed' : 'failed',
@@ -415,6 +421,8 @@ export async function rehearse(options: RehearseOptions): Promise<RehearsalRepor
         : null,
       users: usersReport,
       rollback,
+      forecast: dDayRun && dDayForecast ? compareWithRun(dDayForecast, dDayRun) : null,
+      timelineFile,
       goNoGo: goNoGoOf(dDayRun),
       privilegeDifferences: verify?.privileges ? verify.privileges.length : null,
       sequencesBehind,
@@ -470,6 +478,8 @@ export async function rehearse(options: RehearseOptions): Promise<RehearsalRepor
       verification: null,
       users: null,
       rollback: null,
+      forecast: null,
+      timelineFile: null,
       goNoGo: goNoGoOf(runs.find((r) => r.runbook.name === 'd-day')),
       privilegeDifferences: null,
       sequencesBehind: 0,
@@ -503,6 +513,24 @@ async function countSequencesBehind(ahead: PostgresServer, behind: import('pg').
   await aheadClient.end();
   const onBehind = new Map(b.rows.map((r) => [r.name, BigInt(r.v)]));
   return a.rows.filter((r) => (onBehind.get(r.name) ?? -(2n ** 63n)) < BigInt(r.v)).length;
+}
+
+/** The SVG timeline beside the report: every D-day step, the window, the writers' and the user's writes, the forecast. */
+function writeTimeline(options: RehearseOptions, dDayRun: RunState, writes: WorkloadResult, userLog: UserWrite[]): string {
+  const file = `${options.reportFile.replace(/\.md$/, '')}.svg`;
+  const input = timelineInput([dDayRun], {
+    title: `Rehearsal d-day ${dDayRun.runId}`,
+    clients: [
+      {
+        name: `app writers through PgBouncer (${options.writers})`,
+        role: 'database',
+        events: [...writes.commitTimes.map((t) => ({ t, ok: true })), ...writes.errors.map((e) => ({ t: e.at, ok: false }))],
+      },
+      { name: 'DNS-following user', role: 'user', events: userLog.map((w) => ({ t: w.at, ok: w.ok })) },
+    ],
+  });
+  writeFileSync(file, renderTimeline(input));
+  return file;
 }
 
 function writeReports(report: RehearsalReport, file: string): void {

@@ -5,6 +5,7 @@
  */
 import type { RunState } from '../core/journal.ts';
 import { formatDuration } from '../core/report.ts';
+import type { ForecastOutcome } from '../forecast/compare.ts';
 import type { UsersReport } from './user-facing.ts';
 
 export interface TimelineRow {
@@ -50,6 +51,10 @@ export interface RehearsalReport {
   } | null;
   /** What a user of the app saw, resolving its name through DNS, across the whole D-day (and rollback). */
   users: UsersReport | null;
+  /** D-day's go/no-go forecast set beside what the run then did. */
+  forecast: ForecastOutcome | null;
+  /** The SVG timeline written beside the report. */
+  timelineFile: string | null;
   /** --rollback-after-switch: the rollback run, with the app writing throughout. */
   rollback: {
     startedAt: number;
@@ -108,6 +113,25 @@ export function goNoGoOf(run: RunState | undefined): RehearsalReport['goNoGo'] {
           : `apply errors ${r.applyErrors ?? 'n/a'}, lag ${r.lagBytes ?? 'n/a'} bytes, watched ${formatDuration(r.observedMs ?? 0)}`;
       return { step: s.id, outcome: s.status, detail: s.error ?? s.reason ?? detail };
     });
+}
+
+const secs = (x: number | null) => (x === null ? '—' : `${x.toFixed(3)} s`);
+
+/** The go/no-go's forecast beside the measured steps. */
+function forecastMarkdown(f: ForecastOutcome): string[] {
+  return [
+    '## Forecast and what happened',
+    '',
+    `Forecast ${f.basedOnRun ? `from run ${f.basedOnRun} and` : 'from'} read-only measurements, made before anything changed.`,
+    '',
+    '| part | forecast | tolerance | measured | within |',
+    '|---|---|---|---|---|',
+    `| **write window** | ${secs(f.window.predicted)}${f.window.lowerBound ? ' (at least)' : ''} | ± ${secs(f.window.tolerance)} | ${secs(f.window.actual)} | ${f.window.within ?? '—'} |`,
+    ...f.parts.map(
+      (p) => `| ${p.label} (${p.source}) | ${secs(p.predicted)} | ± ${secs(p.tolerance)} | ${secs(p.actual)} | ${p.within ?? '—'} |`,
+    ),
+    '',
+  ];
 }
 
 /** Where the proof ran and what holding its snapshots cost. */
@@ -171,8 +195,10 @@ export function toMarkdown(r: RehearsalReport): string {
         ]
       : []),
     '',
+    ...(r.forecast ? forecastMarkdown(r.forecast) : []),
     '## Timeline',
     '',
+    ...(r.timelineFile ? [`Picture: ${r.timelineFile}`, ''] : []),
     '| runbook | step | kind | outcome | started | duration | note |',
     '|---|---|---|---|---|---|---|',
     ...r.timeline.map(
@@ -234,7 +260,12 @@ export function toText(r: RehearsalReport): string {
         ]
       : []),
     ...(r.skipped.length > 0 ? [`Skipped: ${r.skipped.length - 1} steps that need AWS (see the report)`] : []),
-    `Report: ${r.artifacts.report}`,
+    ...(r.forecast
+      ? [
+          `Forecast write window: ${secs(r.forecast.window.predicted)} ± ${secs(r.forecast.window.tolerance)}, measured ${secs(r.forecast.window.actual)} (within: ${r.forecast.window.within ?? '—'})`,
+        ]
+      : []),
+    `Report: ${r.artifacts.report}${r.timelineFile ? `, timeline picture: ${r.timelineFile}` : ''}`,
     ...(r.artifacts.stop ? ['', `Kept (--keep) in ${r.artifacts.dir}:`, ...r.artifacts.stop.map((l) => `  ${l}`)] : []),
     '',
   ].join('\n');
