@@ -4,8 +4,9 @@
  * through a DNS stand-in (TTL 1 s) and writes through a legacy app (that PgBouncer) or, once the
  * record moves, a new app behind a second PgBouncer on the target. Two ways to prove the data:
  *
- * - after-switch (the shipped default): pause → freeze → catch-up → write-fence → sequences → pin →
- *   stop replication → reverse replication → reload → resume; then verify at the pinned point while
+ * - after-switch (the shipped default): (prepare the pin's holder) pause → freeze → catch-up →
+ *   write-fence → sequences → pin → stop replication → reverse replication (no worker wait) →
+ *   reload → resume; then (reverse health) verify at the pinned point while
  *   the writers write on the target. With `rollback`, the writers keep writing on the target, then
  *   the rollback: resume's undo (pause) → reload's undo (back to the source) → reverse replication's
  *   undo (the source applies everything, sequences carried back) → freeze's undo → pause's undo
@@ -26,8 +27,9 @@ import { pgbouncerResume } from '../migrate/steps/pgbouncer/resume.ts';
 import { catchUp } from '../migrate/steps/postgres/catch-up.ts';
 import { freezeWrites } from '../migrate/steps/postgres/freeze-writes.ts';
 import { pinSwitchPoint } from '../migrate/steps/postgres/pin-switch-point.ts';
+import { prepareSwitchPoint } from '../migrate/steps/postgres/prepare-switch-point.ts';
 import { replicationStop } from '../migrate/steps/postgres/replication-stop.ts';
-import { reverseReplication, reverseReplicationStop } from '../migrate/steps/postgres/reverse-replication.ts';
+import { reverseHealth, reverseReplication, reverseReplicationStop } from '../migrate/steps/postgres/reverse-replication.ts';
 import { sequenceSync } from '../migrate/steps/postgres/sequence-sync.ts';
 import { unfreeze } from '../migrate/steps/postgres/unfreeze.ts';
 import { verify } from '../migrate/steps/postgres/verify.ts';
@@ -134,6 +136,8 @@ export async function measureDday(
       };
       const pgbouncer = { configFile: legacyPool.configFile };
       const verifyParams = { mode: 'full', onDifference: 'report' };
+      // Before the window, as d-day's prepare-pin: the holder started and connected, idle.
+      const prepared = options.proof === 'after-switch' ? (await run.run(prepareSwitchPoint, {})).result.holder : undefined;
       await step(pgbouncerPause, pgbouncer);
       frozen = await step(freezeWrites, {});
       await step(catchUp, options.names);
@@ -150,15 +154,17 @@ export async function measureDday(
         };
       }
       await step(sequenceSync, {});
-      const pinned = options.proof === 'after-switch' ? await step(pinSwitchPoint, {}) : undefined;
+      const pinned = options.proof === 'after-switch' ? await step(pinSwitchPoint, { prepared }) : undefined;
       await step(replicationStop, options.names);
       if (options.proof === 'after-switch') {
         reverseStarted = true;
-        await step(reverseReplication, { forwardSubscription: options.names.subscription });
+        await step(reverseReplication, { forwardSubscription: options.names.subscription, waitForWorker: false });
       }
       const toTarget = { backend: { host: bench.target.host, port: bench.target.port }, ...pgbouncer };
       await step(pgbouncerReload, toTarget);
       await step(pgbouncerResume, pgbouncer);
+      // After the window, as d-day's reverse-health: the worker the reverse step no longer waits for.
+      if (options.proof === 'after-switch') await run.run(reverseHealth, {});
       // Users follow: the record moves once the new app is up, the legacy app stops once its TTL ran out.
       dns.set(APP_NAME, 'A', [NEW], 1);
       if (pinned) {

@@ -14,16 +14,16 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import type { StackOutputs } from '../../infra/contract.ts';
-import type { Json } from '../../migrate/core/step.ts';
+import { type Json, StepError } from '../../migrate/core/step.ts';
 import type { PostgresServer } from '../../migrate/local/postgres-server.ts';
 import { pool } from '../../migrate/postgres/connections.ts';
-import { reverseStatus } from '../../migrate/postgres/reverse-replication.ts';
+import { reverseConninfo, reverseStatus } from '../../migrate/postgres/reverse-replication.ts';
 import { replicationStatus } from '../../migrate/postgres/status.ts';
 import { catchUp } from '../../migrate/steps/postgres/catch-up.ts';
 import { freezeWrites } from '../../migrate/steps/postgres/freeze-writes.ts';
 import { replicationStart } from '../../migrate/steps/postgres/replication-start.ts';
 import { replicationStop } from '../../migrate/steps/postgres/replication-stop.ts';
-import { reverseReady, reverseReplication } from '../../migrate/steps/postgres/reverse-replication.ts';
+import { reverseHealth, reverseReady, reverseReplication } from '../../migrate/steps/postgres/reverse-replication.ts';
 import { schemaCopy } from '../../migrate/steps/postgres/schema-copy.ts';
 import { sequenceSync } from '../../migrate/steps/postgres/sequence-sync.ts';
 import { writeFence } from '../../migrate/steps/postgres/write-fence.ts';
@@ -276,6 +276,65 @@ describe('reverse replication from the target back to the source after the switc
     await locker.end();
     await reverseReplication.undo!(context('reverse-again').ctx, p, t.changes, undefined);
     assert.deepEqual(await digests(pair, 'source'), await digests(pair, 'target'));
+    assert.equal((await reverseStatus(await pool(t.ctx, 'source'), await pool(t.ctx, 'target'), NAMES)).state, 'absent');
+  });
+
+  it('waitForWorker: false sets it up without the worker; reverse-health fails with the fix while it cannot run, then the slot has kept every write', async () => {
+    // Every logical replication worker of the source busy (healthy subscriptions of their own): the
+    // reverse subscription's worker cannot start, whatever the timing.
+    const conninfo = reverseConninfo(pair.outputs.reversePath!, pair.outputs.database, pair.target.password);
+    await pair.sql('target', 'create publication busy_pub');
+    const { rows: free } = await pair.sql(
+      'source',
+      `select current_setting('max_logical_replication_workers')::int - (select count(*)::int from pg_stat_subscription where pid is not null) as n`,
+    );
+    const busy = Array.from({ length: free[0].n }, (_, i) => `busy_${i}`);
+    for (const sub of busy)
+      await pair.sql(
+        'source',
+        `create subscription ${sub} connection ${pg.escapeLiteral(conninfo)} publication busy_pub with (copy_data = false)`,
+      );
+    await until(
+      'every worker runs',
+      async () => (await pair.sql('source', 'select count(*)::int as n from pg_stat_subscription where pid is not null')).rows[0].n,
+      (n) => n === busy.length,
+    );
+    const windowP = reverseReplication.params.parse({ pollMs: 20, waitForWorker: false });
+    const t = pair.context({ stepId: 'reverse-window' });
+    const result = await reverseReplication.apply(t.ctx, windowP);
+    assert.deepEqual(await reverseReplication.check(t.ctx, windowP, result), [], 'inside the window: the objects exist, enabled');
+    // Writes resume on the target while the worker cannot start.
+    await appWritesOnTarget(pair, 5);
+
+    const healthP = reverseHealth.params.parse({ pollMs: 20, workerDeadlineSeconds: 1 });
+    const health = pair.context({ stepId: 'reverse-health' });
+    assert.equal((await reverseHealth.probe(health.ctx, healthP)).state, 'ready');
+    await assert.rejects(reverseHealth.apply(health.ctx, healthP), (error: StepError) => {
+      assert.ok(error instanceof StepError, String(error));
+      assert.match(error.message, /apply worker did not start/);
+      const finding = error.findings.find((f) => f.object === 'subscription migrate_reverse (source)');
+      assert.ok(finding?.fix && /server log/.test(finding.fix), JSON.stringify(error.findings));
+      return true;
+    });
+    const failed = await reverseHealth.check(health.ctx, healthP, { subscription: NAMES.subscription, workerPid: 0 });
+    assert.deepEqual(
+      (failed ?? []).map((f) => f.object),
+      ['subscription migrate_reverse (source)'],
+    );
+
+    // The fix (a free worker), and the health step again: the worker runs, and brings what the target took meanwhile.
+    await pair.sql('source', `drop subscription ${busy[0]}`);
+    const healed = await reverseHealth.apply(pair.context({ stepId: 'reverse-health' }).ctx, reverseHealth.params.parse({ pollMs: 20 }));
+    assert.ok(healed.workerPid > 0);
+    const target = await digests(pair, 'target');
+    await until(
+      'the source holds the writes made before its worker ran',
+      () => digests(pair, 'source'),
+      (d) => JSON.stringify(d) === JSON.stringify(target),
+    );
+    for (const sub of busy.slice(1)) await pair.sql('source', `drop subscription ${sub}`);
+    await pair.sql('target', 'drop publication busy_pub');
+    await reverseReplication.undo!(pair.context({ stepId: 'reverse-window' }).ctx, windowP, t.changes, undefined);
     assert.equal((await reverseStatus(await pool(t.ctx, 'source'), await pool(t.ctx, 'target'), NAMES)).state, 'absent');
   });
 });

@@ -10,8 +10,9 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { hostname } from 'node:os';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
 import { alive } from '../../local/running.ts';
@@ -41,15 +42,16 @@ export function applicationName(tag: string): string {
   return `${HOLDER_APPLICATION} ${tag}`;
 }
 
+type Answer =
+  | { ready: true; pid: number; pinnedAtMs: number; sides: { source: HeldSide; target: HeldSide } }
+  | { ready: true; prepared: true; pid: number }
+  | { ready: false; error: string };
+
 /**
- * Spawns the holder on this Node and waits for its one line: the snapshot ids, or why it could not
- * export them. `configs` carry the password: they go to the holder's stdin only.
+ * Spawns the holder on this Node and waits for its one line. `request` carries the passwords: it
+ * goes to the holder's stdin only.
  */
-export async function startHolder(
-  configs: { source: pg.ClientConfig; target: pg.ClientConfig },
-  tag: string,
-  maxHoldMs: number,
-): Promise<Held> {
+async function spawnHolder(request: Record<string, unknown>): Promise<Answer> {
   const child = spawn(process.execPath, [HOLDER_SCRIPT], { detached: true, stdio: ['pipe', 'pipe', 'ignore'] });
   const line = new Promise<string>((resolve, reject) => {
     let text = '';
@@ -62,19 +64,20 @@ export async function startHolder(
     child.on('exit', (code, signal) => reject(new Error(`the snapshot holder exited before answering (${signal ?? `exit code ${code}`})`)));
   });
   child.stdin!.on('error', () => {});
-  child.stdin!.end(JSON.stringify({ tag, maxHoldMs, sides: configs }));
-  let answer:
-    | { ready: true; pid: number; pinnedAtMs: number; sides: { source: HeldSide; target: HeldSide } }
-    | { ready: false; error: string };
+  child.stdin!.end(JSON.stringify(request));
   try {
-    answer = JSON.parse(await line);
+    return JSON.parse(await line);
   } finally {
     // From here on the holder lives on its own: nothing of this process may keep it, or wait for it.
     child.stdout!.destroy();
     child.removeAllListeners('exit');
     child.unref();
   }
+}
+
+function held(tag: string, maxHoldMs: number, answer: Answer): Held {
   if (!answer.ready) throw new Error(`the snapshot holder could not export the snapshots: ${answer.error}`);
+  if (!('sides' in answer)) throw new Error('the snapshot holder answered without snapshots');
   return {
     tag,
     pid: answer.pid,
@@ -84,6 +87,80 @@ export async function startHolder(
     source: answer.sides.source,
     target: answer.sides.target,
   };
+}
+
+/** Spawns the holder and has it export the snapshots at once. */
+export async function startHolder(
+  configs: { source: pg.ClientConfig; target: pg.ClientConfig },
+  tag: string,
+  maxHoldMs: number,
+): Promise<Held> {
+  return held(tag, maxHoldMs, await spawnHolder({ tag, maxHoldMs, sides: configs }));
+}
+
+/** A holder started ahead of the write window, connected and idle, exporting when told (exportPrepared). */
+export type PreparedHolder = {
+  tag: string;
+  pid: number;
+  host: string;
+  /** The holder's 0700 directory on `host`: the export request and its answer. */
+  dir: string;
+  /** When it lets go on its own if nobody told it to export. */
+  waitUntilMs: number;
+};
+
+export async function prepareHolder(
+  configs: { source: pg.ClientConfig; target: pg.ClientConfig },
+  tag: string,
+  maxWaitMs: number,
+): Promise<PreparedHolder> {
+  // mkdtemp: private to this user, so neither the request nor the answer can be planted or read.
+  const dir = mkdtempSync(join(tmpdir(), 'migrate-holder-'));
+  let answer: Answer;
+  try {
+    answer = await spawnHolder({ tag, maxHoldMs: maxWaitMs, sides: configs, prepared: { dir, maxWaitMs } });
+  } catch (error) {
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
+  if (!answer.ready) {
+    rmSync(dir, { recursive: true, force: true });
+    throw new Error(`the snapshot holder could not connect: ${answer.error}`);
+  }
+  return { tag, pid: answer.pid, host: hostname(), dir, waitUntilMs: Date.now() + maxWaitMs };
+}
+
+/** The holder's answer; undefined until it is there (renamed into place whole), or once the holder removed it. */
+function readAnswer(file: string): Answer | undefined {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as Answer;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+/**
+ * Tells a prepared holder to export, and waits for the snapshot ids. Undefined when it cannot be
+ * told (another machine, no longer running, or it ended before answering): the caller starts one.
+ */
+export async function exportPrepared(ref: PreparedHolder, maxHoldMs: number, waitMs = 60_000): Promise<Held | undefined> {
+  if (!holderRunning(ref, { exiting: false })) return undefined;
+  const answerFile = join(ref.dir, 'point.json');
+  try {
+    writeFileSync(join(ref.dir, 'export.json'), JSON.stringify({ maxHoldMs }), { mode: 0o600 });
+    process.kill(ref.pid, 'SIGUSR2');
+  } catch {
+    return undefined;
+  }
+  for (const until = Date.now() + waitMs; ; ) {
+    const answer = readAnswer(answerFile);
+    if (answer) return held(ref.tag, maxHoldMs, answer);
+    // Gone without an answer (a server went away between prepare and pin): not this pin's failure.
+    if (!holderRunning(ref) && !existsSync(answerFile)) return undefined;
+    if (Date.now() > until) throw new Error(`the prepared snapshot holder (process ${ref.pid}) did not export within ${waitMs / 1000} s`);
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
 }
 
 /** How to reach a holder: its sessions by tag, its process when it was started on this machine. */

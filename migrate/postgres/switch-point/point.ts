@@ -42,3 +42,18 @@ export const switchPointSchema = z.strictObject({
 });
 
 export type SwitchPoint = z.infer<typeof switchPointSchema>;
+
+/**
+ * The holder `postgres.prepare-switch-point` started ahead of the window, as it returns it and the
+ * pin takes it back (`prepared: ${{ steps.<id>.holder }}`): journal-safe, enough to signal it.
+ */
+export const preparedHolderSchema = z.strictObject({
+  tag: z.string().min(1),
+  pid: z.number().int(),
+  host: z.string(),
+  dir: z.string().startsWith('/'),
+  waitUntil: z.string(),
+  waitUntilMs: z.number(),
+});
+
+export type PreparedHolderRef = z.infer<typeof preparedHolderSchema>;

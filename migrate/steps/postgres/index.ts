@@ -4,12 +4,13 @@ import { catchUp } from './catch-up.ts';
 import { freezeWrites } from './freeze-writes.ts';
 import { pinSwitchPoint } from './pin-switch-point.ts';
 import { preflight } from './preflight.ts';
+import { prepareSwitchPoint } from './prepare-switch-point.ts';
 import { refreshMatviews } from './refresh-matviews.ts';
 import { replicationHealthStep } from './replication-health.ts';
 import { replicationStart } from './replication-start.ts';
 import { replicationStop } from './replication-stop.ts';
 import { reverseReach } from './reverse-reach.ts';
-import { reverseReady, reverseReplication, reverseReplicationStop } from './reverse-replication.ts';
+import { reverseHealth, reverseReady, reverseReplication, reverseReplicationStop } from './reverse-replication.ts';
 import { schemaCopy } from './schema-copy.ts';
 import { schemaParity } from './schema-parity.ts';
 import { schemaSync } from './schema-sync.ts';
@@ -28,6 +29,7 @@ export const postgresSteps: StepKind[] = [
   catchUp,
   writeFence,
   sequenceSync,
+  prepareSwitchPoint,
   pinSwitchPoint,
   replicationStop,
   unfreeze,
@@ -37,5 +39,6 @@ export const postgresSteps: StepKind[] = [
   reverseReady,
   reverseReach,
   reverseReplication,
+  reverseHealth,
   reverseReplicationStop,
 ];

@@ -4,6 +4,11 @@
  * in a detached holder process, so that `postgres.verify` (with `at: ${{ steps.<id>.switchPoint }}`)
  * can prove the switch point after writes have resumed on the target, and again after a kill -9.
  *
+ * With `prepared` (the holder `postgres.prepare-switch-point` started and connected before the
+ * window), the pin only tells that holder to export: milliseconds instead of starting Node and
+ * connecting. A prepared holder that cannot be told (gone, or on another machine after a resume
+ * elsewhere) is released and a holder started here, as without it.
+ *
  * Changes nothing, but holds resources: each held snapshot holds back vacuum on its server until
  * verify releases it, undo releases it, or `maxHoldMinutes` pass.
  */
@@ -11,8 +16,17 @@ import { z } from 'zod';
 import type { Json, StepContext } from '../../core/step.ts';
 import { defineStep, StepError, unable } from '../../core/step.ts';
 import { connectionConfig, pool, sourceUrl, targetUrl } from '../../postgres/connections.ts';
-import { applicationName, type HolderRef, newTag, releaseHolder, type Sessions, startHolder } from '../../postgres/switch-point/holder.ts';
-import { type SwitchPoint, switchPointSchema } from '../../postgres/switch-point/point.ts';
+import {
+  applicationName,
+  exportPrepared,
+  type Held,
+  type HolderRef,
+  newTag,
+  releaseHolder,
+  type Sessions,
+  startHolder,
+} from '../../postgres/switch-point/holder.ts';
+import { preparedHolderSchema, type SwitchPoint, switchPointSchema } from '../../postgres/switch-point/point.ts';
 import { readSequences } from '../../postgres/switch-point/sequences.ts';
 import { pointStatus } from '../../postgres/switch-point/status.ts';
 
@@ -23,6 +37,8 @@ const params = z.strictObject({
     .positive()
     .max(24 * 60)
     .default(120),
+  /** `${{ steps.<prepare>.holder }}`: the holder started before the window, told to export here. */
+  prepared: preparedHolderSchema.optional(),
 });
 type Params = z.infer<typeof params>;
 type Result = { switchPoint: SwitchPoint } & Json;
@@ -71,7 +87,9 @@ export const pinSwitchPoint = defineStep<Params, Result>({
     return {
       state: 'ready',
       plan: [
-        'export a snapshot on the source and on the target, held open by a detached process until verify releases it',
+        p.prepared
+          ? `tell the prepared snapshot holder (process ${p.prepared.pid} on ${p.prepared.host}) to export a snapshot on the source and on the target, held open until verify releases it`
+          : 'export a snapshot on the source and on the target, held open by a detached process until verify releases it',
         `  at most ${p.maxHoldMinutes} min: a held snapshot holds back vacuum on both servers`,
         '  and record every sequence position of both sides (sequences are not part of a snapshot)',
       ],
@@ -85,15 +103,37 @@ export const pinSwitchPoint = defineStep<Params, Result>({
       if (live) return { switchPoint: live };
       // An earlier attempt's holder that can no longer serve would only hold vacuum back.
       for (const ref of earlier(ctx.previousChanges).holders) await releaseHolder(pools, ref);
-      const tag = newTag();
       const maxHoldMs = Math.round(p.maxHoldMinutes * 60_000);
-      await ctx.record({ action: 'pin', tag, maxHoldMinutes: p.maxHoldMinutes });
-      const name = applicationName(tag);
-      const held = await startHolder(
-        { source: connectionConfig(await sourceUrl(ctx), name), target: connectionConfig(await targetUrl(ctx), name) },
-        tag,
-        maxHoldMs,
-      );
+      const fresh = async (): Promise<Held> => {
+        const tag = newTag();
+        await ctx.record({ action: 'pin', tag, maxHoldMinutes: p.maxHoldMinutes });
+        const name = applicationName(tag);
+        return startHolder(
+          { source: connectionConfig(await sourceUrl(ctx), name), target: connectionConfig(await targetUrl(ctx), name) },
+          tag,
+          maxHoldMs,
+        );
+      };
+      let held: Held | undefined;
+      const prepared = p.prepared;
+      // A prepared holder exports once: told by an earlier attempt, it was released just above.
+      if (prepared && !earlier(ctx.previousChanges).holders.some((h) => h.tag === prepared.tag)) {
+        await ctx.record({ action: 'pin', tag: prepared.tag, prepared: true, maxHoldMinutes: p.maxHoldMinutes });
+        held = await exportPrepared(prepared, maxHoldMs).catch(async (error) => {
+          await releaseHolder(pools, prepared);
+          throw error;
+        });
+        if (!held) {
+          ctx.log.warn(
+            `the prepared snapshot holder (process ${prepared.pid} on ${prepared.host}) cannot be told to export from here: released, starting one now`,
+          );
+          await releaseHolder(pools, prepared);
+        }
+      } else if (prepared) {
+        ctx.log.warn(`the prepared snapshot holder was told to export by an earlier attempt (released): starting one now`);
+      }
+      held ??= await fresh();
+      const tag = held.tag;
       const [source, target] = await Promise.all([readSequences(pools.source), readSequences(pools.target)]).catch(async (error) => {
         // A pin that cannot be returned must not hold vacuum back until maxHoldMinutes.
         await releaseHolder(pools, held);

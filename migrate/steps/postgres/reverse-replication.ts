@@ -334,6 +334,12 @@ const params = z
       z.string().startsWith('/', 'must be an absolute path on the legacy server').optional(),
     ),
     keyless,
+    /**
+     * Wait for the source's apply worker to start before returning (and check it runs). false: only
+     * the objects inside the write window (the slot keeps every target write from its LSN, whenever
+     * the worker starts); postgres.reverse-health waits for the worker once writes have resumed.
+     */
+    waitForWorker: z.boolean().default(true),
     /** How long the source's apply worker may take to start. */
     workerDeadlineSeconds: z.number().positive().default(60),
     /** Undo: how long the source may take to apply the target's writes. */
@@ -434,7 +440,7 @@ function resultOf(p: Params, a: Awaited<ReturnType<typeof assess>>, lsn: string 
   };
 }
 
-async function waitForWorker(ctx: StepContext, p: Params): Promise<void> {
+async function waitForWorker(ctx: StepContext, p: Pick<Params, 'subscription' | 'workerDeadlineSeconds' | 'pollMs'>): Promise<void> {
   const source = await pool(ctx, 'source');
   await waitFor(ctx, {
     label: `apply worker of subscription ${p.subscription} on the source`,
@@ -500,7 +506,7 @@ export const reverseReplication = defineStep<Params, Result>({
         made.push(change as unknown as Json);
       };
       if (a.complete) {
-        await waitForWorker(ctx, p);
+        if (p.waitForWorker) await waitForWorker(ctx, p);
         return resultOf(p, a, recorded(all(), 'reverse-slot-lsn').at(-1)?.lsn ?? null, all());
       }
       if (blocks(a.findings)) throw blockedBy(a.findings);
@@ -539,7 +545,7 @@ export const reverseReplication = defineStep<Params, Result>({
         await createReverseSubscription(source, reverseNames(p), conninfo);
         ctx.log.info(`created subscription ${p.subscription} on the source, streaming from the target's slot ${p.slot}`);
       }
-      await waitForWorker(ctx, p);
+      if (p.waitForWorker) await waitForWorker(ctx, p);
       return resultOf(p, a, lsn, all());
     } catch (error) {
       throw unable(
@@ -561,7 +567,7 @@ export const reverseReplication = defineStep<Params, Result>({
         message: 'is disabled: the target’s writes do not reach the source',
         fix: `alter subscription ${p.subscription} enable (on the source)`,
       });
-    else if (!(await applyWorker(source, sub.oid)))
+    else if (p.waitForWorker && !(await applyWorker(source, sub.oid)))
       findings.push({
         severity: 'error',
         object: `subscription ${p.subscription} (source)`,
@@ -623,6 +629,90 @@ export const reverseReplication = defineStep<Params, Result>({
     } catch (error) {
       throw unable(`bring the target's writes back to the source and drop the reverse replication (${p.subscription})`, error);
     }
+  },
+});
+
+// ---------------------------------------------------------------------------------------------
+// postgres.reverse-health
+
+const healthParams = z
+  .object({
+    ...names,
+    /** How long the source's apply worker may take to start, counted from this step. */
+    workerDeadlineSeconds: z.number().positive().default(60),
+    pollMs: z.number().int().positive().default(100),
+  })
+  .strict();
+type HealthParams = z.infer<typeof healthParams>;
+type HealthResult = { subscription: string; workerPid: number };
+
+/** What stops the target's writes reaching the source, apart from a worker still starting. */
+async function healthFindings(ctx: StepContext, p: HealthParams): Promise<{ findings: Finding[]; workerPid: number | null }> {
+  const [source, target] = [await pool(ctx, 'source'), await pool(ctx, 'target')];
+  const [sub, slot, pub] = await Promise.all([
+    subscriptionInfo(source, p.subscription),
+    targetSlot(target, p.slot),
+    publicationState(target, p.publication),
+  ]);
+  const findings: Finding[] = [];
+  const fix = 'run postgres.reverse-replication (resume D-day), or roll back now: the target has been taking writes since the switch';
+  if (!sub) findings.push({ severity: 'error', object: `subscription ${p.subscription} (source)`, message: 'does not exist', fix });
+  else if (!sub.enabled)
+    findings.push({
+      severity: 'error',
+      object: `subscription ${p.subscription} (source)`,
+      message: 'is disabled: the target’s writes do not reach the source',
+      fix: `alter subscription ${p.subscription} enable (on the source)`,
+    });
+  if (!slot)
+    findings.push({
+      severity: 'error',
+      object: `replication slot ${p.slot} (target)`,
+      message: 'does not exist: the target’s writes since the switch cannot reach the source',
+      fix,
+    });
+  if (!pub) findings.push({ severity: 'error', object: `publication ${p.publication} (target)`, message: 'does not exist', fix });
+  const worker = sub?.enabled ? await applyWorker(source, sub.oid) : null;
+  return { findings, workerPid: worker?.pid ?? null };
+}
+
+export const reverseHealth = defineStep<HealthParams, HealthResult>({
+  kind: 'postgres.reverse-health',
+  summary: "Reverse replication streams: the source's apply worker runs (waited for once writes have resumed, out of the write window)",
+  params: healthParams,
+  requires: ['postgres'],
+  destructive: false,
+
+  async probe(ctx, p) {
+    const { findings, workerPid } = await healthFindings(ctx, p);
+    if (blocks(findings)) return { state: 'blocked', findings };
+    if (workerPid !== null) return { state: 'done', result: { subscription: p.subscription, workerPid } };
+    return {
+      state: 'ready',
+      plan: [`wait up to ${p.workerDeadlineSeconds} s for the apply worker of subscription ${p.subscription} on the source (read-only)`],
+    };
+  },
+
+  async apply(ctx, p) {
+    const { findings } = await healthFindings(ctx, p);
+    if (blocks(findings)) throw blockedBy(findings, 'the reverse replication is not in place');
+    await waitForWorker(ctx, p);
+    const { workerPid } = await healthFindings(ctx, p);
+    if (workerPid === null) throw new StepError(`the reverse subscription ${p.subscription}'s apply worker stopped right after starting`);
+    ctx.log.info(`the reverse subscription ${p.subscription}'s apply worker runs on the source (pid ${workerPid})`);
+    return { subscription: p.subscription, workerPid };
+  },
+
+  async check(ctx, p) {
+    const { findings, workerPid } = await healthFindings(ctx, p);
+    if (workerPid === null && !blocks(findings))
+      findings.push({
+        severity: 'error',
+        object: `subscription ${p.subscription} (source)`,
+        message: 'has no running apply worker: the target’s writes do not reach the source',
+        fix: "read the source's server log (cannot connect to the target through outputs.reversePath? no free worker?), fix it, and resume",
+      });
+    return findings;
   },
 });
 
