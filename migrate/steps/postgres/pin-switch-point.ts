@@ -38,7 +38,8 @@ const params = z.strictObject({
     .max(24 * 60)
     .default(120),
   /** `${{ steps.<prepare>.holder }}`: the holder started before the window, told to export here. */
-  prepared: preparedHolderSchema.optional(),
+  // An empty string is a runbook's "none": a run started after prepare-pin (`--from freeze`) spawns its own holder.
+  prepared: z.preprocess((v) => (v === '' ? undefined : v), preparedHolderSchema.optional()),
 });
 type Params = z.infer<typeof params>;
 type Result = { switchPoint: SwitchPoint } & Json;
