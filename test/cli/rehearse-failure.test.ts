@@ -48,9 +48,12 @@ describe('a failed or interrupted rehearsal cleans up after itself', () => {
   it('a runbook failing mid-rehearsal: report with the failure, exit 1, no server, no file left', async () => {
     const scratch = scratchFor('mid-run');
     const report = join(scratch, 'report.md');
-    const r = await startCli(['rehearse', '--rows', '50', '--writers', '1', '--report', report, '--set', 'stopSourceCommand=exit 3'], {
-      TMPDIR: scratch,
-    }).done;
+    const r = await startCli(
+      ['rehearse', '--rows', '50', '--writers', '1', '--report', report, '--set', 'stopSourceCommand=exit 3', '--set', 'order=stop-first'],
+      {
+        TMPDIR: scratch,
+      },
+    ).done;
     assert.equal(r.code, EXIT.failed, describeResult(r));
     assert.match(r.stdout, /Rehearsal FAILED: d-day failed at step stop-source/);
     assert.match(r.stdout, /week-prior\s+replication\s+applied/, 'the timeline shows what ran before the failure');
