@@ -70,9 +70,15 @@ export async function measureDdays(
     );
     if (after.rollback)
       lines.push(
-        `| rollback after the switch (${after.rollback.writesOnTarget} writes made on the target) | ${size} | **${s(after.rollback.windowSeconds)}** | | | every write on the source: ${after.lostWrites} lost (${after.lostUserWrites} of the user's) | ${after.rollback.steps.map((x) => `${x.step.replace(/^(postgres|pgbouncer)\./, '')} ${s(x.seconds)}`).join(', ')} |`,
+        `| rollback after the switch (${after.rollback.writesOnTarget} writes made on the target) | ${size} | **${s(after.rollback.windowSeconds)}** | ${after.rollbackUser ? `${s(after.rollbackUser.gapSeconds)} (${after.rollbackUser.failed} failed: the new app scaled down while the user still held its address)` : ''} | | every write on the source: ${after.lostWrites} lost (${after.lostUserWrites} of the user's) | ${after.rollback.steps.map((x) => `${x.step.replace(/^(postgres|pgbouncer)\./, '')} ${s(x.seconds)}`).join(', ')} |`,
       );
   }
+  for (const { size, after, before } of results)
+    for (const [label, r] of [
+      ['after', after],
+      ['before', before],
+    ] as const)
+      if (r.userErrors.length) lines.push(`user errors (${size}, proof ${label}): ${r.userErrors.join(' | ')}`);
   if (results.length === 2) {
     const [a, b] = results.map((r) => r.after.windowSeconds);
     lines.push('', `Window ratio between the sizes, proof after the switch: ${(b! / a!).toFixed(2)} (${s(a!)} → ${s(b!)}).`);

@@ -55,6 +55,10 @@ export interface DdayResult {
   /** The longest gap between a DNS-following user's successful writes, from before the pause to the end. */
   userGapSeconds: number;
   userFailed: number;
+  /** The user's distinct errors (app and address), first few. */
+  userErrors: string[];
+  /** The user during the rollback: the new app scaled down while the user still holds its address (TTL 1 s). */
+  rollbackUser: { gapSeconds: number; failed: number } | null;
   rollback: { windowSeconds: number; steps: { step: string; seconds: number }[]; writesOnTarget: number } | null;
   failedWrites: number;
   /** Writes a writer or the user saw commit that the database ending up primary does not have. */
@@ -128,6 +132,8 @@ export async function measureDday(
     const fromEpoch = Date.now();
     let proof: { seconds: number; rows: number; differences: number; hold: number | null; xmin: DdayResult['xminAge'] } | undefined;
     let rollback: DdayResult['rollback'] = null;
+    // The cutover measured to here (the proof and the wait for DNS included), the rollback after it.
+    let cutoverEnd: { perf: number; epoch: number } | undefined;
     await withSteps(bench, { sourceDatabase: database, pgbouncer: legacyPool }, async (run) => {
       const step = async <P, R extends Json>(kind: StepKind<P, R>, params: unknown, label = kind.kind): Promise<R> => {
         const { result, seconds } = await run.run(kind, params);
@@ -181,6 +187,7 @@ export async function measureDday(
       }
       await delay(Math.max(options.afterMs, 2500));
       legacyApp.setServing(false);
+      cutoverEnd = { perf: performance.now(), epoch: Date.now() };
       if (options.rollback && options.proof === 'after-switch') {
         // Back: users first (the legacy app up, the record moved back, the new app scaled down, as
         // the rollback's undo of scale-up does before it pauses), then the database.
@@ -224,14 +231,14 @@ export async function measureDday(
     });
     const times = writers.commits.map((c) => c.at);
     const lastBefore = times.reduce((last, t) => (t <= from && t > last ? t : last), -Infinity);
-    const windowEnd = steps.findIndex((s) => s.step === 'pgbouncer.resume');
-    const stepsSeconds = steps.slice(0, windowEnd + 1).reduce((sum, s) => sum + s.seconds, 0);
     const userIds = log.filter((w) => w.ok && w.id !== undefined).map((w) => `1000/${w.id}`);
-    const gap = longestUserGap(log, fromEpoch, Date.now());
+    // Whole-cutover gaps: from the last commit before the pause through the proof, to the rollback (if any).
+    const gap = longestUserGap(log, fromEpoch, cutoverEnd?.epoch ?? Date.now());
+    const rollbackUserGap = rollback && cutoverEnd ? longestUserGap(log, cutoverEnd.epoch, Date.now()) : undefined;
     return {
       database,
       proof: options.proof,
-      windowSeconds: longestWriteGap(times, lastBefore, Math.min(to, from + stepsSeconds * 1000 + 5000)).ms / 1000,
+      windowSeconds: longestWriteGap(times, lastBefore, cutoverEnd?.perf ?? to).ms / 1000,
       steps,
       proofSeconds: proof?.seconds ?? 0,
       rowsProved: proof?.rows ?? 0,
@@ -239,7 +246,9 @@ export async function measureDday(
       snapshotHoldSeconds: proof?.hold ?? null,
       xminAge: proof?.xmin ?? null,
       userGapSeconds: gap.ms / 1000,
-      userFailed: log.filter((w) => !w.ok).length,
+      userFailed: log.filter((w) => !w.ok && w.at <= (cutoverEnd?.epoch ?? Infinity)).length,
+      rollbackUser: rollbackUserGap ? { gapSeconds: rollbackUserGap.ms / 1000, failed: rollbackUserGap.failures } : null,
+      userErrors: [...new Set(log.filter((w) => !w.ok).map((w) => `${w.app} +${Math.round(w.at - fromEpoch)} ms: ${w.error}`))].slice(0, 5),
       rollback,
       failedWrites: writers.errors.length,
       lostWrites:
