@@ -142,7 +142,7 @@ describe('replica identity without equality, and a stalled subscription', () => 
     assert.match(run.stdout + run.stderr, /go-no-go-replication/);
     const [journal] = journalFiles(stateDir);
     const started = readJournal(journal!).flatMap((e) => (e.type === 'step-started' ? [e.step] : []));
-    assert.deepEqual(started, ['go-no-go-schema', 'go-no-go-replication']);
+    assert.deepEqual(started, ['go-no-go-forecast', 'go-no-go-schema', 'go-no-go-replication']);
     const frozen = await pair.sql('source', 'select count(*)::int as n from pg_db_role_setting');
     assert.equal(frozen.rows[0].n, 0, 'no role was frozen');
   });
