@@ -78,6 +78,25 @@ describe('migrate forecast and migrate timeline', () => {
     assert.ok(!(r.stdout + r.stderr).includes(pair.target.password), 'no secret in the output');
   });
 
+  it('migrate run d-day --window-budget: the go/no-go refuses before any other step starts', async () => {
+    const state = join(mkdtempSync(join(tmpdir(), 'forecast-budget-run-')), 'state');
+    const args = ['--outputs', outputs, '--state-dir', state, '--json', '--without', 'aws,kube,pgbouncer,http,shell'];
+    const r = await cli([...args, 'run', 'runbooks/d-day.yaml', '--yes', '--window-budget', '0.001']);
+    assert.equal(r.code, 4, describeResult(r));
+    const events = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { type: string; step?: string; finding?: { message: string } });
+    assert.deepEqual(
+      events.filter((e) => e.type === 'step-start').map((e) => e.step),
+      ['go-no-go-forecast'],
+      'nothing after the forecast started',
+    );
+    assert.ok(events.some((e) => e.type === 'finding' && /exceeds the budget of 0\.00 s/.test(e.finding?.message ?? '')));
+    const roles = await pair.sql('source', 'select count(*)::int as n from pg_db_role_setting');
+    assert.equal(roles.rows[0].n, 0, 'nothing was frozen');
+  });
+
   it('prints JSON lines, each with a type and a time, following the newest d-day run', async () => {
     journalRun(stateDir, 'rehearsal');
     const r = await cli([...base(), '--json', '--without', 'kube', 'forecast', ...quick, '--order', 'stop-first']);
